@@ -1,0 +1,293 @@
+package events
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// Payload is the data of one event type. EventType is the stable wire name
+// (never a Go type name); EventVersion is bumped for breaking changes, and
+// Parse upcasts older versions.
+type Payload interface {
+	EventType() string
+	EventVersion() string
+}
+
+// Stable event type names.
+const (
+	TypeExecutionRequested = "dataset.execution.requested"
+	TypeExecutionQueued    = "dataset.execution.queued"
+	TypeExecutionStarted   = "dataset.execution.started"
+	TypeSourceStarted      = "dataset.source.started"
+	TypeSourceCompleted    = "dataset.source.completed"
+	TypeSourceFailed       = "dataset.source.failed"
+	TypeStageStarted       = "dataset.stage.started"
+	TypeStageProgress      = "dataset.stage.progress"
+	TypeStageCompleted     = "dataset.stage.completed"
+	TypeStageFailed        = "dataset.stage.failed"
+	TypeAlert              = "dataset.alert"
+	TypeProgressReported   = "dataset.execution.progress_reported"
+	TypeExecutionCompleted = "dataset.execution.completed"
+	TypeExecutionFailed    = "dataset.execution.failed"
+	TypeExecutionCancelled = "dataset.execution.cancelled"
+)
+
+// Stage names, in pipeline order.
+const (
+	StageAcquisition     = "acquisition"
+	StageValidation      = "validation"
+	StageStandardization = "standardization"
+	StageQuality         = "quality_assessment"
+	StageSafety          = "safety_validation"
+	StageBias            = "bias_detection"
+	StageFusion          = "fusion"
+	StageBalancing       = "balancing"
+	StageOutput          = "output"
+)
+
+// Error categories, from the seed's error handling section.
+const (
+	CategoryValidation  = "validation_error"
+	CategoryIntegration = "integration_error"
+	CategorySafety      = "safety_violation"
+	CategoryProcessing  = "processing_error"
+	CategoryStorage     = "storage_error"
+	CategoryTimeout     = "timeout"
+)
+
+// Request is the processing request as accepted by the API (version 1).
+// Credentials appear only as ${ENV_VAR} references, resolved server-side.
+type Request struct {
+	Sources    []SourceSpec               `json:"sources"`
+	Processing map[string]json.RawMessage `json:"processing,omitempty"`
+	Safety     json.RawMessage            `json:"safety,omitempty"`
+	Fusion     json.RawMessage            `json:"fusion,omitempty"`
+	Output     OutputSpec                 `json:"output"`
+}
+
+// SourceSpec names one source of a request.
+type SourceSpec struct {
+	Name     string            `json:"name,omitempty"`
+	Type     string            `json:"type"`
+	Config   map[string]string `json:"config"`
+	Priority int               `json:"priority"`
+}
+
+// OutputSpec says what the output stage writes and where.
+type OutputSpec struct {
+	Formats     []string `json:"formats,omitempty"`
+	Compression string   `json:"compression,omitempty"`
+	Destination string   `json:"destination,omitempty"`
+}
+
+// Counts are the cumulative record counts of an execution.
+type Counts struct {
+	Received int64 `json:"received"`
+	Valid    int64 `json:"valid"`
+	Rejected int64 `json:"rejected"`
+	// Total is the number of records acquisition produced; zero until
+	// acquisition has finished.
+	Total int64 `json:"total,omitempty"`
+}
+
+// OutputFile describes one file the output stage wrote.
+type OutputFile struct {
+	Name    string `json:"name"`
+	Records int64  `json:"records"`
+	Bytes   int64  `json:"bytes"`
+	SHA256  string `json:"sha256"`
+}
+
+// ExecutionRequested opens an execution's log.
+type ExecutionRequested struct {
+	UserID  string  `json:"user_id"`
+	Request Request `json:"request"`
+}
+
+// ExecutionQueued says the execution waits for a free processing slot.
+type ExecutionQueued struct {
+	Active int `json:"active"`
+	Limit  int `json:"limit"`
+}
+
+// ExecutionStarted says processing began. StagedOffset is where this
+// execution's staged records begin in its staged-topic partition.
+type ExecutionStarted struct {
+	StagedOffset int64 `json:"staged_offset"`
+}
+
+// SourceStarted says acquisition of one source began.
+type SourceStarted struct {
+	Source int    `json:"source"`
+	Name   string `json:"name"`
+	Kind   string `json:"kind"`
+}
+
+// SourceCompleted says one source was read to its end.
+type SourceCompleted struct {
+	Source  int    `json:"source"`
+	Name    string `json:"name"`
+	Records int64  `json:"records"`
+	Bytes   int64  `json:"bytes"`
+}
+
+// SourceFailed says one source could not be read.
+type SourceFailed struct {
+	Source   int    `json:"source"`
+	Name     string `json:"name"`
+	Reason   string `json:"reason"`
+	Category string `json:"category"`
+}
+
+// StageStarted says a stage began.
+type StageStarted struct {
+	Stage string `json:"stage"`
+}
+
+// StageProgress carries cumulative counts; the processor emits one in every
+// transaction that touched the execution, so its state can be rebuilt from
+// the log alone.
+type StageProgress struct {
+	Stage     string  `json:"stage"`
+	Counts    Counts  `json:"counts"`
+	PerSource []int64 `json:"per_source,omitempty"`
+	// RatePerSec is records per second since the execution started.
+	RatePerSec float64 `json:"rate_per_sec"`
+}
+
+// StageCompleted says a stage finished; Counts are its final figures.
+type StageCompleted struct {
+	Stage      string `json:"stage"`
+	Counts     Counts `json:"counts"`
+	DurationMS int64  `json:"duration_ms"`
+}
+
+// StageFailed says a stage failed.
+type StageFailed struct {
+	Stage    string `json:"stage"`
+	Reason   string `json:"reason"`
+	Category string `json:"category"`
+}
+
+// Alert is a warning or critical notice for the user or a reviewer.
+type Alert struct {
+	Severity string `json:"severity"`
+	Code     string `json:"code"`
+	Message  string `json:"message"`
+	Stage    string `json:"stage,omitempty"`
+}
+
+// ProgressReported is a progress note posted by a service role through the
+// internal progress endpoint.
+type ProgressReported struct {
+	Stage   string  `json:"stage"`
+	Percent float64 `json:"percent"`
+	Message string  `json:"message,omitempty"`
+	By      string  `json:"by"`
+}
+
+// ExecutionCompleted closes a successful execution.
+type ExecutionCompleted struct {
+	Counts    Counts       `json:"counts"`
+	PerSource []int64      `json:"per_source"`
+	StagesRun []string     `json:"stages_run"`
+	OutputDir string       `json:"output_dir"`
+	Files     []OutputFile `json:"files"`
+}
+
+// ExecutionFailed closes a failed execution.
+type ExecutionFailed struct {
+	Stage    string `json:"stage,omitempty"`
+	Reason   string `json:"reason"`
+	Category string `json:"category"`
+}
+
+// ExecutionCancelled closes a cancelled execution.
+type ExecutionCancelled struct {
+	By     string `json:"by"`
+	Reason string `json:"reason,omitempty"`
+}
+
+func (ExecutionRequested) EventType() string { return TypeExecutionRequested }
+func (ExecutionQueued) EventType() string    { return TypeExecutionQueued }
+func (ExecutionStarted) EventType() string   { return TypeExecutionStarted }
+func (SourceStarted) EventType() string      { return TypeSourceStarted }
+func (SourceCompleted) EventType() string    { return TypeSourceCompleted }
+func (SourceFailed) EventType() string       { return TypeSourceFailed }
+func (StageStarted) EventType() string       { return TypeStageStarted }
+func (StageProgress) EventType() string      { return TypeStageProgress }
+func (StageCompleted) EventType() string     { return TypeStageCompleted }
+func (StageFailed) EventType() string        { return TypeStageFailed }
+func (Alert) EventType() string              { return TypeAlert }
+func (ProgressReported) EventType() string   { return TypeProgressReported }
+func (ExecutionCompleted) EventType() string { return TypeExecutionCompleted }
+func (ExecutionFailed) EventType() string    { return TypeExecutionFailed }
+func (ExecutionCancelled) EventType() string { return TypeExecutionCancelled }
+
+func (ExecutionRequested) EventVersion() string { return "1" }
+func (ExecutionQueued) EventVersion() string    { return "1" }
+func (ExecutionStarted) EventVersion() string   { return "1" }
+func (SourceStarted) EventVersion() string      { return "1" }
+func (SourceCompleted) EventVersion() string    { return "1" }
+func (SourceFailed) EventVersion() string       { return "1" }
+func (StageStarted) EventVersion() string       { return "1" }
+func (StageProgress) EventVersion() string      { return "1" }
+func (StageCompleted) EventVersion() string     { return "1" }
+func (StageFailed) EventVersion() string        { return "1" }
+func (Alert) EventVersion() string              { return "1" }
+func (ProgressReported) EventVersion() string   { return "1" }
+func (ExecutionCompleted) EventVersion() string { return "1" }
+func (ExecutionFailed) EventVersion() string    { return "1" }
+func (ExecutionCancelled) EventVersion() string { return "1" }
+
+// Terminal reports whether an event type ends an execution.
+func Terminal(typ string) bool {
+	return typ == TypeExecutionCompleted || typ == TypeExecutionFailed || typ == TypeExecutionCancelled
+}
+
+// Parse decodes an envelope's data into its payload type, upcasting older
+// versions. Unknown types and versions are errors, never guesses.
+func Parse(e Envelope) (Payload, error) {
+	var p Payload
+	switch e.Type {
+	case TypeExecutionRequested:
+		p = &ExecutionRequested{}
+	case TypeExecutionQueued:
+		p = &ExecutionQueued{}
+	case TypeExecutionStarted:
+		p = &ExecutionStarted{}
+	case TypeSourceStarted:
+		p = &SourceStarted{}
+	case TypeSourceCompleted:
+		p = &SourceCompleted{}
+	case TypeSourceFailed:
+		p = &SourceFailed{}
+	case TypeStageStarted:
+		p = &StageStarted{}
+	case TypeStageProgress:
+		p = &StageProgress{}
+	case TypeStageCompleted:
+		p = &StageCompleted{}
+	case TypeStageFailed:
+		p = &StageFailed{}
+	case TypeAlert:
+		p = &Alert{}
+	case TypeProgressReported:
+		p = &ProgressReported{}
+	case TypeExecutionCompleted:
+		p = &ExecutionCompleted{}
+	case TypeExecutionFailed:
+		p = &ExecutionFailed{}
+	case TypeExecutionCancelled:
+		p = &ExecutionCancelled{}
+	default:
+		return nil, fmt.Errorf("%w: unknown type %q", ErrMalformed, e.Type)
+	}
+	if e.DataVersion != p.EventVersion() {
+		return nil, fmt.Errorf("%w: %s version %q not supported", ErrMalformed, e.Type, e.DataVersion)
+	}
+	if err := json.Unmarshal(e.Data, p); err != nil {
+		return nil, fmt.Errorf("%w: %s data: %v", ErrMalformed, e.Type, err)
+	}
+	return p, nil
+}

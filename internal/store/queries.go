@@ -1,0 +1,218 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dspipe/dspipe/events"
+)
+
+// Execution is the executions read model.
+type Execution struct {
+	ID              string          `json:"execution_id"`
+	UserID          string          `json:"user_id"`
+	Status          string          `json:"status"`
+	CurrentStage    string          `json:"current_stage"`
+	Request         json.RawMessage `json:"-"`
+	Received        int64           `json:"received"`
+	Valid           int64           `json:"valid"`
+	Rejected        int64           `json:"rejected"`
+	Total           int64           `json:"total"`
+	RatePerSec      float64         `json:"processing_rate"`
+	ReportedPercent *float64        `json:"reported_percent,omitempty"`
+	ErrorReason     string          `json:"error,omitempty"`
+	ErrorCategory   string          `json:"error_category,omitempty"`
+	OutputDir       string          `json:"output_dir,omitempty"`
+	LastSeq         int64           `json:"last_seq"`
+	CreatedAt       time.Time       `json:"created_at"`
+	StartedAt       *time.Time      `json:"started_at,omitempty"`
+	FinishedAt      *time.Time      `json:"finished_at,omitempty"`
+	UpdatedAt       time.Time       `json:"updated_at"`
+}
+
+// StageRun is one stage of an execution.
+type StageRun struct {
+	Stage       string     `json:"stage"`
+	Status      string     `json:"status"`
+	Received    int64      `json:"received"`
+	Valid       int64      `json:"valid"`
+	Rejected    int64      `json:"rejected"`
+	DurationMS  int64      `json:"duration_ms"`
+	ErrorReason string     `json:"error,omitempty"`
+	StartedAt   time.Time  `json:"started_at"`
+	FinishedAt  *time.Time `json:"finished_at,omitempty"`
+}
+
+// SourceRun is one source of an execution.
+type SourceRun struct {
+	Index       int    `json:"index"`
+	Name        string `json:"name"`
+	Kind        string `json:"type"`
+	Status      string `json:"status"`
+	Records     int64  `json:"records"`
+	Output      int64  `json:"valid_records"`
+	Bytes       int64  `json:"bytes"`
+	ErrorReason string `json:"error,omitempty"`
+}
+
+// OutputFile is one file written by the output stage.
+type OutputFile = events.OutputFile
+
+// Alert is one alert raised during an execution.
+type Alert struct {
+	Seq       int64     `json:"seq"`
+	Severity  string    `json:"severity"`
+	Code      string    `json:"code"`
+	Message   string    `json:"message"`
+	Stage     string    `json:"stage,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+const executionCols = `execution_id, user_id, status, current_stage, request, received, valid, rejected, total, rate_per_sec,
+	reported_percent, error_reason, error_category, output_dir, last_seq, created_at, started_at, finished_at, updated_at`
+
+func scanExecution(row pgx.Row) (Execution, error) {
+	var x Execution
+	err := row.Scan(&x.ID, &x.UserID, &x.Status, &x.CurrentStage, &x.Request, &x.Received, &x.Valid, &x.Rejected, &x.Total,
+		&x.RatePerSec, &x.ReportedPercent, &x.ErrorReason, &x.ErrorCategory, &x.OutputDir, &x.LastSeq, &x.CreatedAt,
+		&x.StartedAt, &x.FinishedAt, &x.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return x, ErrNotFound
+	}
+	return x, err
+}
+
+// Execution returns one execution.
+func (s *Store) Execution(ctx context.Context, id string) (Execution, error) {
+	x, err := scanExecution(s.pool.QueryRow(ctx, `SELECT `+executionCols+` FROM executions WHERE execution_id=$1`, id))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return x, fmt.Errorf("store: execution: %w", err)
+	}
+	return x, err
+}
+
+// Active lists executions not yet finished; userID "" means every user's.
+func (s *Store) Active(ctx context.Context, userID string) ([]Execution, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+executionCols+` FROM executions
+		WHERE status IN ('requested','queued','running') AND ($1 = '' OR user_id = $1) ORDER BY created_at LIMIT 1000`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("store: active: %w", err)
+	}
+	defer rows.Close()
+	out := []Execution{}
+	for rows.Next() {
+		x, err := scanExecution(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: active: %w", err)
+		}
+		out = append(out, x)
+	}
+	return out, rows.Err()
+}
+
+// Stages lists an execution's stage runs in the order they started.
+func (s *Store) Stages(ctx context.Context, id string) ([]StageRun, error) {
+	rows, err := s.pool.Query(ctx, `SELECT stage, status, received, valid, rejected, duration_ms, error_reason, started_at, finished_at
+		FROM stage_runs WHERE execution_id=$1 ORDER BY ordinal`, id)
+	if err != nil {
+		return nil, fmt.Errorf("store: stages: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (StageRun, error) {
+		var st StageRun
+		err := r.Scan(&st.Stage, &st.Status, &st.Received, &st.Valid, &st.Rejected, &st.DurationMS, &st.ErrorReason, &st.StartedAt, &st.FinishedAt)
+		return st, err
+	})
+}
+
+// Sources lists an execution's sources.
+func (s *Store) Sources(ctx context.Context, id string) ([]SourceRun, error) {
+	rows, err := s.pool.Query(ctx, `SELECT source_index, name, kind, status, records, output, bytes, error_reason
+		FROM source_runs WHERE execution_id=$1 ORDER BY source_index`, id)
+	if err != nil {
+		return nil, fmt.Errorf("store: sources: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (SourceRun, error) {
+		var sr SourceRun
+		err := r.Scan(&sr.Index, &sr.Name, &sr.Kind, &sr.Status, &sr.Records, &sr.Output, &sr.Bytes, &sr.ErrorReason)
+		return sr, err
+	})
+}
+
+// OutputFiles lists the files an execution wrote.
+func (s *Store) OutputFiles(ctx context.Context, id string) ([]OutputFile, error) {
+	rows, err := s.pool.Query(ctx, `SELECT name, records, bytes, sha256 FROM output_files WHERE execution_id=$1 ORDER BY name`, id)
+	if err != nil {
+		return nil, fmt.Errorf("store: output files: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (OutputFile, error) {
+		var f OutputFile
+		err := r.Scan(&f.Name, &f.Records, &f.Bytes, &f.SHA256)
+		return f, err
+	})
+}
+
+// Alerts lists an execution's alerts.
+func (s *Store) Alerts(ctx context.Context, id string) ([]Alert, error) {
+	rows, err := s.pool.Query(ctx, `SELECT seq, severity, code, message, stage, created_at FROM alerts WHERE execution_id=$1 ORDER BY seq`, id)
+	if err != nil {
+		return nil, fmt.Errorf("store: alerts: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Alert, error) {
+		var a Alert
+		err := r.Scan(&a.Seq, &a.Severity, &a.Code, &a.Message, &a.Stage, &a.CreatedAt)
+		return a, err
+	})
+}
+
+// EventsSince returns up to limit audited events of an execution with seq
+// greater than since, in order, byte for byte as published.
+func (s *Store) EventsSince(ctx context.Context, id string, since uint64, limit int) ([][]byte, error) {
+	rows, err := s.pool.Query(ctx, `SELECT envelope FROM audit_events WHERE execution_id=$1 AND seq > $2 ORDER BY seq LIMIT $3`,
+		id, int64(since), limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: events since: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[[]byte])
+}
+
+// Snapshot renders every read model as canonical text, ordered, so two
+// projections of the same log can be compared for equality.
+func (s *Store) Snapshot(ctx context.Context) (string, error) {
+	queries := []string{
+		`SELECT execution_id, user_id, status, current_stage, request::text, received, valid, rejected, total, rate_per_sec,
+			reported_percent, error_reason, error_category, output_dir, last_seq, last_hash, created_at, started_at, finished_at, updated_at
+			FROM executions ORDER BY execution_id`,
+		`SELECT * FROM stage_runs ORDER BY execution_id, stage`,
+		`SELECT * FROM source_runs ORDER BY execution_id, source_index`,
+		`SELECT * FROM output_files ORDER BY execution_id, name`,
+		`SELECT * FROM alerts ORDER BY execution_id, seq`,
+		`SELECT execution_id, seq, event_id, type, time, prevhash, hash, envelope FROM audit_events ORDER BY execution_id, seq`,
+	}
+	var b strings.Builder
+	for _, q := range queries {
+		rows, err := s.pool.Query(ctx, q)
+		if err != nil {
+			return "", fmt.Errorf("store: snapshot: %w", err)
+		}
+		for rows.Next() {
+			vals, err := rows.Values()
+			if err != nil {
+				rows.Close()
+				return "", err
+			}
+			fmt.Fprintln(&b, vals...)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return "", err
+		}
+		b.WriteString("--\n")
+	}
+	return b.String(), nil
+}

@@ -1,0 +1,114 @@
+// Package store holds every SQL statement of the service: opening and
+// migrating the database, the projector's idempotent read-model writes with
+// offsets in the same transaction, and the API's queries.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+
+	"github.com/golang-migrate/migrate/v4"
+	_ "github.com/golang-migrate/migrate/v4/database/pgx/v5" // pgx5:// driver
+	"github.com/golang-migrate/migrate/v4/source/iofs"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dspipe/dspipe/migrations"
+)
+
+// ErrNotFound is returned when an execution does not exist (yet).
+var ErrNotFound = errors.New("store: not found")
+
+// ErrFenced is returned when a projector writes offsets for a partition that
+// a newer group generation already owns.
+var ErrFenced = errors.New("store: fenced by a newer projector generation")
+
+// Store is the Postgres handle.
+type Store struct {
+	pool   *pgxpool.Pool
+	schema string
+}
+
+var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// Open connects, creates the schema if needed, applies the migrations, and
+// returns a store whose connections use that schema.
+func Open(ctx context.Context, databaseURL, schema string) (*Store, error) {
+	if schema == "" {
+		schema = "public"
+	}
+	if !schemaName.MatchString(schema) {
+		return nil, fmt.Errorf("store: invalid schema name %q", schema)
+	}
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("store: parse DATABASE_URL: %w", err)
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	if cfg.MaxConns < 8 {
+		cfg.MaxConns = 8
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: connect: %w", err)
+	}
+	if _, err := pool.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+schema); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("store: create schema %s: %w", schema, err)
+	}
+	if err := migrateUp(databaseURL, schema); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &Store{pool: pool, schema: schema}, nil
+}
+
+func migrateUp(databaseURL, schema string) error {
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		return fmt.Errorf("store: parse DATABASE_URL: %w", err)
+	}
+	u.Scheme = "pgx5"
+	q := u.Query()
+	q.Set("search_path", schema)
+	q.Set("x-migrations-table", "schema_migrations")
+	u.RawQuery = q.Encode()
+	src, err := iofs.New(migrations.FS, ".")
+	if err != nil {
+		return fmt.Errorf("store: migrations: %w", err)
+	}
+	m, err := migrate.NewWithSourceInstance("iofs", src, u.String())
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	defer m.Close()
+	if err := m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
+		return fmt.Errorf("store: migrate up: %w", err)
+	}
+	return nil
+}
+
+// Schema is the Postgres schema this store reads and writes.
+func (s *Store) Schema() string { return s.schema }
+
+// Ping checks the database is reachable.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// Close releases the connections.
+func (s *Store) Close() { s.pool.Close() }
+
+// DropSchema removes a schema and everything in it (tests and rebuilds).
+func DropSchema(ctx context.Context, databaseURL, schema string) error {
+	if !schemaName.MatchString(schema) || schema == "public" {
+		return fmt.Errorf("store: refusing to drop schema %q", schema)
+	}
+	pool, err := pgxpool.New(ctx, databaseURL)
+	if err != nil {
+		return fmt.Errorf("store: connect: %w", err)
+	}
+	defer pool.Close()
+	_, err = pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+	return err
+}
