@@ -23,22 +23,17 @@ type Batch struct {
 	Raw [][]byte
 }
 
-// Offsets returns the next offset to consume for each partition of topic.
-func (s *Store) Offsets(ctx context.Context, topic string) (map[int32]int64, error) {
-	rows, err := s.pool.Query(ctx, `SELECT partition, next_offset FROM projector_offsets WHERE topic = $1`, topic)
+// Claim takes ownership of a partition for a projector: it bumps the
+// partition's generation, fencing any earlier owner still writing, and
+// returns the new generation and the next offset to consume.
+func (s *Store) Claim(ctx context.Context, topic string, partition int32) (gen int32, next int64, err error) {
+	err = s.pool.QueryRow(ctx, `INSERT INTO projector_offsets (topic, partition, next_offset, generation) VALUES ($1,$2,0,1)
+		ON CONFLICT (topic, partition) DO UPDATE SET generation = projector_offsets.generation + 1
+		RETURNING generation, next_offset`, topic, partition).Scan(&gen, &next)
 	if err != nil {
-		return nil, fmt.Errorf("store: offsets: %w", err)
+		return 0, 0, fmt.Errorf("store: claim %s[%d]: %w", topic, partition, err)
 	}
-	out := map[int32]int64{}
-	for rows.Next() {
-		var p int32
-		var o int64
-		if err := rows.Scan(&p, &o); err != nil {
-			return nil, err
-		}
-		out[p] = o
-	}
-	return out, rows.Err()
+	return gen, next, nil
 }
 
 // Apply projects a batch and stores its offset in one transaction. Events at
@@ -51,19 +46,19 @@ func (s *Store) Apply(ctx context.Context, b Batch) error {
 			b.Topic, b.Partition).Scan(&gen)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("%w: partition %d was never claimed", ErrFenced, b.Partition)
 		case err != nil:
 			return fmt.Errorf("store: lock offset: %w", err)
-		case gen > b.Generation:
-			return fmt.Errorf("%w: partition %d generation %d > %d", ErrFenced, b.Partition, gen, b.Generation)
+		case gen != b.Generation:
+			return fmt.Errorf("%w: partition %d claimed by generation %d, this writer holds %d", ErrFenced, b.Partition, gen, b.Generation)
 		}
 		for i := range b.Events {
 			if err := applyEvent(ctx, tx, &b.Events[i], b.Raw[i]); err != nil {
 				return fmt.Errorf("store: apply %s seq %d: %w", b.Events[i].Type, b.Events[i].Seq, err)
 			}
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO projector_offsets (topic, partition, next_offset, generation) VALUES ($1,$2,$3,$4)
-			ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, generation = EXCLUDED.generation`,
-			b.Topic, b.Partition, b.NextOffset, b.Generation)
+		_, err = tx.Exec(ctx, `UPDATE projector_offsets SET next_offset = $3 WHERE topic = $1 AND partition = $2`,
+			b.Topic, b.Partition, b.NextOffset)
 		if err != nil {
 			return fmt.Errorf("store: save offset: %w", err)
 		}

@@ -1,0 +1,39 @@
+# The two set-up commands: `make demo` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+export DATABASE_URL ?= postgres://postgres@127.0.0.1:55432/postgres?sslmode=disable
+
+.PHONY: build demo test test-short fuzz bench pg-start pg-stop clean
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+pg-start:
+	@scripts/pg.sh start >/dev/null
+
+pg-stop:
+	@scripts/pg.sh stop
+
+# Runs the whole pipeline embedded on a generated dataset.
+demo: build pg-start
+	./bin/dsctl demo -dir .demo -records 20000
+
+# The whole suite: unit, integration (real Postgres, kfake), multi-process end to end.
+test: build pg-start
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 15m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+# Short fuzzing of every parser (go test -fuzz runs one target at a time).
+fuzz:
+	$(GO) test ./events -run XXX -fuzz FuzzDecode -fuzztime 20s
+	$(GO) test ./internal/source -run XXX -fuzz FuzzFramers -fuzztime 20s
+	$(GO) test ./internal/stage -run XXX -fuzz FuzzValidateStandardize -fuzztime 20s
+
+bench: build pg-start
+	$(GO) run ./internal/bench/cmd -out docs/BENCHMARKS.md
+
+clean:
+	rm -rf bin .demo out

@@ -1,0 +1,308 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/app"
+	"github.com/dspipe/dspipe/internal/client"
+	"github.com/dspipe/dspipe/internal/config"
+	"github.com/dspipe/dspipe/internal/gen"
+	"github.com/dspipe/dspipe/internal/kafka"
+	"github.com/dspipe/dspipe/internal/projector"
+	"github.com/dspipe/dspipe/internal/store"
+)
+
+func loadConfig(getenv func(string) string) (config.Config, error) {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return cfg, fmt.Errorf("configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+func cmdUp(ctx context.Context, _ []string, getenv func(string) string) error {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	log := app.Logger(cfg)
+	if !cfg.Embedded {
+		return app.Run(ctx, cfg, log, app.All...)
+	}
+	return app.RunEmbedded(ctx, cfg, log, app.All...)
+}
+
+func cmdBroker(ctx context.Context, args []string, getenv func(string) string) error {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
+	port := fs.Int("port", cfg.BrokerPort, "port to listen on")
+	dir := fs.String("data-dir", cfg.BrokerDataDir, "data directory (persists across graceful restarts)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	b, err := kafka.StartEmbedded(*dir, *port)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	fmt.Printf("broker listening on %s (data dir %s)\n", strings.Join(b.Addrs(), ","), *dir)
+	<-ctx.Done()
+	return nil
+}
+
+func cmdGen(args []string) error {
+	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
+	o := gen.Options{}
+	fs.StringVar(&o.Dir, "out", "data", "output directory")
+	fs.IntVar(&o.Records, "records", 1000, "number of conversations")
+	fs.IntVar(&o.Sources, "sources", 1, "number of source files")
+	fs.StringVar(&o.Format, "format", "chatml", "chatml, sharegpt, esconv, alpaca, qa (CSV), or mixed")
+	fs.StringVar(&o.Compression, "compression", "none", "none, gzip or zstd")
+	seed := fs.Uint64("seed", 1, "random seed (same seed, same data)")
+	fs.Float64Var(&o.DupRate, "dup-rate", 0.05, "share of exact duplicates across sources")
+	fs.Float64Var(&o.NearDupRate, "near-dup-rate", 0.05, "share of near duplicates across sources")
+	fs.StringVar(&o.Skew, "skew", "", "make every demographic mention this group (e.g. woman)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	o.Seed = *seed
+	sum, err := gen.Write(o)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(sum)
+}
+
+// apiClient builds a client from DSPIPE_API_URL and DSPIPE_TOKEN.
+func apiClient(getenv func(string) string) *client.Client {
+	base := getenv("DSPIPE_API_URL")
+	if base == "" {
+		base = "http://127.0.0.1:8080"
+	}
+	tok := getenv("DSPIPE_TOKEN")
+	if tok == "" {
+		tok = strings.SplitN(config.DevToken, ":", 2)[0]
+	}
+	return client.New(base, tok)
+}
+
+type sourceFlags []string
+
+func (s *sourceFlags) String() string     { return strings.Join(*s, ",") }
+func (s *sourceFlags) Set(v string) error { *s = append(*s, v); return nil }
+
+func cmdProcess(ctx context.Context, args []string, getenv func(string) string) error {
+	fs := flag.NewFlagSet("process", flag.ContinueOnError)
+	var sources sourceFlags
+	fs.Var(&sources, "source", "local source as [name=]path; repeat for several (priority follows order)")
+	reqFile := fs.String("request", "", "a JSON processing request file instead of --source flags")
+	compression := fs.String("compression", "none", "output compression: none, gzip or zstd")
+	dest := fs.String("destination", "", "output directory name under the output root")
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var req events.Request
+	if *reqFile != "" {
+		b, err := os.ReadFile(*reqFile)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, &req); err != nil {
+			return fmt.Errorf("%s: %w", *reqFile, err)
+		}
+	} else {
+		if len(sources) == 0 {
+			return errors.New("give at least one --source or a --request file")
+		}
+		for i, s := range sources {
+			name, path := "", s
+			if k, v, ok := strings.Cut(s, "="); ok {
+				name, path = k, v
+			}
+			req.Sources = append(req.Sources, events.SourceSpec{Name: name, Type: "local", Config: map[string]string{"path": path}, Priority: i + 1})
+		}
+		req.Output = events.OutputSpec{Formats: []string{"jsonl"}, Compression: *compression, Destination: *dest}
+	}
+	c := apiClient(getenv)
+	_, err := watchJob(ctx, c, req, !*quiet)
+	return err
+}
+
+// watchJob submits, renders progress, prints the statistics and returns
+// them; a failed or cancelled execution is an error.
+func watchJob(ctx context.Context, c *client.Client, req events.Request, bar bool) (map[string]any, error) {
+	id, err := c.Submit(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "submitted %s\n", id)
+	final := ""
+	var failure string
+	err = c.Watch(ctx, id, 0, func(m client.Message) error {
+		if bar {
+			renderProgress(m)
+		}
+		if m.Terminal() {
+			final, _ = m.Data["status"].(string)
+			failure, _ = m.Data["error"].(string)
+		}
+		return nil
+	})
+	if bar {
+		fmt.Fprintln(os.Stderr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// The projector may trail the live feed by a moment.
+	var stats map[string]any
+	for i := 0; i < 100; i++ {
+		stats, err = c.Statistics(ctx, id)
+		if err == nil && stats["status"] == final {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out, _ := json.MarshalIndent(stats, "", "  ")
+	fmt.Println(string(out))
+	if final != "completed" {
+		return stats, fmt.Errorf("execution %s %s: %s", id, final, failure)
+	}
+	fmt.Fprintf(os.Stderr, "output: %v\n", stats["output_dir"])
+	return stats, nil
+}
+
+func renderProgress(m client.Message) {
+	pct, _ := m.Data["overall_progress"].(float64)
+	stage, _ := m.Data["current_stage"].(string)
+	if st, ok := m.Data["status"].(string); ok {
+		stage = st
+	}
+	var done, total, rate float64
+	if mt, ok := m.Data["metrics"].(map[string]any); ok {
+		done, _ = mt["records_processed"].(float64)
+		total, _ = mt["total_records"].(float64)
+		rate, _ = mt["processing_rate"].(float64)
+	}
+	const width = 30
+	n := int(pct / 100 * width)
+	if n > width {
+		n = width
+	}
+	eta := "-"
+	if rate > 0 && total > done {
+		eta = (time.Duration((total-done)/rate) * time.Second).String()
+	}
+	fmt.Fprintf(os.Stderr, "\r[%s%s] %5.1f%% %-18s %9.0f/%-9.0f rec %8.0f rec/s ETA %-8s",
+		strings.Repeat("#", n), strings.Repeat("-", width-n), pct, stage, done, total, rate, eta)
+}
+
+func cmdShow(ctx context.Context, what string, args []string, getenv func(string) string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("usage: dsctl %s <execution_id>", what)
+	}
+	c := apiClient(getenv)
+	var out map[string]any
+	var err error
+	if what == "status" {
+		out, err = c.Status(ctx, args[0])
+	} else {
+		out, err = c.Statistics(ctx, args[0])
+	}
+	if err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(out, "", "  ")
+	fmt.Println(string(b))
+	return nil
+}
+
+func cmdAudit(ctx context.Context, args []string, getenv func(string) string) error {
+	if len(args) != 2 || args[0] != "verify" {
+		return errors.New("usage: dsctl audit verify <execution_id>")
+	}
+	var out struct {
+		Events   []json.RawMessage `json:"events"`
+		Verified bool              `json:"verified"`
+		Problem  string            `json:"problem"`
+	}
+	if err := apiClient(getenv).Do(ctx, "GET", "/"+args[1]+"/events", nil, &out); err != nil {
+		return err
+	}
+	// Verify here too: the auditor trusts the hashes, not the server's word.
+	envs := make([]events.Envelope, 0, len(out.Events))
+	for _, raw := range out.Events {
+		e, err := events.Decode(raw)
+		if err != nil {
+			return err
+		}
+		envs = append(envs, e)
+	}
+	if err := events.Verify(envs); err != nil {
+		return fmt.Errorf("audit trail of %s does NOT verify: %w", args[1], err)
+	}
+	last := ""
+	if len(envs) > 0 {
+		last = envs[len(envs)-1].Hash
+	}
+	fmt.Printf("audit trail of %s verifies: %d events, head hash %s\n", args[1], len(envs), last)
+	return nil
+}
+
+func cmdProjector(ctx context.Context, args []string, getenv func(string) string) error {
+	fs := flag.NewFlagSet("projector rebuild", flag.ContinueOnError)
+	schema := fs.String("schema", "rebuild", "schema to rebuild into (dropped first)")
+	if len(args) == 0 || args[0] != "rebuild" {
+		return errors.New("usage: dsctl projector rebuild [-schema name]")
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	if err := store.DropSchema(ctx, cfg.DatabaseURL, *schema); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL, *schema)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	n, err := projector.Rebuild(ctx, cfg.Kafka, st, app.Logger(cfg))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("rebuilt schema %s from %d events; point DSPIPE_DB_SCHEMA=%s at it to switch\n", *schema, n, *schema)
+	return nil
+}
+
+func cmdMigrate(ctx context.Context, getenv func(string) string) error {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL, cfg.DBSchema)
+	if err != nil {
+		return err
+	}
+	st.Close()
+	fmt.Println("migrations applied to schema", cfg.DBSchema)
+	return nil
+}

@@ -1,0 +1,71 @@
+// Command dsctl is the command-line client and developer tool: run every
+// service in one process (up), the embedded broker alone (broker), generate
+// sample data (gen), submit and watch a job (process), read status and
+// statistics, verify an audit trail, rebuild the projections, and run the
+// whole demo.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "dsctl:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: dsctl <command> [flags]
+
+commands:
+  up                      run api, ingest, processor and projector in one process on an embedded broker
+  broker                  run the embedded Kafka broker (kfake) alone, on DSPIPE_BROKER_PORT
+  gen                     generate a synthetic dataset with a ground-truth sidecar
+  process                 submit a request, show live progress, print statistics
+  status <execution_id>   print an execution's status
+  stats <execution_id>    print an execution's statistics
+  audit verify <id>       fetch an execution's audit trail and verify its hash chain
+  projector rebuild       replay the event log from offset zero into a fresh schema
+  migrate                 apply the database migrations
+  demo                    generate data, run everything embedded, process it, print statistics
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return fmt.Errorf("no command given")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "up":
+		return cmdUp(ctx, rest, getenv)
+	case "broker":
+		return cmdBroker(ctx, rest, getenv)
+	case "gen":
+		return cmdGen(rest)
+	case "process":
+		return cmdProcess(ctx, rest, getenv)
+	case "status", "stats":
+		return cmdShow(ctx, cmd, rest, getenv)
+	case "audit":
+		return cmdAudit(ctx, rest, getenv)
+	case "projector":
+		return cmdProjector(ctx, rest, getenv)
+	case "migrate":
+		return cmdMigrate(ctx, getenv)
+	case "demo":
+		return cmdDemo(ctx, rest, getenv)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return nil
+	}
+	fmt.Fprint(os.Stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}

@@ -1,0 +1,31 @@
+// Command ingest runs the ingest service of the dataset pipeline; see the README
+// for its configuration.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/dspipe/dspipe/internal/app"
+	"github.com/dspipe/dspipe/internal/config"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "ingest:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, getenv func(string) string) error {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	return app.Run(ctx, cfg, app.Logger(cfg), app.ServiceIngest)
+}

@@ -1,0 +1,365 @@
+// Package api serves the REST API under /api/v1/datasets and the WebSocket
+// feed. It never writes read models: it appends commands to Kafka and reads
+// Postgres; the WebSocket feed tails the event topic.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/kafka"
+	"github.com/dspipe/dspipe/internal/store"
+	"github.com/dspipe/dspipe/internal/wire"
+)
+
+// Server is the HTTP API.
+type Server struct {
+	store  *store.Store
+	prod   *kgo.Client
+	topics kafka.Topics
+	tokens []token
+	hub    *Hub
+	log    *slog.Logger
+
+	closing   chan struct{}
+	closeOnce sync.Once
+}
+
+// Close tells open WebSockets to close with StatusGoingAway; call it before
+// http.Server.Shutdown, which does not wait for hijacked connections.
+func (s *Server) Close() { s.closeOnce.Do(func() { close(s.closing) }) }
+
+// NewServer builds the API. prod must be a producing client; hub feeds the
+// WebSocket endpoint.
+func NewServer(st *store.Store, prod *kgo.Client, topics kafka.Topics, tokens []token, hub *Hub, log *slog.Logger) *Server {
+	return &Server{store: st, prod: prod, topics: topics, tokens: tokens, hub: hub, log: log, closing: make(chan struct{})}
+}
+
+// Handler returns the router.
+func (s *Server) Handler() http.Handler {
+	r := chi.NewRouter()
+	r.Use(middleware.Recoverer)
+	r.Route("/api/v1/datasets", func(r chi.Router) {
+		r.Get("/health", s.health)
+		r.Group(func(r chi.Router) {
+			r.Use(s.authenticate)
+			r.With(requireRole(RoleSubmitter, RoleAdmin)).Post("/process", s.process)
+			r.Get("/status/{id}", s.status)
+			r.Get("/statistics/{id}", s.statistics)
+			r.Get("/active", s.active)
+			r.Get("/{id}/events", s.auditEvents)
+			r.With(requireRole(RoleSubmitter, RoleAdmin)).Post("/{id}/cancel", s.cancel)
+			r.With(requireRole(RoleService, RoleAdmin)).Post("/{id}/progress", s.progress)
+			r.Get("/ws/{id}", s.websocket)
+		})
+	})
+	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint; the API lives under /api/v1/datasets")
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, "method not allowed on this endpoint")
+	})
+	return r
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]any{"error": msg, "status": code})
+}
+
+// NewExecutionID returns a fresh execution id.
+func NewExecutionID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "ds_" + strconv.FormatInt(time.Now().Unix(), 10) + "_" + hex.EncodeToString(b[:])
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	out := map[string]any{"status": "healthy", "postgres": "ok", "kafka": "ok"}
+	code := http.StatusOK
+	if err := s.store.Ping(ctx); err != nil {
+		out["postgres"], out["status"], code = "unreachable", "unhealthy", http.StatusServiceUnavailable
+	}
+	if err := s.prod.Ping(ctx); err != nil {
+		out["kafka"], out["status"], code = "unreachable", "unhealthy", http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, out)
+}
+
+func (s *Server) send(ctx context.Context, c wire.Command) error {
+	rec, err := c.Record(s.topics.Commands)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return s.prod.ProduceSync(ctx, rec).FirstErr()
+}
+
+func (s *Server) process(w http.ResponseWriter, r *http.Request) {
+	req, err := decodeRequest(r.Body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	p := principalFrom(r.Context())
+	id := NewExecutionID()
+	if err := s.send(r.Context(), wire.Command{Kind: wire.CmdProcess, ExecutionID: id, UserID: p.UserID, Request: &req}); err != nil {
+		s.log.Error("api: submit", "execution_id", id, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "the event log is unavailable; retry shortly")
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{
+		"execution_id":  id,
+		"status":        "requested",
+		"status_url":    "/api/v1/datasets/status/" + id,
+		"websocket_url": "/api/v1/datasets/ws/" + id,
+	})
+}
+
+// load fetches an execution the caller may see; it writes the error itself.
+func (s *Server) load(w http.ResponseWriter, r *http.Request) (store.Execution, bool) {
+	id := chi.URLParam(r, "id")
+	x, err := s.store.Execution(r.Context(), id)
+	p := principalFrom(r.Context())
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !p.seesAll() && x.UserID != p.UserID) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("execution %q not found (a new execution appears within a second of being submitted)", id))
+		return x, false
+	}
+	if err != nil {
+		s.log.Error("api: load execution", "execution_id", id, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "the database is unavailable; retry shortly")
+		return x, false
+	}
+	return x, true
+}
+
+// StatusResponse is GET /status's body (the seed's DatasetStatusResponse).
+type StatusResponse struct {
+	ExecutionID         string           `json:"execution_id"`
+	UserID              string           `json:"user_id"`
+	Status              string           `json:"status"`
+	CurrentStage        string           `json:"current_stage"`
+	OverallProgress     float64          `json:"overall_progress"`
+	StagesCompleted     []string         `json:"stages_completed"`
+	Stages              []store.StageRun `json:"stages"`
+	RecordsProcessed    int64            `json:"records_processed"`
+	TotalRecords        int64            `json:"total_records"`
+	ValidRecords        int64            `json:"valid_records"`
+	RejectedRecords     int64            `json:"rejected_records"`
+	ProcessingRate      float64          `json:"processing_rate"`
+	EstimatedCompletion *time.Time       `json:"estimated_completion,omitempty"`
+	Error               string           `json:"error,omitempty"`
+	ErrorCategory       string           `json:"error_category,omitempty"`
+	OutputDir           string           `json:"output_dir,omitempty"`
+	LastSeq             int64            `json:"last_seq"`
+	CreatedAt           time.Time        `json:"created_at"`
+	StartedAt           *time.Time       `json:"started_at,omitempty"`
+	FinishedAt          *time.Time       `json:"finished_at,omitempty"`
+}
+
+// overallProgress is 100 once completed; while records flow it is the share
+// of acquired records processed, leaving the last 5% to the output stage.
+func overallProgress(x store.Execution) float64 {
+	switch {
+	case x.Status == "completed":
+		return 100
+	case x.Total > 0:
+		return 95 * float64(x.Received) / float64(x.Total)
+	case x.ReportedPercent != nil:
+		return *x.ReportedPercent
+	}
+	return 0
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	x, ok := s.load(w, r)
+	if !ok {
+		return
+	}
+	stages, err := s.store.Stages(r.Context(), x.ID)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "the database is unavailable; retry shortly")
+		return
+	}
+	resp := StatusResponse{ExecutionID: x.ID, UserID: x.UserID, Status: x.Status, CurrentStage: x.CurrentStage,
+		OverallProgress: overallProgress(x), StagesCompleted: []string{}, Stages: stages, RecordsProcessed: x.Received,
+		TotalRecords: x.Total, ValidRecords: x.Valid, RejectedRecords: x.Rejected, ProcessingRate: x.RatePerSec,
+		Error: x.ErrorReason, ErrorCategory: x.ErrorCategory, OutputDir: x.OutputDir, LastSeq: x.LastSeq,
+		CreatedAt: x.CreatedAt, StartedAt: x.StartedAt, FinishedAt: x.FinishedAt}
+	for _, st := range stages {
+		if st.Status == "completed" {
+			resp.StagesCompleted = append(resp.StagesCompleted, st.Stage)
+		}
+	}
+	if x.Status == "running" && x.RatePerSec > 0 && x.Total > x.Received {
+		eta := x.UpdatedAt.Add(time.Duration(float64(x.Total-x.Received) / x.RatePerSec * float64(time.Second)))
+		resp.EstimatedCompletion = &eta
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) statistics(w http.ResponseWriter, r *http.Request) {
+	x, ok := s.load(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	stages, err1 := s.store.Stages(ctx, x.ID)
+	sources, err2 := s.store.Sources(ctx, x.ID)
+	files, err3 := s.store.OutputFiles(ctx, x.ID)
+	alerts, err4 := s.store.Alerts(ctx, x.ID)
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
+		s.log.Error("api: statistics", "execution_id", x.ID, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "the database is unavailable; retry shortly")
+		return
+	}
+	var durationMS int64
+	if x.StartedAt != nil && x.FinishedAt != nil {
+		durationMS = x.FinishedAt.Sub(*x.StartedAt).Milliseconds()
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"execution_id": x.ID,
+		"status":       x.Status,
+		"records": map[string]int64{
+			"total": x.Total, "processed": x.Received, "valid": x.Valid, "rejected": x.Rejected,
+		},
+		"processing_rate": x.RatePerSec,
+		"duration_ms":     durationMS,
+		"stages":          stages,
+		"sources":         sources,
+		"output_files":    files,
+		"output_dir":      x.OutputDir,
+		"alerts":          alerts,
+		// Stages not built in this release report no figures rather than invented ones.
+		"quality_score": nil,
+		"bias_score":    nil,
+	})
+}
+
+func (s *Server) active(w http.ResponseWriter, r *http.Request) {
+	p := principalFrom(r.Context())
+	user := p.UserID
+	if p.seesAll() {
+		user = ""
+	}
+	xs, err := s.store.Active(r.Context(), user)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "the database is unavailable; retry shortly")
+		return
+	}
+	out := make([]map[string]any, 0, len(xs))
+	for _, x := range xs {
+		out = append(out, map[string]any{"execution_id": x.ID, "user_id": x.UserID, "status": x.Status,
+			"current_stage": x.CurrentStage, "overall_progress": overallProgress(x), "created_at": x.CreatedAt})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"executions": out, "count": len(out)})
+}
+
+func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
+	x, ok := s.load(w, r)
+	if !ok {
+		return
+	}
+	if x.Status == "completed" || x.Status == "failed" || x.Status == "cancelled" {
+		writeError(w, http.StatusConflict, fmt.Sprintf("execution is already %s", x.Status))
+		return
+	}
+	var body struct {
+		Reason string `json:"reason"`
+	}
+	_ = json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&body)
+	p := principalFrom(r.Context())
+	if err := s.send(r.Context(), wire.Command{Kind: wire.CmdCancel, ExecutionID: x.ID, UserID: p.UserID, Reason: truncate(body.Reason, 200)}); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "the event log is unavailable; retry shortly")
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"execution_id": x.ID, "status": "cancelling"})
+}
+
+func (s *Server) progress(w http.ResponseWriter, r *http.Request) {
+	x, ok := s.load(w, r)
+	if !ok {
+		return
+	}
+	var body struct {
+		Stage   string  `json:"stage"`
+		Percent float64 `json:"percent"`
+		Message string  `json:"message"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		writeError(w, http.StatusBadRequest, "body must be {\"stage\": string, \"percent\": 0..100, \"message\": string}")
+		return
+	}
+	if body.Percent < 0 || body.Percent > 100 {
+		writeError(w, http.StatusBadRequest, "percent must be between 0 and 100")
+		return
+	}
+	p := principalFrom(r.Context())
+	if err := s.send(r.Context(), wire.Command{Kind: wire.CmdProgress, ExecutionID: x.ID, UserID: p.UserID,
+		Stage: truncate(body.Stage, 64), Percent: body.Percent, Message: truncate(body.Message, 200)}); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "the event log is unavailable; retry shortly")
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"execution_id": x.ID, "accepted": true})
+}
+
+// auditEvents returns an execution's audit trail and whether its hash chain
+// verifies.
+func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request) {
+	x, ok := s.load(w, r)
+	if !ok {
+		return
+	}
+	raws, err := s.store.EventsSince(r.Context(), x.ID, 0, 1_000_000)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "the database is unavailable; retry shortly")
+		return
+	}
+	envs := make([]events.Envelope, 0, len(raws))
+	list := make([]json.RawMessage, 0, len(raws))
+	for _, b := range raws {
+		e, err := events.Decode(b)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "the audit trail holds an undecodable event")
+			return
+		}
+		envs = append(envs, e)
+		list = append(list, b)
+	}
+	verified, problem := true, ""
+	if err := events.Verify(envs); err != nil {
+		verified, problem = false, err.Error()
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"execution_id": x.ID, "events": list, "verified": verified, "problem": problem})
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

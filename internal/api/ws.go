@@ -1,0 +1,239 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+
+	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/store"
+)
+
+// Message is one WebSocket message, in the seed's schema plus the event's
+// seq (for resuming with ?since=) and its type.
+type Message struct {
+	EventType   string         `json:"event_type"`
+	ExecutionID string         `json:"execution_id"`
+	UserID      string         `json:"user_id"`
+	Seq         uint64         `json:"seq"`
+	Event       string         `json:"event"`
+	Data        map[string]any `json:"data"`
+	Timestamp   time.Time      `json:"timestamp"`
+}
+
+// feed turns events into messages, carrying the running figures the seed's
+// progress message needs.
+type feed struct {
+	x      store.Execution
+	counts events.Counts
+	rate   float64
+	stage  string
+}
+
+func (f *feed) message(e events.Envelope) (Message, error) {
+	p, err := events.Parse(e)
+	if err != nil {
+		return Message{}, err
+	}
+	m := Message{EventType: "dataset_progress", ExecutionID: e.Subject, UserID: f.x.UserID, Seq: e.Seq, Event: e.Type, Timestamp: e.Time}
+	switch d := p.(type) {
+	case *events.ExecutionRequested:
+		m.EventType, m.Data = "dataset_status", map[string]any{"status": "requested"}
+	case *events.ExecutionQueued:
+		m.EventType, m.Data = "dataset_status", map[string]any{"status": "queued", "active": d.Active, "limit": d.Limit}
+	case *events.ExecutionStarted:
+		m.EventType, m.Data = "dataset_status", map[string]any{"status": "running"}
+	case *events.ExecutionCompleted:
+		f.counts = d.Counts
+		m.EventType, m.Data = "dataset_status", map[string]any{"status": "completed", "overall_progress": 100.0,
+			"stages_completed": d.StagesRun, "output_dir": d.OutputDir, "files": d.Files,
+			"metrics": map[string]any{"records_processed": d.Counts.Received, "total_records": d.Counts.Total,
+				"valid_records": d.Counts.Valid, "rejected_records": d.Counts.Rejected}}
+	case *events.ExecutionFailed:
+		m.EventType, m.Data = "dataset_status", map[string]any{"status": "failed", "stage": d.Stage, "error": d.Reason, "error_category": d.Category}
+	case *events.ExecutionCancelled:
+		m.EventType, m.Data = "dataset_status", map[string]any{"status": "cancelled", "reason": d.Reason}
+	case *events.StageFailed:
+		m.EventType, m.Data = "dataset_status", map[string]any{"status": "stage_failed", "stage": d.Stage, "error": d.Reason, "error_category": d.Category}
+	case *events.Alert:
+		m.EventType, m.Data = "dataset_alert", map[string]any{"severity": d.Severity, "code": d.Code, "message": d.Message, "stage": d.Stage}
+	default:
+		switch d := p.(type) {
+		case *events.StageStarted:
+			f.stage = d.Stage
+		case *events.StageCompleted:
+			if d.Stage == events.StageAcquisition {
+				f.counts.Total = d.Counts.Total
+			}
+		case *events.StageProgress:
+			f.counts, f.rate = d.Counts, d.RatePerSec
+		}
+		m.Data = f.progress(e)
+		if pr, ok := p.(*events.ProgressReported); ok {
+			m.Data["overall_progress"], m.Data["message"] = pr.Percent, pr.Message
+		}
+	}
+	return m, nil
+}
+
+func (f *feed) progress(e events.Envelope) map[string]any {
+	overall := 0.0
+	if f.counts.Total > 0 {
+		overall = 95 * float64(f.counts.Received) / float64(f.counts.Total)
+	}
+	d := map[string]any{
+		"overall_progress": overall,
+		"current_stage":    f.stage,
+		// Quality and bias stages are not built yet: no invented scores.
+		"quality_score": nil,
+		"bias_score":    nil,
+		"metrics": map[string]any{
+			"records_processed": f.counts.Received,
+			"total_records":     f.counts.Total,
+			"valid_records":     f.counts.Valid,
+			"rejected_records":  f.counts.Rejected,
+			"processing_rate":   f.rate,
+		},
+	}
+	if f.rate > 0 && f.counts.Total > f.counts.Received {
+		d["estimated_completion"] = e.Time.Add(time.Duration(float64(f.counts.Total-f.counts.Received) / f.rate * float64(time.Second)))
+	}
+	return d
+}
+
+// websocket streams an execution's events: first every event after ?since=
+// from the audit table, then live events from the hub, gap-free and without
+// duplicates; it closes after the terminal event.
+func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
+	x, ok := s.load(w, r)
+	if !ok {
+		return
+	}
+	var since uint64
+	if v := r.URL.Query().Get("since"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "since must be a non-negative integer event seq")
+			return
+		}
+		since = n
+	}
+	sub := s.hub.subscribe(x.ID)
+	defer s.hub.unsubscribe(x.ID, sub)
+	c, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer c.CloseNow()
+	ctx := c.CloseRead(r.Context())
+	err = s.stream(ctx, c, sub, &feed{x: x}, since)
+	s.log.Debug("api: websocket closed", "execution_id", x.ID, "err", err)
+	switch {
+	case errors.Is(err, errDone):
+		c.Close(websocket.StatusNormalClosure, "execution finished")
+	case errors.Is(err, errSlow):
+		c.Close(websocket.StatusPolicyViolation, "client too slow; reconnect with ?since=<last seq>")
+	case errors.Is(err, errShutdown):
+		c.Close(websocket.StatusGoingAway, "server shutting down; reconnect with ?since=<last seq>")
+	case err != nil && ctx.Err() == nil:
+		s.log.Warn("api: websocket", "execution_id", x.ID, "err", err)
+		c.Close(websocket.StatusInternalError, "feed interrupted; reconnect with ?since=<last seq>")
+	}
+}
+
+var (
+	errDone     = errors.New("execution finished")
+	errSlow     = errors.New("subscriber too slow")
+	errShutdown = errors.New("shutting down")
+)
+
+func (s *Server) stream(ctx context.Context, c *websocket.Conn, sub *subscriber, f *feed, last uint64) error {
+	send := func(e events.Envelope) error {
+		m, err := f.message(e)
+		if err != nil {
+			return err
+		}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := wsjson.Write(wctx, c, m); err != nil {
+			return err
+		}
+		last = e.Seq
+		if events.Terminal(e.Type) {
+			return errDone
+		}
+		return nil
+	}
+	// catchUp sends every audited event after last, up to and including upTo
+	// (0: all there are).
+	catchUp := func(upTo uint64) error {
+		for {
+			raws, err := s.store.EventsSince(ctx, f.x.ID, last, 500)
+			if err != nil {
+				return err
+			}
+			for _, b := range raws {
+				e, err := events.Decode(b)
+				if err != nil {
+					return err
+				}
+				if upTo > 0 && e.Seq > upTo {
+					return nil
+				}
+				if err := send(e); err != nil {
+					return err
+				}
+			}
+			if len(raws) < 500 {
+				return nil
+			}
+		}
+	}
+	if err := catchUp(0); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.closing:
+			return errShutdown
+		case <-sub.dropped:
+			return errSlow
+		case ev := <-sub.ch:
+			if ev.env.Seq <= last {
+				continue
+			}
+			if ev.env.Seq > last+1 {
+				// The projector is behind the live tail: fill the gap from the
+				// audit table, waiting for it to catch up.
+				deadline := time.Now().Add(15 * time.Second)
+				for last < ev.env.Seq-1 {
+					if err := catchUp(ev.env.Seq - 1); err != nil {
+						return err
+					}
+					if last >= ev.env.Seq-1 {
+						break
+					}
+					if time.Now().After(deadline) {
+						return fmt.Errorf("events %d..%d not yet projected", last+1, ev.env.Seq-1)
+					}
+					select {
+					case <-ctx.Done():
+						return ctx.Err()
+					case <-time.After(50 * time.Millisecond):
+					}
+				}
+			}
+			if err := send(ev.env); err != nil {
+				return err
+			}
+		}
+	}
+}

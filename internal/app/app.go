@@ -1,0 +1,153 @@
+// Package app wires the services from the configuration: each cmd binary
+// calls one runner, and dsctl up runs them all in one process around an
+// embedded broker.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/dspipe/dspipe/internal/api"
+	"github.com/dspipe/dspipe/internal/config"
+	"github.com/dspipe/dspipe/internal/ingest"
+	"github.com/dspipe/dspipe/internal/kafka"
+	"github.com/dspipe/dspipe/internal/processor"
+	"github.com/dspipe/dspipe/internal/projector"
+	"github.com/dspipe/dspipe/internal/stage"
+	"github.com/dspipe/dspipe/internal/store"
+)
+
+// Logger builds the JSON logger at the configured level.
+func Logger(cfg config.Config) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.LogLevel))
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+// Service names accepted by Run.
+const (
+	ServiceAPI       = "api"
+	ServiceIngest    = "ingest"
+	ServiceProcessor = "processor"
+	ServiceProjector = "projector"
+)
+
+// Run runs the named services until ctx ends. Topics are created first.
+func Run(ctx context.Context, cfg config.Config, log *slog.Logger, services ...string) error {
+	if err := cfg.Kafka.EnsureTopics(ctx); err != nil {
+		return err
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	var st *store.Store
+	needStore := false
+	for _, s := range services {
+		needStore = needStore || s == ServiceAPI || s == ServiceProjector
+	}
+	if needStore {
+		var err error
+		st, err = store.Open(ctx, cfg.DatabaseURL, cfg.DBSchema)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+	}
+	for _, s := range services {
+		switch s {
+		case ServiceAPI:
+			g.Go(func() error { return runAPI(ctx, cfg, st, log) })
+		case ServiceIngest:
+			in := ingest.New(ingest.Config{Kafka: cfg.Kafka, InstanceID: "ingest-" + cfg.InstanceID, LocalRoots: cfg.LocalRoots,
+				MaxConcurrent: cfg.MaxConcurrent, MaxRecordBytes: cfg.MaxRecordBytes}, log.With("service", "ingest"))
+			g.Go(func() error { return in.Run(ctx) })
+		case ServiceProcessor:
+			lim := stage.DefaultLimits
+			lim.MaxRecordBytes = cfg.MaxRecordBytes
+			p := processor.New(processor.Config{Kafka: cfg.Kafka, InstanceID: "processor-" + cfg.InstanceID, MaxConcurrent: cfg.MaxConcurrent,
+				ExecutionTimeout: cfg.ExecutionTimeout, OutputRoot: cfg.OutputRoot, Limits: lim}, log.With("service", "processor"))
+			g.Go(func() error { return p.Run(ctx) })
+		case ServiceProjector:
+			pj := projector.New(cfg.Kafka, st, log.With("service", "projector"))
+			g.Go(func() error { return pj.Run(ctx) })
+		default:
+			return fmt.Errorf("unknown service %q", s)
+		}
+	}
+	return g.Wait()
+}
+
+func runAPI(ctx context.Context, cfg config.Config, st *store.Store, log *slog.Logger) error {
+	tokens, err := api.ParseTokens(cfg.APITokens)
+	if err != nil {
+		return err
+	}
+	prod, err := cfg.Kafka.Client()
+	if err != nil {
+		return err
+	}
+	defer prod.Close()
+	log = log.With("service", "api")
+	hub := api.NewHub(cfg.Kafka, log)
+	srv := api.NewServer(st, prod, cfg.Kafka.Topics(), tokens, hub, log)
+	h := srv.Handler()
+	hs := &http.Server{
+		Addr: cfg.APIAddr,
+		// WebSockets bypass the timeout handler, which cannot hijack.
+		Handler:           wsBypass(h, http.TimeoutHandler(h, cfg.RequestTimeout, `{"error":"request timed out","status":503}`)),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	ln, err := net.Listen("tcp", cfg.APIAddr)
+	if err != nil {
+		return fmt.Errorf("api: listen %s: %w", cfg.APIAddr, err)
+	}
+	log.Info("api listening", "addr", ln.Addr().String())
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return hub.Run(gctx) })
+	g.Go(func() error {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		srv.Close()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return hs.Shutdown(sctx)
+	})
+	return g.Wait()
+}
+
+func wsBypass(direct, timed http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "" {
+			direct.ServeHTTP(w, r)
+			return
+		}
+		timed.ServeHTTP(w, r)
+	})
+}
+
+// RunEmbedded starts the embedded broker on the configured port and data
+// directory, then runs the services against it.
+func RunEmbedded(ctx context.Context, cfg config.Config, log *slog.Logger, services ...string) error {
+	b, err := kafka.StartEmbedded(cfg.BrokerDataDir, cfg.BrokerPort)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	cfg.Kafka.Brokers = b.Addrs()
+	log.Info("embedded broker listening", "addrs", b.Addrs(), "data_dir", cfg.BrokerDataDir)
+	return Run(ctx, cfg, log, services...)
+}
+
+// All lists every service.
+var All = []string{ServiceAPI, ServiceIngest, ServiceProcessor, ServiceProjector}

@@ -1,0 +1,170 @@
+// Package config loads the one configuration every binary reads from the
+// environment (the seed's variable names plus ours), validates it, and
+// writes the defaults on the fields.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dspipe/dspipe/internal/kafka"
+)
+
+// Config is the service configuration.
+type Config struct {
+	Kafka kafka.Config
+	// Embedded is true when KAFKA_BROKERS was unset: dsctl up runs kfake
+	// in-process; the separate binaries connect to dsctl broker's port.
+	Embedded      bool
+	BrokerPort    int    // DSPIPE_BROKER_PORT, 9092
+	BrokerDataDir string // DSPIPE_BROKER_DIR, .dspipe/broker
+
+	DatabaseURL string // DATABASE_URL
+	DBSchema    string // DSPIPE_DB_SCHEMA, public
+
+	APIAddr   string // DSPIPE_API_ADDR, 127.0.0.1:8080
+	APITokens string // DSPIPE_API_TOKENS, token:user:role,...
+
+	RequestTimeout   time.Duration // DATASET_REQUEST_TIMEOUT seconds, 600
+	MaxConcurrent    int           // MAX_CONCURRENT_DATASET_PROCESSING, 5
+	ExecutionTimeout time.Duration // DATASET_EXECUTION_TIMEOUT_MINUTES, 120
+	RetryAttempts    int           // DATASET_RETRY_ATTEMPTS, 2
+	EnableSafety     bool          // ENABLE_SAFETY_VALIDATION, true
+	CrisisThreshold  float64       // CRISIS_DETECTION_THRESHOLD, 0.8
+	BiasThreshold    float64       // BIAS_VALIDATION_THRESHOLD, 0.3
+	S3Bucket         string        // AWS_S3_BUCKET
+	AWSRegion        string        // AWS_REGION
+	DriveFolderID    string        // GOOGLE_DRIVE_FOLDER_ID
+	DriveAccountPath string        // GOOGLE_SERVICE_ACCOUNT_PATH
+	HFToken          string        // HF_TOKEN
+	HFEndpoint       string        // HF_ENDPOINT
+	LocalRoots       []string      // DSPIPE_LOCAL_ROOTS, the working directory
+	OutputRoot       string        // DSPIPE_OUTPUT_ROOT, ./out
+	InstanceID       string        // DSPIPE_INSTANCE_ID, 0
+	MaxRecordBytes   int           // DSPIPE_MAX_RECORD_BYTES, 1 MiB
+	LogLevel         string        // DSPIPE_LOG_LEVEL, info
+}
+
+// DevToken is the development token used when DSPIPE_API_TOKENS is unset
+// and the API listens on loopback only.
+const DevToken = "dev-admin-token:dev:admin"
+
+// Load reads and validates the configuration.
+func Load(getenv func(string) string) (Config, error) {
+	var errs []error
+	kc, err := kafka.ConfigFromEnv(getenv)
+	errs = append(errs, err)
+	wd, _ := os.Getwd()
+	c := Config{
+		Kafka:            kc,
+		Embedded:         len(kc.Brokers) == 0,
+		BrokerPort:       intVar(getenv, "DSPIPE_BROKER_PORT", 9092, 0, 65535, &errs),
+		BrokerDataDir:    str(getenv, "DSPIPE_BROKER_DIR", filepath.Join(wd, ".dspipe", "broker")),
+		DatabaseURL:      str(getenv, "DATABASE_URL", "postgres://postgres@127.0.0.1:55432/postgres?sslmode=disable"),
+		DBSchema:         str(getenv, "DSPIPE_DB_SCHEMA", "public"),
+		APIAddr:          str(getenv, "DSPIPE_API_ADDR", "127.0.0.1:8080"),
+		APITokens:        getenv("DSPIPE_API_TOKENS"),
+		RequestTimeout:   time.Duration(intVar(getenv, "DATASET_REQUEST_TIMEOUT", 600, 1, 86400, &errs)) * time.Second,
+		MaxConcurrent:    intVar(getenv, "MAX_CONCURRENT_DATASET_PROCESSING", 5, 1, 1000, &errs),
+		ExecutionTimeout: time.Duration(intVar(getenv, "DATASET_EXECUTION_TIMEOUT_MINUTES", 120, 1, 7*24*60, &errs)) * time.Minute,
+		RetryAttempts:    intVar(getenv, "DATASET_RETRY_ATTEMPTS", 2, 0, 20, &errs),
+		EnableSafety:     boolVar(getenv, "ENABLE_SAFETY_VALIDATION", true, &errs),
+		CrisisThreshold:  floatVar(getenv, "CRISIS_DETECTION_THRESHOLD", 0.8, &errs),
+		BiasThreshold:    floatVar(getenv, "BIAS_VALIDATION_THRESHOLD", 0.3, &errs),
+		S3Bucket:         getenv("AWS_S3_BUCKET"),
+		AWSRegion:        getenv("AWS_REGION"),
+		DriveFolderID:    getenv("GOOGLE_DRIVE_FOLDER_ID"),
+		DriveAccountPath: getenv("GOOGLE_SERVICE_ACCOUNT_PATH"),
+		HFToken:          getenv("HF_TOKEN"),
+		HFEndpoint:       str(getenv, "HF_ENDPOINT", "https://huggingface.co"),
+		OutputRoot:       str(getenv, "DSPIPE_OUTPUT_ROOT", filepath.Join(wd, "out")),
+		InstanceID:       str(getenv, "DSPIPE_INSTANCE_ID", "0"),
+		MaxRecordBytes:   intVar(getenv, "DSPIPE_MAX_RECORD_BYTES", 1<<20, 1024, kafka.MaxRecordBytes, &errs),
+		LogLevel:         str(getenv, "DSPIPE_LOG_LEVEL", "info"),
+	}
+	roots := getenv("DSPIPE_LOCAL_ROOTS")
+	if roots == "" {
+		roots = wd
+	}
+	for _, r := range strings.Split(roots, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			abs, err := filepath.Abs(r)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("DSPIPE_LOCAL_ROOTS: %w", err))
+				continue
+			}
+			c.LocalRoots = append(c.LocalRoots, abs)
+		}
+	}
+	if c.Embedded {
+		c.Kafka.Brokers = []string{fmt.Sprintf("127.0.0.1:%d", c.BrokerPort)}
+	}
+	if c.CrisisThreshold < 0 || c.CrisisThreshold > 1 {
+		errs = append(errs, errors.New("CRISIS_DETECTION_THRESHOLD must be between 0 and 1"))
+	}
+	if c.BiasThreshold < 0 || c.BiasThreshold > 1 {
+		errs = append(errs, errors.New("BIAS_VALIDATION_THRESHOLD must be between 0 and 1"))
+	}
+	if c.APITokens == "" {
+		if !isLoopback(c.APIAddr) {
+			errs = append(errs, errors.New("DSPIPE_API_TOKENS is required when DSPIPE_API_ADDR is not a loopback address"))
+		}
+		c.APITokens = DevToken
+	}
+	return c, errors.Join(errs...)
+}
+
+func isLoopback(addr string) bool {
+	return strings.HasPrefix(addr, "127.") || strings.HasPrefix(addr, "localhost:") || strings.HasPrefix(addr, "[::1]:")
+}
+
+func str(getenv func(string) string, k, def string) string {
+	if v := getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func intVar(getenv func(string) string, k string, def, lo, hi int, errs *[]error) int {
+	v := getenv(k)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < lo || n > hi {
+		*errs = append(*errs, fmt.Errorf("%s must be an integer between %d and %d, got %q", k, lo, hi, v))
+		return def
+	}
+	return n
+}
+
+func floatVar(getenv func(string) string, k string, def float64, errs *[]error) float64 {
+	v := getenv(k)
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil {
+		*errs = append(*errs, fmt.Errorf("%s must be a number, got %q", k, v))
+		return def
+	}
+	return f
+}
+
+func boolVar(getenv func(string) string, k string, def bool, errs *[]error) bool {
+	v := getenv(k)
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(strings.TrimSpace(v))
+	if err != nil {
+		*errs = append(*errs, fmt.Errorf("%s must be true or false, got %q", k, v))
+		return def
+	}
+	return b
+}

@@ -1,0 +1,219 @@
+// Package kafka wires franz-go for every service: topic names and creation
+// with kadm, client construction, the embedded kfake broker used when
+// KAFKA_BROKERS is unset, and reading a partition up to its last stable
+// offset (how the processor and ingest rebuild their state from the log).
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Topics names every topic the services exchange. All topics are keyed by
+// execution id and share one partition count, so partition i of each topic
+// holds the same executions and one processor owns all of an execution.
+type Topics struct {
+	Commands    string
+	Events      string
+	Raw         string
+	Staged      string
+	Checkpoints string
+}
+
+// TopicNames returns the topic names under a prefix ("" for the defaults).
+func TopicNames(prefix string) Topics {
+	return Topics{
+		Commands:    prefix + "dataset.commands",
+		Events:      prefix + "dataset.events",
+		Raw:         prefix + "dataset.records.raw",
+		Staged:      prefix + "dataset.records.staged",
+		Checkpoints: prefix + "dataset.ingest.checkpoints",
+	}
+}
+
+// Config is the Kafka part of every binary's configuration.
+type Config struct {
+	Brokers     []string
+	Partitions  int32
+	Replication int16
+	TopicPrefix string
+}
+
+// ConfigFromEnv reads KAFKA_BROKERS, KAFKA_PARTITIONS, KAFKA_REPLICATION and
+// KAFKA_TOPIC_PREFIX.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	c := Config{Partitions: 3, Replication: 1, TopicPrefix: getenv("KAFKA_TOPIC_PREFIX")}
+	if b := strings.TrimSpace(getenv("KAFKA_BROKERS")); b != "" {
+		for _, s := range strings.Split(b, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				c.Brokers = append(c.Brokers, s)
+			}
+		}
+	}
+	if v := getenv("KAFKA_PARTITIONS"); v != "" {
+		var n int32
+		if _, err := fmt.Sscan(v, &n); err != nil || n < 1 || n > 1024 {
+			return c, fmt.Errorf("KAFKA_PARTITIONS must be an integer between 1 and 1024, got %q", v)
+		}
+		c.Partitions = n
+	}
+	if v := getenv("KAFKA_REPLICATION"); v != "" {
+		var n int16
+		if _, err := fmt.Sscan(v, &n); err != nil || n < 1 {
+			return c, fmt.Errorf("KAFKA_REPLICATION must be a positive integer, got %q", v)
+		}
+		c.Replication = n
+	}
+	return c, nil
+}
+
+// Topics returns this configuration's topic names.
+func (c Config) Topics() Topics { return TopicNames(c.TopicPrefix) }
+
+// MaxRecordBytes bounds one Kafka record; larger input records are rejected
+// at acquisition with a reason instead of being sent.
+const MaxRecordBytes = 4 << 20
+
+// Client builds a franz-go client for the configured brokers.
+func (c Config) Client(opts ...kgo.Opt) (*kgo.Client, error) {
+	base := []kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.ProducerBatchMaxBytes(MaxRecordBytes + 64<<10),
+		kgo.FetchMaxBytes(64 << 20),
+		kgo.FetchMaxPartitionBytes(16 << 20),
+		kgo.MaxBufferedBytes(64 << 20),
+		// Keys hash with murmur2 like Java clients, so partition i of every
+		// topic holds the same executions.
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+	}
+	cl, err := kgo.NewClient(append(base, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: client: %w", err)
+	}
+	return cl, nil
+}
+
+// EnsureTopics creates the topics if they do not exist; the checkpoint topic
+// is compacted. It waits until the brokers answer.
+func (c Config) EnsureTopics(ctx context.Context) error {
+	cl, err := c.Client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	t := c.Topics()
+	for attempt := 0; ; attempt++ {
+		_, err = adm.CreateTopics(ctx, c.Partitions, c.Replication, nil, t.Commands, t.Events, t.Raw, t.Staged)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil || attempt > 50 {
+			return fmt.Errorf("kafka: create topics: %w", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	compact := "compact"
+	resps, err := adm.CreateTopics(ctx, c.Partitions, c.Replication, map[string]*string{"cleanup.policy": &compact}, t.Checkpoints)
+	if err != nil {
+		return fmt.Errorf("kafka: create topics: %w", err)
+	}
+	all, _ := adm.CreateTopics(ctx, c.Partitions, c.Replication, nil, t.Commands, t.Events, t.Raw, t.Staged)
+	for _, rs := range []kadm.CreateTopicResponses{resps, all} {
+		for _, r := range rs {
+			if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
+				return fmt.Errorf("kafka: create topic %s: %w", r.Topic, r.Err)
+			}
+		}
+	}
+	return nil
+}
+
+// EndOffset returns the last stable offset of one partition: every record
+// below it is committed or aborted.
+func EndOffset(ctx context.Context, cl *kgo.Client, topic string, partition int32) (int64, error) {
+	offs, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		return 0, fmt.Errorf("kafka: list offsets %s: %w", topic, err)
+	}
+	o, ok := offs.Lookup(topic, partition)
+	if !ok {
+		return 0, fmt.Errorf("kafka: list offsets %s[%d]: partition not found", topic, partition)
+	}
+	if o.Err != nil {
+		return 0, fmt.Errorf("kafka: list offsets %s[%d]: %w", topic, partition, o.Err)
+	}
+	return o.Offset, nil
+}
+
+// ReadPartition calls fn for every committed record of one partition from
+// offset from up to the partition's last stable offset at the time of the
+// call. Control records are kept internally so the end is detected even when
+// the log ends with a transaction marker.
+func (c Config) ReadPartition(ctx context.Context, topic string, partition int32, from int64, fn func(*kgo.Record) error) error {
+	cl, err := c.Client(
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(from)}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+	)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	end, err := EndOffset(ctx, cl, topic, partition)
+	if err != nil {
+		return err
+	}
+	if from >= end {
+		return nil
+	}
+	for {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var fetchErr error
+		fs.EachError(func(_ string, _ int32, err error) { fetchErr = err })
+		if fetchErr != nil {
+			return fmt.Errorf("kafka: read %s[%d]: %w", topic, partition, fetchErr)
+		}
+		done := false
+		for it := fs.RecordIter(); !it.Done(); {
+			r := it.Next()
+			if r.Offset >= end {
+				done = true
+				break
+			}
+			if r.Attrs.IsControl() {
+				if r.Offset >= end-1 {
+					done = true
+				}
+				continue
+			}
+			if err := fn(r); err != nil {
+				return err
+			}
+			if r.Offset >= end-1 {
+				done = true
+			}
+		}
+		if done {
+			return nil
+		}
+	}
+}
+
+// IsFenced reports whether err means this producer was fenced and its
+// transactional session must be recreated.
+func IsFenced(err error) bool {
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) ||
+		errors.Is(err, kerr.TransactionalIDAuthorizationFailed) || errors.Is(err, kerr.UnknownProducerID) ||
+		errors.Is(err, kerr.InvalidProducerIDMapping)
+}

@@ -1,0 +1,202 @@
+package processor
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/sink"
+	"github.com/dspipe/dspipe/internal/stage"
+	"github.com/dspipe/dspipe/internal/wire"
+)
+
+// OutputVersion is the output stage's logic version.
+const OutputVersion = "1"
+
+// Manifest describes an output directory: what went in, what came out, with
+// which settings and code versions, and the SHA-256 of every file.
+type Manifest struct {
+	ExecutionID string              `json:"execution_id"`
+	UserID      string              `json:"user_id"`
+	Request     events.Request      `json:"request"`
+	Counts      events.Counts       `json:"counts"`
+	Sources     []ManifestSource    `json:"sources"`
+	Stages      []ManifestStage     `json:"stages"`
+	Files       []events.OutputFile `json:"files"`
+}
+
+// ManifestSource is one source's figures.
+type ManifestSource struct {
+	Name  string `json:"name"`
+	Type  string `json:"type"`
+	Valid int64  `json:"valid"`
+}
+
+// ManifestStage is one stage that ran.
+type ManifestStage struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// stagesRun lists the stages this build really runs, in order.
+var stagesRun = []ManifestStage{
+	{events.StageAcquisition, "1"},
+	{events.StageValidation, stage.ValidationVersion},
+	{events.StageStandardization, stage.StandardizationVersion},
+	{events.StageOutput, OutputVersion},
+}
+
+// finalize runs the output stage: it reads the execution's staged records
+// from the staged topic, writes the data and rejected files and the
+// manifest into a staging directory, publishes it with one rename, and
+// completes the execution. Rerunning it after a crash rewrites the same
+// bytes.
+func (p *Processor) finalize(ctx context.Context, x *execState) error {
+	files, dir, err := p.writeOutput(ctx, x)
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		reason := "output stage failed: " + err.Error()
+		if err := p.emit(x, events.StageFailed{Stage: events.StageOutput, Reason: reason, Category: events.CategoryStorage}); err != nil {
+			return err
+		}
+		if err := p.emit(x, events.ExecutionFailed{Stage: events.StageOutput, Reason: reason, Category: events.CategoryStorage}); err != nil {
+			return err
+		}
+		return p.schedule(ctx)
+	}
+	var written int64
+	for _, f := range files {
+		if strings.HasPrefix(f.Name, "data.") {
+			written += f.Records
+		}
+	}
+	dur := p.cfg.Now().Sub(x.stages[events.StageOutput]).Milliseconds()
+	out := events.Counts{Received: x.counts.Valid, Valid: written, Total: x.counts.Total}
+	if err := p.emit(x, events.StageCompleted{Stage: events.StageOutput, Counts: out, DurationMS: dur}); err != nil {
+		return err
+	}
+	names := make([]string, len(stagesRun))
+	for i, s := range stagesRun {
+		names[i] = s.Name
+	}
+	if err := p.emit(x, events.ExecutionCompleted{Counts: x.counts, PerSource: append([]int64(nil), x.perSource...),
+		StagesRun: names, OutputDir: dir, Files: files}); err != nil {
+		return err
+	}
+	return p.schedule(ctx)
+}
+
+func (p *Processor) writeOutput(ctx context.Context, x *execState) ([]events.OutputFile, string, error) {
+	dest := x.req.Output.Destination
+	if dest == "" {
+		dest = x.id
+	}
+	final, err := sink.Confine(p.cfg.OutputRoot, dest)
+	if err != nil {
+		return nil, "", err
+	}
+	st, err := sink.NewStaging(final)
+	if err != nil {
+		return nil, "", err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			st.Abort()
+		}
+	}()
+	comp := x.req.Output.Compression
+	if comp == "" {
+		comp = sink.CompressNone
+	}
+	data, err := sink.Create(st.Dir, "data.jsonl"+sink.Extension(comp), comp)
+	if err != nil {
+		return nil, "", err
+	}
+	rejected, err := sink.Create(st.Dir, "rejected.jsonl", sink.CompressNone)
+	if err != nil {
+		data.Abort()
+		return nil, "", err
+	}
+	key := x.id
+	err = p.cfg.Kafka.ReadPartition(ctx, p.topics.Staged, x.partition, x.stagedFrom, func(r *kgo.Record) error {
+		if string(r.Key) != key {
+			return nil
+		}
+		m, err := wire.ReadMeta(r)
+		if err != nil {
+			return err
+		}
+		switch m.Kind {
+		case wire.KindStaged:
+			return data.WriteLine(r.Value)
+		case wire.KindRejected:
+			return rejected.WriteLine(r.Value)
+		}
+		return nil
+	})
+	if err != nil {
+		data.Abort()
+		rejected.Abort()
+		return nil, "", fmt.Errorf("read staged records: %w", err)
+	}
+	df, err := data.Close()
+	if err != nil {
+		rejected.Abort()
+		return nil, "", err
+	}
+	rf, err := rejected.Close()
+	if err != nil {
+		return nil, "", err
+	}
+	if df.Records != x.counts.Valid || rf.Records != x.counts.Rejected {
+		return nil, "", fmt.Errorf("staged topic holds %d valid and %d rejected records, expected %d and %d",
+			df.Records, rf.Records, x.counts.Valid, x.counts.Rejected)
+	}
+	files := []events.OutputFile{df, rf}
+	m := Manifest{ExecutionID: x.id, UserID: x.user, Request: redact(x.req), Counts: x.counts, Stages: stagesRun, Files: files}
+	for i, s := range x.req.Sources {
+		m.Sources = append(m.Sources, ManifestSource{Name: sourceName(s, i), Type: s.Type, Valid: x.perSource[i]})
+	}
+	mb, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, "", err
+	}
+	mf, err := sink.WriteFileHashed(st.Dir, "manifest.json", append(mb, '\n'))
+	if err != nil {
+		return nil, "", err
+	}
+	if err := st.Commit(); err != nil {
+		return nil, "", err
+	}
+	ok = true
+	return append(files, mf), final, nil
+}
+
+// redact blanks configuration values that look like secrets; references
+// such as ${AWS_SECRET_ACCESS_KEY} are kept, as they reveal nothing.
+func redact(r events.Request) events.Request {
+	out := r
+	out.Sources = make([]events.SourceSpec, len(r.Sources))
+	for i, s := range r.Sources {
+		c := make(map[string]string, len(s.Config))
+		for k, v := range s.Config {
+			lk := strings.ToLower(k)
+			secret := strings.Contains(lk, "secret") || strings.Contains(lk, "token") || strings.Contains(lk, "password") ||
+				strings.Contains(lk, "access_key") || strings.Contains(lk, "credential")
+			if secret && !(strings.HasPrefix(v, "${") && strings.HasSuffix(v, "}")) {
+				v = "[REDACTED]"
+			}
+			c[k] = v
+		}
+		s.Config = c
+		out.Sources[i] = s
+	}
+	return out
+}

@@ -1,0 +1,614 @@
+// Package processor runs the per-record stages (validation and
+// standardization) and the dataset-level output stage. It consumes commands
+// and raw records in a consumer group and produces staged records and
+// sequenced, hash-chained events inside Kafka transactions, so every record
+// is processed exactly once even when the process is killed.
+package processor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/kafka"
+	"github.com/dspipe/dspipe/internal/stage"
+	"github.com/dspipe/dspipe/internal/wire"
+)
+
+// Config configures a processor instance.
+type Config struct {
+	Kafka kafka.Config
+	// InstanceID must be stable across restarts of one instance (it names
+	// the transactional id, so a restart fences the killed instance).
+	InstanceID string
+	// MaxConcurrent is the number of executions this instance runs at once;
+	// more wait in queued (MAX_CONCURRENT_DATASET_PROCESSING).
+	MaxConcurrent int
+	// ExecutionTimeout fails executions running longer.
+	ExecutionTimeout time.Duration
+	// OutputRoot is where output directories are written.
+	OutputRoot string
+	// Limits bound validation.
+	Limits stage.Limits
+	// Now is the clock; tests may fix it.
+	Now func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.InstanceID == "" {
+		c.InstanceID = "processor-0"
+	}
+	if c.MaxConcurrent <= 0 {
+		c.MaxConcurrent = 5
+	}
+	if c.ExecutionTimeout <= 0 {
+		c.ExecutionTimeout = 120 * time.Minute
+	}
+	if c.OutputRoot == "" {
+		c.OutputRoot = "out"
+	}
+	if c.Limits.MaxRecordBytes == 0 {
+		c.Limits = stage.DefaultLimits
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+const eventSource = "dspipe/processor"
+
+// Processor is the stage runner.
+type Processor struct {
+	cfg    Config
+	log    *slog.Logger
+	topics kafka.Topics
+
+	sess  *kgo.GroupTransactSession
+	aux   *kgo.Client // admin queries
+	inTxn bool
+
+	execs  map[string]*execState
+	loaded map[int32]bool
+	reset  atomic.Bool
+
+	prodMu  sync.Mutex
+	prodErr error
+}
+
+// New builds a processor.
+func New(cfg Config, log *slog.Logger) *Processor {
+	cfg.defaults()
+	return &Processor{cfg: cfg, log: log, topics: cfg.Kafka.Topics()}
+}
+
+func (p *Processor) newSession() error {
+	onRevoke := func(context.Context, *kgo.Client, map[string][]int32) { p.reset.Store(true) }
+	sess, err := kgo.NewGroupTransactSession(
+		kgo.SeedBrokers(p.cfg.Kafka.Brokers...),
+		kgo.TransactionalID("dspipe-"+p.cfg.InstanceID),
+		kgo.TransactionTimeout(20*time.Second),
+		kgo.ConsumerGroup("dspipe-processor"),
+		kgo.ConsumeTopics(p.topics.Commands, p.topics.Raw),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RequireStableFetchOffsets(),
+		// Range assignment gives one member partition i of every topic, so
+		// an execution's commands and records land on the same instance.
+		kgo.Balancers(kgo.RangeBalancer()),
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		kgo.ProducerBatchMaxBytes(kafka.MaxRecordBytes+64<<10),
+		kgo.FetchMaxBytes(32<<20),
+		kgo.OnPartitionsRevoked(onRevoke),
+		kgo.OnPartitionsLost(onRevoke),
+		kgo.SessionTimeout(10*time.Second),
+		kgo.RebalanceTimeout(30*time.Second),
+	)
+	if err != nil {
+		return fmt.Errorf("processor: session: %w", err)
+	}
+	p.sess = sess
+	return nil
+}
+
+// Run consumes until ctx ends.
+func (p *Processor) Run(ctx context.Context) error {
+	aux, err := p.cfg.Kafka.Client()
+	if err != nil {
+		return err
+	}
+	defer aux.Close()
+	p.aux = aux
+	if err := p.newSession(); err != nil {
+		return err
+	}
+	defer func() { p.sess.Close() }()
+	p.dropState()
+
+	for {
+		pollCtx, cancel := context.WithTimeout(ctx, time.Second)
+		fs := p.sess.PollFetches(pollCtx)
+		cancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		fs.EachError(func(t string, part int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				p.log.Warn("processor: fetch", "topic", t, "partition", part, "err", err)
+			}
+		})
+		if p.reset.Swap(false) {
+			p.dropState()
+		}
+		if err := p.step(ctx, fs); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			p.log.Error("processor: transaction aborted, state reloads from the log", "err", err)
+			p.dropState()
+			if kafka.IsFenced(err) {
+				p.sess.Close()
+				if err := p.newSession(); err != nil {
+					return err
+				}
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+}
+
+func (p *Processor) dropState() {
+	p.execs = map[string]*execState{}
+	p.loaded = map[int32]bool{}
+}
+
+// step handles one poll's records and housekeeping in one transaction.
+func (p *Processor) step(ctx context.Context, fs kgo.Fetches) error {
+	p.inTxn = false
+	p.prodErr = nil
+	var finalize []*execState
+	var err error
+	fs.EachRecord(func(r *kgo.Record) {
+		if err != nil {
+			return
+		}
+		if err = p.begin(); err != nil {
+			return
+		}
+		if err = p.ensureLoaded(ctx, r.Partition); err != nil {
+			return
+		}
+		switch r.Topic {
+		case p.topics.Commands:
+			var x *execState
+			x, err = p.handleCommand(ctx, r)
+			if x != nil {
+				finalize = append(finalize, x)
+			}
+		case p.topics.Raw:
+			err = p.handleRaw(r)
+		}
+	})
+	if err == nil {
+		for _, x := range finalize {
+			if err = p.finalize(ctx, x); err != nil {
+				break
+			}
+		}
+	}
+	if err == nil {
+		err = p.housekeeping(ctx)
+	}
+	if err == nil {
+		p.emitProgress()
+	}
+	if !p.inTxn {
+		return err
+	}
+	how := kgo.TryCommit
+	if err != nil || p.producerErr() != nil {
+		how = kgo.TryAbort
+	}
+	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	committed, endErr := p.sess.End(endCtx, how)
+	switch {
+	case err != nil:
+		return err
+	case p.producerErr() != nil:
+		return p.producerErr()
+	case endErr != nil:
+		return fmt.Errorf("processor: end transaction: %w", endErr)
+	case !committed:
+		return errors.New("processor: transaction not committed (rebalance or broker error)")
+	}
+	return nil
+}
+
+func (p *Processor) begin() error {
+	if p.inTxn {
+		return nil
+	}
+	if err := p.sess.Begin(); err != nil {
+		return fmt.Errorf("processor: begin: %w", err)
+	}
+	p.inTxn = true
+	return nil
+}
+
+func (p *Processor) produce(r *kgo.Record) {
+	p.sess.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
+		if err != nil {
+			p.prodMu.Lock()
+			if p.prodErr == nil {
+				p.prodErr = err
+			}
+			p.prodMu.Unlock()
+		}
+	})
+}
+
+func (p *Processor) producerErr() error {
+	p.prodMu.Lock()
+	defer p.prodMu.Unlock()
+	return p.prodErr
+}
+
+// emit seals an event into the execution's chain, applies it to the state
+// and produces it in the current transaction.
+func (p *Processor) emit(x *execState, payload events.Payload) error {
+	e, err := events.New(eventSource, x.id, p.cfg.Now(), payload)
+	if err != nil {
+		return err
+	}
+	x.chain.Seal(&e)
+	// Apply the decoded form, exactly as a replay of the log will.
+	parsed, err := events.Parse(e)
+	if err != nil {
+		return err
+	}
+	x.apply(&e, parsed)
+	b, err := events.Encode(e)
+	if err != nil {
+		return err
+	}
+	p.log.Debug("processor: emit", "execution_id", x.id, "seq", e.Seq, "type", e.Type)
+	p.produce(&kgo.Record{Topic: p.topics.Events, Key: []byte(x.id), Value: b})
+	return nil
+}
+
+// ensureLoaded rebuilds the state of every execution on a partition from
+// the event log the first time the partition is seen since the last reset.
+func (p *Processor) ensureLoaded(ctx context.Context, partition int32) error {
+	if p.loaded[partition] {
+		return nil
+	}
+	err := p.cfg.Kafka.ReadPartition(ctx, p.topics.Events, partition, 0, func(r *kgo.Record) error {
+		e, err := events.Decode(r.Value)
+		if err != nil {
+			p.log.Error("processor: undecodable event in log", "partition", partition, "offset", r.Offset, "err", err)
+			return nil
+		}
+		payload, err := events.Parse(e)
+		if err != nil {
+			p.log.Error("processor: unparseable event in log", "partition", partition, "offset", r.Offset, "err", err)
+			return nil
+		}
+		x := p.execs[e.Subject]
+		if x == nil {
+			x = newExec(e.Subject, partition)
+			p.execs[e.Subject] = x
+		}
+		if err := x.chain.Next(&e); err != nil {
+			return fmt.Errorf("processor: replay: %w", err)
+		}
+		x.apply(&e, payload)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("processor: load partition %d: %w", partition, err)
+	}
+	// Finished executions need no memory beyond their id (to ignore late records).
+	for id, x := range p.execs {
+		if x.partition == partition && x.status == statusDone {
+			p.execs[id] = &execState{id: id, partition: partition, status: statusDone}
+		}
+	}
+	p.loaded[partition] = true
+	return nil
+}
+
+func (p *Processor) handleCommand(ctx context.Context, r *kgo.Record) (*execState, error) {
+	c, err := wire.DecodeCommand(r)
+	if err != nil {
+		p.log.Error("processor: skipping bad command", "err", err)
+		return nil, nil
+	}
+	x := p.execs[c.ExecutionID]
+	switch c.Kind {
+	case wire.CmdProcess:
+		if x != nil || c.Request == nil {
+			return nil, nil // a duplicate delivery of the command
+		}
+		x = newExec(c.ExecutionID, r.Partition)
+		p.execs[x.id] = x
+		if err := p.emit(x, events.ExecutionRequested{UserID: c.UserID, Request: *c.Request}); err != nil {
+			return nil, err
+		}
+		return nil, p.schedule(ctx)
+	case wire.CmdCancel:
+		if x == nil || x.status == statusDone {
+			return nil, nil
+		}
+		if err := p.emit(x, events.ExecutionCancelled{By: c.UserID, Reason: c.Reason}); err != nil {
+			return nil, err
+		}
+		return nil, p.schedule(ctx)
+	case wire.CmdProgress:
+		if x == nil || x.status == statusDone {
+			return nil, nil
+		}
+		return nil, p.emit(x, events.ProgressReported{Stage: c.Stage, Percent: c.Percent, Message: c.Message, By: c.UserID})
+	case wire.CmdFinalize:
+		if x == nil || x.status != statusFinalizing {
+			return nil, nil
+		}
+		return x, nil
+	}
+	p.log.Warn("processor: unknown command kind", "kind", c.Kind)
+	return nil, nil
+}
+
+// schedule starts queued executions while slots are free, oldest first, and
+// queues requested ones that do not fit.
+func (p *Processor) schedule(ctx context.Context) error {
+	active := 0
+	var waiting []*execState
+	for _, x := range p.execs {
+		switch {
+		case x.active():
+			active++
+		case x.status == statusRequested || x.status == statusQueued:
+			waiting = append(waiting, x)
+		}
+	}
+	sort.Slice(waiting, func(i, j int) bool {
+		if !waiting[i].requestedAt.Equal(waiting[j].requestedAt) {
+			return waiting[i].requestedAt.Before(waiting[j].requestedAt)
+		}
+		return waiting[i].id < waiting[j].id
+	})
+	for _, x := range waiting {
+		if active < p.cfg.MaxConcurrent {
+			off, err := kafka.EndOffset(ctx, p.aux, p.topics.Staged, x.partition)
+			if err != nil {
+				return err
+			}
+			if err := p.emit(x, events.ExecutionStarted{StagedOffset: off}); err != nil {
+				return err
+			}
+			active++
+			continue
+		}
+		if x.status == statusRequested {
+			if err := p.emit(x, events.ExecutionQueued{Active: active, Limit: p.cfg.MaxConcurrent}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// housekeeping fails executions past their timeout.
+func (p *Processor) housekeeping(ctx context.Context) error {
+	now := p.cfg.Now()
+	var expired []*execState
+	for _, x := range p.execs {
+		if x.active() && now.Sub(x.startedAt) > p.cfg.ExecutionTimeout {
+			expired = append(expired, x)
+		}
+	}
+	if len(expired) == 0 {
+		return nil
+	}
+	if err := p.begin(); err != nil {
+		return err
+	}
+	for _, x := range expired {
+		reason := fmt.Sprintf("execution exceeded DATASET_EXECUTION_TIMEOUT_MINUTES (%s)", p.cfg.ExecutionTimeout)
+		if err := p.emit(x, events.ExecutionFailed{Stage: currentStage(x), Reason: reason, Category: events.CategoryTimeout}); err != nil {
+			return err
+		}
+	}
+	return p.schedule(ctx)
+}
+
+func currentStage(x *execState) string {
+	latest, name := time.Time{}, ""
+	for s, t := range x.stages {
+		if name == "" || t.After(latest) {
+			latest, name = t, s
+		}
+	}
+	return name
+}
+
+// emitProgress records the cumulative counts of every execution touched in
+// this transaction; it is also the checkpoint replay restores.
+func (p *Processor) emitProgress() {
+	for _, x := range p.execs {
+		if !x.dirty {
+			continue
+		}
+		x.dirty = false
+		if x.status == statusDone {
+			continue
+		}
+		rate := 0.0
+		if el := p.cfg.Now().Sub(x.startedAt).Seconds(); el > 0 {
+			rate = float64(x.counts.Received) / el
+		}
+		counts, per := x.counts, append([]int64(nil), x.perSource...)
+		_ = p.emit(x, events.StageProgress{Stage: events.StageStandardization, Counts: counts, PerSource: per, RatePerSec: rate})
+	}
+}
+
+// handleRaw runs one raw record or marker through the per-record stages.
+func (p *Processor) handleRaw(r *kgo.Record) error {
+	x := p.execs[string(r.Key)]
+	if x == nil || (x.status != statusRunning) {
+		return nil // cancelled, failed or unknown: the record is dropped with its execution
+	}
+	m, err := wire.ReadMeta(r)
+	if err != nil {
+		p.log.Error("processor: raw record without metadata", "execution_id", x.id, "err", err)
+		return nil
+	}
+	switch m.Kind {
+	case wire.KindSourceStart:
+		var sm wire.SourceMarker
+		_ = json.Unmarshal(r.Value, &sm)
+		if err := p.startStage(x, events.StageAcquisition); err != nil {
+			return err
+		}
+		if x.sources[sm.Source] {
+			return nil
+		}
+		return p.emit(x, events.SourceStarted{Source: sm.Source, Name: sm.Name, Kind: sm.Kind})
+	case wire.KindSourceEnd:
+		var sm wire.SourceMarker
+		_ = json.Unmarshal(r.Value, &sm)
+		return p.emit(x, events.SourceCompleted{Source: sm.Source, Name: sm.Name, Records: sm.Records, Bytes: sm.Bytes})
+	case wire.KindSourceFail:
+		var sm wire.SourceMarker
+		_ = json.Unmarshal(r.Value, &sm)
+		return p.emit(x, events.SourceFailed{Source: sm.Source, Name: sm.Name, Reason: sm.Reason, Category: sm.Category})
+	case wire.KindAcqEnd:
+		return p.acquisitionEnded(x, r.Value)
+	case wire.KindRecord, wire.KindBad:
+		return p.record(x, r, m)
+	}
+	return nil
+}
+
+func (p *Processor) startStage(x *execState, s string) error {
+	if _, ok := x.stages[s]; ok {
+		return nil
+	}
+	return p.emit(x, events.StageStarted{Stage: s})
+}
+
+func (p *Processor) record(x *execState, r *kgo.Record, m wire.Meta) error {
+	for _, s := range []string{events.StageAcquisition, events.StageValidation, events.StageStandardization} {
+		if err := p.startStage(x, s); err != nil {
+			return err
+		}
+	}
+	x.dirty = true
+	x.counts.Received++
+	if m.Source < 0 || m.Source >= len(x.req.Sources) {
+		return p.reject(x, m, events.StageValidation, "record names an unknown source")
+	}
+	if m.Kind == wire.KindBad {
+		return p.reject(x, m, events.StageAcquisition, m.Err)
+	}
+	in, err := stage.Validate(r.Value, p.cfg.Limits)
+	if err != nil {
+		return p.reject(x, m, events.StageValidation, err.Error())
+	}
+	spec := x.req.Sources[m.Source]
+	prov := stage.Provenance{Name: sourceName(spec, m.Source), Type: spec.Type, URI: spec.Config["path"], Priority: spec.Priority, Position: m.Position}
+	rec, err := stage.Standardize(in, prov, x.id)
+	if err != nil {
+		return p.reject(x, m, events.StageStandardization, err.Error())
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return p.reject(x, m, events.StageStandardization, "cannot encode the canonical record")
+	}
+	x.counts.Valid++
+	x.perSource[m.Source]++
+	p.produce(&kgo.Record{Topic: p.topics.Staged, Key: []byte(x.id), Value: b,
+		Headers: wire.Meta{Kind: wire.KindStaged, Source: m.Source, Position: m.Position}.Headers()})
+	return nil
+}
+
+func (p *Processor) reject(x *execState, m wire.Meta, st, reason string) error {
+	x.counts.Rejected++
+	name := ""
+	if m.Source >= 0 && m.Source < len(x.req.Sources) {
+		name = sourceName(x.req.Sources[m.Source], m.Source)
+	}
+	b, err := json.Marshal(wire.Rejection{Source: name, SourceIx: m.Source, Position: m.Position, Stage: st, Reason: reason})
+	if err != nil {
+		return err
+	}
+	p.produce(&kgo.Record{Topic: p.topics.Staged, Key: []byte(x.id), Value: b,
+		Headers: wire.Meta{Kind: wire.KindRejected, Source: m.Source, Position: m.Position}.Headers()})
+	return nil
+}
+
+func sourceName(s events.SourceSpec, i int) string {
+	if s.Name != "" {
+		return s.Name
+	}
+	return fmt.Sprintf("source-%d", i+1)
+}
+
+// acquisitionEnded closes the per-record stages and hands the execution to
+// the output stage through a finalize command, which becomes visible only
+// once this transaction (holding its last staged records) commits.
+func (p *Processor) acquisitionEnded(x *execState, v []byte) error {
+	var ae wire.AcqEnd
+	if err := json.Unmarshal(v, &ae); err != nil {
+		ae = wire.AcqEnd{Failed: true, Reason: "acquisition ended with an unreadable marker"}
+	}
+	if err := p.startStage(x, events.StageAcquisition); err != nil {
+		return err
+	}
+	if ae.Failed {
+		if err := p.emit(x, events.StageFailed{Stage: events.StageAcquisition, Reason: ae.Reason, Category: events.CategoryIntegration}); err != nil {
+			return err
+		}
+		if err := p.emit(x, events.ExecutionFailed{Stage: events.StageAcquisition, Reason: ae.Reason, Category: events.CategoryIntegration}); err != nil {
+			return err
+		}
+		return p.schedule(context.Background())
+	}
+	x.counts.Total = ae.Records
+	now := p.cfg.Now()
+	x.dirty = false
+	rate := 0.0
+	if el := now.Sub(x.startedAt).Seconds(); el > 0 {
+		rate = float64(x.counts.Received) / el
+	}
+	if err := p.emit(x, events.StageProgress{Stage: events.StageStandardization, Counts: x.counts, PerSource: append([]int64(nil), x.perSource...), RatePerSec: rate}); err != nil {
+		return err
+	}
+	for _, s := range []string{events.StageAcquisition, events.StageValidation, events.StageStandardization} {
+		if err := p.startStage(x, s); err != nil {
+			return err
+		}
+		dur := now.Sub(x.stages[s]).Milliseconds()
+		if err := p.emit(x, events.StageCompleted{Stage: s, Counts: x.counts, DurationMS: dur}); err != nil {
+			return err
+		}
+	}
+	if err := p.emit(x, events.StageStarted{Stage: events.StageOutput}); err != nil {
+		return err
+	}
+	rec, err := wire.Command{Kind: wire.CmdFinalize, ExecutionID: x.id}.Record(p.topics.Commands)
+	if err != nil {
+		return err
+	}
+	p.produce(rec)
+	return nil
+}

@@ -1,0 +1,74 @@
+package processor
+
+import (
+	"time"
+
+	"github.com/dspipe/dspipe/events"
+)
+
+// Execution statuses inside the processor.
+const (
+	statusRequested  = "requested"
+	statusQueued     = "queued"
+	statusRunning    = "running"
+	statusFinalizing = "finalizing"
+	statusDone       = "done"
+)
+
+// execState is one execution as the processor knows it. It changes only by
+// applying events, so replaying the event log rebuilds it exactly: the
+// processor keeps no state that is not in Kafka.
+type execState struct {
+	id          string
+	partition   int32
+	user        string
+	req         events.Request
+	chain       events.Chain
+	status      string
+	requestedAt time.Time
+	startedAt   time.Time
+	stagedFrom  int64
+	counts      events.Counts
+	perSource   []int64
+	stages      map[string]time.Time // started stages and when
+	sources     map[int]bool         // sources whose start was announced
+	dirty       bool                 // records processed in this transaction
+}
+
+func newExec(id string, partition int32) *execState {
+	return &execState{id: id, partition: partition, stages: map[string]time.Time{}, sources: map[int]bool{}}
+}
+
+// active reports whether the execution holds a processing slot.
+func (x *execState) active() bool { return x.status == statusRunning || x.status == statusFinalizing }
+
+// apply folds one event into the state.
+func (x *execState) apply(e *events.Envelope, p events.Payload) {
+	switch d := p.(type) {
+	case *events.ExecutionRequested:
+		x.user, x.req, x.status, x.requestedAt = d.UserID, d.Request, statusRequested, e.Time
+		x.perSource = make([]int64, len(d.Request.Sources))
+	case *events.ExecutionQueued:
+		x.status = statusQueued
+	case *events.ExecutionStarted:
+		x.status, x.startedAt, x.stagedFrom = statusRunning, e.Time, d.StagedOffset
+	case *events.SourceStarted:
+		x.sources[d.Source] = true
+	case *events.StageStarted:
+		x.stages[d.Stage] = e.Time
+		if d.Stage == events.StageOutput {
+			x.status = statusFinalizing
+		}
+	case *events.StageProgress:
+		x.counts = d.Counts
+		if len(d.PerSource) == len(x.perSource) {
+			copy(x.perSource, d.PerSource)
+		}
+	case *events.StageCompleted:
+		if d.Stage == events.StageAcquisition {
+			x.counts.Total = d.Counts.Total
+		}
+	case *events.ExecutionCompleted, *events.ExecutionFailed, *events.ExecutionCancelled:
+		x.status = statusDone
+	}
+}

@@ -1,0 +1,197 @@
+// Package sink implements the output stage's writers: line-oriented data
+// files with optional gzip or zstd compression, hashed and counted as they
+// are written, placed atomically in a local directory.
+package sink
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/dspipe/dspipe/events"
+)
+
+// Compression names accepted in a request.
+const (
+	CompressNone = "none"
+	CompressGzip = "gzip"
+	CompressZstd = "zstd"
+)
+
+// Extension returns the file suffix for a compression.
+func Extension(compression string) string {
+	switch compression {
+	case CompressGzip:
+		return ".gz"
+	case CompressZstd:
+		return ".zst"
+	}
+	return ""
+}
+
+// LineFile writes newline-terminated records to one file, computing the
+// SHA-256 and size of the bytes on disk.
+type LineFile struct {
+	name    string
+	f       *os.File
+	hash    io.Writer
+	sum     func() []byte
+	counter *countWriter
+	comp    io.WriteCloser
+	w       io.Writer
+	records int64
+}
+
+// Create opens dir/name for writing with the given compression.
+func Create(dir, name, compression string) (*LineFile, error) {
+	f, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("sink: create %s: %w", name, err)
+	}
+	h := sha256.New()
+	cw := &countWriter{}
+	lf := &LineFile{name: name, f: f, hash: h, sum: func() []byte { return h.Sum(nil) }, counter: cw}
+	raw := io.MultiWriter(f, h, cw)
+	switch compression {
+	case CompressGzip:
+		zw, _ := gzip.NewWriterLevel(raw, gzip.DefaultCompression)
+		// A fixed header (no name, no time) keeps outputs byte-identical.
+		lf.comp, lf.w = zw, zw
+	case CompressZstd:
+		zw, err := zstd.NewWriter(raw, zstd.WithEncoderConcurrency(1))
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("sink: zstd: %w", err)
+		}
+		lf.comp, lf.w = zw, zw
+	case "", CompressNone:
+		lf.w = raw
+	default:
+		f.Close()
+		return nil, fmt.Errorf("sink: unknown compression %q", compression)
+	}
+	return lf, nil
+}
+
+// WriteLine writes one record followed by a newline.
+func (l *LineFile) WriteLine(b []byte) error {
+	if _, err := l.w.Write(b); err != nil {
+		return fmt.Errorf("sink: write %s: %w", l.name, err)
+	}
+	if _, err := l.w.Write([]byte{'\n'}); err != nil {
+		return fmt.Errorf("sink: write %s: %w", l.name, err)
+	}
+	l.records++
+	return nil
+}
+
+// Close flushes, syncs and closes the file and describes it.
+func (l *LineFile) Close() (events.OutputFile, error) {
+	if l.comp != nil {
+		if err := l.comp.Close(); err != nil {
+			l.f.Close()
+			return events.OutputFile{}, fmt.Errorf("sink: close %s: %w", l.name, err)
+		}
+	}
+	if err := l.f.Sync(); err != nil {
+		l.f.Close()
+		return events.OutputFile{}, fmt.Errorf("sink: sync %s: %w", l.name, err)
+	}
+	if err := l.f.Close(); err != nil {
+		return events.OutputFile{}, fmt.Errorf("sink: close %s: %w", l.name, err)
+	}
+	return events.OutputFile{Name: l.name, Records: l.records, Bytes: l.counter.n, SHA256: hex.EncodeToString(l.sum())}, nil
+}
+
+// Abort closes and removes the file.
+func (l *LineFile) Abort() {
+	l.f.Close()
+	_ = os.Remove(l.f.Name())
+}
+
+type countWriter struct{ n int64 }
+
+func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+// WriteFileHashed writes b to dir/name and describes it.
+func WriteFileHashed(dir, name string, b []byte) (events.OutputFile, error) {
+	lf, err := Create(dir, name, CompressNone)
+	if err != nil {
+		return events.OutputFile{}, err
+	}
+	if _, err := lf.w.Write(b); err != nil {
+		lf.Abort()
+		return events.OutputFile{}, err
+	}
+	return lf.Close()
+}
+
+// Staging is a temporary directory beside the final one; Commit replaces the
+// final directory with it in one rename, so a crash never leaves a
+// half-written output that looks complete.
+type Staging struct {
+	Dir   string
+	final string
+}
+
+// NewStaging creates the staging directory for final.
+func NewStaging(final string) (*Staging, error) {
+	parent := filepath.Dir(final)
+	if err := os.MkdirAll(parent, 0o750); err != nil {
+		return nil, fmt.Errorf("sink: output parent: %w", err)
+	}
+	// Leftovers of a crashed attempt are removed first.
+	if old, _ := filepath.Glob(final + ".partial-*"); len(old) > 0 {
+		for _, o := range old {
+			_ = os.RemoveAll(o)
+		}
+	}
+	dir, err := os.MkdirTemp(parent, filepath.Base(final)+".partial-")
+	if err != nil {
+		return nil, fmt.Errorf("sink: staging dir: %w", err)
+	}
+	return &Staging{Dir: dir, final: final}, nil
+}
+
+// Commit moves the staging directory into place.
+func (s *Staging) Commit() error {
+	if err := os.RemoveAll(s.final); err != nil {
+		return fmt.Errorf("sink: replace output: %w", err)
+	}
+	if err := os.Rename(s.Dir, s.final); err != nil {
+		return fmt.Errorf("sink: publish output: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(s.final)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// Abort removes the staging directory.
+func (s *Staging) Abort() { _ = os.RemoveAll(s.Dir) }
+
+// Confine resolves an output destination under root: relative paths are
+// joined to root, absolute ones must already be inside it.
+func Confine(root, dest string) (string, error) {
+	absRoot, err := filepath.Abs(root)
+	if err != nil {
+		return "", err
+	}
+	p := dest
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(absRoot, p)
+	}
+	p = filepath.Clean(p)
+	if p != absRoot && !strings.HasPrefix(p, absRoot+string(filepath.Separator)) {
+		return "", fmt.Errorf("output destination must be inside %s", absRoot)
+	}
+	return p, nil
+}

@@ -1,0 +1,170 @@
+package source
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+)
+
+// ErrBomb is returned when a compressed stream expands far beyond any real
+// dataset's compression ratio.
+var ErrBomb = errors.New("decompressed size exceeds the allowed ratio (possible decompression bomb)")
+
+// Bomb guard: a stream may expand to MaxRatio times its compressed size once
+// it has produced more than BombFloor bytes. Conversation text compresses
+// about 4-10x; bombs compress about 1000x.
+const (
+	MaxRatio  = 200
+	BombFloor = 64 << 20
+)
+
+// Decompress detects gzip and zstd by their magic bytes and returns a reader
+// of the decompressed stream (the input itself when not compressed), plus a
+// function that releases the decoder.
+func Decompress(r io.Reader) (io.Reader, func(), error) {
+	counted := &countReader{r: r}
+	br := bufio.NewReaderSize(counted, 64<<10)
+	magic, _ := br.Peek(4)
+	switch {
+	case len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, nil, fmt.Errorf("gzip header: %w", err)
+		}
+		zr.Multistream(true)
+		return &bombGuard{r: zr, compressed: counted}, func() { _ = zr.Close() }, nil
+	case len(magic) == 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd:
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20))
+		if err != nil {
+			return nil, nil, fmt.Errorf("zstd header: %w", err)
+		}
+		return &bombGuard{r: zr, compressed: counted}, zr.Close, nil
+	}
+	return br, func() {}, nil
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+type bombGuard struct {
+	r          io.Reader
+	compressed *countReader
+	out        int64
+}
+
+func (g *bombGuard) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	g.out += int64(n)
+	if g.out > BombFloor && g.out > MaxRatio*g.compressed.n {
+		return n, ErrBomb
+	}
+	return n, err
+}
+
+// ErrNotAllowed is returned for a local path outside the allowed roots.
+var ErrNotAllowed = errors.New("path is outside the allowed local roots")
+
+// LocalFiles resolves a local source path (a file, a directory, or a glob)
+// to the sorted list of files it names, each confined to one of roots after
+// resolving symlinks.
+func LocalFiles(path string, roots []string) ([]string, error) {
+	if path == "" {
+		return nil, errors.New("local source needs config.path")
+	}
+	if strings.Contains(filepath.ToSlash(path), "../") || strings.HasSuffix(path, "..") {
+		return nil, fmt.Errorf("%w: '..' is not allowed", ErrNotAllowed)
+	}
+	var candidates []string
+	if strings.ContainsAny(path, "*?[") {
+		m, err := filepath.Glob(path)
+		if err != nil {
+			return nil, fmt.Errorf("bad glob: %w", err)
+		}
+		candidates = m
+	} else {
+		st, err := os.Stat(path)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("local path not found: %s", path)
+			}
+			return nil, err
+		}
+		if st.IsDir() {
+			ents, err := os.ReadDir(path)
+			if err != nil {
+				return nil, err
+			}
+			for _, e := range ents {
+				if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
+					candidates = append(candidates, filepath.Join(path, e.Name()))
+				}
+			}
+		} else {
+			candidates = []string{path}
+		}
+	}
+	if len(candidates) == 0 {
+		return nil, fmt.Errorf("local path matches no files: %s", path)
+	}
+	var out []string
+	for _, c := range candidates {
+		real, err := filepath.EvalSymlinks(c)
+		if err != nil {
+			return nil, err
+		}
+		real, _ = filepath.Abs(real)
+		if !within(real, roots) {
+			return nil, fmt.Errorf("%w: %s", ErrNotAllowed, c)
+		}
+		out = append(out, real)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func within(p string, roots []string) bool {
+	for _, r := range roots {
+		rr, err := filepath.EvalSymlinks(r)
+		if err != nil {
+			continue
+		}
+		rr, _ = filepath.Abs(rr)
+		if p == rr || strings.HasPrefix(p, rr+string(filepath.Separator)) {
+			return true
+		}
+	}
+	return false
+}
+
+// FormatFromName returns the format named by a file extension, ignoring
+// compression suffixes; auto when the extension says nothing certain.
+func FormatFromName(name string) string {
+	n := strings.ToLower(name)
+	for _, s := range []string{".gz", ".zst", ".zstd"} {
+		n = strings.TrimSuffix(n, s)
+	}
+	switch {
+	case strings.HasSuffix(n, ".jsonl"), strings.HasSuffix(n, ".ndjson"):
+		return FormatJSONL
+	case strings.HasSuffix(n, ".csv"):
+		return FormatCSV
+	}
+	// .json files are JSON arrays or, often, JSON lines: sniff.
+	return FormatAuto
+}

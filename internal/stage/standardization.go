@@ -1,0 +1,217 @@
+package stage
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+var io_ErrUnexpectedEOF = io.ErrUnexpectedEOF
+
+// Standardize maps a validated input to the canonical record: ChatML
+// messages, ShareGPT conversations, ESConv dialogs, Alpaca
+// instruction/input/output, question/answer pairs (counsel-chat CSV) and
+// plain text. Text is NFC-normalised and whitespace is tidied.
+func Standardize(in *input, prov Provenance, executionID string) (Record, error) {
+	var msgs []Message
+	format := ""
+	switch {
+	case len(in.Messages) > 0:
+		format = "chatml"
+		msgs = turns(in.Messages)
+	case len(in.Conversations) > 0:
+		format = "sharegpt"
+		msgs = turns(in.Conversations)
+	case len(in.Dialog) > 0:
+		format = "esconv"
+		msgs = turns(in.Dialog)
+	case in.Instruction != "" && in.Output != "":
+		format = "alpaca"
+		q := in.Instruction
+		if in.Input != "" {
+			q += "\n\n" + in.Input
+		}
+		msgs = []Message{{Role: RoleUser, Content: q}, {Role: RoleAssistant, Content: in.Output}}
+	case (in.Question != "" || in.QuestionText != "" || in.QuestionTitle != "") && (in.Answer != "" || in.AnswerText != ""):
+		format = "qa"
+		q := firstNonEmpty(in.Question, in.QuestionText, in.QuestionTitle)
+		a := firstNonEmpty(in.Answer, in.AnswerText)
+		msgs = []Message{{Role: RoleUser, Content: q}, {Role: RoleAssistant, Content: a}}
+	case in.Text != "":
+		format = "text"
+		msgs = []Message{{Role: RoleUser, Content: in.Text}}
+	default:
+		return Record{}, fmt.Errorf("%w: unrecognised format: expected messages, conversations, dialog, instruction/output, question/answer or text", ErrInvalid)
+	}
+	changed := false
+	out := msgs[:0]
+	for i, m := range msgs {
+		if m.Role == "" {
+			return Record{}, fmt.Errorf("%w: message %d has an unknown role", ErrInvalid, i)
+		}
+		c := Clean(m.Content)
+		if c != m.Content {
+			changed = true
+		}
+		if c == "" {
+			changed = true
+			continue
+		}
+		m.Content = c
+		// Consecutive turns of one speaker (ESConv splits them) are one turn.
+		if n := len(out); n > 0 && out[n-1].Role == m.Role {
+			out[n-1].Content += "\n" + m.Content
+			changed = true
+			continue
+		}
+		out = append(out, m)
+	}
+	if len(out) == 0 {
+		return Record{}, fmt.Errorf("%w: every message is empty", ErrInvalid)
+	}
+	md := map[string]string{"format": format}
+	for k, v := range map[string]string{"topic": in.Topic, "language": in.Language, "emotion_type": in.EmotionType,
+		"problem_type": in.ProblemType, "experience_type": in.ExperienceType, "split": in.Split} {
+		if v != "" {
+			md[k] = Clean(v)
+		}
+	}
+	natural := naturalKey(in.ID)
+	if natural == "" {
+		natural = naturalKey(in.QuestionID)
+	}
+	if natural != "" {
+		md["source_id"] = natural
+	}
+	return Record{
+		ID:          recordID(prov.Name, out),
+		ExecutionID: executionID,
+		Source:      prov,
+		Messages:    out,
+		Metadata:    md,
+		Lineage: []Lineage{
+			{Stage: "validation", Version: ValidationVersion},
+			{Stage: "standardization", Version: StandardizationVersion, Changed: changed},
+		},
+	}, nil
+}
+
+func turns(ts []turn) []Message {
+	out := make([]Message, 0, len(ts))
+	for _, t := range ts {
+		role := firstNonEmpty(t.Role, t.From, t.Speaker)
+		out = append(out, Message{Role: normaliseRole(role), Content: firstNonEmpty(t.Content, t.Value, t.Text)})
+	}
+	return out
+}
+
+func normaliseRole(r string) string {
+	switch strings.ToLower(strings.TrimSpace(r)) {
+	case "user", "human", "usr", "seeker", "client", "patient", "prompter", "question":
+		return RoleUser
+	case "assistant", "gpt", "sys", "bot", "supporter", "therapist", "counselor", "counsellor", "model", "chatgpt", "answer":
+		return RoleAssistant
+	case "system":
+		return RoleSystem
+	}
+	return ""
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+func naturalKey(raw json.RawMessage) string {
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	return string(raw)
+}
+
+// recordID is a content hash: the same conversation from the same source
+// always gets the same id, whatever its position.
+func recordID(source string, msgs []Message) string {
+	h := sha256.New()
+	h.Write([]byte(source))
+	for _, m := range msgs {
+		h.Write([]byte{0})
+		h.Write([]byte(m.Role))
+		h.Write([]byte{0})
+		h.Write([]byte(m.Content))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Clean normalises text to NFC, turns CR and CRLF into LF, drops control
+// characters other than newline and tab, collapses runs of horizontal space,
+// allows at most one blank line in a row, and trims the ends.
+func Clean(s string) string {
+	if !needsCleaning(s) {
+		return s
+	}
+	s = norm.NFC.String(s)
+	var b strings.Builder
+	b.Grow(len(s))
+	space, newlines := false, 0
+	for _, r := range s {
+		switch {
+		case r == '\r' || r == '\n':
+			if r == '\r' {
+				r = '\n'
+			}
+			space = false
+			newlines++
+			if newlines <= 2 {
+				b.WriteRune('\n')
+			}
+			continue
+		case r == '\t' || unicode.IsSpace(r):
+			space = true
+			continue
+		case unicode.IsControl(r) || r == utf8.RuneError:
+			continue
+		}
+		if space && b.Len() > 0 && newlines == 0 {
+			b.WriteByte(' ')
+		}
+		space, newlines = false, 0
+		b.WriteRune(r)
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// needsCleaning is a fast scan for the common case of already-clean ASCII.
+func needsCleaning(s string) bool {
+	prevSpace := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 || c < 0x20 && c != '\n' || c == 0x7f {
+			return true
+		}
+		if c == ' ' || c == '\n' {
+			if prevSpace {
+				return true
+			}
+			prevSpace = true
+			continue
+		}
+		prevSpace = false
+	}
+	return prevSpace && len(s) > 0
+}

@@ -1,0 +1,147 @@
+// Package wire defines the Kafka record formats services exchange besides
+// events: commands (from the API to the processor) and the raw and staged
+// record streams with their in-band markers.
+package wire
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/dspipe/dspipe/events"
+)
+
+// Command kinds.
+const (
+	CmdProcess  = "process"
+	CmdCancel   = "cancel"
+	CmdProgress = "progress"
+	// CmdFinalize is sent by the processor to itself: once the transaction
+	// that staged an execution's last record has committed, the dataset
+	// stages can read every staged record.
+	CmdFinalize = "finalize"
+)
+
+// Command is a request to the processor, keyed by execution id.
+type Command struct {
+	Kind        string          `json:"kind"`
+	ExecutionID string          `json:"execution_id"`
+	UserID      string          `json:"user_id,omitempty"`
+	Request     *events.Request `json:"request,omitempty"`
+	Reason      string          `json:"reason,omitempty"`
+	Stage       string          `json:"stage,omitempty"`
+	Percent     float64         `json:"percent,omitempty"`
+	Message     string          `json:"message,omitempty"`
+}
+
+// Record wraps a command for the commands topic.
+func (c Command) Record(topic string) (*kgo.Record, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("wire: encode command: %w", err)
+	}
+	return &kgo.Record{Topic: topic, Key: []byte(c.ExecutionID), Value: b}, nil
+}
+
+// DecodeCommand parses a command record.
+func DecodeCommand(r *kgo.Record) (Command, error) {
+	var c Command
+	if err := json.Unmarshal(r.Value, &c); err != nil {
+		return c, fmt.Errorf("wire: decode command at offset %d: %w", r.Offset, err)
+	}
+	if c.ExecutionID == "" || c.ExecutionID != string(r.Key) {
+		return c, fmt.Errorf("wire: command at offset %d has no or a mismatched execution id", r.Offset)
+	}
+	return c, nil
+}
+
+// Raw record kinds (header "k").
+const (
+	KindRecord      = "rec"       // one input record, value is its bytes
+	KindBad         = "bad"       // an input record acquisition could not frame; header "e" is the reason
+	KindSourceStart = "src_start" // value: SourceMarker
+	KindSourceEnd   = "src_end"   // value: SourceMarker
+	KindSourceFail  = "src_fail"  // value: SourceMarker
+	KindAcqEnd      = "acq_end"   // every source is finished; value: AcqEnd
+	KindStaged      = "ok"        // staged topic: a canonical record
+	KindRejected    = "rej"       // staged topic: a Rejection
+)
+
+// SourceMarker is the value of source start, end and failure markers.
+type SourceMarker struct {
+	Source   int    `json:"source"`
+	Name     string `json:"name"`
+	Kind     string `json:"kind"`
+	Records  int64  `json:"records,omitempty"`
+	Bytes    int64  `json:"bytes,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+	Category string `json:"category,omitempty"`
+}
+
+// AcqEnd is the value of the acquisition-end marker.
+type AcqEnd struct {
+	Records int64  `json:"records"`
+	Failed  bool   `json:"failed"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// Rejection is one rejected record: where it was and why, never its content.
+type Rejection struct {
+	Source   string `json:"source"`
+	SourceIx int    `json:"source_index"`
+	Position int64  `json:"position"`
+	Stage    string `json:"stage"`
+	Reason   string `json:"reason"`
+}
+
+// Meta is the header metadata of raw and staged records.
+type Meta struct {
+	Kind     string
+	Source   int
+	Position int64
+	Err      string
+}
+
+// Headers encodes m as record headers.
+func (m Meta) Headers() []kgo.RecordHeader {
+	h := []kgo.RecordHeader{
+		{Key: "k", Value: []byte(m.Kind)},
+		{Key: "s", Value: strconv.AppendInt(nil, int64(m.Source), 10)},
+		{Key: "p", Value: strconv.AppendInt(nil, m.Position, 10)},
+	}
+	if m.Err != "" {
+		h = append(h, kgo.RecordHeader{Key: "e", Value: []byte(m.Err)})
+	}
+	return h
+}
+
+// ReadMeta decodes the headers of a raw or staged record.
+func ReadMeta(r *kgo.Record) (Meta, error) {
+	var m Meta
+	for _, h := range r.Headers {
+		switch h.Key {
+		case "k":
+			m.Kind = string(h.Value)
+		case "s":
+			n, err := strconv.Atoi(string(h.Value))
+			if err != nil {
+				return m, fmt.Errorf("wire: bad source header at offset %d", r.Offset)
+			}
+			m.Source = n
+		case "p":
+			n, err := strconv.ParseInt(string(h.Value), 10, 64)
+			if err != nil {
+				return m, fmt.Errorf("wire: bad position header at offset %d", r.Offset)
+			}
+			m.Position = n
+		case "e":
+			m.Err = string(h.Value)
+		}
+	}
+	if m.Kind == "" {
+		return m, fmt.Errorf("wire: record at offset %d has no kind header", r.Offset)
+	}
+	return m, nil
+}
