@@ -78,7 +78,7 @@ func Validate(raw []byte, lim Limits) (*input, error) {
 	}
 	var in input
 	if err := json.Unmarshal(trimmed, &in); err != nil {
-		return nil, fmt.Errorf("%w: malformed JSON: %s", ErrInvalid, jsonErrorWithoutContent(err))
+		return nil, fmt.Errorf("%w: malformed JSON: %s", ErrInvalid, jsonErrorWithoutContent(err, len(trimmed)))
 	}
 	n := len(in.Messages) + len(in.Conversations) + len(in.Dialog)
 	if lim.MaxMessages > 0 && n > lim.MaxMessages {
@@ -89,10 +89,12 @@ func Validate(raw []byte, lim Limits) (*input, error) {
 
 // jsonErrorWithoutContent describes a decoding error by kind and offset only:
 // encoding/json's messages can quote input, which may be personal data.
-func jsonErrorWithoutContent(err error) string {
+func jsonErrorWithoutContent(err error, n int) string {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
+	case errors.As(err, &syn) && syn.Offset >= int64(n):
+		return fmt.Sprintf("truncated JSON (input ends at byte %d)", n)
 	case errors.As(err, &syn):
 		return fmt.Sprintf("syntax error at byte %d", syn.Offset)
 	case errors.As(err, &typ):

@@ -1,0 +1,255 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/client"
+	"github.com/dspipe/dspipe/internal/gen"
+	"github.com/dspipe/dspipe/internal/projector"
+	"github.com/dspipe/dspipe/internal/testenv"
+)
+
+// TestPipelineCountsAgreeEverywhere runs three sources of different formats
+// through every service and checks that the output file, the statistics
+// endpoint, the read models and the generator agree on every count, and
+// that each input record appears exactly once.
+func TestPipelineCountsAgreeEverywhere(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, stackOpts{})
+	sum, err := gen.Write(gen.Options{Dir: s.data, Records: 3000, Sources: 3, Format: "mixed", Compression: "gzip", Seed: 7})
+	require.NoError(t, err)
+	id, msgs := s.run(t, localRequest(sum.Files...))
+	require.Equal(t, "completed", msgs[len(msgs)-1].Data["status"])
+
+	x := s.waitStatus(t, id, "completed")
+	require.Equal(t, int64(3000), x.Total)
+	require.Equal(t, int64(3000), x.Received)
+	require.Equal(t, x.Valid+x.Rejected, x.Received)
+
+	stats, err := s.client.Statistics(context.Background(), id)
+	require.NoError(t, err)
+	recs := stats["records"].(map[string]any)
+	require.EqualValues(t, x.Valid, recs["valid"])
+	require.EqualValues(t, x.Rejected, recs["rejected"])
+
+	lines := readLines(t, filepath.Join(x.OutputDir, "data.jsonl.zst"))
+	require.Len(t, lines, int(x.Valid))
+	seen := map[string]bool{}
+	perSource := map[string]int{}
+	for _, l := range lines {
+		src := l["source"].(map[string]any)
+		key := fmt.Sprintf("%s#%v", src["name"], src["position"])
+		require.False(t, seen[key], "record %s written twice", key)
+		seen[key] = true
+		perSource[src["name"].(string)]++
+	}
+	sources, err := s.store.Sources(context.Background(), id)
+	require.NoError(t, err)
+	require.Len(t, sources, 3)
+	for _, sr := range sources {
+		require.Equal(t, "completed", sr.Status)
+		require.EqualValues(t, 1000, sr.Records, "generator wrote 1000 records to %s", sr.Name)
+		require.EqualValues(t, perSource[sr.Name], sr.Output)
+	}
+	stages, err := s.store.Stages(context.Background(), id)
+	require.NoError(t, err)
+	var names []string
+	for _, st := range stages {
+		names = append(names, st.Stage)
+		require.Equal(t, "completed", st.Status)
+	}
+	require.Equal(t, []string{"acquisition", "validation", "standardization", "output"}, names,
+		"only the stages that really ran are listed")
+
+	// The audit trail verifies.
+	raws, err := s.store.EventsSince(context.Background(), id, 0, 100000)
+	require.NoError(t, err)
+	var envs []events.Envelope
+	for _, b := range raws {
+		e, err := events.Decode(b)
+		require.NoError(t, err)
+		envs = append(envs, e)
+		require.NotContains(t, string(b), "My name is", "events never carry conversation text")
+	}
+	require.NoError(t, events.Verify(envs))
+	require.Len(t, msgs, len(envs), "the feed delivered every event once")
+}
+
+// TestMalformedInputIsRejectedOrFailsClearly feeds every kind of bad input
+// and checks each ends in the rejected file with reason and position, or in
+// a failed status whose reason says what went wrong.
+func TestMalformedInputIsRejectedOrFailsClearly(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, stackOpts{})
+	write := func(name string, b []byte) string {
+		p := filepath.Join(s.data, name)
+		require.NoError(t, os.WriteFile(p, b, 0o600))
+		return p
+	}
+	good := `{"messages":[{"role":"user","content":"hello"},{"role":"assistant","content":"hi there"}]}`
+	var body bytes.Buffer
+	body.WriteString(good + "\n")
+	body.WriteString(`{"messages":[{"role":"user","content":"trunc` + "\n")
+	body.WriteString("{\"text\":\"\xff\xfe bad\"}\n")
+	body.WriteString(`{"text":"` + strings.Repeat("a", 50<<20) + `"}` + "\n")
+	body.WriteString(`{"unrelated":"shape"}` + "\n")
+	body.WriteString(good + "\n")
+	mixed := write("mixed.jsonl", body.Bytes())
+	empty := write("empty.jsonl", nil)
+	truncArray := write("trunc.json", []byte(`[`+good+`,{"messages":[`))
+
+	id, msgs := s.run(t, localRequest(mixed, empty, truncArray))
+	require.Equal(t, "completed", msgs[len(msgs)-1].Data["status"])
+	x := s.waitStatus(t, id, "completed")
+	require.EqualValues(t, 8, x.Total)
+	require.EqualValues(t, 3, x.Valid)
+	require.EqualValues(t, 5, x.Rejected)
+	rej := readLines(t, filepath.Join(x.OutputDir, "rejected.jsonl"))
+	require.Len(t, rej, 5)
+	reasons := map[string]string{}
+	for _, r := range rej {
+		reasons[fmt.Sprintf("%s:%v", r["source"], r["position"])] = r["reason"].(string)
+	}
+	require.Contains(t, reasons["s1:2"], "truncated")
+	require.Contains(t, reasons["s1:3"], "UTF-8")
+	require.Contains(t, reasons["s1:4"], "limit")
+	require.Contains(t, reasons["s1:5"], "unrecognised format")
+	require.Contains(t, reasons["s3:2"], "truncated")
+
+	// A CSV with the wrong columns fails the execution with the columns it found.
+	csv := write("wrong.csv", []byte("name,phone\nx,y\n"))
+	id, msgs = s.run(t, localRequest(csv))
+	last := msgs[len(msgs)-1]
+	require.Equal(t, "failed", last.Data["status"])
+	require.Contains(t, last.Data["error"], "none of the expected columns")
+	x = s.waitStatus(t, id, "failed")
+	require.Contains(t, x.ErrorReason, "name, phone")
+
+	// A gzip bomb is stopped.
+	var gz bytes.Buffer
+	gw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+	zeros := bytes.Repeat([]byte("\n"), 1<<20)
+	for i := 0; i < 1024; i++ {
+		_, _ = gw.Write(zeros)
+	}
+	require.NoError(t, gw.Close())
+	bomb := write("bomb.jsonl.gz", gz.Bytes())
+	_, msgs = s.run(t, localRequest(bomb))
+	require.Equal(t, "failed", msgs[len(msgs)-1].Data["status"])
+	require.Contains(t, msgs[len(msgs)-1].Data["error"], "decompression bomb")
+
+	// A path outside the allowed roots is refused.
+	_, msgs = s.run(t, localRequest("/etc/passwd"))
+	require.Equal(t, "failed", msgs[len(msgs)-1].Data["status"])
+	require.Contains(t, msgs[len(msgs)-1].Data["error"], "outside the allowed")
+}
+
+// TestWebSocketResumeDeliversEveryEventOnce disconnects mid-execution and
+// resumes with ?since=, then checks the union is exactly the audit trail.
+func TestWebSocketResumeDeliversEveryEventOnce(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, stackOpts{})
+	sum, err := gen.Write(gen.Options{Dir: s.data, Records: 20000, Sources: 2, Format: "chatml", Seed: 3})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	id, err := s.client.Submit(ctx, localRequest(sum.Files...))
+	require.NoError(t, err)
+
+	var seqs []uint64
+	errStop := fmt.Errorf("stop")
+	err = s.client.Watch(ctx, id, 0, func(m client.Message) error {
+		seqs = append(seqs, m.Seq)
+		if len(seqs) == 3 {
+			return errStop // disconnect after three events
+		}
+		return nil
+	})
+	require.ErrorIs(t, err, errStop)
+	time.Sleep(300 * time.Millisecond) // events happen while we are away
+	require.NoError(t, s.client.Watch(ctx, id, seqs[len(seqs)-1], func(m client.Message) error {
+		seqs = append(seqs, m.Seq)
+		return nil
+	}))
+	for i, q := range seqs {
+		require.Equal(t, uint64(i+1), q, "events in order, none missed, none twice")
+	}
+	x := s.waitStatus(t, id, "completed")
+	require.EqualValues(t, len(seqs), x.LastSeq)
+}
+
+// TestProjectorRebuildEqualsLive replays the log from offset zero into a
+// fresh schema and compares every read model.
+func TestProjectorRebuildEqualsLive(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, stackOpts{})
+	sum, err := gen.Write(gen.Options{Dir: s.data, Records: 500, Sources: 2, Format: "mixed", Seed: 11})
+	require.NoError(t, err)
+	id1, _ := s.run(t, localRequest(sum.Files...))
+	_, _ = s.run(t, localRequest(filepath.Join(s.data, "nope.jsonl")))
+	s.waitStatus(t, id1, "completed")
+	time.Sleep(300 * time.Millisecond) // let the projector drain
+
+	live, err := s.store.Snapshot(context.Background())
+	require.NoError(t, err)
+	rebuilt, _ := testenv.Schema(t)
+	n, err := projector.Rebuild(context.Background(), s.cfg.Kafka, rebuilt, testenv.Logger(t))
+	require.NoError(t, err)
+	require.Positive(t, n)
+	got, err := rebuilt.Snapshot(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, live, got)
+	require.Contains(t, live, id1)
+}
+
+// TestQueueingCancellationAndTimeout checks MAX_CONCURRENT (extra
+// executions wait in queued), cancellation, and the execution timeout.
+func TestQueueingAndCancellation(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, stackOpts{maxConcurrent: 1, partitions: 1})
+	big, err := gen.Write(gen.Options{Dir: filepath.Join(s.data, "big"), Records: 200000, Sources: 1, Format: "chatml", Seed: 5})
+	require.NoError(t, err)
+	small, err := gen.Write(gen.Options{Dir: filepath.Join(s.data, "small"), Records: 10, Sources: 1, Format: "chatml", Seed: 6})
+	require.NoError(t, err)
+	ctx := context.Background()
+	first, err := s.client.Submit(ctx, localRequest(big.Files...))
+	require.NoError(t, err)
+	s.waitStatus(t, first, "running")
+	second, err := s.client.Submit(ctx, localRequest(small.Files...))
+	require.NoError(t, err)
+	s.waitStatus(t, second, "queued")
+
+	require.NoError(t, s.client.Do(ctx, "POST", "/"+first+"/cancel", map[string]string{"reason": "test"}, nil))
+	x := s.waitStatus(t, first, "cancelled")
+	require.Less(t, x.Valid, int64(200000), "cancellation stopped the work early")
+	s.waitStatus(t, second, "completed")
+
+	err = s.client.Do(ctx, "POST", "/"+first+"/cancel", nil, nil)
+	var ae *client.APIError
+	require.ErrorAs(t, err, &ae)
+	require.Equal(t, 409, ae.Status)
+}
+
+func TestExecutionTimeoutFailsTheExecution(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, stackOpts{timeout: 300 * time.Millisecond, partitions: 1})
+	big, err := gen.Write(gen.Options{Dir: s.data, Records: 300000, Sources: 1, Format: "chatml", Seed: 9})
+	require.NoError(t, err)
+	id, msgs := s.run(t, localRequest(big.Files...))
+	last := msgs[len(msgs)-1]
+	require.Equal(t, "failed", last.Data["status"])
+	require.Equal(t, events.CategoryTimeout, last.Data["error_category"])
+	x := s.waitStatus(t, id, "failed")
+	require.Contains(t, x.ErrorReason, "DATASET_EXECUTION_TIMEOUT_MINUTES")
+}

@@ -1,0 +1,171 @@
+package app_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/app"
+	"github.com/dspipe/dspipe/internal/client"
+	"github.com/dspipe/dspipe/internal/config"
+	"github.com/dspipe/dspipe/internal/kafka"
+	"github.com/dspipe/dspipe/internal/store"
+	"github.com/dspipe/dspipe/internal/testenv"
+)
+
+// stack is every service in-process against kfake and a fresh schema.
+type stack struct {
+	cfg     config.Config
+	cluster *kfake.Cluster
+	store   *store.Store
+	client  *client.Client
+	data    string
+	out     string
+	done    chan error
+	cancel  context.CancelFunc
+}
+
+type stackOpts struct {
+	maxConcurrent int
+	timeout       time.Duration
+	partitions    int32
+	kfake         []kfake.Opt
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func startStack(t *testing.T, o stackOpts) *stack {
+	t.Helper()
+	if o.partitions == 0 {
+		o.partitions = 3
+	}
+	st, schema := testenv.Schema(t)
+	kc, cluster := testenv.Kafka(t, o.partitions, o.kfake...)
+	dir := t.TempDir()
+	port := freePort(t)
+	cfg, err := config.Load(func(k string) string {
+		return map[string]string{
+			"DATABASE_URL":                      testenv.DatabaseURL(),
+			"DSPIPE_DB_SCHEMA":                  schema,
+			"DSPIPE_API_ADDR":                   "127.0.0.1:" + strconv.Itoa(port),
+			"DSPIPE_LOCAL_ROOTS":                dir,
+			"DSPIPE_OUTPUT_ROOT":                filepath.Join(dir, "out"),
+			"MAX_CONCURRENT_DATASET_PROCESSING": strconv.Itoa(max(o.maxConcurrent, 1)),
+		}[k]
+	})
+	require.NoError(t, err)
+	cfg.Kafka = kc
+	cfg.Kafka.TopicPrefix = ""
+	if o.maxConcurrent == 0 {
+		cfg.MaxConcurrent = 5
+	}
+	if o.timeout > 0 {
+		cfg.ExecutionTimeout = o.timeout
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &stack{cfg: cfg, cluster: cluster, store: st, data: filepath.Join(dir, "data"), out: filepath.Join(dir, "out"),
+		done: make(chan error, 1), cancel: cancel,
+		client: client.New("http://127.0.0.1:"+strconv.Itoa(port), "dev-admin-token")}
+	require.NoError(t, os.MkdirAll(s.data, 0o755))
+	go func() { s.done <- app.Run(ctx, cfg, testenv.Logger(t), app.All...) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-s.done:
+			require.NoError(t, err)
+		case <-time.After(30 * time.Second):
+			t.Error("services did not stop within 30s")
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var h map[string]any
+		if err := s.client.Do(ctx, "GET", "/health", nil, &h); err == nil {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "API never became healthy")
+		time.Sleep(50 * time.Millisecond)
+	}
+	return s
+}
+
+func localRequest(paths ...string) events.Request {
+	req := events.Request{Output: events.OutputSpec{Formats: []string{"jsonl"}, Compression: "zstd"}}
+	for i, p := range paths {
+		req.Sources = append(req.Sources, events.SourceSpec{Name: "s" + strconv.Itoa(i+1), Type: "local",
+			Config: map[string]string{"path": p}, Priority: i + 1})
+	}
+	return req
+}
+
+// run submits and watches to the end, returning the messages and the final status.
+func (s *stack) run(t *testing.T, req events.Request) (string, []client.Message) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	id, err := s.client.Submit(ctx, req)
+	require.NoError(t, err)
+	var msgs []client.Message
+	require.NoError(t, s.client.Watch(ctx, id, 0, func(m client.Message) error { msgs = append(msgs, m); return nil }))
+	require.NotEmpty(t, msgs)
+	require.True(t, msgs[len(msgs)-1].Terminal(), "the feed ends with a terminal event")
+	return id, msgs
+}
+
+// waitStatus polls the read model until the execution reaches status.
+func (s *stack) waitStatus(t *testing.T, id, status string) store.Execution {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		x, err := s.store.Execution(context.Background(), id)
+		if err == nil && x.Status == status {
+			return x
+		}
+		require.True(t, time.Now().Before(deadline), "execution %s never reached %s (now %q)", id, status, x.Status)
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// readLines reads a possibly zstd-compressed JSONL file.
+func readLines(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	var sc *bufio.Scanner
+	if filepath.Ext(path) == ".zst" {
+		zr, err := zstd.NewReader(f)
+		require.NoError(t, err)
+		defer zr.Close()
+		sc = bufio.NewScanner(zr)
+	} else {
+		sc = bufio.NewScanner(f)
+	}
+	sc.Buffer(make([]byte, 1<<20), 8<<20)
+	var out []map[string]any
+	for sc.Scan() {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &m))
+		out = append(out, m)
+	}
+	require.NoError(t, sc.Err())
+	return out
+}
+
+var _ = kafka.TopicNames
