@@ -432,16 +432,20 @@ func (in *Ingest) commitChunk(ctx context.Context, recs []*kgo.Record) error {
 			}
 		})
 	}
-	if err := in.prod.Flush(ctx); err != nil && firstErr == nil {
-		firstErr = err
+	// A cancelled acquisition still waits for every promise and ends its
+	// transaction, on a context of its own.
+	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	flushErr := in.prod.Flush(endCtx)
+	mu.Lock()
+	if firstErr == nil {
+		firstErr = flushErr
 	}
+	mu.Unlock()
 	commit := kgo.TryCommit
 	if firstErr != nil || ctx.Err() != nil {
 		commit = kgo.TryAbort
 	}
-	// A cancelled acquisition still ends its transaction, on a fresh context.
-	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
 	if err := in.prod.EndTransaction(endCtx, commit); err != nil {
 		return in.recover(err)
 	}

@@ -1,0 +1,273 @@
+// Package e2e runs the four services and the embedded broker as separate OS
+// processes against a real Postgres, as production would, and checks the
+// whole flow through the REST API and the WebSocket feed, including a
+// processor killed with SIGKILL mid-execution.
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/client"
+	"github.com/dspipe/dspipe/internal/gen"
+	"github.com/dspipe/dspipe/internal/testenv"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "dspipe-e2e-bin")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	cmd := exec.Command("go", "build", "-o", dir+"/", "github.com/dspipe/dspipe/cmd/...")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: build:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+}
+
+type cluster struct {
+	t      *testing.T
+	env    []string
+	dir    string
+	procs  map[string]*proc
+	client *client.Client
+}
+
+func (c *cluster) start(name string, args ...string) {
+	c.t.Helper()
+	bin := filepath.Join(binDir, name)
+	if name == "broker" {
+		bin = filepath.Join(binDir, "dsctl")
+	}
+	logPath := filepath.Join(c.dir, name+".log")
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	require.NoError(c.t, err)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = c.env
+	cmd.Stdout, cmd.Stderr = f, f
+	require.NoError(c.t, cmd.Start())
+	f.Close()
+	c.procs[name] = &proc{name: name, cmd: cmd, log: logPath}
+}
+
+func (c *cluster) stop(name string, sig syscall.Signal) {
+	p := c.procs[name]
+	if p == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(sig)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+	delete(c.procs, name)
+}
+
+func (c *cluster) dumpLogs() {
+	for _, p := range c.procs {
+		b, _ := os.ReadFile(p.log)
+		lines := strings.Split(string(b), "\n")
+		if len(lines) > 30 {
+			lines = lines[len(lines)-30:]
+		}
+		c.t.Logf("--- %s log tail:\n%s", p.name, strings.Join(lines, "\n"))
+	}
+}
+
+func waitPort(t *testing.T, port int) {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("nothing listens on port %d", port)
+}
+
+func startCluster(t *testing.T) *cluster {
+	_, schema := testenv.Schema(t)
+	dir := t.TempDir()
+	brokerPort, apiPort := freePort(t), freePort(t)
+	env := append(os.Environ(),
+		"KAFKA_BROKERS=127.0.0.1:"+strconv.Itoa(brokerPort),
+		"KAFKA_PARTITIONS=3",
+		"DATABASE_URL="+testenv.DatabaseURL(),
+		"DSPIPE_DB_SCHEMA="+schema,
+		"DSPIPE_API_ADDR=127.0.0.1:"+strconv.Itoa(apiPort),
+		"DSPIPE_LOCAL_ROOTS="+dir,
+		"DSPIPE_OUTPUT_ROOT="+filepath.Join(dir, "out"),
+	)
+	c := &cluster{t: t, env: env, dir: dir, procs: map[string]*proc{},
+		client: client.New("http://127.0.0.1:"+strconv.Itoa(apiPort), "dev-admin-token")}
+	c.start("broker", "broker", "-port", strconv.Itoa(brokerPort), "-data-dir", filepath.Join(dir, "broker"))
+	waitPort(t, brokerPort)
+	for _, s := range []string{"projector", "processor", "ingest", "api"} {
+		c.start(s)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			c.dumpLogs()
+		}
+		for _, s := range []string{"api", "ingest", "processor", "projector", "broker"} {
+			c.stop(s, syscall.SIGTERM)
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var h map[string]any
+		if err := c.client.Do(context.Background(), "GET", "/health", nil, &h); err == nil {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "API never became healthy")
+		time.Sleep(100 * time.Millisecond)
+	}
+	return c
+}
+
+func request(files []string) events.Request {
+	req := events.Request{Output: events.OutputSpec{Formats: []string{"jsonl"}, Compression: "zstd"}}
+	for i, f := range files {
+		req.Sources = append(req.Sources, events.SourceSpec{Name: fmt.Sprintf("s%d", i+1), Type: "local",
+			Config: map[string]string{"path": f}, Priority: i + 1})
+	}
+	return req
+}
+
+// outputKeys reads data.jsonl.zst and returns source#position of each line.
+func outputKeys(t *testing.T, path string) []string {
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	zr, err := zstd.NewReader(f)
+	require.NoError(t, err)
+	defer zr.Close()
+	sc := bufio.NewScanner(zr)
+	sc.Buffer(make([]byte, 1<<20), 8<<20)
+	var keys []string
+	for sc.Scan() {
+		line := sc.Text()
+		i := strings.Index(line, `"source":{"name":"`)
+		require.GreaterOrEqual(t, i, 0)
+		rest := line[i+len(`"source":{"name":"`):]
+		name := rest[:strings.IndexByte(rest, '"')]
+		j := strings.Index(rest, `"position":`)
+		pos := rest[j+len(`"position":`):]
+		pos = pos[:strings.IndexAny(pos, ",}")]
+		keys = append(keys, name+"#"+pos)
+	}
+	require.NoError(t, sc.Err())
+	return keys
+}
+
+func TestSeparateProcessesEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process end-to-end test skipped in -short mode")
+	}
+	c := startCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	t.Run("counts agree across output, statistics and read models", func(t *testing.T) {
+		sum, err := gen.Write(gen.Options{Dir: filepath.Join(c.dir, "small"), Records: 5000, Sources: 3, Format: "mixed", Compression: "zstd", Seed: 21})
+		require.NoError(t, err)
+		id, err := c.client.Submit(ctx, request(sum.Files))
+		require.NoError(t, err)
+		var last client.Message
+		n := 0
+		require.NoError(t, c.client.Watch(ctx, id, 0, func(m client.Message) error { last = m; n++; return nil }))
+		require.Equal(t, "completed", last.Data["status"])
+
+		var stats map[string]any
+		require.Eventually(t, func() bool {
+			stats, err = c.client.Statistics(ctx, id)
+			return err == nil && stats["status"] == "completed"
+		}, 30*time.Second, 50*time.Millisecond)
+		recs := stats["records"].(map[string]any)
+		require.EqualValues(t, 5000, recs["total"])
+		require.EqualValues(t, 5000, recs["valid"])
+		keys := outputKeys(t, filepath.Join(stats["output_dir"].(string), "data.jsonl.zst"))
+		require.Len(t, keys, 5000)
+		status, err := c.client.Status(ctx, id)
+		require.NoError(t, err)
+		require.EqualValues(t, 5000, status["valid_records"])
+		require.EqualValues(t, n, status["last_seq"], "the feed delivered every event")
+		for _, sr := range stats["sources"].([]any) {
+			src := sr.(map[string]any)
+			require.EqualValues(t, src["records"], src["valid_records"])
+		}
+	})
+
+	t.Run("a processor killed with SIGKILL mid-execution loses and duplicates nothing", func(t *testing.T) {
+		const n = 150000
+		sum, err := gen.Write(gen.Options{Dir: filepath.Join(c.dir, "big"), Records: n, Sources: 2, Format: "chatml", Seed: 22})
+		require.NoError(t, err)
+		id, err := c.client.Submit(ctx, request(sum.Files))
+		require.NoError(t, err)
+		require.Eventually(t, func() bool {
+			st, err := c.client.Status(ctx, id)
+			return err == nil && st["records_processed"].(float64) > 10000
+		}, 2*time.Minute, 20*time.Millisecond, "processing never got going")
+		c.stop("processor", syscall.SIGKILL)
+		st, err := c.client.Status(ctx, id)
+		require.NoError(t, err)
+		require.NotEqual(t, "completed", st["status"], "the kill happened mid-execution")
+		c.start("processor")
+
+		var last client.Message
+		require.NoError(t, c.client.Watch(ctx, id, 0, func(m client.Message) error { last = m; return nil }))
+		require.Equal(t, "completed", last.Data["status"], "execution completes after the restart: %v", last.Data)
+		var stats map[string]any
+		require.Eventually(t, func() bool {
+			stats, err = c.client.Statistics(ctx, id)
+			return err == nil && stats["status"] == "completed"
+		}, 30*time.Second, 50*time.Millisecond)
+		keys := outputKeys(t, filepath.Join(stats["output_dir"].(string), "data.jsonl.zst"))
+		require.Len(t, keys, n, "every valid input record is in the output")
+		seen := make(map[string]struct{}, n)
+		for _, k := range keys {
+			_, dup := seen[k]
+			require.False(t, dup, "record %s written twice", k)
+			seen[k] = struct{}{}
+		}
+	})
+}
