@@ -38,6 +38,8 @@ func decodeRequest(body io.Reader) (events.Request, error) {
 			return req, fmt.Errorf("field %q must be %s", typ.Field, typ.Type.String())
 		case strings.HasPrefix(err.Error(), "json: unknown field"):
 			return req, fmt.Errorf("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return req, fmt.Errorf("request body is not valid JSON (it ends too early)")
 		case errors.Is(err, io.EOF):
 			return req, fmt.Errorf("request body is empty: send a JSON object with sources and output")
 		}

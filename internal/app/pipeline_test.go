@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dspipe/dspipe/events"
@@ -252,4 +255,33 @@ func TestExecutionTimeoutFailsTheExecution(t *testing.T) {
 	require.Equal(t, events.CategoryTimeout, last.Data["error_category"])
 	x := s.waitStatus(t, id, "failed")
 	require.Contains(t, x.ErrorReason, "DATASET_EXECUTION_TIMEOUT_MINUTES")
+}
+
+// TestProcessorSurvivesBrokerFaults injects failed produces of staged
+// records and a fenced transaction end into kfake mid-execution; the
+// processor aborts, recreates its session, reloads its state from the log,
+// and the output still holds every record exactly once.
+func TestProcessorSurvivesBrokerFaults(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, stackOpts{partitions: 2})
+	sum, err := gen.Write(gen.Options{Dir: s.data, Records: 40000, Sources: 2, Format: "chatml", Seed: 13})
+	require.NoError(t, err)
+	produceFault := s.cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "dataset.records.staged",
+		Err: kerr.UnknownServerError, Count: 2})
+	endFault := s.cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, TxnID: "dspipe-processor-0", TopLevel: true,
+		Err: kerr.InvalidProducerEpoch, Count: 1})
+	id, msgs := s.run(t, localRequest(sum.Files...))
+	require.Equal(t, "completed", msgs[len(msgs)-1].Data["status"], "%v", msgs[len(msgs)-1].Data)
+	require.Positive(t, produceFault.Hits(), "the produce fault fired")
+	require.Positive(t, endFault.Hits(), "the transaction fault fired")
+	x := s.waitStatus(t, id, "completed")
+	lines := readLines(t, filepath.Join(x.OutputDir, "data.jsonl.zst"))
+	require.Len(t, lines, 40000)
+	seen := map[string]bool{}
+	for _, l := range lines {
+		src := l["source"].(map[string]any)
+		key := fmt.Sprintf("%s#%v", src["name"], src["position"])
+		require.False(t, seen[key], "record %s written twice", key)
+		seen[key] = true
+	}
 }

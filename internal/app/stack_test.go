@@ -41,6 +41,7 @@ type stackOpts struct {
 	timeout       time.Duration
 	partitions    int32
 	kfake         []kfake.Opt
+	tokens        string
 }
 
 func freePort(t *testing.T) int {
@@ -67,6 +68,7 @@ func startStack(t *testing.T, o stackOpts) *stack {
 			"DSPIPE_LOCAL_ROOTS":                dir,
 			"DSPIPE_OUTPUT_ROOT":                filepath.Join(dir, "out"),
 			"MAX_CONCURRENT_DATASET_PROCESSING": strconv.Itoa(max(o.maxConcurrent, 1)),
+			"DSPIPE_API_TOKENS":                 o.tokens,
 		}[k]
 	})
 	require.NoError(t, err)

@@ -56,7 +56,12 @@ var stagesRun = []ManifestStage{
 // completes the execution. Rerunning it after a crash rewrites the same
 // bytes.
 func (p *Processor) finalize(ctx context.Context, x *execState) error {
-	files, dir, err := p.writeOutput(ctx, x)
+	res, ok := p.prepared[x.id]
+	if !ok {
+		res.files, res.dir, res.err = p.writeOutput(ctx, x)
+	}
+	delete(p.prepared, x.id)
+	files, dir, err := res.files, res.dir, res.err
 	if err != nil {
 		if ctx.Err() != nil {
 			return err
@@ -90,6 +95,43 @@ func (p *Processor) finalize(ctx context.Context, x *execState) error {
 		return err
 	}
 	return p.schedule(ctx)
+}
+
+// outputResult is the outcome of writing one execution's output.
+type outputResult struct {
+	files []events.OutputFile
+	dir   string
+	err   error
+}
+
+// prepareOutputs writes the output of every execution whose finalize
+// command is in this poll, before the transaction that completes it opens.
+func (p *Processor) prepareOutputs(ctx context.Context, fs kgo.Fetches) error {
+	var err error
+	fs.EachRecord(func(r *kgo.Record) {
+		if err != nil || r.Topic != p.topics.Commands {
+			return
+		}
+		c, derr := wire.DecodeCommand(r)
+		if derr != nil || c.Kind != wire.CmdFinalize {
+			return
+		}
+		if err = p.ensureLoaded(ctx, r.Partition); err != nil {
+			return
+		}
+		x := p.execs[c.ExecutionID]
+		if x == nil || x.status != statusFinalizing {
+			return
+		}
+		var res outputResult
+		res.files, res.dir, res.err = p.writeOutput(ctx, x)
+		if ctx.Err() != nil {
+			err = ctx.Err()
+			return
+		}
+		p.prepared[x.id] = res
+	})
+	return err
 }
 
 func (p *Processor) writeOutput(ctx context.Context, x *execState) ([]events.OutputFile, string, error) {

@@ -76,8 +76,9 @@ type Processor struct {
 	aux   *kgo.Client // admin queries
 	inTxn bool
 
-	execs  map[string]*execState
-	loaded map[int32]bool
+	execs    map[string]*execState
+	loaded   map[int32]bool
+	prepared map[string]outputResult
 	reset  atomic.Bool
 
 	prodMu  sync.Mutex
@@ -168,12 +169,18 @@ func (p *Processor) Run(ctx context.Context) error {
 func (p *Processor) dropState() {
 	p.execs = map[string]*execState{}
 	p.loaded = map[int32]bool{}
+	p.prepared = map[string]outputResult{}
 }
 
 // step handles one poll's records and housekeeping in one transaction.
 func (p *Processor) step(ctx context.Context, fs kgo.Fetches) error {
 	p.inTxn = false
 	p.prodErr = nil
+	// The output stage's files are written before the transaction opens, so
+	// a long write cannot outlive the transaction timeout.
+	if err := p.prepareOutputs(ctx, fs); err != nil {
+		return err
+	}
 	var finalize []*execState
 	var err error
 	fs.EachRecord(func(r *kgo.Record) {
