@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"github.com/stretchr/testify/require"
 
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/client"

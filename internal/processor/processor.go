@@ -79,7 +79,7 @@ type Processor struct {
 	execs    map[string]*execState
 	loaded   map[int32]bool
 	prepared map[string]outputResult
-	reset  atomic.Bool
+	reset    atomic.Bool
 
 	prodMu  sync.Mutex
 	prodErr error
