@@ -29,6 +29,7 @@ func loadConfig(getenv func(string) string) (config.Config, error) {
 }
 
 func cmdUp(ctx context.Context, _ []string, getenv func(string) string) error {
+	app.SetMemoryLimit(getenv)
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err

@@ -23,6 +23,7 @@ func main() {
 }
 
 func run(ctx context.Context, getenv func(string) string) error {
+	app.SetMemoryLimit(getenv)
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return err

@@ -86,9 +86,12 @@ func (c Config) Client(opts ...kgo.Opt) (*kgo.Client, error) {
 	base := []kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ProducerBatchMaxBytes(MaxRecordBytes + 64<<10),
-		kgo.FetchMaxBytes(64 << 20),
-		kgo.FetchMaxPartitionBytes(16 << 20),
-		kgo.MaxBufferedBytes(64 << 20),
+		// Bounded buffers keep every client's memory small whatever the
+		// dataset size: fetches and unacknowledged produces are capped.
+		kgo.FetchMaxBytes(8 << 20),
+		kgo.FetchMaxPartitionBytes(4 << 20),
+		kgo.MaxBufferedBytes(16 << 20),
+		kgo.MaxConcurrentFetches(2),
 		// Keys hash with murmur2 like Java clients, so partition i of every
 		// topic holds the same executions.
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),

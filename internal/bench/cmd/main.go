@@ -1,0 +1,330 @@
+// Command bench measures the spine end to end and writes docs/BENCHMARKS.md:
+// records/s through every service, the raw kfake consume-transform-produce
+// throughput of the same records in the same run, their ratio, GET /status
+// latency under concurrent load, and the services' peak RSS.
+//
+// It runs `dsctl up` as a separate process (embedded broker included) so the
+// peak RSS is the service's own, and needs bin/dsctl (make build) and a
+// Postgres at DATABASE_URL (scripts/pg.sh start).
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/client"
+	"github.com/dspipe/dspipe/internal/gen"
+	"github.com/dspipe/dspipe/internal/kafka"
+	"github.com/dspipe/dspipe/internal/store"
+)
+
+func main() {
+	out := flag.String("out", "docs/BENCHMARKS.md", "report to write")
+	records := flag.Int("records", 200000, "conversations in the generated dataset")
+	micro := flag.String("micro", "", "file with `go test -bench` output to append")
+	flag.Parse()
+	if err := run(*out, *records, *micro); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+type result struct {
+	records       int
+	inputBytes    int64
+	spineSeconds  float64
+	spineRate     float64
+	ctpSeconds    float64
+	ctpRate       float64
+	statusN       int
+	statusP50     time.Duration
+	statusP99     time.Duration
+	statusRPS     float64
+	peakRSSMB     float64
+	brokerRSSMB   float64
+	processorRate float64
+}
+
+func run(out string, records int, micro string) error {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "dspipe-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	fmt.Fprintf(os.Stderr, "generating %d conversations...\n", records)
+	sum, err := gen.Write(gen.Options{Dir: filepath.Join(dir, "data"), Records: records, Sources: 3, Format: "mixed", Seed: 99,
+		DupRate: 0.02, NearDupRate: 0.02})
+	if err != nil {
+		return err
+	}
+	var res result
+	res.records = records
+	for _, f := range sum.Files {
+		if st, err := os.Stat(f); err == nil {
+			res.inputBytes += st.Size()
+		}
+	}
+	brokerPort, apiPort := freePort(), freePort()
+	schema := fmt.Sprintf("bench_%d", time.Now().Unix())
+	dbURL := os.Getenv("DATABASE_URL")
+	if dbURL == "" {
+		dbURL = "postgres://postgres@127.0.0.1:55432/postgres?sslmode=disable"
+	}
+	defer store.DropSchema(context.Background(), dbURL, schema)
+	// The broker runs as its own process so the services' memory is
+	// measured apart from the broker's (in production the broker is
+	// Redpanda or Kafka, not part of the service).
+	broker := exec.Command("bin/dsctl", "broker", "-port", strconv.Itoa(brokerPort), "-data-dir", filepath.Join(dir, "broker"))
+	broker.Stderr = os.Stderr
+	if err := broker.Start(); err != nil {
+		return fmt.Errorf("start bin/dsctl broker (run make build first): %w", err)
+	}
+	defer func() { _ = broker.Process.Signal(syscall.SIGTERM); _ = broker.Wait() }()
+	cmd := exec.Command("bin/dsctl", "up")
+	cmd.Env = append(os.Environ(),
+		"KAFKA_BROKERS=127.0.0.1:"+strconv.Itoa(brokerPort),
+		"DSPIPE_API_ADDR=127.0.0.1:"+strconv.Itoa(apiPort),
+		"DSPIPE_DB_SCHEMA="+schema,
+		"DATABASE_URL="+dbURL,
+		"DSPIPE_LOCAL_ROOTS="+dir,
+		"DSPIPE_OUTPUT_ROOT="+filepath.Join(dir, "out"),
+		"DSPIPE_LOG_LEVEL=warn",
+	)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start bin/dsctl up: %w", err)
+	}
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	c := client.New("http://127.0.0.1:"+strconv.Itoa(apiPort), "dev-admin-token")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var h map[string]any
+		if err := c.Do(ctx, "GET", "/health", nil, &h); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return errors.New("services never became healthy")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// 1. The spine: submit to completed.
+	req := events.Request{Output: events.OutputSpec{Formats: []string{"jsonl"}, Compression: "zstd"}}
+	for i, f := range sum.Files {
+		req.Sources = append(req.Sources, events.SourceSpec{Name: fmt.Sprintf("s%d", i+1), Type: "local", Config: map[string]string{"path": f}, Priority: i + 1})
+	}
+	fmt.Fprintln(os.Stderr, "running the spine...")
+	start := time.Now()
+	id, err := c.Submit(ctx, req)
+	if err != nil {
+		return err
+	}
+	var final client.Message
+	if err := c.Watch(ctx, id, 0, func(m client.Message) error {
+		if m.Terminal() {
+			final = m
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	res.spineSeconds = time.Since(start).Seconds()
+	if final.Data["status"] != "completed" {
+		return fmt.Errorf("execution ended %v: %v", final.Data["status"], final.Data["error"])
+	}
+	res.spineRate = float64(records) / res.spineSeconds
+	st, err := c.Status(ctx, id)
+	if err != nil {
+		return err
+	}
+	res.processorRate, _ = st["processing_rate"].(float64)
+
+	// 2. GET /status under concurrent load.
+	fmt.Fprintln(os.Stderr, "loading GET /status...")
+	res.statusN, res.statusP50, res.statusP99, res.statusRPS = loadStatus(ctx, c, id, 16, 5*time.Second)
+
+	// 3. Raw consume-transform-produce of the same raw records on the same broker.
+	fmt.Fprintln(os.Stderr, "measuring raw kfake consume-transform-produce...")
+	kc := kafka.Config{Brokers: []string{"127.0.0.1:" + strconv.Itoa(brokerPort)}, Partitions: 3, Replication: 1}
+	n, secs, err := rawCTP(ctx, kc, int64(records))
+	if err != nil {
+		return err
+	}
+	res.ctpSeconds, res.ctpRate = secs, float64(n)/secs
+
+	// 4. Peak RSS of the service and broker processes.
+	res.peakRSSMB = peakRSS(cmd.Process.Pid)
+	res.brokerRSSMB = peakRSS(broker.Process.Pid)
+
+	var microOut string
+	if micro != "" {
+		b, _ := os.ReadFile(micro)
+		microOut = string(b)
+	}
+	return writeReport(out, res, microOut)
+}
+
+func loadStatus(ctx context.Context, c *client.Client, id string, workers int, d time.Duration) (int, time.Duration, time.Duration, float64) {
+	var mu sync.Mutex
+	var lat []time.Duration
+	var wg sync.WaitGroup
+	stop := time.Now().Add(d)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var local []time.Duration
+			for time.Now().Before(stop) {
+				t0 := time.Now()
+				if _, err := c.Status(ctx, id); err != nil {
+					continue
+				}
+				local = append(local, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	if len(lat) == 0 {
+		return 0, 0, 0, 0
+	}
+	return len(lat), lat[len(lat)/2], lat[len(lat)*99/100], float64(len(lat)) / d.Seconds()
+}
+
+// rawCTP consumes the raw topic in a fresh group with a transactional
+// session and produces every record unchanged to another topic, committing
+// per poll: the broker's own ceiling for the spine's work pattern.
+func rawCTP(ctx context.Context, kc kafka.Config, want int64) (int64, float64, error) {
+	topics := kc.Topics()
+	adm, err := kc.Client()
+	if err != nil {
+		return 0, 0, err
+	}
+	_, err = kadm.NewClient(adm).CreateTopics(ctx, kc.Partitions, 1, nil, "bench.ctp.out")
+	adm.Close()
+	if err != nil {
+		return 0, 0, err
+	}
+	sess, err := kgo.NewGroupTransactSession(
+		kgo.SeedBrokers(kc.Brokers...),
+		kgo.TransactionalID("bench-ctp"),
+		kgo.ConsumerGroup("bench-ctp"),
+		kgo.ConsumeTopics(topics.Raw),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ProducerBatchMaxBytes(kafka.MaxRecordBytes+64<<10),
+		kgo.FetchMaxBytes(32<<20),
+	)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer sess.Close()
+	var n int64
+	var start time.Time
+	for n < want {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		fs := sess.PollFetches(pctx)
+		cancel()
+		if fs.Empty() {
+			return n, 0, fmt.Errorf("raw topic drained after %d of %d records", n, want)
+		}
+		if start.IsZero() {
+			start = time.Now()
+		}
+		if err := sess.Begin(); err != nil {
+			return n, 0, err
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if string(r.Headers[0].Value) != "rec" {
+				return
+			}
+			n++
+			sess.Produce(ctx, &kgo.Record{Topic: "bench.ctp.out", Key: r.Key, Value: r.Value, Headers: r.Headers}, nil)
+		})
+		if _, err := sess.End(ctx, kgo.TryCommit); err != nil {
+			return n, 0, err
+		}
+	}
+	return n, time.Since(start).Seconds(), nil
+}
+
+func peakRSS(pid int) float64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "VmHWM:") {
+			fields := strings.Fields(sc.Text())
+			kb, _ := strconv.ParseFloat(fields[1], 64)
+			return kb / 1024
+		}
+	}
+	return -1
+}
+
+func writeReport(path string, r result, micro string) error {
+	var b strings.Builder
+	host, _ := os.Hostname()
+	fmt.Fprintf(&b, "# Benchmarks\n\nWritten by `make bench` on %s (%s, %d CPUs, %s/%s, %s).\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	fmt.Fprintf(&b, "Dataset: %d generated conversations (`dsctl gen`, seed 99), three sources (ChatML, ShareGPT, ESConv JSONL), %.1f MB.\n",
+		r.records, float64(r.inputBytes)/1e6)
+	b.WriteString("Processes: `bin/dsctl broker` (the embedded kfake broker with a data directory) and `bin/dsctl up` (api, ingest, processor, projector) with `KAFKA_BROKERS` pointing at it; Postgres 15 on loopback.\n\n")
+	b.WriteString("## The spine\n\n| measure | value | target |\n|---|---|---|\n")
+	fmt.Fprintf(&b, "| records/s through the spine (submit to `completed`, all stages that exist) | %.0f (%.1f s) | |\n", r.spineRate, r.spineSeconds)
+	fmt.Fprintf(&b, "| processor rate reported by the execution | %.0f records/s | |\n", r.processorRate)
+	fmt.Fprintf(&b, "| raw kfake consume-transform-produce of the same raw records, same broker, same run | %.0f records/s (%.1f s) | |\n", r.ctpRate, r.ctpSeconds)
+	ratio := r.spineRate / r.ctpRate
+	fmt.Fprintf(&b, "| spine / raw ratio | %.0f%% | ≥ 30%% %s |\n", 100*ratio, mark(ratio >= 0.30))
+	fmt.Fprintf(&b, "| `GET /status` p50 (16 concurrent clients, 5 s, %d requests, %.0f req/s) | %s | |\n", r.statusN, r.statusRPS, r.statusP50)
+	fmt.Fprintf(&b, "| `GET /status` p99 | %s | < 10 ms %s |\n", r.statusP99, mark(r.statusP99 < 10*time.Millisecond))
+	fmt.Fprintf(&b, "| peak RSS of the services process: api, ingest, processor, projector (VmHWM) | %.0f MB | < 300 MB %s |\n", r.peakRSSMB, mark(r.peakRSSMB < 300))
+	fmt.Fprintf(&b, "| peak RSS of the embedded broker process (`dsctl broker`, kfake with a data directory) | %.0f MB | (development broker) |\n", r.brokerRSSMB)
+	b.WriteString("\nThe spine figure covers acquisition (file read, framing, transactional produce with checkpoints), validation, standardization, staged produce, event emission and projection into Postgres, and the output stage (reading the staged topic back, zstd-compressing, hashing, manifest). The raw figure is a `GroupTransactSession` loop that copies the same records to another topic without looking at them.\n")
+	b.WriteString("\nReproduce: `make bench` (needs Postgres: `scripts/pg.sh start`).\n")
+	if micro != "" {
+		b.WriteString("\n## Micro-benchmarks (`go test -bench`)\n\n```\n" + micro + "```\n")
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+func mark(ok bool) string {
+	if ok {
+		return "(met)"
+	}
+	return "(NOT met)"
+}
