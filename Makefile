@@ -33,7 +33,9 @@ fuzz:
 	$(GO) test ./internal/stage -run XXX -fuzz FuzzValidateStandardize -fuzztime 20s
 
 bench: build pg-start
-	$(GO) run ./internal/bench/cmd -out docs/BENCHMARKS.md
+	$(GO) test -run XXX -bench . -benchmem -count 1 ./events ./internal/stage ./internal/source | grep -E '^(Benchmark|goos|cpu)' > bin/micro.txt
+	$(GO) run ./internal/bench/cmd -out docs/BENCHMARKS.md -micro bin/micro.txt
+	@cat docs/BENCHMARKS.md
 
 clean:
 	rm -rf bin .demo out
