@@ -6,6 +6,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
+	_ "net/http/pprof" // served only when DSPIPE_PPROF_ADDR is set
 	"os"
 	"strings"
 	"time"
@@ -35,6 +37,10 @@ func cmdUp(ctx context.Context, _ []string, getenv func(string) string) error {
 		return err
 	}
 	log := app.Logger(cfg)
+	if addr := getenv("DSPIPE_PPROF_ADDR"); addr != "" {
+		// Profiling for operators, on an address they choose (keep it on loopback).
+		go func() { _ = http.ListenAndServe(addr, nil) }()
+	}
 	if !cfg.Embedded {
 		return app.Run(ctx, cfg, log, app.All...)
 	}

@@ -184,17 +184,18 @@ func (p *Processor) step(ctx context.Context, fs kgo.Fetches) error {
 	if err := p.prepareOutputs(ctx, fs); err != nil {
 		return err
 	}
+	recs := fs.Records()
+	for _, r := range recs {
+		if err := p.ensureLoaded(ctx, r.Partition); err != nil {
+			return err
+		}
+	}
+	pre := p.precompute(recs)
 	var finalize []*execState
 	var err error
-	fs.EachRecord(func(r *kgo.Record) {
-		if err != nil {
-			return
-		}
+	for i, r := range recs {
 		if err = p.begin(); err != nil {
-			return
-		}
-		if err = p.ensureLoaded(ctx, r.Partition); err != nil {
-			return
+			break
 		}
 		switch r.Topic {
 		case p.topics.Commands:
@@ -204,9 +205,12 @@ func (p *Processor) step(ctx context.Context, fs kgo.Fetches) error {
 				finalize = append(finalize, x)
 			}
 		case p.topics.Raw:
-			err = p.handleRaw(r)
+			err = p.handleRaw(r, &pre[i])
 		}
-	})
+		if err != nil {
+			break
+		}
+	}
 	if err == nil {
 		for _, x := range finalize {
 			if err = p.finalize(ctx, x); err != nil {
@@ -223,12 +227,19 @@ func (p *Processor) step(ctx context.Context, fs kgo.Fetches) error {
 	if !p.inTxn {
 		return err
 	}
+	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	// Every produce must have answered before we choose: a record that failed
+	// to produce must abort the transaction, never commit without it.
+	if err == nil {
+		if ferr := p.sess.Client().Flush(endCtx); ferr != nil {
+			err = fmt.Errorf("processor: flush: %w", ferr)
+		}
+	}
 	how := kgo.TryCommit
 	if err != nil || p.producerErr() != nil {
 		how = kgo.TryAbort
 	}
-	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
 	committed, endErr := p.sess.End(endCtx, how)
 	switch {
 	case err != nil:
@@ -472,7 +483,7 @@ func (p *Processor) emitProgress() {
 }
 
 // handleRaw runs one raw record or marker through the per-record stages.
-func (p *Processor) handleRaw(r *kgo.Record) error {
+func (p *Processor) handleRaw(r *kgo.Record, pre *outcome) error {
 	x := p.execs[string(r.Key)]
 	if x == nil || (x.status != statusRunning) {
 		return nil // cancelled, failed or unknown: the record is dropped with its execution
@@ -504,7 +515,7 @@ func (p *Processor) handleRaw(r *kgo.Record) error {
 	case wire.KindAcqEnd:
 		return p.acquisitionEnded(x, r.Value)
 	case wire.KindRecord, wire.KindBad:
-		return p.record(x, r, m)
+		return p.record(x, r, m, pre)
 	}
 	return nil
 }
@@ -516,7 +527,7 @@ func (p *Processor) startStage(x *execState, s string) error {
 	return p.emit(x, events.StageStarted{Stage: s})
 }
 
-func (p *Processor) record(x *execState, r *kgo.Record, m wire.Meta) error {
+func (p *Processor) record(x *execState, r *kgo.Record, m wire.Meta, pre *outcome) error {
 	for _, s := range []string{events.StageAcquisition, events.StageValidation, events.StageStandardization} {
 		if err := p.startStage(x, s); err != nil {
 			return err
@@ -527,26 +538,16 @@ func (p *Processor) record(x *execState, r *kgo.Record, m wire.Meta) error {
 	if m.Source < 0 || m.Source >= len(x.req.Sources) {
 		return p.reject(x, m, events.StageValidation, "record names an unknown source")
 	}
-	if m.Kind == wire.KindBad {
-		return p.reject(x, m, events.StageAcquisition, m.Err)
+	o := *pre
+	if !o.ready { // not precomputed (the execution started within this poll)
+		o = transform(r.Value, p.cfg.Limits, x.req.Sources[m.Source], m, x.id)
 	}
-	in, err := stage.Validate(r.Value, p.cfg.Limits)
-	if err != nil {
-		return p.reject(x, m, events.StageValidation, err.Error())
-	}
-	spec := x.req.Sources[m.Source]
-	prov := stage.Provenance{Name: sourceName(spec, m.Source), Type: spec.Type, URI: spec.Config["path"], Priority: spec.Priority, Position: m.Position}
-	rec, err := stage.Standardize(in, prov, x.id)
-	if err != nil {
-		return p.reject(x, m, events.StageStandardization, err.Error())
-	}
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return p.reject(x, m, events.StageStandardization, "cannot encode the canonical record")
+	if o.value == nil {
+		return p.reject(x, m, o.stage, o.reason)
 	}
 	x.counts.Valid++
 	x.perSource[m.Source]++
-	p.produce(&kgo.Record{Topic: p.topics.Staged, Key: []byte(x.id), Value: b,
+	p.produce(&kgo.Record{Topic: p.topics.Staged, Key: []byte(x.id), Value: o.value,
 		Headers: wire.Meta{Kind: wire.KindStaged, Source: m.Source, Position: m.Position}.Headers()})
 	return nil
 }

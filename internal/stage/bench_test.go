@@ -1,7 +1,7 @@
 package stage
 
 import (
-	"encoding/json"
+	json "github.com/goccy/go-json"
 	"testing"
 
 	"github.com/dspipe/dspipe/internal/gen"

@@ -1,0 +1,92 @@
+package processor
+
+import (
+	json "github.com/goccy/go-json"
+	"runtime"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/stage"
+	"github.com/dspipe/dspipe/internal/wire"
+)
+
+// outcome is the pure result of the per-record stages for one raw record:
+// the encoded canonical record, or the stage and reason of its rejection.
+type outcome struct {
+	ready  bool
+	value  []byte
+	stage  string
+	reason string
+}
+
+// transform runs validation and standardization on one record. It touches no
+// shared state, so records of one poll are transformed in parallel.
+func transform(raw []byte, lim stage.Limits, spec events.SourceSpec, m wire.Meta, execID string) outcome {
+	if m.Kind == wire.KindBad {
+		return outcome{ready: true, stage: events.StageAcquisition, reason: m.Err}
+	}
+	in, err := stage.Validate(raw, lim)
+	if err != nil {
+		return outcome{ready: true, stage: events.StageValidation, reason: err.Error()}
+	}
+	prov := stage.Provenance{Name: sourceName(spec, m.Source), Type: spec.Type, URI: spec.Config["path"], Priority: spec.Priority, Position: m.Position}
+	rec, err := stage.Standardize(in, prov, execID)
+	if err != nil {
+		return outcome{ready: true, stage: events.StageStandardization, reason: err.Error()}
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return outcome{ready: true, stage: events.StageStandardization, reason: "cannot encode the canonical record"}
+	}
+	return outcome{ready: true, value: b}
+}
+
+// precompute transforms every raw record of running executions in recs on
+// all cores; the sequential pass then applies the outcomes in log order.
+func (p *Processor) precompute(recs []*kgo.Record) []outcome {
+	out := make([]outcome, len(recs))
+	type job struct {
+		i    int
+		spec events.SourceSpec
+		m    wire.Meta
+		id   string
+	}
+	var jobs []job
+	for i, r := range recs {
+		if r.Topic != p.topics.Raw {
+			continue
+		}
+		x := p.execs[string(r.Key)]
+		if x == nil || x.status != statusRunning {
+			continue
+		}
+		m, err := wire.ReadMeta(r)
+		if err != nil || (m.Kind != wire.KindRecord && m.Kind != wire.KindBad) || m.Source < 0 || m.Source >= len(x.req.Sources) {
+			continue
+		}
+		jobs = append(jobs, job{i: i, spec: x.req.Sources[m.Source], m: m, id: x.id})
+	}
+	workers := runtime.GOMAXPROCS(0)
+	if len(jobs) < 64 || workers < 2 {
+		for _, j := range jobs {
+			out[j.i] = transform(recs[j.i].Value, p.cfg.Limits, j.spec, j.m, j.id)
+		}
+		return out
+	}
+	var wg sync.WaitGroup
+	chunk := (len(jobs) + workers - 1) / workers
+	for w := 0; w < len(jobs); w += chunk {
+		part := jobs[w:min(w+chunk, len(jobs))]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, j := range part {
+				out[j.i] = transform(recs[j.i].Value, p.cfg.Limits, j.spec, j.m, j.id)
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
