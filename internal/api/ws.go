@@ -198,8 +198,17 @@ func (s *Server) stream(ctx context.Context, c *websocket.Conn, sub *subscriber,
 	if err := catchUp(0); err != nil {
 		return err
 	}
+	// Events published before we subscribed but projected after our first
+	// catch-up reach us through neither path; polling the audit table while
+	// the live feed is quiet closes that window.
+	idle := time.NewTicker(250 * time.Millisecond)
+	defer idle.Stop()
 	for {
 		select {
+		case <-idle.C:
+			if err := catchUp(0); err != nil {
+				return err
+			}
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-s.closing:
@@ -234,6 +243,7 @@ func (s *Server) stream(ctx context.Context, c *websocket.Conn, sub *subscriber,
 			if err := send(ev.env); err != nil {
 				return err
 			}
+			idle.Reset(250 * time.Millisecond)
 		}
 	}
 }
