@@ -237,6 +237,23 @@ func TestSeparateProcessesEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("kcat lists the embedded broker's topics", func(t *testing.T) {
+		kcat, err := exec.LookPath("kcat")
+		if err != nil {
+			t.Skip("SKIPPED: kcat is not installed (.ci/run installs it from Debian's packages)")
+		}
+		var brokers string
+		for _, e := range c.env {
+			if strings.HasPrefix(e, "KAFKA_BROKERS=") {
+				brokers = strings.TrimPrefix(e, "KAFKA_BROKERS=")
+			}
+		}
+		out, err := exec.Command(kcat, "-b", brokers, "-L", "-m", "10").CombinedOutput()
+		require.NoError(t, err, string(out))
+		require.Contains(t, string(out), "dataset.events")
+		require.Contains(t, string(out), "dataset.records.raw")
+	})
+
 	t.Run("a processor killed with SIGKILL mid-execution loses and duplicates nothing", func(t *testing.T) {
 		const n = 150000
 		sum, err := gen.Write(gen.Options{Dir: filepath.Join(c.dir, "big"), Records: n, Sources: 2, Format: "chatml", Seed: 22})

@@ -1,0 +1,88 @@
+package source
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dspipe/dspipe/internal/stage"
+)
+
+// sharedData returns ../shared/data/<name> from the repository root, or
+// skips, saying so, when the shared folder is absent.
+func sharedData(t *testing.T, name string) string {
+	p, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "data", name))
+	require.NoError(t, err)
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("SKIPPED: %s is absent (real-data test needs ../shared beside the repository)", p)
+	}
+	return p
+}
+
+// standardizeFile frames a real file and runs it through validation and
+// standardization, returning the records and the rejection reasons.
+func standardizeFile(t *testing.T, path string) ([]stage.Record, []string) {
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	r, release, err := Decompress(f)
+	require.NoError(t, err)
+	defer release()
+	fr, err := NewFramer(r, FormatFromName(path), 1<<20)
+	require.NoError(t, err)
+	var recs []stage.Record
+	var rejected []string
+	for {
+		it, err := fr.Next()
+		if errors.Is(err, io.EOF) {
+			return recs, rejected
+		}
+		require.NoError(t, err)
+		if it.Err != "" {
+			rejected = append(rejected, it.Err)
+			continue
+		}
+		in, err := stage.Validate(it.Data, stage.DefaultLimits)
+		if err == nil {
+			var rec stage.Record
+			rec, err = stage.Standardize(in, stage.Provenance{Name: filepath.Base(path), Position: it.Position}, "x")
+			if err == nil {
+				recs = append(recs, rec)
+				continue
+			}
+		}
+		rejected = append(rejected, err.Error())
+	}
+}
+
+func TestRealESConvBecomesCanonicalDialogues(t *testing.T) {
+	t.Parallel()
+	recs, rejected := standardizeFile(t, sharedData(t, "esconv-test.json"))
+	require.Empty(t, rejected)
+	require.Len(t, recs, 195, "every ESConv dialogue in the file")
+	for _, r := range recs {
+		require.Equal(t, "esconv", r.Metadata["format"])
+		require.GreaterOrEqual(t, len(r.Messages), 2)
+		for i := 1; i < len(r.Messages); i++ {
+			require.NotEqual(t, r.Messages[i-1].Role, r.Messages[i].Role, "consecutive turns of one speaker are merged")
+		}
+		require.NotEmpty(t, r.Metadata["problem_type"])
+	}
+}
+
+func TestRealCounselChatBecomesQuestionAnswerPairs(t *testing.T) {
+	t.Parallel()
+	recs, rejected := standardizeFile(t, sharedData(t, "counsel-chat.csv"))
+	require.Empty(t, rejected)
+	require.Len(t, recs, 2129, "every answer row of the file, multi-line quoted fields included")
+	for _, r := range recs {
+		require.Equal(t, "qa", r.Metadata["format"])
+		require.Len(t, r.Messages, 2)
+		require.Equal(t, stage.RoleUser, r.Messages[0].Role)
+		require.Equal(t, stage.RoleAssistant, r.Messages[1].Role)
+	}
+}
