@@ -98,6 +98,9 @@ func (p *Processor) newSession() error {
 		kgo.TransactionalID("dspipe-"+p.cfg.InstanceID),
 		kgo.TransactionTimeout(20*time.Second),
 		kgo.ConsumerGroup("dspipe-processor"),
+		// Static membership: a restarted instance takes its partitions back
+		// at once instead of waiting for the session timeout.
+		kgo.InstanceID("dspipe-"+p.cfg.InstanceID),
 		kgo.ConsumeTopics(p.topics.Commands, p.topics.Raw),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
