@@ -73,6 +73,14 @@ type SourceSpec struct {
 	Priority int               `json:"priority"`
 }
 
+// DisplayName is the source's name, or "source-<n>" (1-based) when it has none.
+func (s SourceSpec) DisplayName(index int) string {
+	if s.Name != "" {
+		return s.Name
+	}
+	return fmt.Sprintf("source-%d", index+1)
+}
+
 // OutputSpec says what the output stage writes and where.
 type OutputSpec struct {
 	Formats     []string `json:"formats,omitempty"`

@@ -1,32 +1,7 @@
-// Command processor runs the processor service of the dataset pipeline; see the README
-// for its configuration.
+// Command processor runs the processor service of the dataset pipeline; the README lists
+// its configuration (the same environment for every service).
 package main
 
-import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
+import "github.com/dspipe/dspipe/internal/app"
 
-	"github.com/dspipe/dspipe/internal/app"
-	"github.com/dspipe/dspipe/internal/config"
-)
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Getenv); err != nil {
-		fmt.Fprintln(os.Stderr, "processor:", err)
-		os.Exit(1)
-	}
-}
-
-func run(ctx context.Context, getenv func(string) string) error {
-	app.SetMemoryLimit(getenv)
-	cfg, err := config.Load(getenv)
-	if err != nil {
-		return err
-	}
-	return app.Run(ctx, cfg, app.Logger(cfg), app.ServiceProcessor)
-}
+func main() { app.Main(app.ServiceProcessor) }

@@ -27,6 +27,9 @@ type Message struct {
 	Timestamp   time.Time      `json:"timestamp"`
 }
 
+// Terminal reports whether the message ends the execution's feed.
+func (m Message) Terminal() bool { return events.Terminal(m.Event) }
+
 // feed turns events into messages, carrying the running figures the seed's
 // progress message needs.
 type feed struct {

@@ -1,4 +1,4 @@
-package api
+package api_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/api"
 	"github.com/dspipe/dspipe/internal/client"
 	"github.com/dspipe/dspipe/internal/kafka"
 	"github.com/dspipe/dspipe/internal/store"
@@ -23,10 +24,10 @@ func TestFeedDeliversEventsProjectedAfterTheClientConnected(t *testing.T) {
 	t.Parallel()
 	st, _ := testenv.Schema(t)
 	ctx := context.Background()
-	tokens, err := ParseTokens("test-token-123:u:admin")
+	tokens, err := api.ParseTokens("test-token-123:u:admin")
 	require.NoError(t, err)
-	hub := NewHub(kafka.Config{}, testenv.Logger(t)) // never run: no live events at all
-	srv := NewServer(st, nil, kafka.TopicNames(""), tokens, hub, testenv.Logger(t))
+	hub := api.NewHub(kafka.Config{}, testenv.Logger(t)) // never run: no live events at all
+	srv := api.NewServer(st, nil, kafka.TopicNames(""), tokens, hub, testenv.Logger(t))
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
 

@@ -11,7 +11,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"runtime/debug"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -164,3 +166,25 @@ func RunEmbedded(ctx context.Context, cfg config.Config, log *slog.Logger, servi
 
 // All lists every service.
 var All = []string{ServiceAPI, ServiceIngest, ServiceProcessor, ServiceProjector}
+
+// Main is the whole main function of a single-service binary: it runs the
+// service until SIGINT or SIGTERM and exits non-zero on error.
+func Main(service string) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := runService(ctx, service, os.Getenv)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", service, err)
+		os.Exit(1)
+	}
+}
+
+// runService loads the configuration and runs one service.
+func runService(ctx context.Context, service string, getenv func(string) string) error {
+	SetMemoryLimit(getenv)
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	return Run(ctx, cfg, Logger(cfg), service)
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/coder/websocket/wsjson"
 
 	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/api"
 )
 
 // Client talks to one API base URL with one bearer token.
@@ -102,19 +103,8 @@ func (c *Client) Statistics(ctx context.Context, id string) (map[string]any, err
 	return out, c.Do(ctx, http.MethodGet, "/statistics/"+id, nil, &out)
 }
 
-// Message is a WebSocket message.
-type Message struct {
-	EventType   string         `json:"event_type"`
-	ExecutionID string         `json:"execution_id"`
-	UserID      string         `json:"user_id"`
-	Seq         uint64         `json:"seq"`
-	Event       string         `json:"event"`
-	Data        map[string]any `json:"data"`
-	Timestamp   time.Time      `json:"timestamp"`
-}
-
-// Terminal reports whether the message ends the execution.
-func (m Message) Terminal() bool { return events.Terminal(m.Event) }
+// Message is a WebSocket message, as the API defines it.
+type Message = api.Message
 
 // Watch streams an execution's messages to fn, reconnecting with ?since=
 // after a dropped connection, until the terminal event, fn's error, or ctx.

@@ -233,7 +233,7 @@ func (in *Ingest) acquire(ctx context.Context, id string, partition int32, req e
 	var total int64
 	for i, spec := range req.Sources {
 		sc := &cp.Sources[i]
-		name := sourceName(spec, i)
+		name := spec.DisplayName(i)
 		if sc.Done {
 			total += sc.Emitted
 			continue
@@ -260,14 +260,6 @@ func (in *Ingest) acquire(ctx context.Context, id string, partition int32, req e
 	cp.Done = true
 	c.marker(wire.KindAcqEnd, wire.AcqEnd{Records: total})
 	return c.flush(ctx)
-}
-
-// sourceName is a source's name, or its position when it has none.
-func sourceName(s events.SourceSpec, i int) string {
-	if s.Name != "" {
-		return s.Name
-	}
-	return fmt.Sprintf("source-%d", i+1)
 }
 
 // describe turns an acquisition error into a reason safe to publish and its
@@ -302,7 +294,7 @@ func (in *Ingest) readSource(ctx context.Context, c *chunker, ix int, spec event
 		}
 		err = func() error {
 			defer f.Close()
-			cr := &byteCounter{r: f}
+			cr := &source.CountingReader{R: f}
 			r, release, err := source.Decompress(cr)
 			if err != nil {
 				return err
@@ -336,7 +328,7 @@ func (in *Ingest) readSource(ctx context.Context, c *chunker, ix int, spec event
 					meta.Kind = wire.KindBad
 				}
 				sc.Emitted++
-				sc.Bytes += cr.take()
+				sc.Bytes += cr.Take()
 				c.add(&kgo.Record{Topic: in.topics.Raw, Key: []byte(c.id), Value: it.Data, Headers: meta.Headers()})
 				if c.full() {
 					if err := c.flush(ctx); err != nil {
@@ -351,19 +343,6 @@ func (in *Ingest) readSource(ctx context.Context, c *chunker, ix int, spec event
 	}
 	return nil
 }
-
-type byteCounter struct {
-	r io.Reader
-	n int64
-}
-
-func (b *byteCounter) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
-	b.n += int64(n)
-	return n, err
-}
-
-func (b *byteCounter) take() int64 { n := b.n; b.n = 0; return n }
 
 // chunker collects records and flushes them with the checkpoint in one
 // transaction.

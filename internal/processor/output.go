@@ -204,7 +204,7 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) ([]events.Out
 	files := []events.OutputFile{df, rf}
 	m := Manifest{ExecutionID: x.id, UserID: x.user, Request: redact(x.req), Counts: x.counts, Stages: stagesRun, Files: files}
 	for i, s := range x.req.Sources {
-		m.Sources = append(m.Sources, ManifestSource{Name: sourceName(s, i), Type: s.Type, Valid: x.perSource[i]})
+		m.Sources = append(m.Sources, ManifestSource{Name: s.DisplayName(i), Type: s.Type, Valid: x.perSource[i]})
 	}
 	mb, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {

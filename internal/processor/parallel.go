@@ -31,7 +31,7 @@ func transform(raw []byte, lim stage.Limits, spec events.SourceSpec, m wire.Meta
 	if err != nil {
 		return outcome{ready: true, stage: events.StageValidation, reason: err.Error()}
 	}
-	prov := stage.Provenance{Name: sourceName(spec, m.Source), Type: spec.Type, URI: spec.Config["path"], Priority: spec.Priority, Position: m.Position}
+	prov := stage.Provenance{Name: spec.DisplayName(m.Source), Type: spec.Type, URI: spec.Config["path"], Priority: spec.Priority, Position: m.Position}
 	rec, err := stage.Standardize(in, prov, execID)
 	if err != nil {
 		return outcome{ready: true, stage: events.StageStandardization, reason: err.Error()}

@@ -559,7 +559,7 @@ func (p *Processor) reject(x *execState, m wire.Meta, st, reason string) error {
 	x.counts.Rejected++
 	name := ""
 	if m.Source >= 0 && m.Source < len(x.req.Sources) {
-		name = sourceName(x.req.Sources[m.Source], m.Source)
+		name = x.req.Sources[m.Source].DisplayName(m.Source)
 	}
 	b, err := json.Marshal(wire.Rejection{Source: name, SourceIx: m.Source, Position: m.Position, Stage: st, Reason: reason})
 	if err != nil {
@@ -568,13 +568,6 @@ func (p *Processor) reject(x *execState, m wire.Meta, st, reason string) error {
 	p.produce(&kgo.Record{Topic: p.topics.Staged, Key: []byte(x.id), Value: b,
 		Headers: wire.Meta{Kind: wire.KindRejected, Source: m.Source, Position: m.Position}.Headers()})
 	return nil
-}
-
-func sourceName(s events.SourceSpec, i int) string {
-	if s.Name != "" {
-		return s.Name
-	}
-	return fmt.Sprintf("source-%d", i+1)
 }
 
 // acquisitionEnded closes the per-record stages and hands the execution to

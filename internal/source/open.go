@@ -30,7 +30,7 @@ const (
 // of the decompressed stream (the input itself when not compressed), plus a
 // function that releases the decoder.
 func Decompress(r io.Reader) (io.Reader, func(), error) {
-	counted := &countReader{r: r}
+	counted := &CountingReader{R: r}
 	br := bufio.NewReaderSize(counted, 64<<10)
 	magic, _ := br.Peek(4)
 	switch {
@@ -51,27 +51,31 @@ func Decompress(r io.Reader) (io.Reader, func(), error) {
 	return br, func() {}, nil
 }
 
-type countReader struct {
-	r io.Reader
-	n int64
+// CountingReader counts the bytes read through it.
+type CountingReader struct {
+	R io.Reader
+	N int64
 }
 
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
+func (c *CountingReader) Read(p []byte) (int, error) {
+	n, err := c.R.Read(p)
+	c.N += int64(n)
 	return n, err
 }
 
+// Take returns the bytes counted since the last Take.
+func (c *CountingReader) Take() int64 { n := c.N; c.N = 0; return n }
+
 type bombGuard struct {
 	r          io.Reader
-	compressed *countReader
+	compressed *CountingReader
 	out        int64
 }
 
 func (g *bombGuard) Read(p []byte) (int, error) {
 	n, err := g.r.Read(p)
 	g.out += int64(n)
-	if g.out > BombFloor && g.out > MaxRatio*g.compressed.n {
+	if g.out > BombFloor && g.out > MaxRatio*g.compressed.N {
 		return n, ErrBomb
 	}
 	return n, err
