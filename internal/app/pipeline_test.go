@@ -3,6 +3,8 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -284,4 +286,23 @@ func TestProcessorSurvivesBrokerFaults(t *testing.T) {
 		require.False(t, seen[key], "record %s written twice", key)
 		seen[key] = true
 	}
+}
+
+// TestLargeIncompressibleRecordsPass sends records near the record limit
+// whose batches cannot be compressed below the broker's default 1 MB.
+func TestLargeIncompressibleRecordsPass(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, stackOpts{partitions: 1})
+	var body bytes.Buffer
+	rnd := make([]byte, 600<<10)
+	for i := 0; i < 12; i++ {
+		_, _ = rand.Read(rnd)
+		fmt.Fprintf(&body, `{"messages":[{"role":"user","content":"%s"}]}`+"\n", base64.StdEncoding.EncodeToString(rnd))
+	}
+	p := filepath.Join(s.data, "large.jsonl")
+	require.NoError(t, os.WriteFile(p, body.Bytes(), 0o600))
+	id, msgs := s.run(t, localRequest(p))
+	require.Equal(t, "completed", msgs[len(msgs)-1].Data["status"], "%v", msgs[len(msgs)-1].Data)
+	x := s.waitStatus(t, id, "completed")
+	require.EqualValues(t, 12, x.Valid)
 }

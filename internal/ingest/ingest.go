@@ -194,7 +194,6 @@ func (in *Ingest) newProducer() error {
 	cl, err := in.cfg.Kafka.Client(
 		kgo.TransactionalID("dspipe-"+in.cfg.InstanceID),
 		kgo.TransactionTimeout(20*time.Second),
-		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 	)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,12 +45,43 @@ type Config struct {
 	Partitions  int32
 	Replication int16
 	TopicPrefix string
+	// Compression of produced batches: none, snappy (default), lz4 or zstd.
+	Compression string
+}
+
+// codec returns the producer compression codecs for c.Compression.
+func (c Config) codec() kgo.CompressionCodec {
+	switch c.Compression {
+	case "none":
+		return kgo.NoCompression()
+	case "lz4":
+		return kgo.Lz4Compression()
+	case "zstd":
+		return kgo.ZstdCompression()
+	}
+	return kgo.SnappyCompression()
+}
+
+// ProducerOpts are the options every producing client shares.
+func (c Config) ProducerOpts() []kgo.Opt {
+	return []kgo.Opt{
+		kgo.ProducerBatchCompression(c.codec(), kgo.NoCompression()),
+		kgo.ProducerBatchMaxBytes(MaxRecordBytes + 64<<10),
+		// Keys hash with murmur2 like Java clients, so partition i of every
+		// topic holds the same executions.
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+	}
 }
 
 // ConfigFromEnv reads KAFKA_BROKERS, KAFKA_PARTITIONS, KAFKA_REPLICATION and
 // KAFKA_TOPIC_PREFIX.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	c := Config{Partitions: 3, Replication: 1, TopicPrefix: getenv("KAFKA_TOPIC_PREFIX")}
+	c := Config{Partitions: 3, Replication: 1, TopicPrefix: getenv("KAFKA_TOPIC_PREFIX"), Compression: getenv("KAFKA_COMPRESSION")}
+	switch c.Compression {
+	case "", "none", "snappy", "lz4", "zstd":
+	default:
+		return c, fmt.Errorf("KAFKA_COMPRESSION must be none, snappy, lz4 or zstd, got %q", c.Compression)
+	}
 	if b := strings.TrimSpace(getenv("KAFKA_BROKERS")); b != "" {
 		for _, s := range strings.Split(b, ",") {
 			if s = strings.TrimSpace(s); s != "" {
@@ -83,19 +115,15 @@ const MaxRecordBytes = 4 << 20
 
 // Client builds a franz-go client for the configured brokers.
 func (c Config) Client(opts ...kgo.Opt) (*kgo.Client, error) {
-	base := []kgo.Opt{
+	base := append(c.ProducerOpts(),
 		kgo.SeedBrokers(c.Brokers...),
-		kgo.ProducerBatchMaxBytes(MaxRecordBytes + 64<<10),
 		// Bounded buffers keep every client's memory small whatever the
 		// dataset size: fetches and unacknowledged produces are capped.
-		kgo.FetchMaxBytes(8 << 20),
-		kgo.FetchMaxPartitionBytes(4 << 20),
-		kgo.MaxBufferedBytes(16 << 20),
+		kgo.FetchMaxBytes(8<<20),
+		kgo.FetchMaxPartitionBytes(4<<20),
+		kgo.MaxBufferedBytes(16<<20),
 		kgo.MaxConcurrentFetches(2),
-		// Keys hash with murmur2 like Java clients, so partition i of every
-		// topic holds the same executions.
-		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
-	}
+	)
 	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: client: %w", err)
@@ -113,31 +141,45 @@ func (c Config) EnsureTopics(ctx context.Context) error {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	t := c.Topics()
+	// Batches may reach MaxRecordBytes plus overhead; brokers default to
+	// 1 MB per batch, which would refuse incompressible large records.
+	maxMsg := strconv.Itoa(TopicMaxMessageBytes)
+	plain := map[string]*string{"max.message.bytes": &maxMsg}
+	compact, policy := map[string]*string{"max.message.bytes": &maxMsg}, "compact"
+	compact["cleanup.policy"] = &policy
+	var resps kadm.CreateTopicResponses
+	var err2 error
 	for attempt := 0; ; attempt++ {
-		_, err = adm.CreateTopics(ctx, c.Partitions, c.Replication, nil, t.Commands, t.Events, t.Raw, t.Staged)
-		if err == nil {
+		resps, err2 = adm.CreateTopics(ctx, c.Partitions, c.Replication, plain, t.Commands, t.Events, t.Raw, t.Staged)
+		if err2 == nil {
 			break
 		}
 		if ctx.Err() != nil || attempt > 50 {
-			return fmt.Errorf("kafka: create topics: %w", err)
+			return fmt.Errorf("kafka: create topics: %w", err2)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	compact := "compact"
-	resps, err := adm.CreateTopics(ctx, c.Partitions, c.Replication, map[string]*string{"cleanup.policy": &compact}, t.Checkpoints)
+	cresps, err := adm.CreateTopics(ctx, c.Partitions, c.Replication, compact, t.Checkpoints)
 	if err != nil {
 		return fmt.Errorf("kafka: create topics: %w", err)
 	}
-	all, _ := adm.CreateTopics(ctx, c.Partitions, c.Replication, nil, t.Commands, t.Events, t.Raw, t.Staged)
-	for _, rs := range []kadm.CreateTopicResponses{resps, all} {
+	for _, rs := range []kadm.CreateTopicResponses{resps, cresps} {
 		for _, r := range rs {
 			if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
 				return fmt.Errorf("kafka: create topic %s: %w", r.Topic, r.Err)
 			}
 		}
 	}
+	// Topics created by an older version get the limit too.
+	alter := []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "max.message.bytes", Value: &maxMsg}}
+	if _, err := adm.AlterTopicConfigs(ctx, alter, t.Commands, t.Events, t.Raw, t.Staged, t.Checkpoints); err != nil {
+		return fmt.Errorf("kafka: set max.message.bytes: %w", err)
+	}
 	return nil
 }
+
+// TopicMaxMessageBytes is the batch size limit set on every topic.
+const TopicMaxMessageBytes = 8 << 20
 
 // EndOffset returns the last stable offset of one partition: every record
 // below it is committed or aborted.

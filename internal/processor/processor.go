@@ -93,7 +93,7 @@ func New(cfg Config, log *slog.Logger) *Processor {
 
 func (p *Processor) newSession() error {
 	onRevoke := func(context.Context, *kgo.Client, map[string][]int32) { p.reset.Store(true) }
-	sess, err := kgo.NewGroupTransactSession(
+	opts := append(p.cfg.Kafka.ProducerOpts(),
 		kgo.SeedBrokers(p.cfg.Kafka.Brokers...),
 		kgo.TransactionalID("dspipe-"+p.cfg.InstanceID),
 		kgo.TransactionTimeout(20*time.Second),
@@ -108,8 +108,6 @@ func (p *Processor) newSession() error {
 		// Range assignment gives one member partition i of every topic, so
 		// an execution's commands and records land on the same instance.
 		kgo.Balancers(kgo.RangeBalancer()),
-		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
-		kgo.ProducerBatchMaxBytes(kafka.MaxRecordBytes+64<<10),
 		kgo.FetchMaxBytes(8<<20),
 		kgo.FetchMaxPartitionBytes(4<<20),
 		kgo.MaxBufferedBytes(16<<20),
@@ -119,6 +117,7 @@ func (p *Processor) newSession() error {
 		kgo.SessionTimeout(10*time.Second),
 		kgo.RebalanceTimeout(30*time.Second),
 	)
+	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
 		return fmt.Errorf("processor: session: %w", err)
 	}
