@@ -186,8 +186,24 @@ func (in *Ingest) launch(ctx context.Context, id string, partition int32, req ev
 		defer func() { <-in.sem }()
 		if err := in.acquire(actx, id, partition, req); err != nil && actx.Err() == nil {
 			in.log.Error("ingest: acquisition stopped", "execution_id", id, "err", err)
+			in.abandon(actx, id, err)
 		}
 	}()
+}
+
+// abandon tells the processor that acquisition cannot go on, so the
+// execution fails with the reason now instead of waiting for its timeout.
+// The marker is small: it usually gets through when a large chunk did not.
+func (in *Ingest) abandon(ctx context.Context, id string, cause error) {
+	b, _ := json.Marshal(wire.AcqEnd{Failed: true, Reason: "acquisition stopped: " + cause.Error()})
+	done, _ := json.Marshal(checkpoint{Done: true})
+	recs := []*kgo.Record{
+		{Topic: in.topics.Raw, Key: []byte(id), Value: b, Headers: wire.Meta{Kind: wire.KindAcqEnd}.Headers()},
+		{Topic: in.topics.Checkpoints, Key: []byte(id), Value: done},
+	}
+	if err := in.commitChunk(ctx, recs); err != nil {
+		in.log.Error("ingest: cannot report the failed acquisition", "execution_id", id, "err", err)
+	}
 }
 
 func (in *Ingest) newProducer() error {
