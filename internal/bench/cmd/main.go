@@ -69,6 +69,8 @@ type result struct {
 	statusRPS     float64
 	peakRSSMB     float64
 	brokerRSSMB   float64
+	servicesCPU   float64
+	brokerCPU     float64
 	processorRate float64
 }
 
@@ -166,6 +168,8 @@ func run(out string, records int, micro string) error {
 		return err
 	}
 	res.processorRate, _ = st["processing_rate"].(float64)
+	res.servicesCPU = cpuSeconds(cmd.Process.Pid)
+	res.brokerCPU = cpuSeconds(broker.Process.Pid)
 
 	// 2. GET /status under concurrent load.
 	fmt.Fprintln(os.Stderr, "loading GET /status...")
@@ -279,6 +283,18 @@ func rawCTP(ctx context.Context, kc kafka.Config, want int64) (int64, float64, e
 	return n, time.Since(start).Seconds(), nil
 }
 
+// cpuSeconds is the user+system CPU time a process has used so far.
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // clock ticks; USER_HZ is 100 on Linux
+}
+
 func peakRSS(pid int) float64 {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -310,6 +326,8 @@ func writeReport(path string, r result, micro string) error {
 	fmt.Fprintf(&b, "| raw kfake consume-transform-produce of the same raw records, same broker, same run | %.0f records/s (%.1f s) | |\n", r.ctpRate, r.ctpSeconds)
 	ratio := r.spineRate / r.ctpRate
 	fmt.Fprintf(&b, "| spine / raw ratio | %.0f%% | ≥ 30%% %s |\n", 100*ratio, mark(ratio >= 0.30))
+	fmt.Fprintf(&b, "| CPU per record until completion: services process / broker process | %.1f µs / %.1f µs | |\n",
+		1e6*r.servicesCPU/float64(r.records), 1e6*r.brokerCPU/float64(r.records))
 	fmt.Fprintf(&b, "| `GET /status` p50 (16 concurrent clients, 5 s, %d requests, %.0f req/s) | %s | |\n", r.statusN, r.statusRPS, r.statusP50)
 	fmt.Fprintf(&b, "| `GET /status` p99 | %s | < 10 ms %s |\n", r.statusP99, mark(r.statusP99 < 10*time.Millisecond))
 	fmt.Fprintf(&b, "| peak RSS of the services process: api, ingest, processor, projector (VmHWM) | %.0f MB | < 300 MB %s |\n", r.peakRSSMB, mark(r.peakRSSMB < 300))
