@@ -56,12 +56,18 @@ func cmdDemo(ctx context.Context, args []string, getenv func(string) string) err
 		}
 		return getenv(k)
 	}
-	fmt.Fprintf(os.Stderr, "generating %d conversations in three sources (ChatML, ShareGPT, ESConv; zstd)...\n", *records)
+	fmt.Fprintf(os.Stderr, "generating %d conversations in three sources (ChatML, ShareGPT, ESConv; zstd) plus a small export with two broken lines...\n", *records)
 	sum, err := gen.Write(gen.Options{Dir: filepath.Join(abs, "data"), Records: *records, Sources: 3, Format: "mixed",
 		Compression: "zstd", Seed: 42, DupRate: 0.03, NearDupRate: 0.03})
 	if err != nil {
 		return err
 	}
+	// A small hand-made export with two broken lines shows the rejected file.
+	legacy := filepath.Join(abs, "data", "legacy-export.jsonl")
+	if err := os.WriteFile(legacy, []byte(legacyExport), 0o644); err != nil {
+		return err
+	}
+	sum.Files = append(sum.Files, legacy)
 	cfg, err := loadConfig(demoEnv)
 	if err != nil {
 		return err
@@ -80,7 +86,12 @@ func cmdDemo(ctx context.Context, args []string, getenv func(string) string) err
 		req.Sources = append(req.Sources, events.SourceSpec{Name: fmt.Sprintf("source-%d", i+1), Type: "local",
 			Config: map[string]string{"path": f}, Priority: i + 1})
 	}
-	_, jobErr := watchJob(ctx, c, req, true)
+	stats, jobErr := watchJob(ctx, c, req, true)
+	if dir, ok := stats["output_dir"].(string); ok && jobErr == nil {
+		if b, err := os.ReadFile(filepath.Join(dir, "rejected.jsonl")); err == nil {
+			fmt.Fprintf(os.Stderr, "rejected records (position and reason, never content):\n%s", b)
+		}
+	}
 	stop()
 	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 		return errors.Join(jobErr, err)
@@ -120,3 +131,11 @@ func logLevel(getenv func(string) string) string {
 	}
 	return "warn"
 }
+
+// legacyExport is a short ShareGPT export with one truncated line and one
+// line in a shape the pipeline does not know.
+const legacyExport = `{"conversations":[{"from":"human","value":"I can't focus at work lately."},{"from":"gpt","value":"That sounds frustrating. When did you first notice it?"}]}
+{"conversations":[{"from":"human","value":"My sleep has been off for weeks
+{"prompt_text":"unknown shape","reply":"this format is not supported"}
+{"conversations":[{"from":"human","value":"Thanks for listening."},{"from":"gpt","value":"I'm glad you reached out."}]}
+`
