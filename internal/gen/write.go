@@ -83,27 +83,39 @@ func Write(o Options) (Summary, error) {
 	te := json.NewEncoder(tw)
 	sum.Truth = tf.Name()
 
+	// recent holds originals (with their source) that later records copy, so
+	// memory stays bounded however many records are generated.
+	type original struct {
+		c   Conversation
+		src int
+	}
 	const ring = 512
-	recent := make([]Conversation, 0, ring)
+	recent := make([]original, 0, ring)
 	for i := 0; i < o.Records; i++ {
 		src := i % o.Sources
 		var c Conversation
 		r := g.rng.Float64()
+		copyFrom := func() Conversation {
+			orig := recent[g.rng.IntN(len(recent))]
+			// A planted duplicate always lands in another source than its original.
+			src = (orig.src + 1 + g.rng.IntN(o.Sources-1)) % o.Sources
+			return orig.c
+		}
 		switch {
 		case len(recent) > 0 && o.Sources > 1 && r < o.DupRate:
-			orig := recent[g.rng.IntN(len(recent))]
+			orig := copyFrom()
 			c = orig
 			c.Truth.DuplicateOf, c.Truth.ID = orig.Truth.ID, fmt.Sprintf("gen-dup-%d", i)
 		case len(recent) > 0 && o.Sources > 1 && r < o.DupRate+o.NearDupRate:
-			orig := recent[g.rng.IntN(len(recent))]
+			orig := copyFrom()
 			c = g.NearDuplicate(orig)
 			c.Truth.NearDupOf, c.Truth.ID = orig.Truth.ID, fmt.Sprintf("gen-near-%d", i)
 		default:
 			c = g.Next()
 			if len(recent) < ring {
-				recent = append(recent, c)
+				recent = append(recent, original{c, src})
 			} else {
-				recent[g.rng.IntN(ring)] = c
+				recent[g.rng.IntN(ring)] = original{c, src}
 			}
 		}
 		sf := files[src]

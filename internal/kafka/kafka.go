@@ -77,10 +77,11 @@ func (c Config) ProducerOpts() []kgo.Opt {
 // KAFKA_TOPIC_PREFIX.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{Partitions: 3, Replication: 1, TopicPrefix: getenv("KAFKA_TOPIC_PREFIX"), Compression: getenv("KAFKA_COMPRESSION")}
+	var errs []error
 	switch c.Compression {
 	case "", "none", "snappy", "lz4", "zstd":
 	default:
-		return c, fmt.Errorf("KAFKA_COMPRESSION must be none, snappy, lz4 or zstd, got %q", c.Compression)
+		errs = append(errs, fmt.Errorf("KAFKA_COMPRESSION must be none, snappy, lz4 or zstd, got %q", c.Compression))
 	}
 	if b := strings.TrimSpace(getenv("KAFKA_BROKERS")); b != "" {
 		for _, s := range strings.Split(b, ",") {
@@ -90,20 +91,22 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 	}
 	if v := getenv("KAFKA_PARTITIONS"); v != "" {
-		var n int32
-		if _, err := fmt.Sscan(v, &n); err != nil || n < 1 || n > 1024 {
-			return c, fmt.Errorf("KAFKA_PARTITIONS must be an integer between 1 and 1024, got %q", v)
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 1 || n > 1024 {
+			errs = append(errs, fmt.Errorf("KAFKA_PARTITIONS must be an integer between 1 and 1024, got %q", v))
+		} else {
+			c.Partitions = int32(n)
 		}
-		c.Partitions = n
 	}
 	if v := getenv("KAFKA_REPLICATION"); v != "" {
-		var n int16
-		if _, err := fmt.Sscan(v, &n); err != nil || n < 1 {
-			return c, fmt.Errorf("KAFKA_REPLICATION must be a positive integer, got %q", v)
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 1 || n > 32 {
+			errs = append(errs, fmt.Errorf("KAFKA_REPLICATION must be an integer between 1 and 32, got %q", v))
+		} else {
+			c.Replication = int16(n)
 		}
-		c.Replication = n
 	}
-	return c, nil
+	return c, errors.Join(errs...)
 }
 
 // Topics returns this configuration's topic names.

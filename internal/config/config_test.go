@@ -1,0 +1,50 @@
+package config
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaultsFollowTheSeed(t *testing.T) {
+	t.Parallel()
+	c, err := Load(env(nil))
+	require.NoError(t, err)
+	require.True(t, c.Embedded)
+	require.Equal(t, 5, c.MaxConcurrent)
+	require.Equal(t, 120*time.Minute, c.ExecutionTimeout)
+	require.Equal(t, 2, c.RetryAttempts)
+	require.True(t, c.EnableSafety)
+	require.Equal(t, 0.8, c.CrisisThreshold)
+	require.Equal(t, 0.3, c.BiasThreshold)
+	require.Equal(t, []string{"127.0.0.1:9092"}, c.Kafka.Brokers)
+	require.Equal(t, DevToken, c.APITokens)
+}
+
+func TestInvalidValuesAreAllReported(t *testing.T) {
+	t.Parallel()
+	_, err := Load(env(map[string]string{
+		"MAX_CONCURRENT_DATASET_PROCESSING": "many",
+		"CRISIS_DETECTION_THRESHOLD":        "1.5",
+		"ENABLE_SAFETY_VALIDATION":          "maybe",
+		"KAFKA_PARTITIONS":                  "0",
+		"KAFKA_COMPRESSION":                 "brotli",
+	}))
+	require.Error(t, err)
+	for _, want := range []string{"MAX_CONCURRENT_DATASET_PROCESSING", "CRISIS_DETECTION_THRESHOLD", "ENABLE_SAFETY_VALIDATION", "KAFKA_PARTITIONS", "KAFKA_COMPRESSION"} {
+		require.ErrorContains(t, err, want)
+	}
+}
+
+func TestPublicAPIAddressNeedsRealTokens(t *testing.T) {
+	t.Parallel()
+	_, err := Load(env(map[string]string{"DSPIPE_API_ADDR": "0.0.0.0:8080"}))
+	require.ErrorContains(t, err, "DSPIPE_API_TOKENS is required")
+	c, err := Load(env(map[string]string{"DSPIPE_API_ADDR": "0.0.0.0:8080", "DSPIPE_API_TOKENS": "abcdefgh:u:admin", "KAFKA_BROKERS": "k1:9092, k2:9092"}))
+	require.NoError(t, err)
+	require.False(t, c.Embedded)
+	require.Equal(t, []string{"k1:9092", "k2:9092"}, c.Kafka.Brokers)
+}
