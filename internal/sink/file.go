@@ -4,6 +4,7 @@
 package sink
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -45,6 +46,7 @@ type LineFile struct {
 	sum     func() []byte
 	counter *countWriter
 	comp    io.WriteCloser
+	buf     *bufio.Writer
 	w       io.Writer
 	records int64
 }
@@ -58,7 +60,10 @@ func Create(dir, name, compression string) (*LineFile, error) {
 	h := sha256.New()
 	cw := &countWriter{}
 	lf := &LineFile{name: name, f: f, hash: h, sum: func() []byte { return h.Sum(nil) }, counter: cw}
-	raw := io.MultiWriter(f, h, cw)
+	// One buffer in front of the file: without it every line costs two
+	// write system calls.
+	lf.buf = bufio.NewWriterSize(io.MultiWriter(f, h, cw), 256<<10)
+	raw := lf.buf
 	switch compression {
 	case CompressGzip:
 		zw, _ := gzip.NewWriterLevel(raw, gzip.DefaultCompression)
@@ -99,6 +104,10 @@ func (l *LineFile) Close() (events.OutputFile, error) {
 			l.f.Close()
 			return events.OutputFile{}, fmt.Errorf("sink: close %s: %w", l.name, err)
 		}
+	}
+	if err := l.buf.Flush(); err != nil {
+		l.f.Close()
+		return events.OutputFile{}, fmt.Errorf("sink: flush %s: %w", l.name, err)
 	}
 	if err := l.f.Sync(); err != nil {
 		l.f.Close()
