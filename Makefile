@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 export DATABASE_URL ?= postgres://postgres@127.0.0.1:55432/postgres?sslmode=disable
 
-.PHONY: build demo test test-short fuzz bench pg-start pg-stop clean
+.PHONY: build demo test test-race test-short fuzz bench pg-start pg-stop clean
 
 build:
 	$(GO) build -o bin/ ./cmd/...
@@ -22,6 +22,10 @@ demo: build pg-start
 test: build pg-start
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
+
+# The race detector over everything but the two slowest pipeline tests.
+test-race: build pg-start
+	$(GO) test -race -count=1 -timeout 20m -skip 'TestMalformed|TestExecutionTimeout' ./...
 
 test-short:
 	$(GO) test -short -count=1 ./...
