@@ -60,11 +60,12 @@ type proc struct {
 }
 
 type cluster struct {
-	t      *testing.T
-	env    []string
-	dir    string
-	procs  map[string]*proc
-	client *client.Client
+	brokerArgs []string
+	t          *testing.T
+	env        []string
+	dir        string
+	procs      map[string]*proc
+	client     *client.Client
 }
 
 func (c *cluster) start(name string, args ...string) {
@@ -139,7 +140,8 @@ func startCluster(t *testing.T) *cluster {
 	)
 	c := &cluster{t: t, env: env, dir: dir, procs: map[string]*proc{},
 		client: client.New("http://127.0.0.1:"+strconv.Itoa(apiPort), "dev-admin-token")}
-	c.start("broker", "broker", "-port", strconv.Itoa(brokerPort), "-data-dir", filepath.Join(dir, "broker"))
+	c.brokerArgs = []string{"broker", "-port", strconv.Itoa(brokerPort), "-data-dir", filepath.Join(dir, "broker")}
+	c.start("broker", c.brokerArgs...)
 	waitPort(t, brokerPort)
 	for _, s := range []string{"projector", "processor", "ingest", "api"} {
 		c.start(s)
@@ -255,36 +257,51 @@ func TestSeparateProcessesEndToEnd(t *testing.T) {
 	})
 
 	t.Run("a processor killed with SIGKILL mid-execution loses and duplicates nothing", func(t *testing.T) {
-		const n = 150000
-		sum, err := gen.Write(gen.Options{Dir: filepath.Join(c.dir, "big"), Records: n, Sources: 2, Format: "chatml", Seed: 22})
-		require.NoError(t, err)
-		id, err := c.client.Submit(ctx, request(sum.Files))
-		require.NoError(t, err)
-		require.Eventually(t, func() bool {
-			st, err := c.client.Status(ctx, id)
-			return err == nil && st["records_processed"].(float64) > 10000
-		}, 2*time.Minute, 20*time.Millisecond, "processing never got going")
-		c.stop("processor", syscall.SIGKILL)
-		st, err := c.client.Status(ctx, id)
-		require.NoError(t, err)
-		require.NotEqual(t, "completed", st["status"], "the kill happened mid-execution")
-		c.start("processor")
-
-		var last client.Message
-		require.NoError(t, c.client.Watch(ctx, id, 0, func(m client.Message) error { last = m; return nil }))
-		require.Equal(t, "completed", last.Data["status"], "execution completes after the restart: %v", last.Data)
-		var stats map[string]any
-		require.Eventually(t, func() bool {
-			stats, err = c.client.Statistics(ctx, id)
-			return err == nil && stats["status"] == "completed"
-		}, 30*time.Second, 50*time.Millisecond)
-		keys := outputKeys(t, filepath.Join(stats["output_dir"].(string), "data.jsonl.zst"))
-		require.Len(t, keys, n, "every valid input record is in the output")
-		seen := make(map[string]struct{}, n)
-		for _, k := range keys {
-			_, dup := seen[k]
-			require.False(t, dup, "record %s written twice", k)
-			seen[k] = struct{}{}
-		}
+		c.killMidExecution(ctx, t, "big", 22, func() {
+			c.stop("processor", syscall.SIGKILL)
+			c.start("processor")
+		})
 	})
+
+	t.Run("a broker killed with SIGKILL mid-execution and restarted loses and duplicates nothing", func(t *testing.T) {
+		c.killMidExecution(ctx, t, "big2", 23, func() {
+			c.stop("broker", syscall.SIGKILL)
+			c.start("broker", c.brokerArgs...)
+		})
+	})
+}
+
+// killMidExecution submits 150,000 records, runs kill once processing is
+// under way, and checks the output holds every record exactly once.
+func (c *cluster) killMidExecution(ctx context.Context, t *testing.T, dir string, seed uint64, kill func()) {
+	const n = 150000
+	sum, err := gen.Write(gen.Options{Dir: filepath.Join(c.dir, dir), Records: n, Sources: 2, Format: "chatml", Seed: seed})
+	require.NoError(t, err)
+	id, err := c.client.Submit(ctx, request(sum.Files))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		st, err := c.client.Status(ctx, id)
+		return err == nil && st["records_processed"].(float64) > 10000
+	}, 2*time.Minute, 20*time.Millisecond, "processing never got going")
+	st, err := c.client.Status(ctx, id)
+	require.NoError(t, err)
+	require.NotEqual(t, "completed", st["status"], "the kill happens mid-execution")
+	kill()
+
+	var last client.Message
+	require.NoError(t, c.client.Watch(ctx, id, 0, func(m client.Message) error { last = m; return nil }))
+	require.Equal(t, "completed", last.Data["status"], "execution completes after the restart: %v", last.Data)
+	var stats map[string]any
+	require.Eventually(t, func() bool {
+		stats, err = c.client.Statistics(ctx, id)
+		return err == nil && stats["status"] == "completed"
+	}, 30*time.Second, 50*time.Millisecond)
+	keys := outputKeys(t, filepath.Join(stats["output_dir"].(string), "data.jsonl.zst"))
+	require.Len(t, keys, n, "every valid input record is in the output")
+	seen := make(map[string]struct{}, n)
+	for _, k := range keys {
+		_, dup := seen[k]
+		require.False(t, dup, "record %s written twice", k)
+		seen[k] = struct{}{}
+	}
 }
