@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -147,16 +148,22 @@ func naturalKey(raw json.RawMessage) string {
 // recordID is a content hash: the same conversation from the same source
 // always gets the same id, whatever its position.
 func recordID(source string, msgs []Message) string {
-	h := sha256.New()
-	h.Write([]byte(source))
+	bp := idBufs.Get().(*[]byte)
+	b := append((*bp)[:0], source...)
 	for _, m := range msgs {
-		h.Write([]byte{0})
-		h.Write([]byte(m.Role))
-		h.Write([]byte{0})
-		h.Write([]byte(m.Content))
+		b = append(b, 0)
+		b = append(b, m.Role...)
+		b = append(b, 0)
+		b = append(b, m.Content...)
 	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	sum := sha256.Sum256(b)
+	*bp = b
+	idBufs.Put(bp)
+	return hex.EncodeToString(sum[:16])
 }
+
+// idBufs recycles the buffers recordID hashes, one allocation fewer per record.
+var idBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 // Clean normalises text to NFC, turns CR and CRLF into LF, drops control
 // characters other than newline and tab, collapses runs of horizontal space,
@@ -196,22 +203,42 @@ func Clean(s string) string {
 	return strings.TrimSpace(b.String())
 }
 
-// needsCleaning is a fast scan for the common case of already-clean ASCII.
+// needsCleaning is a fast scan for the common case of already-clean ASCII:
+// no control or non-ASCII bytes, no doubled or edge spaces or newlines.
 func needsCleaning(s string) bool {
 	prevSpace := true
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x80 || c < 0x20 && c != '\n' || c == 0x7f {
-			return true
-		}
-		if c == ' ' || c == '\n' {
+		switch byteClass[s[i]] {
+		case classPlain:
+			prevSpace = false
+		case classSpace:
 			if prevSpace {
 				return true
 			}
 			prevSpace = true
-			continue
+		default:
+			return true
 		}
-		prevSpace = false
 	}
 	return prevSpace && len(s) > 0
 }
+
+const (
+	classPlain = iota
+	classSpace
+	classOther
+)
+
+// byteClass sorts bytes for needsCleaning: space and newline, other bytes
+// that need work (control characters, DEL, non-ASCII), and plain text.
+var byteClass = func() (t [256]byte) {
+	for i := range t {
+		switch {
+		case i == ' ' || i == '\n':
+			t[i] = classSpace
+		case i < 0x20 || i >= 0x7f:
+			t[i] = classOther
+		}
+	}
+	return t
+}()
