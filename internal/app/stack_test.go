@@ -19,7 +19,6 @@ import (
 	"github.com/dspipe/dspipe/internal/app"
 	"github.com/dspipe/dspipe/internal/client"
 	"github.com/dspipe/dspipe/internal/config"
-	"github.com/dspipe/dspipe/internal/kafka"
 	"github.com/dspipe/dspipe/internal/store"
 	"github.com/dspipe/dspipe/internal/testenv"
 )
@@ -169,5 +168,3 @@ func readLines(t *testing.T, path string) []map[string]any {
 	require.NoError(t, sc.Err())
 	return out
 }
-
-var _ = kafka.TopicNames

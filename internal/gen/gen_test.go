@@ -38,7 +38,7 @@ func TestTruthPointsAtWhatWasWritten(t *testing.T) {
 	sum, err := Write(Options{Dir: dir, Records: 3000, Sources: 3, Format: "chatml", Seed: 8, DupRate: 0.05, NearDupRate: 0.05})
 	require.NoError(t, err)
 	type line struct {
-		ID       string `json:"id"`
+		ID       string                     `json:"id"`
 		Messages []struct{ Content string } `json:"messages"`
 	}
 	bySource := map[string][]line{}

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 	"unicode"
@@ -13,8 +12,6 @@ import (
 
 	"golang.org/x/text/unicode/norm"
 )
-
-var io_ErrUnexpectedEOF = io.ErrUnexpectedEOF
 
 // Standardize maps a validated input to the canonical record: ChatML
 // messages, ShareGPT conversations, ESConv dialogs, Alpaca

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	json "github.com/goccy/go-json"
+	"io"
 	"unicode/utf8"
 )
 
@@ -99,7 +100,7 @@ func jsonErrorWithoutContent(err error, n int) string {
 		return fmt.Sprintf("syntax error at byte %d", syn.Offset)
 	case errors.As(err, &typ):
 		return fmt.Sprintf("field %q has the wrong type (%s)", typ.Field, typ.Value)
-	case errors.Is(err, io_ErrUnexpectedEOF):
+	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "truncated JSON"
 	default:
 		return "cannot decode"
