@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/klauspost/compress/gzip"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -305,4 +306,48 @@ func TestLargeIncompressibleRecordsPass(t *testing.T) {
 	require.Equal(t, "completed", msgs[len(msgs)-1].Data["status"], "%v", msgs[len(msgs)-1].Data)
 	x := s.waitStatus(t, id, "completed")
 	require.EqualValues(t, 12, x.Valid)
+}
+
+// TestProjectorRecoversFromDroppedDatabaseConnections kills every Postgres
+// backend of the test's database repeatedly while an execution runs; the
+// projector must re-claim its partitions from the stored offsets, and the
+// read models must still equal a rebuild from the log.
+func TestProjectorRecoversFromDroppedDatabaseConnections(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, stackOpts{})
+	app := "dspipe-" + s.store.Schema()
+	sum, err := gen.Write(gen.Options{Dir: s.data, Records: 60000, Sources: 3, Format: "chatml", Seed: 17})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	admin, err := pgx.Connect(ctx, testenv.DatabaseURL())
+	require.NoError(t, err)
+	defer admin.Close(context.Background())
+	killed := 0
+	go func() {
+		for ctx.Err() == nil {
+			var n int
+			_ = admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+				WHERE application_name = $1`, app).Scan(&n)
+			killed += n
+			time.Sleep(30 * time.Millisecond)
+		}
+	}()
+	id, msgs := s.run(t, localRequest(sum.Files...))
+	require.Equal(t, "completed", msgs[len(msgs)-1].Data["status"])
+	x := s.waitStatus(t, id, "completed")
+	cancel()
+	require.EqualValues(t, 60000, x.Valid)
+	require.Positive(t, killed, "connections were really terminated")
+	t.Logf("terminated %d connections", killed)
+
+	time.Sleep(300 * time.Millisecond)
+	live, err := s.store.Snapshot(context.Background())
+	require.NoError(t, err)
+	rebuilt, _ := testenv.Schema(t)
+	_, err = projector.Rebuild(context.Background(), s.cfg.Kafka, rebuilt, testenv.Logger(t))
+	require.NoError(t, err)
+	got, err := rebuilt.Snapshot(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, live, got, "the read models survived the dropped connections intact")
 }

@@ -116,8 +116,10 @@ func (c *Client) Watch(ctx context.Context, id string, since uint64, fn func(Mes
 		if done || ctx.Err() != nil {
 			return err
 		}
+		// Not found yet (just submitted) and unavailable (a restart, a
+		// database blip) are worth retrying; other refusals are final.
 		var ae *APIError
-		if errors.As(err, &ae) && ae.Status != http.StatusNotFound {
+		if errors.As(err, &ae) && ae.Status != http.StatusNotFound && ae.Status < 500 {
 			return err
 		}
 		if attempt > 600 {

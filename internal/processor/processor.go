@@ -181,17 +181,37 @@ func (p *Processor) dropState() {
 func (p *Processor) step(ctx context.Context, fs kgo.Fetches) error {
 	p.inTxn = false
 	p.prodErr = nil
-	// The output stage's files are written before the transaction opens, so
-	// a long write cannot outlive the transaction timeout.
-	if err := p.prepareOutputs(ctx, fs); err != nil {
+	if err := p.prepare(ctx, fs); err != nil {
+		// The polled records must be consumed again: only aborting a
+		// transaction rewinds the session to the committed offsets.
+		if !fs.Empty() && p.begin() == nil {
+			endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			_, _ = p.sess.End(endCtx, kgo.TryAbort)
+		}
 		return err
 	}
-	recs := fs.Records()
-	for _, r := range recs {
-		if err := p.ensureLoaded(ctx, r.Partition); err != nil {
-			return err
+	return p.transact(ctx, fs.Records())
+}
+
+// prepare does the work that must happen outside the transaction: loading
+// the state of newly seen partitions and writing output files (a long write
+// must not outlive the transaction timeout).
+func (p *Processor) prepare(ctx context.Context, fs kgo.Fetches) error {
+	var err error
+	fs.EachRecord(func(r *kgo.Record) {
+		if err == nil {
+			err = p.ensureLoaded(ctx, r.Partition)
 		}
+	})
+	if err != nil {
+		return err
 	}
+	return p.prepareOutputs(ctx, fs)
+}
+
+// transact applies the records in one transaction.
+func (p *Processor) transact(ctx context.Context, recs []*kgo.Record) error {
 	pre := p.precompute(recs)
 	var finalize []*execState
 	var err error

@@ -43,6 +43,9 @@ func (p *Projector) Run(ctx context.Context) error {
 		kgo.ConsumeTopics(p.topic),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.DisableAutoCommit(),
+		// Eager rebalances: every rebalance reassigns every partition, so
+		// after a failed apply all of them are claimed again from Postgres.
+		kgo.Balancers(kgo.RangeBalancer()),
 		kgo.AdjustFetchOffsetsFn(p.claim),
 		kgo.OnPartitionsRevoked(p.release),
 		kgo.OnPartitionsLost(p.release),
@@ -81,7 +84,12 @@ func (p *Projector) Run(ctx context.Context) error {
 			} else {
 				p.log.Error("projector: apply failed; re-reading from the stored offsets", "err", applyErr)
 			}
-			// Rejoin so offsets are reloaded from Postgres, the only truth.
+			// Apply nothing more until the partitions are claimed again with
+			// their offsets reloaded from Postgres, the only truth: a later
+			// batch must never be stored past the one that failed.
+			p.mu.Lock()
+			clear(p.gens)
+			p.mu.Unlock()
 			cl.ForceRebalance()
 			time.Sleep(500 * time.Millisecond)
 		}

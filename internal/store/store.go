@@ -47,6 +47,8 @@ func Open(ctx context.Context, databaseURL, schema string) (*Store, error) {
 		return nil, fmt.Errorf("store: parse DATABASE_URL: %w", err)
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	// Operators see which schema a connection serves in pg_stat_activity.
+	cfg.ConnConfig.RuntimeParams["application_name"] = "dspipe-" + schema
 	if cfg.MaxConns < 8 {
 		cfg.MaxConns = 8
 	}
