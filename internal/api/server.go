@@ -140,19 +140,26 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request) {
 
 // load fetches an execution the caller may see; it writes the error itself.
 func (s *Server) load(w http.ResponseWriter, r *http.Request) (store.Execution, bool) {
+	x, err := s.store.Execution(r.Context(), chi.URLParam(r, "id"))
+	return x, s.visible(w, r, x, err)
+}
+
+// visible reports whether the caller may see x (fetched with err), writing
+// the 404 or 503 itself when not. Another user's execution is a 404: its
+// existence is not disclosed.
+func (s *Server) visible(w http.ResponseWriter, r *http.Request, x store.Execution, err error) bool {
 	id := chi.URLParam(r, "id")
-	x, err := s.store.Execution(r.Context(), id)
 	p := principalFrom(r.Context())
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !p.seesAll() && x.UserID != p.UserID) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("execution %q not found (a new execution appears within a second of being submitted)", id))
-		return x, false
+		return false
 	}
 	if err != nil {
 		s.log.Error("api: load execution", "execution_id", id, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "the database is unavailable; retry shortly")
-		return x, false
+		return false
 	}
-	return x, true
+	return true
 }
 
 // StatusResponse is GET /status's body (the seed's DatasetStatusResponse).
@@ -194,13 +201,8 @@ func overallProgress(x store.Execution) float64 {
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	x, ok := s.load(w, r)
-	if !ok {
-		return
-	}
-	stages, err := s.store.Stages(r.Context(), x.ID)
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "the database is unavailable; retry shortly")
+	x, stages, err := s.store.ExecutionWithStages(r.Context(), chi.URLParam(r, "id"))
+	if !s.visible(w, r, x, err) {
 		return
 	}
 	resp := StatusResponse{ExecutionID: x.ID, UserID: x.UserID, Status: x.Status, CurrentStage: x.CurrentStage,

@@ -116,18 +116,52 @@ func (s *Store) Active(ctx context.Context, userID string) ([]Execution, error) 
 	return out, rows.Err()
 }
 
+const stagesQuery = `SELECT stage, status, received, valid, rejected, duration_ms, error_reason, started_at, finished_at
+	FROM stage_runs WHERE execution_id=$1 ORDER BY ordinal`
+
+func scanStage(r pgx.CollectableRow) (StageRun, error) {
+	var st StageRun
+	err := r.Scan(&st.Stage, &st.Status, &st.Received, &st.Valid, &st.Rejected, &st.DurationMS, &st.ErrorReason, &st.StartedAt, &st.FinishedAt)
+	return st, err
+}
+
 // Stages lists an execution's stage runs in the order they started.
 func (s *Store) Stages(ctx context.Context, id string) ([]StageRun, error) {
-	rows, err := s.pool.Query(ctx, `SELECT stage, status, received, valid, rejected, duration_ms, error_reason, started_at, finished_at
-		FROM stage_runs WHERE execution_id=$1 ORDER BY ordinal`, id)
+	rows, err := s.pool.Query(ctx, stagesQuery, id)
 	if err != nil {
 		return nil, fmt.Errorf("store: stages: %w", err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (StageRun, error) {
-		var st StageRun
-		err := r.Scan(&st.Stage, &st.Status, &st.Received, &st.Valid, &st.Rejected, &st.DurationMS, &st.ErrorReason, &st.StartedAt, &st.FinishedAt)
-		return st, err
+	return pgx.CollectRows(rows, scanStage)
+}
+
+// ExecutionWithStages returns an execution and its stage runs in one round
+// trip (the status endpoint's hot path).
+func (s *Store) ExecutionWithStages(ctx context.Context, id string) (Execution, []StageRun, error) {
+	var b pgx.Batch
+	var x Execution
+	var stages []StageRun
+	var xErr, sErr error
+	b.Queue(`SELECT `+executionCols+` FROM executions WHERE execution_id=$1`, id).QueryRow(func(row pgx.Row) error {
+		x, xErr = scanExecution(row)
+		return nil
 	})
+	b.Queue(stagesQuery, id).Query(func(rows pgx.Rows) error {
+		stages, sErr = pgx.CollectRows(rows, scanStage)
+		return nil
+	})
+	if err := s.pool.SendBatch(ctx, &b).Close(); err != nil {
+		return x, nil, fmt.Errorf("store: status: %w", err)
+	}
+	if xErr != nil {
+		if errors.Is(xErr, ErrNotFound) {
+			return x, nil, xErr
+		}
+		return x, nil, fmt.Errorf("store: status: %w", xErr)
+	}
+	if sErr != nil {
+		return x, nil, fmt.Errorf("store: status: %w", sErr)
+	}
+	return x, stages, nil
 }
 
 // Sources lists an execution's sources.
