@@ -80,6 +80,7 @@ func cmdGen(args []string) error {
 	fs.Float64Var(&o.DupRate, "dup-rate", 0.05, "share of exact duplicates across sources")
 	fs.Float64Var(&o.NearDupRate, "near-dup-rate", 0.05, "share of near duplicates across sources")
 	fs.StringVar(&o.Skew, "skew", "", "make every demographic mention this group (e.g. woman)")
+	fs.BoolVar(&o.Array, "array", false, "write JSON formats as JSON arrays (.json) instead of JSON lines")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -35,12 +35,14 @@ func TestPipelineCountsAgreeEverywhere(t *testing.T) {
 	s := startStack(t, stackOpts{})
 	sum, err := gen.Write(gen.Options{Dir: s.data, Records: 3000, Sources: 3, Format: "mixed", Compression: "gzip", Seed: 7})
 	require.NoError(t, err)
-	id, msgs := s.run(t, localRequest(sum.Files...))
+	arr, err := gen.Write(gen.Options{Dir: filepath.Join(s.data, "arr"), Records: 1000, Format: "sharegpt", Compression: "zstd", Seed: 8, Array: true})
+	require.NoError(t, err)
+	id, msgs := s.run(t, localRequest(append(sum.Files, arr.Files...)...))
 	require.Equal(t, "completed", msgs[len(msgs)-1].Data["status"])
 
 	x := s.waitStatus(t, id, "completed")
-	require.Equal(t, int64(3000), x.Total)
-	require.Equal(t, int64(3000), x.Received)
+	require.Equal(t, int64(4000), x.Total)
+	require.Equal(t, int64(4000), x.Received)
 	require.Equal(t, x.Valid+x.Rejected, x.Received)
 
 	stats, err := s.client.Statistics(context.Background(), id)
@@ -62,7 +64,7 @@ func TestPipelineCountsAgreeEverywhere(t *testing.T) {
 	}
 	sources, err := s.store.Sources(context.Background(), id)
 	require.NoError(t, err)
-	require.Len(t, sources, 3)
+	require.Len(t, sources, 4, "three JSONL sources in three formats and a JSON array")
 	for _, sr := range sources {
 		require.Equal(t, "completed", sr.Status)
 		require.EqualValues(t, 1000, sr.Records, "generator wrote 1000 records to %s", sr.Name)
@@ -121,6 +123,18 @@ func TestMalformedInputIsRejectedOrFailsClearly(t *testing.T) {
 	require.EqualValues(t, 8, x.Total)
 	require.EqualValues(t, 3, x.Valid)
 	require.EqualValues(t, 5, x.Rejected)
+	var alert *client.Message
+	for i := range msgs {
+		if msgs[i].EventType == "dataset_alert" {
+			alert = &msgs[i]
+		}
+	}
+	require.NotNil(t, alert, "a high rejection rate raises a live alert")
+	require.Equal(t, "high_rejection_rate", alert.Data["code"])
+	require.Contains(t, alert.Data["message"], "5 of 8 records")
+	alerts, err := s.store.Alerts(context.Background(), id)
+	require.NoError(t, err)
+	require.Len(t, alerts, 1, "and it is in the read model")
 	rej := readLines(t, filepath.Join(x.OutputDir, "rejected.jsonl"))
 	require.Len(t, rej, 5)
 	reasons := map[string]string{}

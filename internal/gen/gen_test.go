@@ -85,3 +85,17 @@ func TestTruthPointsAtWhatWasWritten(t *testing.T) {
 	require.Greater(t, dups, 50)
 	require.Greater(t, spans, 500)
 }
+
+func TestArrayContainerIsOneJSONArray(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	sum, err := Write(Options{Dir: dir, Records: 50, Sources: 2, Format: "mixed", Seed: 2, Array: true})
+	require.NoError(t, err)
+	for _, f := range sum.Files {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		var arr []json.RawMessage
+		require.NoError(t, json.Unmarshal(b, &arr), f)
+		require.Len(t, arr, 25)
+	}
+}

@@ -28,6 +28,9 @@ type Options struct {
 	DupRate     float64 // share of records that are exact copies of an earlier one in another source
 	NearDupRate float64 // share that are near copies
 	Skew        string  // see Generator.Skew
+	// Array writes JSON formats as one JSON array per file (.json) instead
+	// of JSON lines.
+	Array bool
 }
 
 // Summary describes what was written.
@@ -45,6 +48,7 @@ type sourceFile struct {
 	w      *bufio.Writer
 	csv    *csv.Writer
 	n      int64
+	array  bool
 }
 
 // Write generates the dataset, streaming: memory does not grow with Records.
@@ -67,7 +71,7 @@ func Write(o Options) (Summary, error) {
 		if format == "mixed" {
 			format = Formats[i%len(Formats)]
 		}
-		sf, err := openSource(o.Dir, i, format, o.Compression)
+		sf, err := openSource(o.Dir, i, format, o.Compression, o.Array && format != "qa")
 		if err != nil {
 			return sum, err
 		}
@@ -137,8 +141,11 @@ func Write(o Options) (Summary, error) {
 	return sum, tw.Flush()
 }
 
-func openSource(dir string, i int, format, compression string) (*sourceFile, error) {
+func openSource(dir string, i int, format, compression string, array bool) (*sourceFile, error) {
 	ext := ".jsonl"
+	if array {
+		ext = ".json"
+	}
 	if format == "qa" {
 		ext = ".csv"
 	}
@@ -153,7 +160,7 @@ func openSource(dir string, i int, format, compression string) (*sourceFile, err
 	if err != nil {
 		return nil, err
 	}
-	sf := &sourceFile{path: path, format: format, f: f}
+	sf := &sourceFile{path: path, format: format, f: f, array: array}
 	var w io.Writer = f
 	switch compression {
 	case "gzip":
@@ -216,6 +223,17 @@ func (sf *sourceFile) write(c Conversation) error {
 	if err != nil {
 		return err
 	}
+	if sf.array {
+		sep := ",\n"
+		if sf.n == 1 {
+			sep = "[\n"
+		}
+		if _, err := sf.w.WriteString(sep); err != nil {
+			return err
+		}
+		_, err = sf.w.Write(b)
+		return err
+	}
 	if _, err := sf.w.Write(b); err != nil {
 		return err
 	}
@@ -223,6 +241,15 @@ func (sf *sourceFile) write(c Conversation) error {
 }
 
 func (sf *sourceFile) close() error {
+	if sf.array {
+		end := "\n]\n"
+		if sf.n == 0 {
+			end = "[]\n"
+		}
+		if _, err := sf.w.WriteString(end); err != nil {
+			return err
+		}
+	}
 	if sf.csv != nil {
 		sf.csv.Flush()
 		if err := sf.csv.Error(); err != nil {

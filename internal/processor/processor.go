@@ -542,6 +542,25 @@ func (p *Processor) handleRaw(r *kgo.Record, pre *outcome) error {
 	return nil
 }
 
+// HighRejectionShare is the share of rejected records above which the user
+// is warned: the input is probably in a shape or encoding we do not expect.
+const HighRejectionShare = 0.10
+
+// rejectionAlert warns when validation and standardization rejected more
+// than HighRejectionShare of the records. It carries counts only.
+func rejectionAlert(c events.Counts) (events.Alert, bool) {
+	if c.Received == 0 || float64(c.Rejected)/float64(c.Received) <= HighRejectionShare {
+		return events.Alert{}, false
+	}
+	return events.Alert{
+		Severity: "warning",
+		Code:     "high_rejection_rate",
+		Stage:    events.StageValidation,
+		Message: fmt.Sprintf("%d of %d records (%.1f%%) were rejected; rejected.jsonl gives each position and reason",
+			c.Rejected, c.Received, 100*float64(c.Rejected)/float64(c.Received)),
+	}, true
+}
+
 func (p *Processor) startStage(x *execState, s string) error {
 	if _, ok := x.stages[s]; ok {
 		return nil
@@ -625,6 +644,11 @@ func (p *Processor) acquisitionEnded(x *execState, v []byte) error {
 		}
 		dur := now.Sub(x.stages[s]).Milliseconds()
 		if err := p.emit(x, events.StageCompleted{Stage: s, Counts: x.counts, DurationMS: dur}); err != nil {
+			return err
+		}
+	}
+	if a, ok := rejectionAlert(x.counts); ok {
+		if err := p.emit(x, a); err != nil {
 			return err
 		}
 	}
