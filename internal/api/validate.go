@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
+	"unicode"
 
 	"github.com/dspipe/dspipe/events"
 )
@@ -35,7 +38,7 @@ func decodeRequest(body io.Reader) (events.Request, error) {
 		case errors.As(err, &syn):
 			return req, fmt.Errorf("request body is not valid JSON (syntax error at byte %d)", syn.Offset)
 		case errors.As(err, &typ):
-			return req, fmt.Errorf("field %q must be %s", typ.Field, typ.Type.String())
+			return req, fmt.Errorf("field %q must be %s", typ.Field, kindName(typ.Type.Kind()))
 		case strings.HasPrefix(err.Error(), "json: unknown field"):
 			return req, fmt.Errorf("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
 		case errors.Is(err, io.ErrUnexpectedEOF):
@@ -45,8 +48,54 @@ func decodeRequest(body io.Reader) (events.Request, error) {
 		}
 		return req, fmt.Errorf("request body is not a valid processing request")
 	}
-	return req, validateRequest(&req)
+	if err := validateRequest(&req); err != nil {
+		return req, err
+	}
+	// NUL characters cannot be stored or used in paths; encoding/json writes
+	// them as \u0000, wherever they hide (keys, nested settings).
+	if enc, err := json.Marshal(req); err != nil || bytes.Contains(enc, []byte(`\u0000`)) {
+		return req, fmt.Errorf("request must not contain NUL characters (\\u0000) in any key or value")
+	}
+	return req, nil
 }
+
+// kindName says in words what JSON value a Go kind takes.
+func kindName(k reflect.Kind) string {
+	switch k {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer in range"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return "of another type"
+}
+
+// safeName matches an output destination: relative path segments of
+// letters, digits, dot, underscore and hyphen.
+var safeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$`)
+
+// hasControl reports control characters, which have no place in names,
+// paths or destinations.
+func hasControl(s string) bool {
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return true
+		}
+	}
+	return false
+}
+
+// MaxPriority bounds a source's priority.
+const MaxPriority = 1_000_000
 
 var sourceTypes = map[string]bool{"local": true, "s3": true, "google_drive": true, "huggingface": true}
 
@@ -73,11 +122,14 @@ func validateRequest(req *events.Request) error {
 		if strings.Contains(filepath.ToSlash(s.Config["path"]), "..") {
 			return fmt.Errorf("%s.config.path: must not contain '..'", at)
 		}
+		if hasControl(s.Config["path"]) || hasControl(s.Name) || len(s.Name) > 128 {
+			return fmt.Errorf("%s: name and config.path must not contain control characters (name at most 128 bytes)", at)
+		}
 		if f := s.Config["format"]; f != "" && f != "jsonl" && f != "json" && f != "csv" {
 			return fmt.Errorf("%s.config.format: must be jsonl, json or csv", at)
 		}
-		if s.Priority < 0 {
-			return fmt.Errorf("%s.priority: must be 0 or more", at)
+		if s.Priority < 0 || s.Priority > MaxPriority {
+			return fmt.Errorf("%s.priority: must be between 0 and %d", at, MaxPriority)
 		}
 		if s.Name == "" {
 			s.Name = fmt.Sprintf("source-%d", i+1)
@@ -101,8 +153,8 @@ func validateRequest(req *events.Request) error {
 		return fmt.Errorf("output.compression: must be none, gzip or zstd")
 	}
 	if d := req.Output.Destination; d != "" {
-		if filepath.IsAbs(d) || strings.Contains(filepath.ToSlash(d), "..") {
-			return fmt.Errorf("output.destination: must be a relative directory name without '..' (it is placed under the output root)")
+		if !safeName.MatchString(d) || strings.Contains(d, "..") || len(d) > 200 {
+			return fmt.Errorf("output.destination: must be a relative directory made of letters, digits, '.', '_', '-' and '/', without '..' (it is placed under the output root)")
 		}
 	}
 	return nil

@@ -46,6 +46,11 @@ func TestBadRequestsGetMessagesThatSayWhatToFix(t *testing.T) {
 		{`{"sources":[{"type":"local","config":{"path":"a"}}],"output":{"destination":"/etc"}}`, "output.destination"},
 		{`{"sources":[{"type":"local","config":{"path":"a"}}],"colour":"red"}`, "unknown field"},
 		{`{"sources":[{"type":"local","config":{"path":"a"}, "priority":"high"}]}`, "priority"},
+		{`{"sources":[{"type":"local","config":{"path":"a"}, "priority":99999999999}]}`, "priority"},
+		{`{"sources":[{"type":"local","config":{"path":"a","\u0000":"x"}}]}`, "NUL"},
+		{`{"sources":[{"type":"local","config":{"path":"a"}}],"processing":{"x":"\u0000"}}`, "NUL"},
+		{`{"sources":[{"type":"local","config":{"path":"a\nb"}}]}`, "control characters"},
+		{`{"sources":[{"type":"local","config":{"path":"a"}}],"output":{"destination":"run\f1"}}`, "output.destination"},
 	}
 	for _, c := range cases {
 		code, body := rawPost(t, s.client, "alice-token-1", "/process", c.body)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -77,6 +78,10 @@ func applyEvent(ctx context.Context, tx pgx.Tx, e *events.Envelope, raw []byte) 
 		if err != nil {
 			return err
 		}
+		// jsonb cannot hold NUL characters; a request that carries one must
+		// not stall every projection behind it. The audit table keeps the
+		// event byte for byte.
+		reqJSON = bytes.ReplaceAll(reqJSON, []byte(`\u0000`), []byte(`\ufffd`))
 		tag, err := tx.Exec(ctx, `INSERT INTO executions (execution_id, user_id, status, request, last_seq, last_hash, created_at, updated_at)
 			VALUES ($1,$2,'requested',$3,0,'',$4,$4) ON CONFLICT (execution_id) DO NOTHING`, id, req.UserID, reqJSON, e.Time)
 		if err != nil {

@@ -78,3 +78,20 @@ func TestApplyRejectsABrokenChain(t *testing.T) {
 	err = st.Apply(ctx, store.Batch{Topic: "ev", Partition: 0, Generation: gen, NextOffset: 2, Events: envs, Raw: raws})
 	require.ErrorIs(t, err, events.ErrBrokenChain)
 }
+
+// TestRequestWithNULIsProjected: jsonb refuses NUL characters; an event whose
+// request holds one is still projected (with U+FFFD) instead of stalling
+// every projection behind it.
+func TestRequestWithNULIsProjected(t *testing.T) {
+	t.Parallel()
+	st, _ := testenv.Schema(t)
+	ctx := context.Background()
+	envs, raws := chain(t, "ds_nul", events.ExecutionRequested{UserID: "u", Request: events.Request{
+		Sources: []events.SourceSpec{{Type: "local", Config: map[string]string{"path": "a", "\x00k": "v\x00"}}}}})
+	gen, _, err := st.Claim(ctx, "ev", 0)
+	require.NoError(t, err)
+	require.NoError(t, st.Apply(ctx, store.Batch{Topic: "ev", Partition: 0, Generation: gen, NextOffset: 1, Events: envs, Raw: raws}))
+	x, err := st.Execution(ctx, "ds_nul")
+	require.NoError(t, err)
+	require.Contains(t, string(x.Request), "\ufffd", "the NUL became U+FFFD")
+}
