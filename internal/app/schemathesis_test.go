@@ -1,0 +1,50 @@
+package app_test
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dspipe/dspipe/internal/gen"
+)
+
+// TestAPIFuzzedFromItsSpecification runs schemathesis (a peer tool, installed
+// by .ci/run from PyPI) against the API from docs/openapi.yaml: no request
+// may cause a server error, and afterwards the pipeline must still run a job
+// end to end, so no fuzzed request can poison the processor or projector.
+func TestAPIFuzzedFromItsSpecification(t *testing.T) {
+	t.Parallel()
+	st, err := exec.LookPath("st")
+	if err != nil {
+		t.Skip("SKIPPED: schemathesis (st) is not installed; .ci/run installs it")
+	}
+	if testing.Short() {
+		t.Skip("SKIPPED in -short mode")
+	}
+	// One partition: a request that stalled a consumer would stall the
+	// follow-up job too, so the final check would catch it.
+	s := startStack(t, stackOpts{partitions: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	spec, err := filepath.Abs(filepath.Join("..", "..", "docs", "openapi.yaml"))
+	require.NoError(t, err)
+	cmd := exec.CommandContext(ctx, st, "run", spec,
+		"--url", s.client.Base+"/api/v1/datasets",
+		"-H", "Authorization: Bearer dev-admin-token",
+		"--checks", "not_a_server_error",
+		"--max-examples", "25",
+		"--seed", "1",
+		"--report-dir", t.TempDir())
+	cmd.Dir = t.TempDir()
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "schemathesis found server errors:\n%s", out)
+
+	sum, err := gen.Write(gen.Options{Dir: s.data, Records: 200, Format: "chatml", Seed: 3})
+	require.NoError(t, err)
+	_, msgs := s.run(t, localRequest(sum.Files...))
+	require.Equal(t, "completed", msgs[len(msgs)-1].Data["status"], "the pipeline still runs after the fuzzing")
+}
