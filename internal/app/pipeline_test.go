@@ -22,6 +22,7 @@ import (
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/client"
 	"github.com/dspipe/dspipe/internal/gen"
+	"github.com/dspipe/dspipe/internal/ingest"
 	"github.com/dspipe/dspipe/internal/projector"
 	"github.com/dspipe/dspipe/internal/testenv"
 )
@@ -364,4 +365,44 @@ func TestProjectorRecoversFromDroppedDatabaseConnections(t *testing.T) {
 	got, err := rebuilt.Snapshot(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, live, got, "the read models survived the dropped connections intact")
+}
+
+// TestSecondIngestJoiningMidAcquisitionDuplicatesNothing starts a second
+// ingest instance while a large acquisition runs: partitions move, the
+// moving acquisition stops before its new owner resumes it from the
+// checkpoint, and every record arrives exactly once.
+func TestSecondIngestJoiningMidAcquisitionDuplicatesNothing(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, stackOpts{partitions: 4})
+	var files []string
+	for i := 0; i < 3; i++ {
+		sum, err := gen.Write(gen.Options{Dir: filepath.Join(s.data, fmt.Sprint(i)), Records: 60000, Format: "chatml", Seed: uint64(40 + i)})
+		require.NoError(t, err)
+		files = append(files, sum.Files...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var ids []string
+	for _, f := range files {
+		id, err := s.client.Submit(ctx, localRequest(f))
+		require.NoError(t, err)
+		ids = append(ids, id)
+	}
+	require.Eventually(t, func() bool {
+		x, err := s.store.Execution(ctx, ids[0])
+		return err == nil && x.Received > 2000
+	}, time.Minute, 10*time.Millisecond)
+	second := ingest.New(ingest.Config{Kafka: s.cfg.Kafka, InstanceID: "ingest-second", LocalRoots: s.cfg.LocalRoots,
+		MaxConcurrent: 5, MaxRecordBytes: s.cfg.MaxRecordBytes}, testenv.Logger(t))
+	done := make(chan error, 1)
+	go func() { done <- second.Run(ctx) }()
+	for _, id := range ids {
+		x := s.waitStatus(t, id, "completed")
+		require.EqualValues(t, 60000, x.Total, "acquisition counted each record once")
+		require.EqualValues(t, 60000, x.Valid)
+		lines := readLines(t, filepath.Join(x.OutputDir, "data.jsonl.zst"))
+		require.Len(t, lines, 60000)
+	}
+	cancel()
+	require.NoError(t, <-done)
 }

@@ -64,7 +64,7 @@ type Ingest struct {
 	prod *kgo.Client
 
 	sem     chan struct{}
-	running sync.Map // execution id -> context.CancelFunc
+	running sync.Map // execution id -> acquisition
 	wg      sync.WaitGroup
 }
 
@@ -102,8 +102,10 @@ func (in *Ingest) Run(ctx context.Context) error {
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.OnPartitionsRevoked(func(context.Context, *kgo.Client, map[string][]int32) { in.cancelAll() }),
-		kgo.OnPartitionsLost(func(context.Context, *kgo.Client, map[string][]int32) { in.cancelAll() }),
+		// Only acquisitions of partitions given away stop: retained
+		// partitions are not replayed, so theirs must go on.
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) { in.cancelPartitions(lost) }),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) { in.cancelPartitions(lost) }),
 	)
 	if err != nil {
 		return err
@@ -147,8 +149,8 @@ func (in *Ingest) Run(ctx context.Context) error {
 			case events.Terminal(e.Type):
 				delete(requests, e.Subject)
 				delete(starts, e.Subject)
-				if c, ok := in.running.Load(e.Subject); ok {
-					c.(context.CancelFunc)()
+				if a, ok := in.running.Load(e.Subject); ok {
+					a.(acquisition).cancel()
 				}
 			}
 		})
@@ -163,8 +165,43 @@ func (in *Ingest) Run(ctx context.Context) error {
 	}
 }
 
+// acquisition is one running execution's acquisition.
+type acquisition struct {
+	cancel    context.CancelFunc
+	partition int32
+	done      chan struct{}
+}
+
 func (in *Ingest) cancelAll() {
-	in.running.Range(func(_, v any) bool { v.(context.CancelFunc)(); return true })
+	in.running.Range(func(_, v any) bool { v.(acquisition).cancel(); return true })
+}
+
+func (in *Ingest) cancelPartitions(lost map[string][]int32) {
+	gone := map[int32]bool{}
+	for _, parts := range lost {
+		for _, p := range parts {
+			gone[p] = true
+		}
+	}
+	var stopping []acquisition
+	in.running.Range(func(_, v any) bool {
+		if a := v.(acquisition); gone[a.partition] {
+			a.cancel()
+			stopping = append(stopping, a)
+		}
+		return true
+	})
+	// The new owner resumes from the checkpoint: it must not start before
+	// this instance's last chunk has committed or aborted.
+	deadline := time.After(30 * time.Second)
+	for _, a := range stopping {
+		select {
+		case <-a.done:
+		case <-deadline:
+			in.log.Error("ingest: acquisition did not stop within 30s of losing its partition", "partition", a.partition)
+			return
+		}
+	}
 }
 
 func (in *Ingest) launch(ctx context.Context, id string, partition int32, req events.Request) {
@@ -172,10 +209,12 @@ func (in *Ingest) launch(ctx context.Context, id string, partition int32, req ev
 		return
 	}
 	actx, cancel := context.WithCancel(ctx)
-	in.running.Store(id, cancel)
+	done := make(chan struct{})
+	in.running.Store(id, acquisition{cancel: cancel, partition: partition, done: done})
 	in.wg.Add(1)
 	go func() {
 		defer in.wg.Done()
+		defer close(done)
 		defer in.running.Delete(id)
 		defer cancel()
 		select {
