@@ -23,6 +23,7 @@ import (
 	"github.com/dspipe/dspipe/internal/client"
 	"github.com/dspipe/dspipe/internal/gen"
 	"github.com/dspipe/dspipe/internal/ingest"
+	"github.com/dspipe/dspipe/internal/processor"
 	"github.com/dspipe/dspipe/internal/projector"
 	"github.com/dspipe/dspipe/internal/testenv"
 )
@@ -402,6 +403,51 @@ func TestSecondIngestJoiningMidAcquisitionDuplicatesNothing(t *testing.T) {
 		require.EqualValues(t, 60000, x.Valid)
 		lines := readLines(t, filepath.Join(x.OutputDir, "data.jsonl.zst"))
 		require.Len(t, lines, 60000)
+	}
+	cancel()
+	require.NoError(t, <-done)
+}
+
+// TestSecondProcessorJoiningMidExecutionDuplicatesNothing scales the
+// processor out while executions run: partitions are rebalanced, the open
+// transactions abort, state reloads from the log on both instances, and
+// every execution still completes with each record once.
+func TestSecondProcessorJoiningMidExecutionDuplicatesNothing(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, stackOpts{partitions: 4})
+	var files []string
+	for i := 0; i < 3; i++ {
+		sum, err := gen.Write(gen.Options{Dir: filepath.Join(s.data, fmt.Sprint(i)), Records: 60000, Format: "chatml", Seed: uint64(50 + i)})
+		require.NoError(t, err)
+		files = append(files, sum.Files...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var ids []string
+	for _, f := range files {
+		id, err := s.client.Submit(ctx, localRequest(f))
+		require.NoError(t, err)
+		ids = append(ids, id)
+	}
+	require.Eventually(t, func() bool {
+		x, err := s.store.Execution(ctx, ids[0])
+		return err == nil && x.Valid > 5000
+	}, time.Minute, 10*time.Millisecond)
+	second := processor.New(processor.Config{Kafka: s.cfg.Kafka, InstanceID: "processor-second", MaxConcurrent: 5,
+		OutputRoot: s.cfg.OutputRoot}, testenv.Logger(t))
+	done := make(chan error, 1)
+	go func() { done <- second.Run(ctx) }()
+	for _, id := range ids {
+		x := s.waitStatus(t, id, "completed")
+		require.EqualValues(t, 60000, x.Valid)
+		lines := readLines(t, filepath.Join(x.OutputDir, "data.jsonl.zst"))
+		require.Len(t, lines, 60000)
+		seen := map[float64]bool{}
+		for _, l := range lines {
+			pos := l["source"].(map[string]any)["position"].(float64)
+			require.False(t, seen[pos], "position %v twice", pos)
+			seen[pos] = true
+		}
 	}
 	cancel()
 	require.NoError(t, <-done)
