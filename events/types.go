@@ -161,6 +161,10 @@ type StageProgress struct {
 	PerSource []int64 `json:"per_source,omitempty"`
 	// RatePerSec is records per second since the execution started.
 	RatePerSec float64 `json:"rate_per_sec"`
+	// MemoryMB is the memory held by the processor instance emitting the
+	// event (Go runtime total), for the seed's memory_usage_mb. Optional: a
+	// compatible addition to version 1.
+	MemoryMB float64 `json:"memory_mb,omitempty"`
 }
 
 // StageCompleted says a stage finished; Counts are its final figures.

@@ -36,6 +36,7 @@ type feed struct {
 	x      store.Execution
 	counts events.Counts
 	rate   float64
+	memory float64
 	stage  string
 }
 
@@ -75,7 +76,7 @@ func (f *feed) message(e events.Envelope) (Message, error) {
 				f.counts.Total = d.Counts.Total
 			}
 		case *events.StageProgress:
-			f.counts, f.rate = d.Counts, d.RatePerSec
+			f.counts, f.rate, f.memory = d.Counts, d.RatePerSec, d.MemoryMB
 		}
 		m.Data = f.progress(e)
 		if pr, ok := p.(*events.ProgressReported); ok {
@@ -102,6 +103,7 @@ func (f *feed) progress(e events.Envelope) map[string]any {
 			"valid_records":     f.counts.Valid,
 			"rejected_records":  f.counts.Rejected,
 			"processing_rate":   f.rate,
+			"memory_usage_mb":   f.memory,
 		},
 	}
 	if f.rate > 0 && f.counts.Total > f.counts.Received {

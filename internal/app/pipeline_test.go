@@ -41,6 +41,19 @@ func TestPipelineCountsAgreeEverywhere(t *testing.T) {
 	require.NoError(t, err)
 	id, msgs := s.run(t, localRequest(append(sum.Files, arr.Files...)...))
 	require.Equal(t, "completed", msgs[len(msgs)-1].Data["status"])
+	var sawProgress bool
+	for _, m := range msgs {
+		if m.EventType != "dataset_progress" {
+			continue
+		}
+		metrics := m.Data["metrics"].(map[string]any)
+		if metrics["records_processed"].(float64) > 0 && metrics["memory_usage_mb"].(float64) > 0 {
+			sawProgress = true
+			require.Contains(t, m.Data, "overall_progress")
+			require.Contains(t, m.Data, "current_stage")
+		}
+	}
+	require.True(t, sawProgress, "progress messages carry the seed's metrics")
 
 	x := s.waitStatus(t, id, "completed")
 	require.Equal(t, int64(4000), x.Total)

@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"runtime/metrics"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -500,7 +502,7 @@ func (p *Processor) emitProgress() {
 			rate = float64(x.counts.Received) / el
 		}
 		counts, per := x.counts, append([]int64(nil), x.perSource...)
-		_ = p.emit(x, events.StageProgress{Stage: events.StageStandardization, Counts: counts, PerSource: per, RatePerSec: rate})
+		_ = p.emit(x, events.StageProgress{Stage: events.StageStandardization, Counts: counts, PerSource: per, RatePerSec: rate, MemoryMB: memoryMB()})
 	}
 }
 
@@ -540,6 +542,17 @@ func (p *Processor) handleRaw(r *kgo.Record, pre *outcome) error {
 		return p.record(x, r, m, pre)
 	}
 	return nil
+}
+
+// memoryMB is the memory the Go runtime holds from the OS, in MB; reading it
+// does not stop the world.
+func memoryMB() float64 {
+	sample := []metrics.Sample{{Name: "/memory/classes/total:bytes"}}
+	metrics.Read(sample)
+	if sample[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return math.Round(float64(sample[0].Value.Uint64())/(1<<20)*10) / 10
 }
 
 // HighRejectionShare is the share of rejected records above which the user
@@ -635,7 +648,7 @@ func (p *Processor) acquisitionEnded(x *execState, v []byte) error {
 	if el := now.Sub(x.startedAt).Seconds(); el > 0 {
 		rate = float64(x.counts.Received) / el
 	}
-	if err := p.emit(x, events.StageProgress{Stage: events.StageStandardization, Counts: x.counts, PerSource: append([]int64(nil), x.perSource...), RatePerSec: rate}); err != nil {
+	if err := p.emit(x, events.StageProgress{Stage: events.StageStandardization, Counts: x.counts, PerSource: append([]int64(nil), x.perSource...), RatePerSec: rate, MemoryMB: memoryMB()}); err != nil {
 		return err
 	}
 	for _, s := range []string{events.StageAcquisition, events.StageValidation, events.StageStandardization} {
