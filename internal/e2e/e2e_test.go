@@ -24,6 +24,7 @@ import (
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/client"
 	"github.com/dspipe/dspipe/internal/gen"
+	"github.com/dspipe/dspipe/internal/store"
 	"github.com/dspipe/dspipe/internal/testenv"
 )
 
@@ -100,6 +101,16 @@ func (c *cluster) stop(name string, sig syscall.Signal) {
 		<-done
 	}
 	delete(c.procs, name)
+}
+
+// dsctl runs the CLI with the cluster's environment and returns its output.
+func (c *cluster) dsctl(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "dsctl"), args...)
+	cmd.Env = append(c.env, "DSPIPE_API_URL="+c.client.Base, "DSPIPE_TOKEN="+c.client.Token)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "dsctl %v:\n%s", args, out)
+	return string(out)
 }
 
 func (c *cluster) dumpLogs() {
@@ -237,6 +248,20 @@ func TestSeparateProcessesEndToEnd(t *testing.T) {
 			src := sr.(map[string]any)
 			require.EqualValues(t, src["records"], src["valid_records"])
 		}
+
+		// The CLI an auditor and an operator use, against the same cluster.
+		out := c.dsctl(t, "audit", "verify", id)
+		require.Contains(t, out, fmt.Sprintf("audit trail of %s verifies: %d events", id, n))
+		require.Contains(t, c.dsctl(t, "status", id), `"status": "completed"`)
+		require.Contains(t, c.dsctl(t, "stats", id), `"valid": 5000`)
+		rebuilt := "rebuilt_" + strings.ReplaceAll(strings.ToLower(id), "ds_", "")
+		require.Contains(t, c.dsctl(t, "projector", "rebuild", "-schema", rebuilt), "rebuilt schema "+rebuilt)
+		t.Cleanup(func() { _ = store.DropSchema(context.Background(), testenv.DatabaseURL(), rebuilt) })
+
+		// dsctl process submits, follows the feed to the end and prints the statistics.
+		out = c.dsctl(t, "process", "-quiet", "-compression", "gzip", "-source", "one="+sum.Files[0])
+		require.Contains(t, out, `"status": "completed"`)
+		require.Contains(t, out, "data.jsonl.gz")
 	})
 
 	t.Run("kcat lists the embedded broker's topics", func(t *testing.T) {
