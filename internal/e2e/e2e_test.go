@@ -117,8 +117,8 @@ func (c *cluster) dumpLogs() {
 	for _, p := range c.procs {
 		b, _ := os.ReadFile(p.log)
 		lines := strings.Split(string(b), "\n")
-		if len(lines) > 30 {
-			lines = lines[len(lines)-30:]
+		if len(lines) > 60 {
+			lines = lines[len(lines)-60:]
 		}
 		c.t.Logf("--- %s log tail:\n%s", p.name, strings.Join(lines, "\n"))
 	}
@@ -217,7 +217,7 @@ func TestSeparateProcessesEndToEnd(t *testing.T) {
 		t.Skip("multi-process end-to-end test skipped in -short mode")
 	}
 	c := startCluster(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 
 	t.Run("counts agree across output, statistics and read models", func(t *testing.T) {

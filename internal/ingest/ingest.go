@@ -101,6 +101,17 @@ func (in *Ingest) Run(ctx context.Context) error {
 		kgo.ConsumeTopics(in.topics.Events),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
+		// Every assignment, including getting a lost partition back, replays
+		// the partition from its start: the replay is what relaunches the
+		// acquisitions that were stopped when the partition went away.
+		kgo.AdjustFetchOffsetsFn(func(_ context.Context, m map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+			for t, parts := range m {
+				for p := range parts {
+					m[t][p] = kgo.NewOffset().AtStart()
+				}
+			}
+			return m, nil
+		}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Only acquisitions of partitions given away stop: retained
 		// partitions are not replayed, so theirs must go on.
@@ -167,6 +178,7 @@ func (in *Ingest) Run(ctx context.Context) error {
 
 // acquisition is one running execution's acquisition.
 type acquisition struct {
+	ctx       context.Context
 	cancel    context.CancelFunc
 	partition int32
 	done      chan struct{}
@@ -205,12 +217,22 @@ func (in *Ingest) cancelPartitions(lost map[string][]int32) {
 }
 
 func (in *Ingest) launch(ctx context.Context, id string, partition int32, req events.Request) {
-	if _, ok := in.running.Load(id); ok {
-		return
-	}
 	actx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	in.running.Store(id, acquisition{cancel: cancel, partition: partition, done: done})
+	a := acquisition{ctx: actx, cancel: cancel, partition: partition, done: done}
+	if v, loaded := in.running.LoadOrStore(id, a); loaded {
+		cancel()
+		if old := v.(acquisition); old.ctx.Err() != nil && ctx.Err() == nil {
+			// The previous acquisition is stopping (its partition went away
+			// and came back): start again once it has finished, from the
+			// checkpoint it left.
+			go func() {
+				<-old.done
+				in.launch(ctx, id, partition, req)
+			}()
+		}
+		return
+	}
 	in.wg.Add(1)
 	go func() {
 		defer in.wg.Done()
@@ -433,11 +455,12 @@ func (c *chunker) flush(ctx context.Context) error {
 	recs := append(c.recs, &kgo.Record{Topic: c.in.topics.Checkpoints, Key: []byte(c.id), Value: cpb})
 	for attempt := 0; ; attempt++ {
 		err = c.in.commitChunk(ctx, recs)
-		if err == nil || ctx.Err() != nil || attempt >= 5 {
+		// About a minute of retries: a broker restart under load takes a while.
+		if err == nil || ctx.Err() != nil || attempt >= 12 {
 			break
 		}
 		c.in.log.Warn("ingest: chunk transaction failed, retrying", "execution_id", c.id, "attempt", attempt+1, "err", err)
-		time.Sleep(time.Duration(100<<attempt) * time.Millisecond)
+		time.Sleep(min(time.Duration(100<<attempt)*time.Millisecond, 8*time.Second))
 	}
 	if err != nil {
 		return fmt.Errorf("ingest: commit chunk: %w", err)
@@ -488,14 +511,15 @@ func (in *Ingest) commitChunk(ctx context.Context, recs []*kgo.Record) error {
 	return ctx.Err()
 }
 
-// recover recreates the producer after fencing (for example after an
-// unclean broker restart), so the next attempt starts a clean session.
+// recover recreates the producer after any failed transaction step. After
+// a broker restart the client can be left believing it is still inside a
+// transaction (INVALID_TXN_STATE, then "already in a transaction"); a new
+// producer with the same transactional id bumps the epoch and aborts
+// whatever was left open.
 func (in *Ingest) recover(err error) error {
-	if kafka.IsFenced(err) {
-		in.prod.Close()
-		if nerr := in.newProducer(); nerr != nil {
-			return errors.Join(err, nerr)
-		}
+	in.prod.Close()
+	if nerr := in.newProducer(); nerr != nil {
+		return errors.Join(err, nerr)
 	}
 	return err
 }

@@ -257,11 +257,3 @@ func (c Config) ReadPartition(ctx context.Context, topic string, partition int32
 		}
 	}
 }
-
-// IsFenced reports whether err means this producer was fenced and its
-// transactional session must be recreated.
-func IsFenced(err error) bool {
-	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) ||
-		errors.Is(err, kerr.TransactionalIDAuthorizationFailed) || errors.Is(err, kerr.UnknownProducerID) ||
-		errors.Is(err, kerr.InvalidProducerIDMapping)
-}

@@ -68,6 +68,10 @@ func (c *Config) defaults() {
 
 const eventSource = "dspipe/processor"
 
+// errNotCommitted is a transaction the session aborted by itself, for
+// example because the group rebalanced.
+var errNotCommitted = errors.New("processor: transaction not committed (rebalance or broker error)")
+
 // Processor is the stage runner.
 type Processor struct {
 	cfg    Config
@@ -162,7 +166,10 @@ func (p *Processor) Run(ctx context.Context) error {
 			}
 			p.log.Error("processor: transaction aborted, state reloads from the log", "err", err)
 			p.dropState()
-			if kafka.IsFenced(err) {
+			// A transaction that was simply not committed (a rebalance) needs
+			// nothing more; any other failure may leave the transactional
+			// client in a state it cannot leave, so the session is recreated.
+			if !errors.Is(err, errNotCommitted) {
 				p.sess.Close()
 				if err := p.newSession(); err != nil {
 					return err
@@ -273,7 +280,7 @@ func (p *Processor) transact(ctx context.Context, recs []*kgo.Record) error {
 	case endErr != nil:
 		return fmt.Errorf("processor: end transaction: %w", endErr)
 	case !committed:
-		return errors.New("processor: transaction not committed (rebalance or broker error)")
+		return errNotCommitted
 	}
 	return nil
 }
