@@ -25,6 +25,7 @@ import (
 	"github.com/dspipe/dspipe/internal/ingest"
 	"github.com/dspipe/dspipe/internal/processor"
 	"github.com/dspipe/dspipe/internal/projector"
+	"github.com/dspipe/dspipe/internal/store"
 	"github.com/dspipe/dspipe/internal/testenv"
 )
 
@@ -381,16 +382,18 @@ func TestProjectorRecoversFromDroppedDatabaseConnections(t *testing.T) {
 	require.Equal(t, live, got, "the read models survived the dropped connections intact")
 }
 
-// TestSecondIngestJoiningMidAcquisitionDuplicatesNothing starts a second
-// ingest instance while a large acquisition runs: partitions move, the
-// moving acquisition stops before its new owner resumes it from the
-// checkpoint, and every record arrives exactly once.
-func TestSecondIngestJoiningMidAcquisitionDuplicatesNothing(t *testing.T) {
-	t.Parallel()
+// runner is a service instance that runs until its context ends.
+type runner interface{ Run(context.Context) error }
+
+// withSecondInstance submits three 60k-record executions, starts the second
+// instance of a service once underway holds for the first, and returns the
+// executions once they have all completed.
+func withSecondInstance(t *testing.T, seed uint64, underway func(store.Execution) bool, second func(*stack) runner) []store.Execution {
+	t.Helper()
 	s := startStack(t, stackOpts{partitions: 4})
 	var files []string
 	for i := 0; i < 3; i++ {
-		sum, err := gen.Write(gen.Options{Dir: filepath.Join(s.data, fmt.Sprint(i)), Records: 60000, Format: "chatml", Seed: uint64(40 + i)})
+		sum, err := gen.Write(gen.Options{Dir: filepath.Join(s.data, fmt.Sprint(i)), Records: 60000, Format: "chatml", Seed: seed + uint64(i)})
 		require.NoError(t, err)
 		files = append(files, sum.Files...)
 	}
@@ -404,21 +407,35 @@ func TestSecondIngestJoiningMidAcquisitionDuplicatesNothing(t *testing.T) {
 	}
 	require.Eventually(t, func() bool {
 		x, err := s.store.Execution(ctx, ids[0])
-		return err == nil && x.Received > 2000
+		return err == nil && underway(x)
 	}, time.Minute, 10*time.Millisecond)
-	second := ingest.New(ingest.Config{Kafka: s.cfg.Kafka, InstanceID: "ingest-second", LocalRoots: s.cfg.LocalRoots,
-		MaxConcurrent: 5, MaxRecordBytes: s.cfg.MaxRecordBytes}, testenv.Logger(t))
 	done := make(chan error, 1)
-	go func() { done <- second.Run(ctx) }()
+	go func() { done <- second(s).Run(ctx) }()
+	var xs []store.Execution
 	for _, id := range ids {
-		x := s.waitStatus(t, id, "completed")
+		xs = append(xs, s.waitStatus(t, id, "completed"))
+	}
+	cancel()
+	require.NoError(t, <-done)
+	return xs
+}
+
+// TestSecondIngestJoiningMidAcquisitionDuplicatesNothing starts a second
+// ingest instance while a large acquisition runs: partitions move, the
+// moving acquisition stops before its new owner resumes it from the
+// checkpoint, and every record arrives exactly once.
+func TestSecondIngestJoiningMidAcquisitionDuplicatesNothing(t *testing.T) {
+	t.Parallel()
+	xs := withSecondInstance(t, 40, func(x store.Execution) bool { return x.Received > 2000 }, func(s *stack) runner {
+		return ingest.New(ingest.Config{Kafka: s.cfg.Kafka, InstanceID: "ingest-second", LocalRoots: s.cfg.LocalRoots,
+			MaxConcurrent: 5, MaxRecordBytes: s.cfg.MaxRecordBytes}, testenv.Logger(t))
+	})
+	for _, x := range xs {
 		require.EqualValues(t, 60000, x.Total, "acquisition counted each record once")
 		require.EqualValues(t, 60000, x.Valid)
 		lines := readLines(t, filepath.Join(x.OutputDir, "data.jsonl.zst"))
 		require.Len(t, lines, 60000)
 	}
-	cancel()
-	require.NoError(t, <-done)
 }
 
 // TestSecondProcessorJoiningMidExecutionDuplicatesNothing scales the
@@ -427,31 +444,11 @@ func TestSecondIngestJoiningMidAcquisitionDuplicatesNothing(t *testing.T) {
 // every execution still completes with each record once.
 func TestSecondProcessorJoiningMidExecutionDuplicatesNothing(t *testing.T) {
 	t.Parallel()
-	s := startStack(t, stackOpts{partitions: 4})
-	var files []string
-	for i := 0; i < 3; i++ {
-		sum, err := gen.Write(gen.Options{Dir: filepath.Join(s.data, fmt.Sprint(i)), Records: 60000, Format: "chatml", Seed: uint64(50 + i)})
-		require.NoError(t, err)
-		files = append(files, sum.Files...)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	var ids []string
-	for _, f := range files {
-		id, err := s.client.Submit(ctx, localRequest(f))
-		require.NoError(t, err)
-		ids = append(ids, id)
-	}
-	require.Eventually(t, func() bool {
-		x, err := s.store.Execution(ctx, ids[0])
-		return err == nil && x.Valid > 5000
-	}, time.Minute, 10*time.Millisecond)
-	second := processor.New(processor.Config{Kafka: s.cfg.Kafka, InstanceID: "processor-second", MaxConcurrent: 5,
-		OutputRoot: s.cfg.OutputRoot}, testenv.Logger(t))
-	done := make(chan error, 1)
-	go func() { done <- second.Run(ctx) }()
-	for _, id := range ids {
-		x := s.waitStatus(t, id, "completed")
+	xs := withSecondInstance(t, 50, func(x store.Execution) bool { return x.Valid > 5000 }, func(s *stack) runner {
+		return processor.New(processor.Config{Kafka: s.cfg.Kafka, InstanceID: "processor-second", MaxConcurrent: 5,
+			OutputRoot: s.cfg.OutputRoot}, testenv.Logger(t))
+	})
+	for _, x := range xs {
 		require.EqualValues(t, 60000, x.Valid)
 		lines := readLines(t, filepath.Join(x.OutputDir, "data.jsonl.zst"))
 		require.Len(t, lines, 60000)
@@ -462,6 +459,4 @@ func TestSecondProcessorJoiningMidExecutionDuplicatesNothing(t *testing.T) {
 			seen[pos] = true
 		}
 	}
-	cancel()
-	require.NoError(t, <-done)
 }
