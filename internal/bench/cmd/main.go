@@ -42,6 +42,7 @@ func main() {
 	out := flag.String("out", "docs/BENCHMARKS.md", "report to write")
 	records := flag.Int("records", 200000, "conversations in the generated dataset")
 	micro := flag.String("micro", "", "file with `go test -bench` output to append")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the services process during the spine run to this file")
 	flag.Parse()
 	if err := run(*out, *records, *micro); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -57,6 +58,8 @@ func freePort() int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+var cpuProfile string
 
 type result struct {
 	records       int
@@ -123,6 +126,11 @@ func run(out string, records int, micro string) error {
 		"DSPIPE_OUTPUT_ROOT="+filepath.Join(dir, "out"),
 		"DSPIPE_LOG_LEVEL=warn",
 	)
+	pprofPort := 0
+	if cpuProfile != "" {
+		pprofPort = freePort()
+		cmd.Env = append(cmd.Env, "DSPIPE_PPROF_ADDR=127.0.0.1:"+strconv.Itoa(pprofPort))
+	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start bin/dsctl up: %w", err)
@@ -147,6 +155,10 @@ func run(out string, records int, micro string) error {
 		req.Sources = append(req.Sources, events.SourceSpec{Name: fmt.Sprintf("s%d", i+1), Type: "local", Config: map[string]string{"path": f}, Priority: i + 1})
 	}
 	fmt.Fprintln(os.Stderr, "running the spine...")
+	profDone := make(chan error, 1)
+	if cpuProfile != "" {
+		go func() { profDone <- fetchProfile(pprofPort, cpuProfile, 3) }()
+	}
 	start := time.Now()
 	id, err := c.Submit(ctx, req)
 	if err != nil {
@@ -166,6 +178,11 @@ func run(out string, records int, micro string) error {
 		return fmt.Errorf("execution ended %v: %v", final.Data["status"], final.Data["error"])
 	}
 	res.spineRate = float64(records) / res.spineSeconds
+	if cpuProfile != "" {
+		if err := <-profDone; err != nil {
+			return err
+		}
+	}
 	st, err := c.Status(ctx, id)
 	if err != nil {
 		return err
@@ -371,4 +388,23 @@ func mark(ok bool) string {
 		return "(met)"
 	}
 	return "(NOT met)"
+}
+
+// fetchProfile saves a CPU profile of the services process over secs
+// seconds (the spine run is shorter; the idle tail costs nothing).
+func fetchProfile(port int, path string, secs int) error {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", port, secs))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
