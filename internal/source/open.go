@@ -105,7 +105,7 @@ func LocalFiles(path string, roots []string) ([]string, error) {
 		st, err := os.Stat(path)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
-				return nil, fmt.Errorf("local path not found: %s", path)
+				return nil, fmt.Errorf("%w: local path %s", ErrNotFound, path)
 			}
 			return nil, err
 		}
@@ -124,7 +124,7 @@ func LocalFiles(path string, roots []string) ([]string, error) {
 		}
 	}
 	if len(candidates) == 0 {
-		return nil, fmt.Errorf("local path matches no files: %s", path)
+		return nil, fmt.Errorf("%w: local path %s matches no files", ErrNotFound, path)
 	}
 	var out []string
 	for _, c := range candidates {
