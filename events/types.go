@@ -71,7 +71,20 @@ type SourceSpec struct {
 	Type     string            `json:"type"`
 	Config   map[string]string `json:"config"`
 	Priority int               `json:"priority"`
+	// OnFailure is "fail" (the default: a source that still fails after its
+	// retries fails the execution) or "fallback" (it is skipped and the
+	// other sources go on).
+	OnFailure string `json:"on_failure,omitempty"`
+	// Mapping renames input fields to the names standardization reads, for
+	// example {"prompt": "question", "response": "answer"}.
+	Mapping map[string]string `json:"mapping,omitempty"`
 }
+
+// Source failure policies.
+const (
+	OnFailureFail     = "fail"
+	OnFailureFallback = "fallback"
+)
 
 // DisplayName is the source's name, or "source-<n>" (1-based) when it has none.
 func (s SourceSpec) DisplayName(index int) string {

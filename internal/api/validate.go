@@ -1,10 +1,14 @@
 package api
 
 import (
+	"net/url"
+	"slices"
+
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dspipe/dspipe/internal/source"
 	"io"
 	"path/filepath"
 	"reflect"
@@ -48,13 +52,13 @@ func decodeRequest(body io.Reader) (events.Request, error) {
 		}
 		return req, fmt.Errorf("request body is not a valid processing request")
 	}
-	if err := validateRequest(&req); err != nil {
-		return req, err
-	}
 	// NUL characters cannot be stored or used in paths; encoding/json writes
 	// them as \u0000, wherever they hide (keys, nested settings).
 	if enc, err := json.Marshal(req); err != nil || bytes.Contains(enc, []byte(`\u0000`)) {
 		return req, fmt.Errorf("request must not contain NUL characters (\\u0000) in any key or value")
+	}
+	if err := validateRequest(&req); err != nil {
+		return req, err
 	}
 	return req, nil
 }
@@ -99,6 +103,80 @@ const MaxPriority = 1_000_000
 
 var sourceTypes = map[string]bool{"local": true, "s3": true, "google_drive": true, "huggingface": true}
 
+// sourceKeys are the config keys each source type reads; "format" is common.
+var sourceKeys = map[string][]string{
+	"local":        {"path"},
+	"s3":           {"bucket", "key", "prefix", "region", "endpoint", "access_key_id", "secret_access_key", "session_token"},
+	"google_drive": {"file_id", "folder_id", "service_account_path"},
+	"huggingface":  {"dataset", "config", "split", "revision", "path"},
+}
+
+var secretKeys = map[string]bool{"access_key_id": true, "secret_access_key": true, "session_token": true}
+
+func validateSourceConfig(at string, s *events.SourceSpec) error {
+	allowed := append([]string{"format"}, sourceKeys[s.Type]...)
+	for k, v := range s.Config {
+		if !slices.Contains(allowed, k) {
+			return fmt.Errorf("%s.config: %q is not a setting of %s sources (use %s)", at, k, s.Type, strings.Join(allowed, ", "))
+		}
+		if hasControl(v) || len(v) > 1024 {
+			return fmt.Errorf("%s.config.%s: must not contain control characters and be at most 1024 bytes", at, k)
+		}
+		if secretKeys[k] {
+			if _, ok := source.SecretRef(v); !ok {
+				return fmt.Errorf("%s.config.%s: must be a ${ENV_VAR} reference resolved on the server, never a literal credential", at, k)
+			}
+		}
+		if strings.Contains(filepath.ToSlash(v), "..") && (k == "path" || k == "key" || k == "prefix" || k == "service_account_path") {
+			return fmt.Errorf("%s.config.%s: must not contain '..'", at, k)
+		}
+	}
+	c := s.Config
+	switch s.Type {
+	case "local":
+		if c["path"] == "" {
+			return fmt.Errorf("%s.config.path: required for local sources (a file, a directory or a glob under the allowed roots)", at)
+		}
+	case "s3":
+		if c["key"] != "" && c["prefix"] != "" {
+			return fmt.Errorf("%s.config: give key or prefix, not both", at)
+		}
+		if _, ok := c["prefix"]; c["key"] == "" && !ok {
+			return fmt.Errorf("%s.config.key: an s3 source needs config.key (one object) or config.prefix (every object under it)", at)
+		}
+		if ep := c["endpoint"]; ep != "" {
+			if u, err := url.Parse(ep); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+				return fmt.Errorf("%s.config.endpoint: must be an http(s) URL without credentials", at)
+			}
+		}
+	case "google_drive":
+		if c["file_id"] != "" && c["folder_id"] != "" {
+			return fmt.Errorf("%s.config: give file_id or folder_id, not both", at)
+		}
+	case "huggingface":
+		if c["dataset"] == "" {
+			return fmt.Errorf("%s.config.dataset: required for huggingface sources (owner/name)", at)
+		}
+	}
+	if f := c["format"]; f != "" && !slices.Contains(source.Formats, f) {
+		return fmt.Errorf("%s.config.format: must be one of %s", at, strings.Join(source.Formats, ", "))
+	}
+	switch s.OnFailure {
+	case "", events.OnFailureFail, events.OnFailureFallback:
+	default:
+		return fmt.Errorf("%s.on_failure: must be fail or fallback", at)
+	}
+	if len(s.Mapping) > 64 {
+		return fmt.Errorf("%s.mapping: at most 64 fields", at)
+	}
+	for from, to := range s.Mapping {
+		if from == "" || to == "" || hasControl(from) || hasControl(to) || len(from) > 128 || len(to) > 128 {
+			return fmt.Errorf("%s.mapping: field names must be non-empty, at most 128 bytes, without control characters", at)
+		}
+	}
+	return nil
+}
+
 func validateRequest(req *events.Request) error {
 	if len(req.Sources) == 0 {
 		return fmt.Errorf("sources: at least one source is required")
@@ -113,20 +191,11 @@ func validateRequest(req *events.Request) error {
 		if !sourceTypes[s.Type] {
 			return fmt.Errorf("%s.type: must be one of local, s3, google_drive, huggingface", at)
 		}
-		if s.Type != "local" {
-			return fmt.Errorf("%s.type: %s sources are not available in this build yet; use local", at, s.Type)
+		if err := validateSourceConfig(at, s); err != nil {
+			return err
 		}
-		if s.Config["path"] == "" {
-			return fmt.Errorf("%s.config.path: required for local sources", at)
-		}
-		if strings.Contains(filepath.ToSlash(s.Config["path"]), "..") {
-			return fmt.Errorf("%s.config.path: must not contain '..'", at)
-		}
-		if hasControl(s.Config["path"]) || hasControl(s.Name) || len(s.Name) > 128 {
-			return fmt.Errorf("%s: name and config.path must not contain control characters (name at most 128 bytes)", at)
-		}
-		if f := s.Config["format"]; f != "" && f != "jsonl" && f != "json" && f != "csv" {
-			return fmt.Errorf("%s.config.format: must be jsonl, json or csv", at)
+		if hasControl(s.Name) || len(s.Name) > 128 {
+			return fmt.Errorf("%s.name: must not contain control characters and be at most 128 bytes", at)
 		}
 		if s.Priority < 0 || s.Priority > MaxPriority {
 			return fmt.Errorf("%s.priority: must be between 0 and %d", at, MaxPriority)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dspipe/dspipe/internal/source"
 	"log/slog"
 	"net"
 	"net/http"
@@ -79,8 +80,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, services ...s
 		case ServiceAPI:
 			g.Go(func() error { return runAPI(ctx, cfg, st, log) })
 		case ServiceIngest:
-			in := ingest.New(ingest.Config{Kafka: cfg.Kafka, InstanceID: "ingest-" + cfg.InstanceID, LocalRoots: cfg.LocalRoots,
-				MaxConcurrent: cfg.MaxConcurrent, MaxRecordBytes: cfg.MaxRecordBytes}, log.With("service", "ingest"))
+			in := ingest.New(ingest.Config{Kafka: cfg.Kafka, InstanceID: "ingest-" + cfg.InstanceID, Sources: SourceEnv(cfg),
+				MaxConcurrent: cfg.MaxConcurrent, MaxRecordBytes: cfg.MaxRecordBytes, RetryAttempts: cfg.RetryAttempts,
+				RetryBase: cfg.RetryBase, SourceConcurrency: cfg.SourceConcurrency}, log.With("service", "ingest"))
 			g.Go(func() error { return in.Run(ctx) })
 		case ServiceProcessor:
 			lim := stage.DefaultLimits
@@ -187,4 +189,14 @@ func runService(ctx context.Context, service string, getenv func(string) string)
 		return err
 	}
 	return Run(ctx, cfg, Logger(cfg), service)
+}
+
+// SourceEnv is what the sources need from the configuration.
+func SourceEnv(cfg config.Config) source.Env {
+	return source.Env{
+		LocalRoots: cfg.LocalRoots, HFEndpoint: cfg.HFEndpoint, HFToken: cfg.HFToken,
+		DriveEndpoint: cfg.DriveEndpoint, ServiceAccountPath: cfg.DriveAccountPath, DriveFolderID: cfg.DriveFolderID,
+		S3Bucket: cfg.S3Bucket, S3Region: cfg.AWSRegion, AllowPrivateEndpoints: cfg.AllowPrivateEndpoints,
+		SecretEnv: cfg.SourceSecrets, Getenv: cfg.Getenv,
+	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/app"
 	"github.com/dspipe/dspipe/internal/client"
 	"github.com/dspipe/dspipe/internal/gen"
 	"github.com/dspipe/dspipe/internal/ingest"
@@ -427,7 +428,7 @@ func withSecondInstance(t *testing.T, seed uint64, underway func(store.Execution
 func TestSecondIngestJoiningMidAcquisitionDuplicatesNothing(t *testing.T) {
 	t.Parallel()
 	xs := withSecondInstance(t, 40, func(x store.Execution) bool { return x.Received > 2000 }, func(s *stack) runner {
-		return ingest.New(ingest.Config{Kafka: s.cfg.Kafka, InstanceID: "ingest-second", LocalRoots: s.cfg.LocalRoots,
+		return ingest.New(ingest.Config{Kafka: s.cfg.Kafka, InstanceID: "ingest-second", Sources: app.SourceEnv(s.cfg),
 			MaxConcurrent: 5, MaxRecordBytes: s.cfg.MaxRecordBytes}, testenv.Logger(t))
 	})
 	for _, x := range xs {

@@ -41,6 +41,7 @@ type stackOpts struct {
 	partitions    int32
 	kfake         []kfake.Opt
 	tokens        string
+	env           map[string]string
 }
 
 func freePort(t *testing.T) int {
@@ -60,6 +61,9 @@ func startStack(t *testing.T, o stackOpts) *stack {
 	dir := t.TempDir()
 	port := freePort(t)
 	cfg, err := config.Load(func(k string) string {
+		if v, ok := o.env[k]; ok {
+			return v
+		}
 		return map[string]string{
 			"DATABASE_URL":                      testenv.DatabaseURL(),
 			"DSPIPE_DB_SCHEMA":                  schema,

@@ -34,6 +34,7 @@ type Config struct {
 	MaxConcurrent    int           // MAX_CONCURRENT_DATASET_PROCESSING, 5
 	ExecutionTimeout time.Duration // DATASET_EXECUTION_TIMEOUT_MINUTES, 120
 	RetryAttempts    int           // DATASET_RETRY_ATTEMPTS, 2
+	RetryBase        time.Duration // DSPIPE_RETRY_BASE_MS, 1000: the first retry's backoff
 	EnableSafety     bool          // ENABLE_SAFETY_VALIDATION, true
 	CrisisThreshold  float64       // CRISIS_DETECTION_THRESHOLD, 0.8
 	BiasThreshold    float64       // BIAS_VALIDATION_THRESHOLD, 0.3
@@ -48,6 +49,20 @@ type Config struct {
 	InstanceID       string        // DSPIPE_INSTANCE_ID, 0
 	MaxRecordBytes   int           // DSPIPE_MAX_RECORD_BYTES, 1 MiB
 	LogLevel         string        // DSPIPE_LOG_LEVEL, info
+	// AllowPrivateEndpoints lets a request's S3 endpoint be on a loopback
+	// or private address (DSPIPE_ALLOW_PRIVATE_ENDPOINTS, false).
+	AllowPrivateEndpoints bool
+	// SourceSecrets are the variables a request may reference as ${NAME}
+	// credentials (DSPIPE_SOURCE_SECRETS, the AWS key variables).
+	SourceSecrets []string
+	// SourceConcurrency bounds the sources of one execution read at once
+	// (DSPIPE_SOURCE_CONCURRENCY, 3).
+	SourceConcurrency int
+	// DriveEndpoint overrides the Drive API URL (DSPIPE_DRIVE_ENDPOINT).
+	DriveEndpoint string
+	// Getenv is the environment the configuration was read from; sources
+	// resolve ${NAME} credential references through it.
+	Getenv func(string) string
 }
 
 // DevToken is the development token used when DSPIPE_API_TOKENS is unset
@@ -73,6 +88,7 @@ func Load(getenv func(string) string) (Config, error) {
 		MaxConcurrent:    intVar(getenv, "MAX_CONCURRENT_DATASET_PROCESSING", 5, 1, 1000, &errs),
 		ExecutionTimeout: time.Duration(intVar(getenv, "DATASET_EXECUTION_TIMEOUT_MINUTES", 120, 1, 7*24*60, &errs)) * time.Minute,
 		RetryAttempts:    intVar(getenv, "DATASET_RETRY_ATTEMPTS", 2, 0, 20, &errs),
+		RetryBase:        time.Duration(intVar(getenv, "DSPIPE_RETRY_BASE_MS", 1000, 1, 600000, &errs)) * time.Millisecond,
 		EnableSafety:     boolVar(getenv, "ENABLE_SAFETY_VALIDATION", true, &errs),
 		CrisisThreshold:  floatVar(getenv, "CRISIS_DETECTION_THRESHOLD", 0.8, &errs),
 		BiasThreshold:    floatVar(getenv, "BIAS_VALIDATION_THRESHOLD", 0.3, &errs),
@@ -86,6 +102,16 @@ func Load(getenv func(string) string) (Config, error) {
 		InstanceID:       str(getenv, "DSPIPE_INSTANCE_ID", "0"),
 		MaxRecordBytes:   intVar(getenv, "DSPIPE_MAX_RECORD_BYTES", 1<<20, 1024, kafka.MaxRecordBytes, &errs),
 		LogLevel:         str(getenv, "DSPIPE_LOG_LEVEL", "info"),
+
+		AllowPrivateEndpoints: boolVar(getenv, "DSPIPE_ALLOW_PRIVATE_ENDPOINTS", false, &errs),
+		SourceConcurrency:     intVar(getenv, "DSPIPE_SOURCE_CONCURRENCY", 3, 1, 64, &errs),
+		DriveEndpoint:         getenv("DSPIPE_DRIVE_ENDPOINT"),
+		Getenv:                getenv,
+	}
+	for _, n := range strings.Split(getenv("DSPIPE_SOURCE_SECRETS"), ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			c.SourceSecrets = append(c.SourceSecrets, n)
+		}
 	}
 	roots := getenv("DSPIPE_LOCAL_ROOTS")
 	if roots == "" {

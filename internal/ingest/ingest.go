@@ -9,9 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
+	"sort"
 	"sync"
 	"time"
 
@@ -29,8 +29,16 @@ type Config struct {
 	// InstanceID must be stable across restarts of one instance: it is the
 	// transactional id, so a restart fences and aborts the old transaction.
 	InstanceID string
-	// LocalRoots confines local sources.
-	LocalRoots []string
+	// Sources is what sources need from the server: local roots, Hub and
+	// Drive endpoints and credentials, the private-endpoint rule.
+	Sources source.Env
+	// RetryAttempts is how often a failing source is retried
+	// (DATASET_RETRY_ATTEMPTS) before it fails or falls back.
+	RetryAttempts int
+	// RetryBase is the first retry's backoff (doubling, with jitter).
+	RetryBase time.Duration
+	// SourceConcurrency bounds the sources of one execution read at once.
+	SourceConcurrency int
 	// MaxConcurrent bounds executions acquired at once.
 	MaxConcurrent int
 	// MaxRecordBytes bounds one input record.
@@ -52,6 +60,16 @@ func (c *Config) defaults() {
 	if c.ChunkRecords <= 0 {
 		c.ChunkRecords = 2000
 	}
+	if c.RetryAttempts < 0 {
+		c.RetryAttempts = 0
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = time.Second
+	}
+	if c.SourceConcurrency <= 0 {
+		c.SourceConcurrency = 3
+	}
+	c.Sources.RetryAttempts = max(c.Sources.RetryAttempts, 3)
 }
 
 // Ingest is the acquisition service.
@@ -86,6 +104,11 @@ type sourceCheckpoint struct {
 	Bytes   int64 `json:"bytes"`
 	Started bool  `json:"started"`
 	Done    bool  `json:"done"`
+	Failed  bool  `json:"failed,omitempty"`
+	// Objects is the number of the source's objects read to their end;
+	// InObject the records emitted from the next one.
+	Objects  int   `json:"objects,omitempty"`
+	InObject int64 `json:"in_object,omitempty"`
 }
 
 // Run follows the event log until ctx ends. It consumes as a group without
@@ -293,7 +316,11 @@ func (in *Ingest) loadCheckpoint(ctx context.Context, id string, partition int32
 	return cp, err
 }
 
-// acquire streams every source of one execution, resuming from its checkpoint.
+// acquire streams every source of one execution, resuming from its
+// checkpoint. Sources are started in priority order (lowest number first)
+// and read concurrently, at most SourceConcurrency at a time; each source
+// commits its own chunks, and the checkpoint written with a chunk holds the
+// committed state of every source.
 func (in *Ingest) acquire(ctx context.Context, id string, partition int32, req events.Request) error {
 	cp, err := in.loadCheckpoint(ctx, id, partition)
 	if err != nil {
@@ -305,36 +332,142 @@ func (in *Ingest) acquire(ctx context.Context, id string, partition int32, req e
 	for len(cp.Sources) < len(req.Sources) {
 		cp.Sources = append(cp.Sources, sourceCheckpoint{})
 	}
-	c := &chunker{in: in, id: id, cp: &cp}
-	var total int64
-	for i, spec := range req.Sources {
-		sc := &cp.Sources[i]
-		name := spec.DisplayName(i)
-		if sc.Done {
-			total += sc.Emitted
+	ex := &execution{in: in, id: id, committed: cp}
+	order := make([]int, len(req.Sources))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return req.Sources[order[a]].Priority < req.Sources[order[b]].Priority })
+
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, in.cfg.SourceConcurrency)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var fatal error // the first source failure that fails the execution
+	for _, i := range order {
+		if cp.Sources[i].Done {
 			continue
 		}
-		if !sc.Started {
-			sc.Started = true
-			c.marker(wire.KindSourceStart, wire.SourceMarker{Source: i, Name: name, Kind: spec.Type})
+		select {
+		case sem <- struct{}{}:
+		case <-sctx.Done():
 		}
-		err := in.readSource(ctx, c, i, spec)
-		if ctx.Err() != nil {
+		if sctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := in.acquireSource(sctx, ex, i, req.Sources[i]); err != nil && sctx.Err() == nil {
+				mu.Lock()
+				if fatal == nil {
+					fatal = err
+				}
+				mu.Unlock()
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	// The end marker and the final checkpoint go in one last transaction.
+	c := ex.chunker(-1)
+	fin := ex.snapshot()
+	fin.Done = true
+	var total int64
+	failed := 0
+	for _, sc := range fin.Sources {
+		total += sc.Emitted
+		if sc.Failed {
+			failed++
+		}
+	}
+	var (
+		fe  *sourceFailure
+		end wire.AcqEnd
+	)
+	switch {
+	case errors.As(fatal, &fe):
+		end = wire.AcqEnd{Records: total, Failed: true, Reason: fmt.Sprintf("source %q: %s", fe.name, fe.reason)}
+	case fatal != nil:
+		return fatal
+	case failed == len(fin.Sources):
+		end = wire.AcqEnd{Records: total, Failed: true, Reason: "every source failed"}
+	default:
+		end = wire.AcqEnd{Records: total}
+	}
+	c.marker(wire.KindAcqEnd, end)
+	return c.flushWith(ctx, fin)
+}
+
+// commitError is a chunk that could not be committed: the broker's fault,
+// not the source's, so it is never retried as a source failure.
+type commitError struct{ err error }
+
+func (e *commitError) Error() string { return "ingest: commit chunk: " + e.err.Error() }
+func (e *commitError) Unwrap() error { return e.err }
+
+// sourceFailure is a source that failed for good under the "fail" policy.
+type sourceFailure struct{ name, reason string }
+
+func (f *sourceFailure) Error() string { return fmt.Sprintf("source %q: %s", f.name, f.reason) }
+
+// acquireSource reads one source with retries. A failure that survives the
+// retries fails the execution, or with on_failure "fallback" is reported
+// and skipped.
+func (in *Ingest) acquireSource(ctx context.Context, ex *execution, ix int, spec events.SourceSpec) error {
+	c := ex.chunker(ix)
+	name := spec.DisplayName(ix)
+	sc := &c.pending
+	if !sc.Started {
+		sc.Started = true
+		c.marker(wire.KindSourceStart, wire.SourceMarker{Source: ix, Name: name, Kind: spec.Type})
+	}
+	attempts := in.cfg.RetryAttempts + 1
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = in.readSource(ctx, c, ix, spec)
+		var ce *commitError
+		if errors.As(err, &ce) {
+			return err
+		}
+		if err == nil || ctx.Err() != nil || source.Permanent(err) || attempt >= attempts {
+			break
+		}
+		reason, category := describe(err)
+		c.marker(wire.KindSourceRetry, wire.SourceMarker{Source: ix, Name: name, Kind: spec.Type, Reason: reason, Category: category, Attempt: attempt, Attempts: attempts})
+		if ferr := c.flush(ctx); ferr != nil {
+			return ferr
+		}
+		in.log.Warn("ingest: source attempt failed, retrying", "execution_id", ex.id, "source", ix, "attempt", attempt, "err", reason)
+		select {
+		case <-time.After(source.Backoff(attempt, in.cfg.RetryBase, 30*in.cfg.RetryBase)):
+		case <-ctx.Done():
 			return ctx.Err()
 		}
-		if err != nil {
-			reason, category := describe(err)
-			c.marker(wire.KindSourceFail, wire.SourceMarker{Source: i, Name: name, Kind: spec.Type, Reason: reason, Category: category})
-			cp.Done = true
-			c.marker(wire.KindAcqEnd, wire.AcqEnd{Records: total + sc.Emitted, Failed: true, Reason: fmt.Sprintf("source %q: %s", name, reason)})
-			return c.flush(ctx)
-		}
-		sc.Done = true
-		total += sc.Emitted
-		c.marker(wire.KindSourceEnd, wire.SourceMarker{Source: i, Name: name, Kind: spec.Type, Records: sc.Emitted, Bytes: sc.Bytes})
 	}
-	cp.Done = true
-	c.marker(wire.KindAcqEnd, wire.AcqEnd{Records: total})
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		reason, category := describe(err)
+		fallback := spec.OnFailure == events.OnFailureFallback
+		sc.Done, sc.Failed = true, true
+		c.marker(wire.KindSourceFail, wire.SourceMarker{Source: ix, Name: name, Kind: spec.Type, Reason: reason, Category: category, Fallback: fallback})
+		if ferr := c.flush(ctx); ferr != nil {
+			return ferr
+		}
+		if fallback {
+			return nil
+		}
+		return &sourceFailure{name: name, reason: reason}
+	}
+	sc.Done = true
+	c.marker(wire.KindSourceEnd, wire.SourceMarker{Source: ix, Name: name, Kind: spec.Type, Records: sc.Emitted, Bytes: sc.Bytes})
 	return c.flush(ctx)
 }
 
@@ -342,92 +475,96 @@ func (in *Ingest) acquire(ctx context.Context, id string, partition int32, req e
 // category.
 func describe(err error) (string, string) {
 	switch {
-	case errors.Is(err, source.ErrNotAllowed):
+	case errors.Is(err, source.ErrNotAllowed), errors.Is(err, source.ErrConfig):
 		return err.Error(), events.CategoryValidation
+	case errors.Is(err, source.ErrDenied), errors.Is(err, source.ErrNotFound):
+		return err.Error(), events.CategoryStorage
 	case errors.Is(err, os.ErrPermission):
 		return "permission denied", events.CategoryStorage
 	case errors.Is(err, source.ErrBomb):
 		return err.Error(), events.CategoryProcessing
 	}
-	return err.Error(), events.CategoryProcessing
+	return err.Error(), events.CategoryStorage
 }
 
+// readSource reads a source's objects in their listed order, skipping what
+// the checkpoint says was committed.
 func (in *Ingest) readSource(ctx context.Context, c *chunker, ix int, spec events.SourceSpec) error {
-	if spec.Type != "local" {
-		return fmt.Errorf("source type %q is not supported yet (local is)", spec.Type)
-	}
-	files, err := source.LocalFiles(spec.Config["path"], in.cfg.LocalRoots)
+	src, err := source.New(ctx, spec, in.cfg.Sources)
 	if err != nil {
 		return err
 	}
-	sc := &c.cp.Sources[ix]
-	skip := sc.Emitted // records already committed by an earlier attempt
-	var seen int64
-	for _, path := range files {
-		f, err := os.Open(path)
-		if err != nil {
-			return fmt.Errorf("open %s: %w", path, err)
-		}
-		err = func() error {
-			defer f.Close()
-			cr := &source.CountingReader{R: f}
-			r, release, err := source.Decompress(cr)
-			if err != nil {
-				return err
+	objs, err := src.List(ctx)
+	if err != nil {
+		return err
+	}
+	sc := &c.pending
+	opt := source.ReadOptions{Format: spec.Config["format"], MaxRecord: in.cfg.MaxRecordBytes, Mapping: spec.Mapping, Attempts: in.cfg.Sources.RetryAttempts}
+	for o := sc.Objects; o < len(objs); o++ {
+		obj := objs[o]
+		skip := sc.InObject // records of this object committed by an earlier attempt
+		var seen int64
+		err := source.Each(ctx, src, obj, opt, func(it source.Item, cnt source.Counter) error {
+			seen++
+			if seen <= skip {
+				return nil
 			}
-			defer release()
-			format := spec.Config["format"]
-			if format == "" {
-				format = source.FormatFromName(path)
+			meta := wire.Meta{Kind: wire.KindRecord, Source: ix, Position: it.Position, Err: it.Err, Object: obj.URI}
+			if it.Err != "" {
+				meta.Kind = wire.KindBad
 			}
-			fr, err := source.NewFramer(r, format, in.cfg.MaxRecordBytes)
-			if err != nil {
-				return err
+			sc.Emitted++
+			sc.InObject++
+			sc.Bytes += cnt.Take()
+			c.add(&kgo.Record{Topic: in.topics.Raw, Key: []byte(c.ex.id), Value: it.Data, Headers: meta.Headers()})
+			if c.full() {
+				return c.flush(ctx)
 			}
-			for {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				it, err := fr.Next()
-				if errors.Is(err, io.EOF) {
-					return nil
-				}
-				if err != nil {
-					return err
-				}
-				seen++
-				if seen <= skip {
-					continue
-				}
-				meta := wire.Meta{Kind: wire.KindRecord, Source: ix, Position: it.Position, Err: it.Err}
-				if it.Err != "" {
-					meta.Kind = wire.KindBad
-				}
-				sc.Emitted++
-				sc.Bytes += cr.Take()
-				c.add(&kgo.Record{Topic: in.topics.Raw, Key: []byte(c.id), Value: it.Data, Headers: meta.Headers()})
-				if c.full() {
-					if err := c.flush(ctx); err != nil {
-						return err
-					}
-				}
-			}
-		}()
+			return nil
+		})
 		if err != nil {
 			return err
 		}
+		sc.Objects, sc.InObject = o+1, 0
 	}
 	return nil
 }
 
-// chunker collects records and flushes them with the checkpoint in one
-// transaction.
+// execution holds one execution's committed checkpoint, shared by the
+// chunkers of its sources.
+type execution struct {
+	in        *Ingest
+	id        string
+	mu        sync.Mutex // one chunk of this execution commits at a time
+	committed checkpoint
+}
+
+func (ex *execution) snapshot() checkpoint {
+	cp := ex.committed
+	cp.Sources = append([]sourceCheckpoint(nil), ex.committed.Sources...)
+	return cp
+}
+
+// chunker returns the chunker of source ix (-1: the execution's own).
+func (ex *execution) chunker(ix int) *chunker {
+	c := &chunker{in: ex.in, ex: ex, ix: ix}
+	if ix >= 0 {
+		c.pending = ex.committed.Sources[ix]
+	}
+	return c
+}
+
+// chunker collects one source's records and flushes them with the
+// checkpoint in one transaction.
 type chunker struct {
-	in    *Ingest
-	id    string
-	cp    *checkpoint
-	recs  []*kgo.Record
-	bytes int
+	in *Ingest
+	ex *execution
+	ix int
+	// pending is this source's progress including the records not yet
+	// committed.
+	pending sourceCheckpoint
+	recs    []*kgo.Record
+	bytes   int
 }
 
 func (c *chunker) add(r *kgo.Record) {
@@ -437,33 +574,58 @@ func (c *chunker) add(r *kgo.Record) {
 
 func (c *chunker) marker(kind string, v any) {
 	b, _ := json.Marshal(v)
-	c.add(&kgo.Record{Topic: c.in.topics.Raw, Key: []byte(c.id), Value: b, Headers: wire.Meta{Kind: kind}.Headers()})
+	c.add(&kgo.Record{Topic: c.in.topics.Raw, Key: []byte(c.ex.id), Value: b, Headers: wire.Meta{Kind: kind}.Headers()})
 }
 
 func (c *chunker) full() bool {
 	return len(c.recs) >= c.in.cfg.ChunkRecords || c.bytes >= 8<<20
 }
 
+// flush commits the chunk with a checkpoint holding every source's
+// committed state and this source's pending one.
 func (c *chunker) flush(ctx context.Context) error {
 	if len(c.recs) == 0 {
 		return nil
 	}
-	cpb, err := json.Marshal(c.cp)
+	c.ex.mu.Lock()
+	defer c.ex.mu.Unlock()
+	cp := c.ex.snapshot()
+	cp.Sources[c.ix] = c.pending
+	if err := c.commit(ctx, cp); err != nil {
+		return err
+	}
+	c.ex.committed.Sources[c.ix] = c.pending
+	return nil
+}
+
+// flushWith commits the chunk with the given checkpoint.
+func (c *chunker) flushWith(ctx context.Context, cp checkpoint) error {
+	c.ex.mu.Lock()
+	defer c.ex.mu.Unlock()
+	if err := c.commit(ctx, cp); err != nil {
+		return err
+	}
+	c.ex.committed = cp
+	return nil
+}
+
+func (c *chunker) commit(ctx context.Context, cp checkpoint) error {
+	cpb, err := json.Marshal(cp)
 	if err != nil {
 		return err
 	}
-	recs := append(c.recs, &kgo.Record{Topic: c.in.topics.Checkpoints, Key: []byte(c.id), Value: cpb})
+	recs := append(c.recs, &kgo.Record{Topic: c.in.topics.Checkpoints, Key: []byte(c.ex.id), Value: cpb})
 	for attempt := 0; ; attempt++ {
 		err = c.in.commitChunk(ctx, recs)
 		// About a minute of retries: a broker restart under load takes a while.
 		if err == nil || ctx.Err() != nil || attempt >= 12 {
 			break
 		}
-		c.in.log.Warn("ingest: chunk transaction failed, retrying", "execution_id", c.id, "attempt", attempt+1, "err", err)
+		c.in.log.Warn("ingest: chunk transaction failed, retrying", "execution_id", c.ex.id, "attempt", attempt+1, "err", err)
 		time.Sleep(min(time.Duration(100<<attempt)*time.Millisecond, 8*time.Second))
 	}
 	if err != nil {
-		return fmt.Errorf("ingest: commit chunk: %w", err)
+		return &commitError{err: err}
 	}
 	c.recs, c.bytes = c.recs[:0], 0
 	return nil

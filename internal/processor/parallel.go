@@ -31,7 +31,11 @@ func transform(raw []byte, lim stage.Limits, spec events.SourceSpec, m wire.Meta
 	if err != nil {
 		return outcome{ready: true, stage: events.StageValidation, reason: err.Error()}
 	}
-	prov := stage.Provenance{Name: spec.DisplayName(m.Source), Type: spec.Type, URI: spec.Config["path"], Priority: spec.Priority, Position: m.Position}
+	uri := m.Object
+	if uri == "" {
+		uri = spec.Config["path"]
+	}
+	prov := stage.Provenance{Name: spec.DisplayName(m.Source), Type: spec.Type, URI: uri, Priority: spec.Priority, Position: m.Position}
 	rec, err := stage.Standardize(in, prov, execID)
 	if err != nil {
 		return outcome{ready: true, stage: events.StageStandardization, reason: err.Error()}

@@ -542,7 +542,16 @@ func (p *Processor) handleRaw(r *kgo.Record, pre *outcome) error {
 	case wire.KindSourceFail:
 		var sm wire.SourceMarker
 		_ = json.Unmarshal(r.Value, &sm)
-		return p.emit(x, events.SourceFailed{Source: sm.Source, Name: sm.Name, Reason: sm.Reason, Category: sm.Category})
+		if err := p.emit(x, events.SourceFailed{Source: sm.Source, Name: sm.Name, Reason: sm.Reason, Category: sm.Category}); err != nil || !sm.Fallback {
+			return err
+		}
+		return p.emit(x, events.Alert{Severity: "warning", Code: "source_fallback", Stage: events.StageAcquisition,
+			Message: fmt.Sprintf("source %q failed (%s); going on with the other sources as the request allows", sm.Name, sm.Reason)})
+	case wire.KindSourceRetry:
+		var sm wire.SourceMarker
+		_ = json.Unmarshal(r.Value, &sm)
+		return p.emit(x, events.Alert{Severity: "warning", Code: "source_retry", Stage: events.StageAcquisition,
+			Message: fmt.Sprintf("source %q: attempt %d of %d failed (%s); retrying", sm.Name, sm.Attempt, sm.Attempts, sm.Reason)})
 	case wire.KindAcqEnd:
 		return p.acquisitionEnded(x, r.Value)
 	case wire.KindRecord, wire.KindBad:
@@ -619,7 +628,7 @@ func (p *Processor) reject(x *execState, m wire.Meta, st, reason string) error {
 	if m.Source >= 0 && m.Source < len(x.req.Sources) {
 		name = x.req.Sources[m.Source].DisplayName(m.Source)
 	}
-	b, err := json.Marshal(wire.Rejection{Source: name, SourceIx: m.Source, Position: m.Position, Stage: st, Reason: reason})
+	b, err := json.Marshal(wire.Rejection{Source: name, SourceIx: m.Source, Position: m.Position, Object: m.Object, Stage: st, Reason: reason})
 	if err != nil {
 		return err
 	}

@@ -43,6 +43,11 @@ const (
 // NewFramer sniffs the first non-space byte when format is auto: '[' is a
 // JSON array, '{' JSON lines, anything else CSV.
 func NewFramer(r io.Reader, format string, maxRecord int) (Framer, error) {
+	return newFramer(r, format, maxRecord, nil)
+}
+
+// newFramer is NewFramer with CSV header names renamed by mapping first.
+func newFramer(r io.Reader, format string, maxRecord int, mapping map[string]string) (Framer, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	if format == FormatAuto {
 		format = sniff(br)
@@ -53,9 +58,9 @@ func NewFramer(r io.Reader, format string, maxRecord int) (Framer, error) {
 	case FormatJSON:
 		return &arrayFramer{r: br, max: maxRecord}, nil
 	case FormatCSV:
-		return newCSVFramer(br, maxRecord)
+		return newCSVFramer(br, maxRecord, mapping)
 	}
-	return nil, fmt.Errorf("unknown format %q (use jsonl, json or csv)", format)
+	return nil, fmt.Errorf("%w: unknown format %q (use jsonl, json, csv or parquet)", ErrConfig, format)
 }
 
 func sniff(br *bufio.Reader) string {
@@ -271,20 +276,30 @@ func (g *guard) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func newCSVFramer(r io.Reader, max int) (*csvFramer, error) {
+// emptyFramer is a file with no records.
+type emptyFramer struct{}
+
+func (emptyFramer) Next() (Item, error) { return Item{}, io.EOF }
+
+func newCSVFramer(r io.Reader, max int, mapping map[string]string) (Framer, error) {
 	g := &guard{r: r, max: max + 64<<10}
 	cr := csv.NewReader(g)
 	cr.ReuseRecord = false
 	cr.LazyQuotes = true
 	header, err := cr.Read()
 	if errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("CSV file is empty: expected a header row")
+		return emptyFramer{}, nil // an empty file holds no records
 	}
 	if err != nil {
 		return nil, fmt.Errorf("CSV header: %w", err)
 	}
 	if len(header) > 0 {
 		header[0] = strings.TrimPrefix(header[0], "\xEF\xBB\xBF")
+	}
+	for i, h := range header {
+		if to, ok := mapping[strings.TrimSpace(h)]; ok {
+			header[i] = to
+		}
 	}
 	found := false
 	for _, h := range header {
@@ -293,8 +308,8 @@ func newCSVFramer(r io.Reader, max int) (*csvFramer, error) {
 		}
 	}
 	if !found {
-		return nil, fmt.Errorf("CSV header has none of the expected columns (question/answer, questionText/answerText, instruction/output, text); found %d columns: %s",
-			len(header), strings.Join(trimAll(header, 20), ", "))
+		return nil, fmt.Errorf("%w: CSV header has none of the expected columns (question/answer, questionText/answerText, instruction/output, text; map others with the source's mapping); found %d columns: %s",
+			ErrConfig, len(header), strings.Join(trimAll(header, 20), ", "))
 	}
 	cr.FieldsPerRecord = len(header)
 	return &csvFramer{cr: cr, guard: g, header: header}, nil

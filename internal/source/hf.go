@@ -274,4 +274,3 @@ func pick(ks []string, want string) string {
 	}
 	return ""
 }
-

@@ -77,11 +77,14 @@ func OpenRecords(ctx context.Context, src Source, obj Object, opt ReadOptions) (
 		rs.Close()
 		return nil, nil, nil, err
 	}
-	fr, err := NewFramer(r, format, opt.MaxRecord)
+	fr, err := newFramer(r, format, opt.MaxRecord, opt.Mapping)
 	if err != nil {
 		release()
 		rs.Close()
-		return nil, nil, nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		return nil, nil, nil, err
+	}
+	if _, isCSV := fr.(*csvFramer); isCSV {
+		return fr, cr, func() { release(); rs.Close() }, nil // the header is already mapped
 	}
 	return mapped(fr, opt.Mapping), cr, func() { release(); rs.Close() }, nil
 }

@@ -77,7 +77,9 @@ func NewS3(ctx context.Context, cfg map[string]string, env Env) (*S3, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3: load AWS configuration: %w", err)
 	}
-	ac.RetryMaxAttempts = max(env.RetryAttempts+1, 1)
+	// The SDK retries a failed call once; longer outages are the ingest's
+	// retries (DATASET_RETRY_ATTEMPTS), which the user sees.
+	ac.RetryMaxAttempts = 2
 	s.client = s3.NewFromConfig(ac, func(o *s3.Options) {
 		if endpoint != "" {
 			o.BaseEndpoint = aws.String(endpoint)
@@ -156,6 +158,9 @@ func (s *S3) OpenAt(ctx context.Context, obj Object) (ReaderAtCloser, error) {
 }
 
 func s3Err(err error, what string) error {
+	if strings.Contains(err.Error(), "failed to retrieve credentials") || strings.Contains(err.Error(), "failed to refresh cached credentials") {
+		return fmt.Errorf("%w: %s: no AWS credentials: give config.access_key_id and config.secret_access_key as ${ENV_VAR} references, or configure the server's AWS credential chain", ErrConfig, what)
+	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		switch ae.ErrorCode() {

@@ -64,6 +64,7 @@ const (
 	KindSourceStart = "src_start" // value: SourceMarker
 	KindSourceEnd   = "src_end"   // value: SourceMarker
 	KindSourceFail  = "src_fail"  // value: SourceMarker
+	KindSourceRetry = "src_retry" // an attempt failed and will be retried; value: SourceMarker
 	KindAcqEnd      = "acq_end"   // every source is finished; value: AcqEnd
 	KindStaged      = "ok"        // staged topic: a canonical record
 	KindRejected    = "rej"       // staged topic: a Rejection
@@ -78,6 +79,11 @@ type SourceMarker struct {
 	Bytes    int64  `json:"bytes,omitempty"`
 	Reason   string `json:"reason,omitempty"`
 	Category string `json:"category,omitempty"`
+	// Attempt and Attempts number a retry; Fallback says a failed source
+	// is skipped and the execution goes on with the others.
+	Attempt  int  `json:"attempt,omitempty"`
+	Attempts int  `json:"attempts,omitempty"`
+	Fallback bool `json:"fallback,omitempty"`
 }
 
 // AcqEnd is the value of the acquisition-end marker.
@@ -92,8 +98,10 @@ type Rejection struct {
 	Source   string `json:"source"`
 	SourceIx int    `json:"source_index"`
 	Position int64  `json:"position"`
-	Stage    string `json:"stage"`
-	Reason   string `json:"reason"`
+	// Object is the file or object of the source the record was in.
+	Object string `json:"object,omitempty"`
+	Stage  string `json:"stage"`
+	Reason string `json:"reason"`
 }
 
 // Meta is the header metadata of raw and staged records.
@@ -102,6 +110,8 @@ type Meta struct {
 	Source   int
 	Position int64
 	Err      string
+	// Object is the URI of the object (file) within the source.
+	Object string
 }
 
 // Headers encodes m as record headers.
@@ -113,6 +123,9 @@ func (m Meta) Headers() []kgo.RecordHeader {
 	}
 	if m.Err != "" {
 		h = append(h, kgo.RecordHeader{Key: "e", Value: []byte(m.Err)})
+	}
+	if m.Object != "" {
+		h = append(h, kgo.RecordHeader{Key: "u", Value: []byte(m.Object)})
 	}
 	return h
 }
@@ -138,6 +151,8 @@ func ReadMeta(r *kgo.Record) (Meta, error) {
 			m.Position = n
 		case "e":
 			m.Err = string(h.Value)
+		case "u":
+			m.Object = string(h.Value)
 		}
 	}
 	if m.Kind == "" {
