@@ -33,6 +33,7 @@ commands:
   stats <execution_id>    print an execution's statistics
   audit verify <id>       fetch an execution's audit trail and verify its hash chain
   projector rebuild       replay the event log from offset zero into a fresh schema
+  read [-type T] -c k=v   read one source without the services (dry run): records, MB/s, peak memory
   migrate                 apply the database migrations
   demo                    generate data, run everything embedded, process it, print statistics
 `
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		return cmdProjector(ctx, rest, getenv)
 	case "migrate":
 		return cmdMigrate(ctx, getenv)
+	case "read":
+		return cmdRead(ctx, rest, getenv)
 	case "demo":
 		return cmdDemo(ctx, rest, getenv)
 	case "help", "-h", "--help":

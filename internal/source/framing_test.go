@@ -11,6 +11,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/parquet-go/parquet-go"
 	"github.com/stretchr/testify/require"
 )
 
@@ -178,6 +179,39 @@ func FuzzFramers(f *testing.F) {
 			}
 			if it.Err == "" && it.Position <= 0 {
 				t.Fatalf("item without a position")
+			}
+		}
+	})
+}
+
+type fuzzMsg struct {
+	Role    string `parquet:"role"`
+	Content string `parquet:"content"`
+}
+
+type fuzzRow struct {
+	ID       string    `parquet:"id"`
+	Messages []fuzzMsg `parquet:"messages,list"`
+}
+
+// FuzzParquet feeds arbitrary bytes to the Parquet framer: it may refuse
+// them, but must never panic or hang.
+func FuzzParquet(f *testing.F) {
+	var b bytes.Buffer
+	w := parquet.NewGenericWriter[fuzzRow](&b)
+	_, _ = w.Write([]fuzzRow{{ID: "a", Messages: []fuzzMsg{{"user", "hi"}, {"assistant", "hello"}}}, {ID: "b"}})
+	_ = w.Close()
+	f.Add(b.Bytes())
+	f.Add([]byte("PAR1PAR1"))
+	f.Add([]byte("PAR1\x00\x00\x00\x00PAR1"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fr, err := NewParquetFramer(bytes.NewReader(data), int64(len(data)), 1<<20)
+		if err != nil {
+			return
+		}
+		for i := 0; i < 10000; i++ {
+			if _, err := fr.Next(); err != nil {
+				return
 			}
 		}
 	})

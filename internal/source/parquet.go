@@ -1,9 +1,9 @@
 package source
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	json "github.com/goccy/go-json"
 	"io"
 
 	"github.com/parquet-go/parquet-go"

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 )
 
 // S3 reads one object (config.key) or every object under a prefix
@@ -43,7 +44,8 @@ func NewS3(ctx context.Context, cfg map[string]string, env Env) (*S3, error) {
 		return nil, fmt.Errorf("%w: an s3 source needs exactly one of config.key or config.prefix", ErrConfig)
 	}
 	region := firstOf(cfg["region"], env.S3Region, "us-east-1")
-	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(region)}
+	// The SDK's own logger writes to stderr outside our structured logs.
+	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(region), awsconfig.WithLogger(logging.Nop{})}
 	ak, err := env.Secret("access_key_id", cfg["access_key_id"])
 	if err != nil {
 		return nil, err

@@ -1,8 +1,7 @@
 package source
 
 import (
-	"errors"
-	"io"
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -23,40 +22,36 @@ func sharedData(t *testing.T, name string) string {
 	return p
 }
 
-// standardizeFile frames a real file and runs it through validation and
-// standardization, returning the records and the rejection reasons.
+// standardizeFile reads a real file through the local source (listing,
+// resumable reading, compression sniffing, framing: the path ingest uses)
+// and runs validation and standardization, returning the records and the
+// rejection reasons.
 func standardizeFile(t *testing.T, path string) ([]stage.Record, []string) {
-	f, err := os.Open(path)
+	src := &Local{Path: path, Roots: []string{filepath.Dir(path)}}
+	objs, err := src.List(context.Background())
 	require.NoError(t, err)
-	defer f.Close()
-	r, release, err := Decompress(f)
-	require.NoError(t, err)
-	defer release()
-	fr, err := NewFramer(r, FormatFromName(path), 1<<20)
-	require.NoError(t, err)
+	require.Len(t, objs, 1)
 	var recs []stage.Record
 	var rejected []string
-	for {
-		it, err := fr.Next()
-		if errors.Is(err, io.EOF) {
-			return recs, rejected
-		}
-		require.NoError(t, err)
+	err = Each(context.Background(), src, objs[0], ReadOptions{MaxRecord: 1 << 20, Attempts: 3}, func(it Item, _ Counter) error {
 		if it.Err != "" {
 			rejected = append(rejected, it.Err)
-			continue
+			return nil
 		}
 		in, err := stage.Validate(it.Data, stage.DefaultLimits)
 		if err == nil {
 			var rec stage.Record
-			rec, err = stage.Standardize(in, stage.Provenance{Name: filepath.Base(path), Position: it.Position}, "x")
+			rec, err = stage.Standardize(in, stage.Provenance{Name: "local", URI: objs[0].URI, Position: it.Position}, "x")
 			if err == nil {
 				recs = append(recs, rec)
-				continue
+				return nil
 			}
 		}
 		rejected = append(rejected, err.Error())
-	}
+		return nil
+	})
+	require.NoError(t, err)
+	return recs, rejected
 }
 
 func TestRealESConvBecomesCanonicalDialogues(t *testing.T) {
