@@ -167,7 +167,8 @@ func TestThreeSourcesOfDifferentFormatsAndPriorities(t *testing.T) {
 // execution (the default).
 func TestFailingSourceRetriesThenFallsBackOrFails(t *testing.T) {
 	t.Parallel()
-	s := startStack(t, stackOpts{env: map[string]string{"DSPIPE_ALLOW_PRIVATE_ENDPOINTS": "true", "DATASET_RETRY_ATTEMPTS": "2", "DSPIPE_RETRY_BASE_MS": "20",
+	// One source at a time, so the order they start in is the priority order.
+	s := startStack(t, stackOpts{env: map[string]string{"DSPIPE_ALLOW_PRIVATE_ENDPOINTS": "true", "DATASET_RETRY_ATTEMPTS": "2", "DSPIPE_RETRY_BASE_MS": "20", "DSPIPE_SOURCE_CONCURRENCY": "1",
 		"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}})
 	good := filepath.Join(s.data, "good.jsonl")
 	require.NoError(t, os.WriteFile(good, []byte(strings.Repeat(`{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"}]}`+"\n", 10)), 0o644))
@@ -176,8 +177,8 @@ func TestFailingSourceRetriesThenFallsBackOrFails(t *testing.T) {
 	for _, policy := range []string{events.OnFailureFallback, events.OnFailureFail} {
 		t.Run(policy, func(t *testing.T) {
 			req := events.Request{Sources: []events.SourceSpec{
-				{Name: "good", Type: "local", Config: map[string]string{"path": good}, Priority: 1},
-				{Name: "flaky", Type: "s3", Priority: 2, OnFailure: policy, Config: map[string]string{"bucket": "b", "key": "k.jsonl", "endpoint": "http://127.0.0.1:1",
+				{Name: "good", Type: "local", Config: map[string]string{"path": good}, Priority: 2},
+				{Name: "flaky", Type: "s3", Priority: 1, OnFailure: policy, Config: map[string]string{"bucket": "b", "key": "k.jsonl", "endpoint": "http://127.0.0.1:1",
 					"access_key_id": "${AWS_ACCESS_KEY_ID}", "secret_access_key": "${AWS_SECRET_ACCESS_KEY}"}},
 			}}
 			id, msgs := s.run(t, req)
@@ -194,13 +195,16 @@ func TestFailingSourceRetriesThenFallsBackOrFails(t *testing.T) {
 				}
 			}
 			require.Equal(t, 2, retries, "DATASET_RETRY_ATTEMPTS retries, each announced live")
+			started := startedSources(t, s, id)
 			if policy == events.OnFailureFallback {
+				require.Equal(t, []string{"flaky", "good"}, started, "priority 1 first, though listed second")
 				require.Equal(t, "completed", final.Data["status"], "%v", final.Data)
 				require.Equal(t, 1, fallbacks)
 				x := waitProjected(t, s, id, msgs)
 				require.EqualValues(t, 10, x.Valid)
 			} else {
 				require.Equal(t, "failed", final.Data["status"], "%v", final.Data)
+				require.Equal(t, []string{"flaky"}, started, "the execution failed before the next source started")
 				require.Contains(t, fmt.Sprint(final.Data["error"]), "flaky")
 			}
 		})
@@ -219,4 +223,24 @@ func readEvents(t *testing.T, s *stack, id string) string {
 	evs, err := s.store.EventsSince(context.Background(), id, 0, 100000)
 	require.NoError(t, err)
 	return string(bytes.Join(evs, []byte("\n")))
+}
+
+// startedSources lists the sources in the order their started events were
+// published.
+func startedSources(t *testing.T, s *stack, id string) []string {
+	t.Helper()
+	raw, err := s.store.EventsSince(context.Background(), id, 0, 100000)
+	require.NoError(t, err)
+	var out []string
+	for _, b := range raw {
+		e, err := events.Decode(b)
+		require.NoError(t, err)
+		if e.Type != events.TypeSourceStarted {
+			continue
+		}
+		p, err := events.Parse(e)
+		require.NoError(t, err)
+		out = append(out, p.(*events.SourceStarted).Name)
+	}
+	return out
 }

@@ -296,7 +296,8 @@ func s3Fixture(t *testing.T, endpoint, access, secret string) fixture {
 		awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(access, secret, "")))
 	require.NoError(t, err)
 	admin := s3.NewFromConfig(ac, func(o *s3.Options) { o.BaseEndpoint = aws.String(endpoint); o.UsePathStyle = true })
-	bucket := uniq("conformance")
+	// The server may outlive test runs: bucket names are unique per run.
+	bucket := fmt.Sprintf("conformance-%d-%d", time.Now().UnixNano(), seq.Add(1))
 	_, err = admin.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket})
 	require.NoError(t, err)
 	build := func(t *testing.T, cfg map[string]string) source.Source {
