@@ -83,7 +83,9 @@ func TestHubGatedDatasetSaysWhatToDo(t *testing.T) {
 // variables outside DSPIPE_SOURCE_SECRETS are refused, with messages that
 // never contain the value.
 func TestSecretsAreReferencesFromTheAllowList(t *testing.T) {
-	env := source.Env{Getenv: func(k string) string { return map[string]string{"AWS_SECRET_ACCESS_KEY": "s3cr3t", "DATABASE_URL": "postgres://x"}[k] }}
+	env := source.Env{Getenv: func(k string) string {
+		return map[string]string{"AWS_SECRET_ACCESS_KEY": "s3cr3t", "DATABASE_URL": "postgres://x"}[k]
+	}}
 	v, err := env.Secret("secret_access_key", "${AWS_SECRET_ACCESS_KEY}")
 	require.NoError(t, err)
 	require.Equal(t, "s3cr3t", v)
