@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 export DATABASE_URL ?= postgres://postgres@127.0.0.1:55432/postgres?sslmode=disable
 
-.PHONY: build demo test test-race test-short fuzz bench pg-start pg-stop clean
+.PHONY: build demo test test-race test-short fuzz bench eval pg-start pg-stop clean
 
 build:
 	$(GO) build -o bin/ ./cmd/...
@@ -35,9 +35,15 @@ fuzz:
 	$(GO) test ./events -run XXX -fuzz FuzzDecode -fuzztime 20s
 	$(GO) test ./internal/source -run XXX -fuzz FuzzFramers -fuzztime 20s
 	$(GO) test ./internal/stage -run XXX -fuzz FuzzValidateStandardize -fuzztime 20s
+	$(GO) test ./internal/source -run XXX -fuzz FuzzParquet -fuzztime 20s
+	$(GO) test ./internal/pii -run XXX -fuzz FuzzDetect -fuzztime 20s
+
+# Detector quality on ../shared/eval (never copied here): writes docs/EVALUATION.md.
+eval: build
+	$(GO) run ./internal/eval/cmd -shared ../shared/eval -out docs/EVALUATION.md
 
 bench: build pg-start
-	$(GO) test -run XXX -bench . -benchmem -count 1 ./events ./internal/stage ./internal/source | grep -E '^(Benchmark|goos|cpu)' > bin/micro.txt
+	$(GO) test -run XXX -bench . -benchmem -count 1 ./events ./internal/stage ./internal/source ./internal/pii | grep -E '^(Benchmark|goos|cpu)' > bin/micro.txt
 	$(GO) run ./internal/bench/cmd -out docs/BENCHMARKS.md -micro bin/micro.txt
 	@cat docs/BENCHMARKS.md
 

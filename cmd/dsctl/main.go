@@ -34,6 +34,7 @@ commands:
   audit verify <id>       fetch an execution's audit trail and verify its hash chain
   projector rebuild       replay the event log from offset zero into a fresh schema
   read [-type T] -c k=v   read one source without the services (dry run): records, MB/s, peak memory
+  analyze pii             detect and mask personal identifiers in JSON Lines (stdin to stdout, ../shared/eval/README.md)
   migrate                 apply the database migrations
   demo                    generate data, run everything embedded, process it, print statistics
 `
@@ -61,6 +62,8 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		return cmdProjector(ctx, rest, getenv)
 	case "migrate":
 		return cmdMigrate(ctx, getenv)
+	case "analyze":
+		return cmdAnalyze(ctx, rest, getenv)
 	case "read":
 		return cmdRead(ctx, rest, getenv)
 	case "demo":

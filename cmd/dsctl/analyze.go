@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/dspipe/dspipe/internal/pii"
+)
+
+// analyzeInput is one line of `dsctl analyze`'s input (../shared/eval/README.md).
+type analyzeInput struct {
+	ID       json.RawMessage `json:"id"`
+	Text     *string         `json:"text"`
+	Messages []struct {
+		Role    string `json:"role"`
+		Content string `json:"content"`
+	} `json:"messages"`
+	Posts []string `json:"posts"`
+}
+
+// cmdAnalyze runs one detector over JSON Lines on stdin and writes one JSON
+// object per input line on stdout, in order. A line that cannot be read
+// gets an object with "error" (no content), so positions stay aligned.
+func cmdAnalyze(_ context.Context, args []string, _ func(string) string) error {
+	if len(args) == 0 {
+		return errors.New("usage: dsctl analyze pii [-mask tag|pseudonym|hash] < in.jsonl > out.jsonl")
+	}
+	stage, rest := args[0], args[1:]
+	fs := flag.NewFlagSet("analyze", flag.ContinueOnError)
+	mask := fs.String("mask", pii.MaskTag, "masking strategy for pii: tag, pseudonym or hash")
+	salt := fs.String("salt-env", "DSPIPE_PII_SALT", "environment variable holding the salt for -mask hash")
+	if err := fs.Parse(rest); err != nil {
+		return err
+	}
+	var fn func(analyzeInput) (any, error)
+	switch stage {
+	case "pii":
+		s := []byte(os.Getenv(*salt))
+		fn = func(in analyzeInput) (any, error) { return analyzePII(in, *mask, s) }
+	default:
+		return fmt.Errorf("analyze %q is not built yet (pii is)", stage)
+	}
+	r := bufio.NewReaderSize(os.Stdin, 1<<20)
+	w := bufio.NewWriterSize(os.Stdout, 1<<20)
+	defer w.Flush()
+	enc := json.NewEncoder(w)
+	for line := 1; ; line++ {
+		b, err := r.ReadBytes('\n')
+		if len(b) > 0 {
+			var in analyzeInput
+			var out any
+			if jerr := json.Unmarshal(b, &in); jerr != nil {
+				out = map[string]any{"error": fmt.Sprintf("line %d is not a JSON object with id and text or messages", line)}
+			} else if out, jerr = fn(in); jerr != nil {
+				out = map[string]any{"id": in.ID, "error": jerr.Error()}
+			}
+			if err := enc.Encode(out); err != nil {
+				return err
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+type piiText struct {
+	ID     json.RawMessage `json:"id"`
+	Masked string          `json:"masked"`
+	Spans  []pii.Span      `json:"spans"`
+}
+
+type piiMessage struct {
+	Role   string     `json:"role"`
+	Masked string     `json:"masked"`
+	Spans  []pii.Span `json:"spans"`
+}
+
+func analyzePII(in analyzeInput, strategy string, salt []byte) (any, error) {
+	m := pii.NewMasker(strategy, salt)
+	switch {
+	case in.Text != nil:
+		spans := pii.Detect(*in.Text)
+		if spans == nil {
+			spans = []pii.Span{}
+		}
+		return piiText{ID: in.ID, Masked: m.Mask(*in.Text, spans), Spans: spans}, nil
+	case in.Messages != nil:
+		// One masker for the conversation: a person keeps one pseudonym
+		// across turns.
+		out := struct {
+			ID       json.RawMessage `json:"id"`
+			Messages []piiMessage    `json:"messages"`
+		}{ID: in.ID}
+		for _, msg := range in.Messages {
+			spans := pii.Detect(msg.Content)
+			if spans == nil {
+				spans = []pii.Span{}
+			}
+			out.Messages = append(out.Messages, piiMessage{Role: msg.Role, Masked: m.Mask(msg.Content, spans), Spans: spans})
+		}
+		return out, nil
+	}
+	return nil, errors.New("the line has neither text nor messages")
+}

@@ -1,0 +1,149 @@
+// Command eval runs `dsctl analyze` over the evaluation sets in
+// ../shared/eval and writes docs/EVALUATION.md. The sets are read where
+// they are; nothing from them is copied into the repository or the report
+// except counts and scores.
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/dspipe/dspipe/internal/eval"
+	"github.com/dspipe/dspipe/internal/pii"
+)
+
+func main() {
+	shared := flag.String("shared", "../shared/eval", "evaluation sets")
+	out := flag.String("out", "docs/EVALUATION.md", "report to write")
+	bin := flag.String("dsctl", "bin/dsctl", "the dsctl binary")
+	flag.Parse()
+	if _, err := os.Stat(*shared); err != nil {
+		fmt.Fprintf(os.Stderr, "eval: %s is missing: the evaluation sets live in ../shared/eval beside the repository; nothing was measured\n", *shared)
+		os.Exit(2)
+	}
+	if err := run(*shared, *out, *bin); err != nil {
+		fmt.Fprintln(os.Stderr, "eval:", err)
+		os.Exit(1)
+	}
+}
+
+// analyze runs `dsctl analyze <stage>` on a file and returns its output.
+func analyze(bin, stage, path string) ([]byte, time.Duration, error) {
+	in, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer in.Close()
+	cmd := exec.Command(bin, "analyze", stage)
+	cmd.Stdin = in
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = os.Stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		return nil, 0, fmt.Errorf("%s analyze %s < %s: %w", bin, stage, path, err)
+	}
+	return stdout.Bytes(), time.Since(start), nil
+}
+
+func run(shared, out, bin string) error {
+	var b strings.Builder
+	host, _ := os.Hostname()
+	fmt.Fprintf(&b, "# Evaluation\n\nWritten by `make eval` on %s (%s, %d CPUs, %s). Reproduce: `make eval` (needs `../shared/eval` beside the repository).\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), host, runtime.NumCPU(), runtime.Version())
+	b.WriteString("Every figure comes from running `bin/dsctl analyze <stage>` over the development splits in `../shared/eval` " +
+		"(real, public data nobody on this team wrote; see its README). Nothing from those files is copied here: only counts and scores.\n\n")
+	if err := piiSection(&b, shared, bin); err != nil {
+		return err
+	}
+	b.WriteString("## Not measured yet\n\nCrisis detection (`crisis/cssrs-reddit`), content safety (`content/openai-moderation`), bias (`bias/bbq-contexts`) " +
+		"and quality have no analyzer in this build; their sections will appear here when they do.\n")
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(out, []byte(b.String()), 0o644)
+}
+
+func f(x float64) string { return fmt.Sprintf("%.3f", x) }
+
+func piiSection(b *strings.Builder, shared, bin string) error {
+	b.WriteString("## PII detection (`dsctl analyze pii`)\n\n")
+	b.WriteString("Matching: a gold span is **found** when a predicted span of the same type overlaps it by at least one byte; a prediction is " +
+		"**correct** when it overlaps a gold span of its type. *Exact* requires equal offsets. \"Safe Harbor\" pools every type but ORGANIZATION.\n\n")
+	for _, set := range []struct{ file, note string }{
+		{"pii/presidio-synth.dev.jsonl", "synthetic sentences with fake personal data; all types labelled"},
+		{"pii/wnut17-names.dev.jsonl", "real, noisy posts; only PERSON and LOCATION labelled, so precision is not meaningful (other identifiers we find count as wrong); read recall"},
+	} {
+		path := filepath.Join(shared, set.file)
+		gold, err := eval.ReadPIIFile(path)
+		if err != nil {
+			return err
+		}
+		raw, took, err := analyze(bin, "pii", path)
+		if err != nil {
+			return err
+		}
+		pred, err := eval.ReadPII(bytes.NewReader(raw))
+		if err != nil {
+			return fmt.Errorf("analyzer output: %w", err)
+		}
+		var textBytes int
+		for _, g := range gold {
+			textBytes += len(g.Text)
+		}
+		sc := eval.ScorePII(gold, pred)
+		fmt.Fprintf(b, "### `%s` (%d rows; %s)\n\n", set.file, len(gold), set.note)
+		b.WriteString("| type | gold | predicted | recall | precision | F1 | exact recall | exact precision |\n|---|---|---|---|---|---|---|---|\n")
+		for _, t := range eval.Types(sc.Overlap) {
+			o, e := sc.Overlap[t], sc.Exact[t]
+			fmt.Fprintf(b, "| %s | %d | %d | %s | %s | %s | %s | %s |\n", t, o.Gold, o.Pred, f(o.Recall()), f(o.Precision()), f(o.F1()), f(e.Recall()), f(e.Precision()))
+		}
+		structured := []string{pii.Email, pii.Phone, pii.SSN, pii.CreditCard, pii.Account, pii.IPAddress, pii.URL}
+		rows := []struct {
+			name  string
+			types []string
+		}{{"**Safe Harbor (all but ORGANIZATION)**", pii.SafeHarbor}, {"**structured (EMAIL, PHONE, SSN, CREDIT_CARD, ACCOUNT, IP_ADDRESS, URL)**", structured}}
+		for _, r := range rows {
+			o, e := eval.Pool(sc.Overlap, r.types), eval.Pool(sc.Exact, r.types)
+			fmt.Fprintf(b, "| %s | %d | %d | %s | %s | %s | %s | %s |\n", r.name, o.Gold, o.Pred, f(o.Recall()), f(o.Precision()), f(o.F1()), f(e.Recall()), f(e.Precision()))
+			fmt.Fprintf(os.Stderr, "%s %s: recall %s precision %s\n", set.file, r.name, f(o.Recall()), f(o.Precision()))
+		}
+		a := sc.Overlap["ANY"]
+		fmt.Fprintf(b, "| any identifier, type ignored | %d | %d | %s | %s | %s | | |\n", a.Gold, a.Pred, f(a.Recall()), f(a.Precision()), f(a.F1()))
+		if strings.Contains(set.file, "presidio") {
+			h, st, p := eval.Pool(sc.Overlap, pii.SafeHarbor), eval.Pool(sc.Overlap, structured), sc.Overlap[pii.Person]
+			b.WriteString("\nAgainst the targets of the safety issue:\n\n| target | measured | |\n|---|---|---|\n")
+			for _, r := range []struct {
+				name   string
+				got    float64
+				target float64
+			}{{"Safe Harbor recall ≥ 0.90", h.Recall(), 0.90}, {"Safe Harbor precision ≥ 0.85", h.Precision(), 0.85},
+				{"structured recall ≥ 0.97", st.Recall(), 0.97}, {"PERSON recall ≥ 0.85", p.Recall(), 0.85}} {
+				verdict := "met"
+				if r.got < r.target {
+					verdict = "**not met**"
+				}
+				fmt.Fprintf(b, "| %s | %s | %s |\n", r.name, f(r.got), verdict)
+			}
+			b.WriteString("\nWhere the misses come from (read from the development rows, not tuned to ids):\n\n" +
+				"- DATE: a year on its own is not masked. Under Safe Harbor the year may stay, and the gold labels mark bare years as DATE.\n" +
+				"- ZIP and LOCATION: the gold splits some addresses into street (ADDRESS), city (LOCATION) and postal code (ZIP), and marks others as one ADDRESS. " +
+				"We mask an address with its city and postal-code lines as one ADDRESS span, so those pieces count as found only under \"type ignored\".\n" +
+				"- PERSON precision: organisation names made of surnames and capitalised titles of works are taken for people.\n" +
+				"- Names are found by context rules over capitalised words, a common-word list and a list of capitalised dictionary entries (SCOWL, see `internal/pii/LEXICON-NOTICE`); no name list from a fake-data generator is used.\n")
+		}
+		fmt.Fprintf(b, "\nSpeed here: %.1f MB/s including process start (%d bytes of text in %s).\n\n", float64(textBytes)/1e6/took.Seconds(), textBytes, took.Round(time.Millisecond))
+		for _, t := range eval.Types(sc.Overlap) {
+			o := sc.Overlap[t]
+			fmt.Fprintf(os.Stderr, "  %-13s gold %4d pred %4d R %s P %s\n", t, o.Gold, o.Pred, f(o.Recall()), f(o.Precision()))
+		}
+	}
+	return nil
+}

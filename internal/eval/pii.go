@@ -1,0 +1,164 @@
+// Package eval scores the detectors' output against the labelled sets in
+// ../shared/eval (read at run time, never copied into the repository).
+package eval
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+)
+
+// GoldSpan is a labelled span (byte offsets, end exclusive).
+type GoldSpan struct {
+	Start int    `json:"start"`
+	End   int    `json:"end"`
+	Type  string `json:"type"`
+}
+
+// PIIRow is a gold row or a prediction row.
+type PIIRow struct {
+	ID    string     `json:"id"`
+	Text  string     `json:"text,omitempty"`
+	Spans []GoldSpan `json:"spans"`
+}
+
+// ReadPII reads JSON Lines of PIIRow.
+func ReadPII(r io.Reader) ([]PIIRow, error) {
+	var rows []PIIRow
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for n := 1; sc.Scan(); n++ {
+		var row PIIRow
+		if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
+			return nil, fmt.Errorf("line %d: %w", n, err)
+		}
+		rows = append(rows, row)
+	}
+	return rows, sc.Err()
+}
+
+// ReadPIIFile reads a JSON Lines file of PIIRow.
+func ReadPIIFile(path string) ([]PIIRow, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ReadPII(f)
+}
+
+// Counts are one type's figures under one matching rule.
+type Counts struct {
+	Gold, Pred         int
+	GoldFound, PredHit int // gold spans matched by a prediction; predictions matching a gold span
+}
+
+func (c Counts) Recall() float64    { return ratio(c.GoldFound, c.Gold) }
+func (c Counts) Precision() float64 { return ratio(c.PredHit, c.Pred) }
+func (c Counts) F1() float64 {
+	p, r := c.Precision(), c.Recall()
+	if p+r == 0 {
+		return 0
+	}
+	return 2 * p * r / (p + r)
+}
+
+func ratio(a, b int) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// PIIScore holds per-type counts for overlap and exact matching.
+type PIIScore struct {
+	Overlap, Exact map[string]*Counts
+}
+
+// ScorePII matches predictions to gold by row id. Under overlap matching a
+// gold span is found when a prediction of the same type shares a byte with
+// it, and a prediction hits when it shares a byte with a gold span of its
+// type; under exact matching the offsets must be equal. The type "ANY"
+// pools every type and ignores type.
+func ScorePII(gold, pred []PIIRow) PIIScore {
+	byID := map[string]PIIRow{}
+	for _, p := range pred {
+		byID[p.ID] = p
+	}
+	sc := PIIScore{Overlap: map[string]*Counts{}, Exact: map[string]*Counts{}}
+	get := func(m map[string]*Counts, t string) *Counts {
+		if m[t] == nil {
+			m[t] = &Counts{}
+		}
+		return m[t]
+	}
+	for _, g := range gold {
+		p := byID[g.ID]
+		for _, gs := range g.Spans {
+			for _, typ := range []string{gs.Type, "ANY"} {
+				get(sc.Overlap, typ).Gold++
+				get(sc.Exact, typ).Gold++
+				if matches(gs, p.Spans, typ == "ANY", false) {
+					get(sc.Overlap, typ).GoldFound++
+				}
+				if matches(gs, p.Spans, typ == "ANY", true) {
+					get(sc.Exact, typ).GoldFound++
+				}
+			}
+		}
+		for _, ps := range p.Spans {
+			for _, typ := range []string{ps.Type, "ANY"} {
+				get(sc.Overlap, typ).Pred++
+				get(sc.Exact, typ).Pred++
+				if matches(ps, g.Spans, typ == "ANY", false) {
+					get(sc.Overlap, typ).PredHit++
+				}
+				if matches(ps, g.Spans, typ == "ANY", true) {
+					get(sc.Exact, typ).PredHit++
+				}
+			}
+		}
+	}
+	return sc
+}
+
+func matches(s GoldSpan, others []GoldSpan, anyType, exact bool) bool {
+	for _, o := range others {
+		if !anyType && o.Type != s.Type {
+			continue
+		}
+		if exact && o.Start == s.Start && o.End == s.End || !exact && o.Start < s.End && s.Start < o.End {
+			return true
+		}
+	}
+	return false
+}
+
+// Pool sums the counts of the given types.
+func Pool(m map[string]*Counts, types []string) Counts {
+	var c Counts
+	for _, t := range types {
+		if x := m[t]; x != nil {
+			c.Gold += x.Gold
+			c.Pred += x.Pred
+			c.GoldFound += x.GoldFound
+			c.PredHit += x.PredHit
+		}
+	}
+	return c
+}
+
+// Types lists the types present, sorted.
+func Types(m map[string]*Counts) []string {
+	var ts []string
+	for t := range m {
+		if t != "ANY" {
+			ts = append(ts, t)
+		}
+	}
+	sort.Strings(ts)
+	return ts
+}

@@ -1,0 +1,56 @@
+package eval
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dspipe/dspipe/internal/pii"
+)
+
+// sharedEval returns ../shared/eval/<name>, or skips saying so.
+func sharedEval(t *testing.T, name string) string {
+	p, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "eval", name))
+	require.NoError(t, err)
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("SKIPPED: %s is absent (the evaluation sets live in ../shared/eval beside the repository)", p)
+	}
+	return p
+}
+
+func TestScorerCountsOverlapAndExactMatches(t *testing.T) {
+	gold := []PIIRow{{ID: "a", Spans: []GoldSpan{{0, 4, "PERSON"}, {10, 20, "PHONE"}}}}
+	pred := []PIIRow{{ID: "a", Spans: []GoldSpan{{0, 4, "PERSON"}, {12, 20, "PHONE"}, {30, 35, "PERSON"}}}}
+	sc := ScorePII(gold, pred)
+	require.Equal(t, Counts{Gold: 1, Pred: 2, GoldFound: 1, PredHit: 1}, *sc.Overlap["PERSON"])
+	require.Equal(t, Counts{Gold: 1, Pred: 1, GoldFound: 1, PredHit: 1}, *sc.Overlap["PHONE"])
+	require.Equal(t, Counts{Gold: 1, Pred: 1, GoldFound: 0, PredHit: 0}, *sc.Exact["PHONE"])
+	require.InDelta(t, 0.5, sc.Overlap["PERSON"].Precision(), 1e-9)
+}
+
+// TestPIIQualityDoesNotRegress holds the detector to the figures it reaches
+// on the development split (docs/EVALUATION.md has them all); a change that
+// loses recall or precision fails here.
+func TestPIIQualityDoesNotRegress(t *testing.T) {
+	gold, err := ReadPIIFile(sharedEval(t, "pii/presidio-synth.dev.jsonl"))
+	require.NoError(t, err)
+	pred := make([]PIIRow, len(gold))
+	for i, g := range gold {
+		pred[i].ID = g.ID
+		for _, s := range pii.Detect(g.Text) {
+			pred[i].Spans = append(pred[i].Spans, GoldSpan{s.Start, s.End, s.Type})
+		}
+	}
+	sc := ScorePII(gold, pred)
+	structured := Pool(sc.Overlap, []string{pii.Email, pii.Phone, pii.SSN, pii.CreditCard, pii.Account, pii.IPAddress, pii.URL})
+	harbor := Pool(sc.Overlap, pii.SafeHarbor)
+	t.Logf("structured recall %.3f precision %.3f; Safe Harbor recall %.3f precision %.3f; PERSON recall %.3f",
+		structured.Recall(), structured.Precision(), harbor.Recall(), harbor.Precision(), sc.Overlap[pii.Person].Recall())
+	require.GreaterOrEqual(t, structured.Recall(), 0.97, "the issue's floor for structured identifiers")
+	require.GreaterOrEqual(t, sc.Overlap[pii.Person].Recall(), 0.85, "the issue's floor for PERSON")
+	// Below the targets (0.90 / 0.85): today's level, so it cannot slip.
+	require.GreaterOrEqual(t, harbor.Recall(), 0.77)
+	require.GreaterOrEqual(t, harbor.Precision(), 0.78)
+}

@@ -1,0 +1,336 @@
+package pii
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	_ "embed"
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+)
+
+//go:embed common.txt.gz
+var commonGz []byte
+
+//go:embed proper.txt.gz
+var properGz []byte
+
+var (
+	lexOnce sync.Once
+	lexicon map[string]bool
+	propers map[string]bool
+)
+
+func loadList(gz []byte, into map[string]bool) {
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		return
+	}
+	sc := bufio.NewScanner(zr)
+	for sc.Scan() {
+		into[sc.Text()] = true
+	}
+}
+
+// proper reports whether the dictionary lists w as a capitalised entry
+// (a given name, surname or place).
+func proper(w string) bool {
+	common("")
+	return propers[w]
+}
+
+// common reports whether w (any case) is an ordinary lowercase English word
+// (SCOWL word list, see LEXICON-NOTICE).
+func common(w string) bool {
+	lexOnce.Do(func() {
+		lexicon = make(map[string]bool, 64000)
+		propers = make(map[string]bool, 40000)
+		loadList(commonGz, lexicon)
+		loadList(properGz, propers)
+	})
+	l := strings.ToLower(w)
+	if lexicon[l] {
+		return true
+	}
+	// Inflections the list may lack: plurals, possessives.
+	for _, suf := range []string{"'s", "’s", "s", "es", "ed", "ing"} {
+		if strings.HasSuffix(l, suf) && lexicon[strings.TrimSuffix(l, suf)] {
+			return true
+		}
+	}
+	return false
+}
+
+// function words and words often capitalised that are never names.
+var stopwords = toSet(`a an the and or but if then so because as of in on at to from by with for about into over after before
+i me my mine we us our you your he him his she her it its they them their this that these those there here who whom whose what which
+when where why how is am are was were be been being have has had do does did will would shall should can could may might must
+not no yes ok okay hi hello hey dear thanks thank please sorry well oh wow also just very really maybe perhaps sure
+mr mrs ms miss dr prof sir madam mom dad mum god lord bot user assistant agent customer patient doctor nurse therapist
+monday tuesday wednesday thursday friday saturday sunday january february march april may june july august september october november december
+english french german spanish italian chinese japanese american british european christian muslim jewish catholic internet tv covid`)
+
+func toSet(s string) map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(s) {
+		m[w] = true
+	}
+	return m
+}
+
+// Countries and US states, written out (not from any generator).
+var places = toSet(strings.ToLower(`afghanistan albania algeria andorra angola argentina armenia australia austria azerbaijan bahamas bahrain bangladesh barbados belarus belgium belize benin bhutan bolivia bosnia botswana brazil brunei bulgaria burkina burundi cambodia cameroon canada chad chile china colombia comoros congo croatia cuba cyprus czechia denmark djibouti dominica ecuador egypt eritrea estonia eswatini ethiopia fiji finland france gabon gambia georgia germany ghana greece grenada guatemala guinea guyana haiti honduras hungary iceland india indonesia iran iraq ireland israel italy jamaica japan jordan kazakhstan kenya kiribati kosovo kuwait kyrgyzstan laos latvia lebanon lesotho liberia libya liechtenstein lithuania luxembourg madagascar malawi malaysia maldives mali malta mauritania mauritius mexico micronesia moldova monaco mongolia montenegro morocco mozambique myanmar namibia nauru nepal netherlands nicaragua niger nigeria norway oman pakistan palau palestine panama paraguay peru philippines poland portugal qatar romania russia rwanda samoa senegal serbia seychelles singapore slovakia slovenia somalia spain sudan suriname sweden switzerland syria taiwan tajikistan tanzania thailand togo tonga trinidad tunisia turkey turkmenistan tuvalu uganda ukraine uruguay uzbekistan vanuatu venezuela vietnam yemen zambia zimbabwe england scotland wales britain alabama alaska arizona arkansas california colorado connecticut delaware florida hawaii idaho illinois indiana iowa kansas kentucky louisiana maine maryland massachusetts michigan minnesota mississippi missouri montana nebraska nevada ohio oklahoma oregon pennsylvania tennessee texas utah vermont virginia washington wisconsin wyoming`))
+
+var multiWordPlaces = []string{"czech republic", "united states", "united kingdom", "south africa", "new zealand", "saudi arabia", "south korea",
+	"north korea", "sri lanka", "costa rica", "el salvador", "sierra leone", "hong kong", "new york", "new jersey", "new mexico",
+	"new hampshire", "north carolina", "south carolina", "north dakota", "south dakota", "rhode island", "west virginia", "puerto rico",
+	"united arab emirates", "dominican republic", "ivory coast", "cape verde", "san marino", "papua new guinea", "los angeles", "san francisco"}
+
+// Organisation words: a capitalised sequence holding one is an organisation.
+var orgWords = toSet(`inc inc. ltd ltd. llc corp corp. corporation company co co. group bank university college school orchestra foundation
+institute association capital partners holdings technologies technology systems solutions services hospital clinic church club
+agency council committee department ministry society trust labs lab studio studios media network airlines motors industries
+international global ventures consulting insurance pharma pharmaceuticals enterprises`)
+
+var titles = toSet(`mr mr. mrs mrs. ms ms. miss dr dr. prof prof. sir madam mx mx. rev`)
+
+var personCues = []string{"my name is", "name is", "named", "called", "i'm", "i am", "this is", "dear", "hi", "hello", "hey", "thanks",
+	"thank you", "with", "by", "under", "told", "asked", "met", "and", "to", "for", "husband", "wife", "son", "daughter", "brother",
+	"sister", "mother", "father", "friend", "boyfriend", "girlfriend", "partner", "mom", "dad", "grandfather", "grandmother", "boss",
+	"colleague", "therapist", "doctor", "nurse", "uncle", "aunt", "cousin", "surname", "maiden name", "name:"}
+
+var placeCues = []string{"in", "from", "at", "near", "to", "visit", "visiting", "moved to", "live in", "lives in", "living in",
+	"born in", "grew up in", "based in", "city of", "town of", "located in", "travel to", "trip to", "serving", "around", "where:"}
+
+type token struct {
+	start, end int
+	text       string
+	cap        bool // starts upper-case (or is an initial)
+	allCaps    bool
+	initial    bool // "D." or "M"
+	sentStart  bool
+}
+
+func tokenize(s string) []token {
+	ws := words(s)
+	toks := make([]token, 0, len(ws))
+	for i, w := range ws {
+		r, _ := utf8.DecodeRuneInString(w.text)
+		t := token{start: w.start, end: w.end, text: w.text, cap: unicode.IsUpper(r)}
+		t.allCaps = t.cap && strings.ToUpper(w.text) == w.text && utf8.RuneCountInString(w.text) >= 2 && !isNumber(w.text)
+		if utf8.RuneCountInString(w.text) == 1 && t.cap {
+			t.initial = true
+			if w.end < len(s) && s[w.end] == '.' {
+				t.end++
+			}
+		}
+		// Sentence start: the beginning, or after . ! ? : newline or a quote.
+		prev := strings.TrimRight(s[:w.start], " \t\"'“‘(")
+		t.sentStart = i == 0 || prev == "" || strings.HasSuffix(prev, ".") || strings.HasSuffix(prev, "!") || strings.HasSuffix(prev, "?") ||
+			strings.HasSuffix(prev, ":") || strings.HasSuffix(prev, "\n") || s[w.start-1] == '\n' || strings.HasSuffix(prev, "…")
+		toks = append(toks, t)
+	}
+	return toks
+}
+
+// scanNames finds people, places and organisations: runs of capitalised
+// words (initials, particles and suffixes allowed inside), trimmed of
+// ordinary words, then typed by the words around them.
+func scanNames(s string, out []Span) []Span {
+	toks := tokenize(s)
+	lower := asciiLower(s)
+	for _, p := range multiWordPlaces {
+		for off := 0; ; {
+			k := strings.Index(lower[off:], p)
+			if k < 0 {
+				break
+			}
+			k += off
+			off = k + len(p)
+			if (k == 0 || !wordChar(s[k-1])) && (off == len(s) || !wordChar(s[off])) && startsUpper(s[k:]) {
+				out = append(out, Span{k, off, Location, 0.8})
+			}
+		}
+	}
+	for i := 0; i < len(toks); i++ {
+		t := toks[i]
+		if !t.cap || isNumber(t.text) {
+			continue
+		}
+		// Extend the run on the same line with single spaces between.
+		j := i
+		for j+1 < len(toks) {
+			n := toks[j+1]
+			gap := s[toks[j].end:n.start]
+			if gap != " " && gap != ". " && !(gap == "" && toks[j].initial) {
+				break
+			}
+			if gap == ". " && !toks[j].initial && !titles[strings.ToLower(toks[j].text)+"."] {
+				break
+			}
+			if unitWords[strings.ToLower(n.text)] || streetTypes[strings.ToLower(n.text)] {
+				break
+			}
+			if n.cap && !isNumber(n.text) || isParticle(n.text) && j+2 < len(toks) && toks[j+2].cap && s[n.end:toks[j+2].start] == " " {
+				j++
+				continue
+			}
+			break
+		}
+		run := toks[i : j+1]
+		i = j
+		out = classifyRun(s, lower, toks, run, out)
+	}
+	return out
+}
+
+func classifyRun(s, lower string, all []token, run []token, out []Span) []Span {
+	runStart := run[0].start
+	// A title ("Mr.", "Dr") marks the rest as a person.
+	titled := false
+	for len(run) > 0 && titles[strings.ToLower(strings.TrimSuffix(run[0].text, "."))] {
+		titled = true
+		run = run[1:]
+	}
+	// Drop ordinary words at the ends, unless titled.
+	for len(run) > 0 && droppable(run[0], titled) {
+		run = run[1:]
+	}
+	// At the end only function words go: "Jane Doe" keeps "Doe".
+	for len(run) > 0 && stopwords[strings.ToLower(strings.TrimSuffix(run[len(run)-1].text, "."))] {
+		run = run[:len(run)-1]
+	}
+	if len(run) > 0 && !titled {
+		uncommon := false
+		for _, t := range run {
+			if !t.initial && (!common(t.text) || !t.sentStart && proper(t.text)) && !stopwords[strings.ToLower(t.text)] {
+				uncommon = true
+			}
+		}
+		if !uncommon {
+			return out // ordinary words in title case ("Cautionary Tales")
+		}
+	}
+	if len(run) == 0 || (len(run) == 1 && run[0].initial) {
+		return out
+	}
+	start, end := run[0].start, run[len(run)-1].end
+	if isParticle(run[0].text) {
+		return out
+	}
+	text := s[start:end]
+	// The words before the run as written (dropped words included):
+	// "from Cite Guedouala" is a place.
+	before := lastWords(lower[max(0, runStart-30):runStart], 3)
+	after := lower[end:min(len(s), end+12)]
+	for _, t := range run {
+		if orgWords[strings.ToLower(t.text)] {
+			return append(out, Span{start, end, Organization, 0.6})
+		}
+	}
+	if places[strings.ToLower(text)] {
+		return append(out, Span{start, end, Location, 0.85})
+	}
+	hasInitial := false
+	for _, t := range run {
+		if t.initial {
+			hasInitial = true
+		}
+	}
+	speaker := strings.HasPrefix(after, ":") && (start == 0 || s[start-1] == '\n' || run[0].sentStart)
+	personCtx := titled || hasInitial || speaker || strings.HasPrefix(after, "'s") || strings.HasPrefix(after, "’s") ||
+		endsWithAny(before, personCues) || strings.HasPrefix(after, " said") || strings.HasPrefix(after, " says") ||
+		strings.HasPrefix(after, " is a") || strings.HasPrefix(after, " was") || strings.HasPrefix(after, " lives") || strings.HasPrefix(after, ",") ||
+		hasPrefixAny(after, " told", " asked", " thinks", " thought", " went", " and i", " and me", " wants", " called", " texted", " left")
+	placeCtx := endsWithAny(before, placeCues)
+	allCaps := true
+	for _, t := range run {
+		if !t.allCaps {
+			allCaps = false
+		}
+	}
+	// "the Avalara office", "the Packager", "The address of Persint is":
+	// a name after "the", or named as having an office, is not a person.
+	if !titled && !hasInitial && (strings.HasSuffix(before, "the") || strings.HasSuffix(before, "address of") ||
+		strings.HasPrefix(after, " office") || strings.HasPrefix(after, " company") || strings.HasPrefix(after, " inc")) {
+		return append(out, Span{start, end, Organization, 0.5})
+	}
+	// A nationality or language adjective before a noun: "Slovenian food".
+	if len(run) == 1 && !titled && demonym(run[0].text) && len(after) > 1 && after[0] == ' ' && after[1] >= 'a' && after[1] <= 'z' {
+		return out
+	}
+	switch {
+	case personCtx && !(placeCtx && len(run) == 1 && !titled):
+		return append(out, Span{start, end, Person, 0.7})
+	case placeCtx || allCaps:
+		return append(out, Span{start, end, Location, 0.6})
+	case len(run) >= 2:
+		return append(out, Span{start, end, Person, 0.55})
+	}
+	// One unknown capitalised word with no cue: a name if it is not at a
+	// sentence start (where any word is capitalised).
+	if !run[0].sentStart {
+		return append(out, Span{start, end, Person, 0.45})
+	}
+	return out
+}
+
+func hasPrefixAny(s string, ps ...string) bool {
+	for _, p := range ps {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// droppable: an ordinary word or function word that merely starts a
+// sentence or a title, not part of a name.
+func droppable(t token, titled bool) bool {
+	l := strings.ToLower(strings.TrimSuffix(t.text, "."))
+	if stopwords[l] {
+		return true
+	}
+	if titled || t.initial {
+		return false
+	}
+	if t.allCaps && utf8.RuneCountInString(l) <= 4 {
+		return true // an acronym (SSN, USA, CEO)
+	}
+	if t.allCaps && !common(l) {
+		return false
+	}
+	if !t.sentStart && proper(t.text) {
+		return false // "John", "Mark" mid-sentence
+	}
+	return common(l)
+}
+
+func isSuffixWord(w string) bool {
+	switch strings.TrimSuffix(w, ".") {
+	case "II", "III", "IV", "Jr", "Sr":
+		return true
+	}
+	return false
+}
+
+func endsWithAny(s string, cues []string) bool {
+	for _, c := range cues {
+		if s == c || strings.HasSuffix(s, " "+c) {
+			return true
+		}
+	}
+	return false
+}
+
+func demonym(w string) bool {
+	l := strings.ToLower(w)
+	for _, suf := range []string{"ian", "ish", "ese", "ic", "ean", "ans", "ian's"} {
+		if strings.HasSuffix(l, suf) && len(l) > len(suf)+2 {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,124 @@
+// Package pii finds personal identifiers in text and masks them: the HIPAA
+// Safe Harbor identifiers that appear in conversations (names, places
+// smaller than a state, street addresses, ZIP codes, dates, ages, phone
+// numbers, email, SSN, account, licence and other numbers, URLs, IP
+// addresses). Structured identifiers are found by hand-written scanners
+// and validated (Luhn, SSN area rules, phone numbering plans); names and
+// places by context rules over capitalised words. Offsets are UTF-8 byte
+// offsets, end exclusive. Nothing here logs or returns matched text except
+// to the caller that passed it in.
+package pii
+
+import (
+	"sort"
+)
+
+// Canonical identifier types.
+const (
+	Person       = "PERSON"
+	Address      = "ADDRESS"
+	Location     = "LOCATION"
+	ZIP          = "ZIP"
+	Date         = "DATE"
+	Age          = "AGE"
+	Phone        = "PHONE"
+	Email        = "EMAIL"
+	SSN          = "SSN"
+	CreditCard   = "CREDIT_CARD"
+	Account      = "ACCOUNT"
+	IPAddress    = "IP_ADDRESS"
+	URL          = "URL"
+	ID           = "ID"
+	Organization = "ORGANIZATION"
+)
+
+// SafeHarbor lists the types that are HIPAA Safe Harbor identifiers
+// (ORGANIZATION is reported but is not one).
+var SafeHarbor = []string{Person, Address, Location, ZIP, Date, Age, Phone, Email, SSN, CreditCard, Account, IPAddress, URL, ID}
+
+// Span is one detected identifier.
+type Span struct {
+	Start int     `json:"start"`
+	End   int     `json:"end"`
+	Type  string  `json:"type"`
+	Score float64 `json:"score"`
+}
+
+// Detect returns the identifiers in text, sorted, not overlapping.
+func Detect(text string) []Span {
+	var spans []Span
+	spans = scanStructured(text, spans)
+	spans = scanNames(text, spans)
+	return resolve(spans)
+}
+
+// priority orders types when spans overlap: structured, validated
+// identifiers beat context guesses.
+var priority = map[string]int{
+	Email: 10, URL: 9, IPAddress: 9, CreditCard: 8, SSN: 8, Account: 8, ID: 7, Phone: 7,
+	Date: 6, Age: 6, Address: 5, ZIP: 5, Person: 3, Location: 3, Organization: 2,
+}
+
+// resolve drops spans overlapping a better one (higher priority, then
+// longer, then earlier).
+func resolve(spans []Span) []Span {
+	sort.SliceStable(spans, func(i, j int) bool {
+		a, b := spans[i], spans[j]
+		if priority[a.Type] != priority[b.Type] {
+			return priority[a.Type] > priority[b.Type]
+		}
+		if a.End-a.Start != b.End-b.Start {
+			return a.End-a.Start > b.End-b.Start
+		}
+		return a.Start < b.Start
+	})
+	// An address holds numbers that look like phone numbers or codes: a
+	// span inside an address is part of it.
+	var addrs []Span
+	for _, s := range spans {
+		if s.Type == Address {
+			addrs = append(addrs, s)
+		}
+	}
+	var kept []Span
+	for _, s := range spans {
+		if s.End <= s.Start {
+			continue
+		}
+		if s.Type == Phone || s.Type == ZIP || s.Type == Account || s.Type == ID {
+			inside := false
+			for _, a := range addrs {
+				if a.Start <= s.Start && s.End <= a.End && (a.Start < s.Start || s.End < a.End) {
+					inside = true
+				}
+			}
+			if inside {
+				continue
+			}
+		}
+		ok := true
+		for _, k := range kept {
+			if s.Start < k.End && k.Start < s.End {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			kept = append(kept, s)
+		}
+	}
+	sort.Slice(kept, func(i, j int) bool { return kept[i].Start < kept[j].Start })
+	return kept
+}
+
+// asciiLower lower-cases ASCII letters only, so byte offsets into the
+// result are offsets into s (strings.ToLower can change lengths).
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 32
+		}
+	}
+	return string(b)
+}
