@@ -50,7 +50,7 @@ func common(w string) bool {
 		loadList(commonGz, lexicon)
 		loadList(properGz, propers)
 	})
-	l := strings.ToLower(w)
+	l := lc(w)
 	if lexicon[l] {
 		return true
 	}
@@ -113,8 +113,7 @@ type token struct {
 	sentStart  bool
 }
 
-func tokenize(s string) []token {
-	ws := words(s)
+func tokenize(s string, ws []word) []token {
 	toks := make([]token, 0, len(ws))
 	for i, w := range ws {
 		r, _ := utf8.DecodeRuneInString(w.text)
@@ -138,19 +137,20 @@ func tokenize(s string) []token {
 // scanNames finds people, places and organisations: runs of capitalised
 // words (initials, particles and suffixes allowed inside), trimmed of
 // ordinary words, then typed by the words around them.
-func scanNames(s string, out []Span) []Span {
-	toks := tokenize(s)
-	lower := asciiLower(s)
-	for _, p := range multiWordPlaces {
-		for off := 0; ; {
-			k := strings.Index(lower[off:], p)
-			if k < 0 {
-				break
+func scanNames(d *doc, out []Span) []Span {
+	s := d.s
+	toks := tokenize(s, d.words)
+	lower := d.lower
+	for _, w := range d.words {
+		if !startsUpper(w.text) {
+			continue
+		}
+		for _, p := range multiWordPlaces {
+			if lower[w.start] != p[0] || !strings.HasPrefix(lower[w.start:], p) {
+				continue
 			}
-			k += off
-			off = k + len(p)
-			if (k == 0 || !wordChar(s[k-1])) && (off == len(s) || !wordChar(s[off])) && startsUpper(s[k:]) {
-				out = append(out, Span{k, off, Location, 0.8})
+			if off := w.start + len(p); off == len(s) || !wordChar(s[off]) {
+				out = append(out, Span{w.start, off, Location, 0.8})
 			}
 		}
 	}
@@ -167,10 +167,10 @@ func scanNames(s string, out []Span) []Span {
 			if gap != " " && gap != ". " && !(gap == "" && toks[j].initial) {
 				break
 			}
-			if gap == ". " && !toks[j].initial && !titles[strings.ToLower(toks[j].text)+"."] {
+			if gap == ". " && !toks[j].initial && !titles[lc(toks[j].text)+"."] {
 				break
 			}
-			if unitWords[strings.ToLower(n.text)] || streetTypes[strings.ToLower(n.text)] {
+			if unitWords[lc(n.text)] || streetTypes[lc(n.text)] {
 				break
 			}
 			if n.cap && !isNumber(n.text) || isParticle(n.text) && j+2 < len(toks) && toks[j+2].cap && s[n.end:toks[j+2].start] == " " {
@@ -190,7 +190,7 @@ func classifyRun(s, lower string, all []token, run []token, out []Span) []Span {
 	runStart := run[0].start
 	// A title ("Mr.", "Dr") marks the rest as a person.
 	titled := false
-	for len(run) > 0 && titles[strings.ToLower(strings.TrimSuffix(run[0].text, "."))] {
+	for len(run) > 0 && titles[lc(strings.TrimSuffix(run[0].text, "."))] {
 		titled = true
 		run = run[1:]
 	}
@@ -199,13 +199,13 @@ func classifyRun(s, lower string, all []token, run []token, out []Span) []Span {
 		run = run[1:]
 	}
 	// At the end only function words go: "Jane Doe" keeps "Doe".
-	for len(run) > 0 && stopwords[strings.ToLower(strings.TrimSuffix(run[len(run)-1].text, "."))] {
+	for len(run) > 0 && stopwords[lc(strings.TrimSuffix(run[len(run)-1].text, "."))] {
 		run = run[:len(run)-1]
 	}
 	if len(run) > 0 && !titled {
 		uncommon := false
 		for _, t := range run {
-			if !t.initial && (!common(t.text) || !t.sentStart && proper(t.text)) && !stopwords[strings.ToLower(t.text)] {
+			if !t.initial && (!common(t.text) || !t.sentStart && proper(t.text)) && !stopwords[lc(t.text)] {
 				uncommon = true
 			}
 		}
@@ -226,11 +226,11 @@ func classifyRun(s, lower string, all []token, run []token, out []Span) []Span {
 	before := lastWords(lower[max(0, runStart-30):runStart], 3)
 	after := lower[end:min(len(s), end+12)]
 	for _, t := range run {
-		if orgWords[strings.ToLower(t.text)] {
+		if orgWords[lc(t.text)] {
 			return append(out, Span{start, end, Organization, 0.6})
 		}
 	}
-	if places[strings.ToLower(text)] {
+	if places[lc(text)] {
 		return append(out, Span{start, end, Location, 0.85})
 	}
 	hasInitial := false
@@ -289,7 +289,7 @@ func hasPrefixAny(s string, ps ...string) bool {
 // droppable: an ordinary word or function word that merely starts a
 // sentence or a title, not part of a name.
 func droppable(t token, titled bool) bool {
-	l := strings.ToLower(strings.TrimSuffix(t.text, "."))
+	l := lc(strings.TrimSuffix(t.text, "."))
 	if stopwords[l] {
 		return true
 	}
@@ -326,7 +326,7 @@ func endsWithAny(s string, cues []string) bool {
 }
 
 func demonym(w string) bool {
-	l := strings.ToLower(w)
+	l := lc(w)
 	for _, suf := range []string{"ian", "ish", "ese", "ic", "ean", "ans", "ian's"} {
 		if strings.HasSuffix(l, suf) && len(l) > len(suf)+2 {
 			return true

@@ -11,6 +11,7 @@ package pii
 
 import (
 	"sort"
+	"strings"
 )
 
 // Canonical identifier types.
@@ -46,10 +47,18 @@ type Span struct {
 
 // Detect returns the identifiers in text, sorted, not overlapping.
 func Detect(text string) []Span {
+	d := &doc{s: text, lower: asciiLower(text), words: words(text), runs: numberRuns(text)}
 	var spans []Span
-	spans = scanStructured(text, spans)
-	spans = scanNames(text, spans)
+	spans = scanStructured(d, spans)
+	spans = scanNames(d, spans)
 	return resolve(spans)
+}
+
+// doc is the text with what every scanner needs, computed once.
+type doc struct {
+	s, lower string
+	words    []word
+	runs     []numRun
 }
 
 // priority orders types when spans overlap: structured, validated
@@ -121,4 +130,15 @@ func asciiLower(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// lc lower-cases a word, without allocating when it already is lower-case
+// ASCII (most words).
+func lc(w string) string {
+	for i := 0; i < len(w); i++ {
+		if c := w[i]; c >= 'A' && c <= 'Z' || c >= 0x80 {
+			return strings.ToLower(w)
+		}
+	}
+	return w
 }

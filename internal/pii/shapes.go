@@ -67,8 +67,9 @@ func ordinalNumber(w string) bool {
 // scanDates finds numeric dates (3/4/2020, 2020-03-04, 03.04.2020), dates
 // with month names (March 3, 2020; 3rd of March; March 2020) and weekday
 // names. A year alone is not an identifier under Safe Harbor and is kept.
-func scanDates(s string, out []Span) []Span {
-	for _, r := range numberRuns(s) {
+func scanDates(d *doc, out []Span) []Span {
+	s := d.s
+	for _, r := range d.runs {
 		t := s[r.start:r.end]
 		p := strings.FieldsFunc(t, func(c rune) bool { return c == '/' || c == '-' || c == '.' })
 		if len(p) == 3 && strings.Count(t, " ") == 0 && allNumbers(p) {
@@ -93,13 +94,13 @@ func scanDates(s string, out []Span) []Span {
 		out = append(out, Span{i, e, Date, 0.95})
 		i = e
 	}
-	ws := words(s)
+	ws := d.words
 	for i, w := range ws {
 		if weekdays[w.text] {
 			out = append(out, Span{w.start, w.end, Date, 0.6})
 			continue
 		}
-		if !months[strings.ToLower(w.text)] || (strings.ToLower(w.text) == "may" && w.text != "May") || (len(w.text) <= 4 && !startsUpper(w.text)) {
+		if !months[lc(w.text)] || (lc(w.text) == "may" && w.text != "May") || (len(w.text) <= 4 && !startsUpper(w.text)) {
 			continue
 		}
 		start, end := w.start, w.end
@@ -157,9 +158,10 @@ func startsUpper(w string) bool {
 // "age: 45". Ages are masked whatever their value: only those over 89 are
 // Safe Harbor identifiers, but an age next to other details narrows who
 // someone is.
-func scanAges(s string, out []Span) []Span {
-	lower := asciiLower(s)
-	ws := words(s)
+func scanAges(d *doc, out []Span) []Span {
+	s := d.s
+	lower := d.lower
+	ws := d.words
 	for i, w := range ws {
 		if !isNumber(w.text) || len(w.text) > 3 {
 			continue
@@ -218,7 +220,7 @@ var streetEndings = []string{"katu", "tie", "vej", "gade", "gatan", "vägen", "v
 var unitWords = map[string]bool{"apt": true, "apartment": true, "suite": true, "ste": true, "unit": true, "box": true, "floor": true, "fl": true, "room": true}
 
 func isStreetWord(w string) bool {
-	l := strings.ToLower(w)
+	l := lc(w)
 	if streetTypes[l] {
 		return true
 	}
@@ -234,13 +236,14 @@ func isStreetWord(w string) bool {
 // 1634", "Koskikatu 25", with a unit ("Apt. 864", "Suite 838") and a
 // leading house number; units and PO boxes alone; and after an address,
 // the comma- or line-separated places and postal codes that follow.
-func scanAddresses(s string, out []Span) []Span {
-	ws := words(s)
-	lower := asciiLower(s)
+func scanAddresses(d *doc, out []Span) []Span {
+	s := d.s
+	ws := d.words
+	lower := d.lower
 	for i := 0; i < len(ws); i++ {
 		w := ws[i]
 		start, end := -1, -1
-		l := strings.ToLower(w.text)
+		l := lc(w.text)
 		switch {
 		case isNumber(w.text) && len(w.text) <= 6:
 			// 123 [Name words] Street-type, or 123 Name words 45 (the
@@ -287,7 +290,7 @@ func scanAddresses(s string, out []Span) []Span {
 					break
 				}
 			}
-		case startsUpper(w.text) && !streetTypes[l] && addressCue(lower[max(0, w.start-40):w.start]):
+		case startsUpper(w.text) && !streetTypes[l] && numberWithin(ws, i, 4) && addressCue(lower[max(0, w.start-40):w.start]):
 			// "lives at Maneeži 75", "corner of Dalbraut 99"
 			for k := i + 1; k < len(ws) && k <= i+4 && sameLine(s, ws[k-1].end, ws[k].start); k++ {
 				if isNumber(ws[k].text) && len(ws[k].text) <= 4 {
@@ -320,12 +323,12 @@ func scanAddresses(s string, out []Span) []Span {
 			continue
 		}
 		// A unit on the same line: "… Apt. 864".
-		if i+2 < len(ws) && unitWords[strings.ToLower(ws[i+1].text)] && isNumber(ws[i+2].text) && sameLine(s, end, ws[i+2].start) && ws[i+1].start-end <= 3 {
+		if i+2 < len(ws) && unitWords[lc(ws[i+1].text)] && isNumber(ws[i+2].text) && sameLine(s, end, ws[i+2].start) && ws[i+1].start-end <= 3 {
 			end = ws[i+2].end
 			i += 2
 		}
 		// "Apt. 864" with its dot.
-		if i+2 < len(ws) && unitWords[strings.ToLower(ws[i+1].text)] && isNumber(ws[i+2].text) && sameLine(s, end, ws[i+2].start) && ws[i+2].start-end <= 4 {
+		if i+2 < len(ws) && unitWords[lc(ws[i+1].text)] && isNumber(ws[i+2].text) && sameLine(s, end, ws[i+2].start) && ws[i+2].start-end <= 4 {
 			end = ws[i+2].end
 			i += 2
 		}
@@ -346,13 +349,23 @@ func scanAddresses(s string, out []Span) []Span {
 	return out
 }
 
+// numberWithin reports whether one of the n words after ws[i] is a number.
+func numberWithin(ws []word, i, n int) bool {
+	for k := i + 1; k < len(ws) && k <= i+n; k++ {
+		if isNumber(ws[k].text) {
+			return true
+		}
+	}
+	return false
+}
+
 func addressCue(before string) bool {
 	return hasAny(before, "address", "lives at", "live at", "living at", "located at", "located on", "is at", "corner of", "send it to",
 		"ship to", "deliver to", "moved to", "reside at", "resides at", "is on")
 }
 
 func isParticle(w string) bool {
-	switch strings.ToLower(w) {
+	switch lc(w) {
 	case "do", "da", "de", "del", "della", "di", "dos", "das", "du", "la", "le", "les", "van", "von", "der", "den", "of", "the", "y", "e":
 		return true
 	}
@@ -390,7 +403,7 @@ func addressTail(s string, at int, out []Span) []Span {
 			w := sw[wi]
 			a, b := j+w.start, j+w.end
 			switch {
-			case unitWords[strings.ToLower(w.text)] && wi+1 < len(sw) && isNumber(sw[wi+1].text):
+			case unitWords[lc(w.text)] && wi+1 < len(sw) && isNumber(sw[wi+1].text):
 				out = append(out, Span{a, j + sw[wi+1].end, Address, 0.8})
 				wi++
 			case isNumber(w.text) && len(w.text) >= 3 && len(w.text) <= 6:

@@ -17,20 +17,21 @@ func wordChar(c byte) bool { return isAlnum(c) || c >= 0x80 }
 
 // scanStructured finds the identifiers that have a shape: email, URL, IP,
 // card, SSN, phone, account, IDs, dates, ages, ZIP codes and addresses.
-func scanStructured(s string, out []Span) []Span {
-	out = scanEmails(s, out)
-	out = scanURLs(s, out)
-	out = scanIPv6(s, out)
-	out = scanNumbers(s, out)
-	out = scanIBAN(s, out)
-	out = scanContextIDs(s, out)
-	out = scanDates(s, out)
-	out = scanAges(s, out)
-	out = scanAddresses(s, out)
+func scanStructured(d *doc, out []Span) []Span {
+	out = scanEmails(d, out)
+	out = scanURLs(d, out)
+	out = scanIPv6(d, out)
+	out = scanNumbers(d, out)
+	out = scanIBAN(d, out)
+	out = scanContextIDs(d, out)
+	out = scanDates(d, out)
+	out = scanAges(d, out)
+	out = scanAddresses(d, out)
 	return out
 }
 
-func scanEmails(s string, out []Span) []Span {
+func scanEmails(d *doc, out []Span) []Span {
+	s := d.s
 	for i := 0; i < len(s); i++ {
 		if s[i] != '@' {
 			continue
@@ -78,8 +79,9 @@ var commonTLDs = map[string]bool{"com": true, "org": true, "net": true, "edu": t
 	"nl": true, "it": true, "es": true, "pt": true, "si": true, "cy": true, "dk": true, "no": true, "fi": true, "pl": true, "cz": true,
 	"at": true, "ie": true, "nz": true, "jp": true, "in": true, "ru": true, "me": true, "app": true, "dev": true, "ly": true, "tv": true}
 
-func scanURLs(s string, out []Span) []Span {
-	lower := asciiLower(s)
+func scanURLs(d *doc, out []Span) []Span {
+	s := d.s
+	lower := d.lower
 	for i := 0; i < len(s); i++ {
 		if i > 0 && wordChar(s[i-1]) {
 			continue
@@ -136,7 +138,8 @@ func allDigitsDots(s string) bool {
 	return true
 }
 
-func scanIPv6(s string, out []Span) []Span {
+func scanIPv6(d *doc, out []Span) []Span {
+	s := d.s
 	for i := 0; i < len(s); i++ {
 		if s[i] != ':' || (i > 0 && !isHexOrColon(s[i-1])) {
 			continue
@@ -237,9 +240,10 @@ func numberRuns(s string) []numRun {
 var crisisLines = map[string]bool{"988": true, "741741": true, "18002738255": true, "8002738255": true, "18007997233": true,
 	"8007997233": true, "116123": true, "08457909090": true, "116111": true, "911": true, "112": true, "999": true}
 
-func scanNumbers(s string, out []Span) []Span {
-	lower := asciiLower(s)
-	for _, r := range numberRuns(s) {
+func scanNumbers(d *doc, out []Span) []Span {
+	s := d.s
+	lower := d.lower
+	for _, r := range d.runs {
 		n := len(r.digits)
 		text := s[r.start:r.end]
 		before := lower[max(0, r.start-40):r.start]
@@ -363,22 +367,57 @@ func isDottedDate(t string) bool {
 	return (a <= 2 && b <= 2 && (c == 2 || c == 4)) || (a == 4 && b <= 2 && c <= 2)
 }
 
+// validPhone checks a candidate against the numbering plans (libphonenumber's
+// metadata). It is the expensive step, so the obvious shapes skip it: a
+// North American number written 415-555-0132 or (415) 555-0132.
 func validPhone(t string) bool {
-	for _, region := range []string{"", "US", "GB", "DE", "FR", "AU", "IN"} {
-		num, err := phonenumbers.Parse(t, region)
-		if err == nil && phonenumbers.IsValidNumber(num) {
+	t = strings.TrimSpace(t)
+	if nanpShape(t) {
+		return true
+	}
+	if strings.HasPrefix(t, "+") {
+		num, err := phonenumbers.Parse(t, "")
+		return err == nil && (phonenumbers.IsValidNumber(num) || phonenumbers.IsPossibleNumber(num))
+	}
+	for _, region := range []string{"US", "GB", "DE"} {
+		if num, err := phonenumbers.Parse(t, region); err == nil && phonenumbers.IsValidNumber(num) {
 			return true
-		}
-		if region == "" && strings.HasPrefix(strings.TrimSpace(t), "+") {
-			return err == nil && phonenumbers.IsPossibleNumber(num)
 		}
 	}
 	return false
 }
 
+// nanpShape: ten digits (or 1 and ten) grouped 3-3-4 by '-', '.', ' ' or
+// parentheses.
+func nanpShape(t string) bool {
+	var groups []int
+	n := 0
+	for i := 0; i < len(t); i++ {
+		switch c := t[i]; {
+		case isDigit(c):
+			n++
+		case strings.IndexByte("-. ()", c) >= 0:
+			if n > 0 {
+				groups = append(groups, n)
+				n = 0
+			}
+		default:
+			return false
+		}
+	}
+	if n > 0 {
+		groups = append(groups, n)
+	}
+	if len(groups) == 4 && groups[0] == 1 {
+		groups = groups[1:]
+	}
+	return len(groups) == 3 && groups[0] == 3 && groups[1] == 3 && groups[2] == 4
+}
+
 // scanIBAN finds IBAN-shaped account numbers: two letters, two check
 // digits, 10-30 letters and digits.
-func scanIBAN(s string, out []Span) []Span {
+func scanIBAN(d *doc, out []Span) []Span {
+	s := d.s
 	for i := 0; i+14 <= len(s); i++ {
 		if (i > 0 && wordChar(s[i-1])) || !(s[i] >= 'A' && s[i] <= 'Z' && s[i+1] >= 'A' && s[i+1] <= 'Z' && isDigit(s[i+2]) && isDigit(s[i+3])) {
 			continue
@@ -408,16 +447,14 @@ var idContexts = []struct{ word, typ string }{
 
 // scanContextIDs takes the next code with at least four digits after an
 // identifier word ("licence number is D123-4567").
-func scanContextIDs(s string, out []Span) []Span {
-	lower := asciiLower(s)
-	for _, c := range idContexts {
-		for off := 0; ; {
-			k := strings.Index(lower[off:], c.word)
-			if k < 0 {
-				break
+func scanContextIDs(d *doc, out []Span) []Span {
+	s, lower := d.s, d.lower
+	for _, w := range d.words {
+		for _, c := range idContexts {
+			if lower[w.start] != c.word[0] || !strings.HasPrefix(lower[w.start:], c.word) {
+				continue
 			}
-			k += off
-			off = k + len(c.word)
+			off := w.start + len(c.word)
 			// The next few words.
 			end := min(len(s), off+40)
 			for j := off; j < end; j++ {
