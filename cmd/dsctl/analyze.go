@@ -11,6 +11,7 @@ import (
 
 	json "github.com/goccy/go-json"
 
+	"github.com/dspipe/dspipe/internal/crisis"
 	"github.com/dspipe/dspipe/internal/pii"
 )
 
@@ -30,7 +31,7 @@ type analyzeInput struct {
 // gets an object with "error" (no content), so positions stay aligned.
 func cmdAnalyze(_ context.Context, args []string, _ func(string) string) error {
 	if len(args) == 0 {
-		return errors.New("usage: dsctl analyze pii [-mask tag|pseudonym|hash] < in.jsonl > out.jsonl")
+		return errors.New("usage: dsctl analyze pii|crisis [-mask tag|pseudonym|hash] < in.jsonl > out.jsonl")
 	}
 	stage, rest := args[0], args[1:]
 	fs := flag.NewFlagSet("analyze", flag.ContinueOnError)
@@ -44,8 +45,10 @@ func cmdAnalyze(_ context.Context, args []string, _ func(string) string) error {
 	case "pii":
 		s := []byte(os.Getenv(*salt))
 		fn = func(in analyzeInput) (any, error) { return analyzePII(in, *mask, s) }
+	case "crisis":
+		fn = analyzeCrisis
 	default:
-		return fmt.Errorf("analyze %q is not built yet (pii is)", stage)
+		return fmt.Errorf("analyze %q is not built yet (pii and crisis are)", stage)
 	}
 	r := bufio.NewReaderSize(os.Stdin, 1<<20)
 	w := bufio.NewWriterSize(os.Stdout, 1<<20)
@@ -112,4 +115,29 @@ func analyzePII(in analyzeInput, strategy string, salt []byte) (any, error) {
 		return out, nil
 	}
 	return nil, errors.New("the line has neither text nor messages")
+}
+
+// analyzeCrisis grades a text, a person's posts, or the user turns of a
+// conversation (the responder's turns are not the person at risk).
+func analyzeCrisis(in analyzeInput) (any, error) {
+	var texts []string
+	switch {
+	case in.Text != nil:
+		texts = []string{*in.Text}
+	case in.Posts != nil:
+		texts = in.Posts
+	case in.Messages != nil:
+		for _, m := range in.Messages {
+			if m.Role == "user" || m.Role == "human" || m.Role == "seeker" || m.Role == "client" || m.Role == "patient" {
+				texts = append(texts, m.Content)
+			}
+		}
+	default:
+		return nil, errors.New("the line has neither text, posts nor messages")
+	}
+	r := crisis.Assess(texts)
+	return struct {
+		ID json.RawMessage `json:"id"`
+		crisis.Result
+	}{in.ID, r}, nil
 }

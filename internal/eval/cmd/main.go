@@ -63,7 +63,10 @@ func run(shared, out, bin string) error {
 	if err := piiSection(&b, shared, bin); err != nil {
 		return err
 	}
-	b.WriteString("## Not measured yet\n\nCrisis detection (`crisis/cssrs-reddit`), content safety (`content/openai-moderation`), bias (`bias/bbq-contexts`) " +
+	if err := crisisSection(&b, shared, bin); err != nil {
+		return err
+	}
+	b.WriteString("## Not measured yet\n\nContent safety (`content/openai-moderation`), bias (`bias/bbq-contexts`) " +
 		"and quality have no analyzer in this build; their sections will appear here when they do.\n")
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
@@ -146,4 +149,53 @@ func piiSection(b *strings.Builder, shared, bin string) error {
 		}
 	}
 	return nil
+}
+
+func crisisSection(b *strings.Builder, shared, bin string) error {
+	path := filepath.Join(shared, "crisis/cssrs-reddit.dev.jsonl")
+	gold, err := eval.ReadCrisisFile(path)
+	if err != nil {
+		return err
+	}
+	raw, took, err := analyze(bin, "crisis", path)
+	if err != nil {
+		return err
+	}
+	pred, err := eval.ReadCrisis(bytes.NewReader(raw))
+	if err != nil {
+		return fmt.Errorf("analyzer output: %w", err)
+	}
+	c := eval.ScoreCrisis(gold, pred)
+	fmt.Fprintf(b, "## Crisis detection (`dsctl analyze crisis`)\n\n### `crisis/cssrs-reddit.dev.jsonl` (%d users; all posts of one user form one conversation)\n\n", len(gold))
+	b.WriteString("Rows: the psychiatrists' C-SSRS label of the user. Columns: the level we assign. A user is *flagged at a level* when we assign that level or a higher one.\n\n")
+	b.WriteString("| gold \\ predicted | none | indicator | ideation | behavior | attempt | users | flagged ≥ ideation | flagged ≥ behavior |\n|---|---|---|---|---|---|---|---|---|\n")
+	for _, g := range eval.CrisisLabels {
+		row := c.Matrix[g]
+		n := 0
+		for _, v := range row {
+			n += v
+		}
+		fmt.Fprintf(b, "| %s | %d | %d | %d | %d | %d | %d | %s | %s |\n", g, row["none"], row["indicator"], row["ideation"], row["behavior"], row["attempt"], n,
+			f(c.FlaggedAtLeast(g, 2)), f(c.FlaggedAtLeast(g, 3)))
+	}
+	ba := c.Pooled([]string{"Behavior", "Attempt"}, 2)
+	sup := c.FlaggedAtLeast("Supportive", 3)
+	b.WriteString("\nAgainst the targets of the safety issue:\n\n| target | measured | |\n|---|---|---|\n")
+	fmt.Fprintf(b, "| Behavior and Attempt users flagged at ideation or above ≥ 0.95 | %s | %s |\n", f(ba), verdict(ba >= 0.95))
+	fmt.Fprintf(b, "| Supportive users flagged as behavior or attempt ≤ 0.15 (false-positive rate) | %s | %s |\n", f(sup), verdict(sup <= 0.15))
+	fmt.Fprintf(b, "| Supportive users flagged at ideation or above (reported; ideation is flagged generously on purpose) | %s | |\n", f(c.FlaggedAtLeast("Supportive", 2)))
+	fmt.Fprintf(b, "\nSpeed here: %d users in %s including process start.\n\n", len(gold), took.Round(time.Millisecond))
+	b.WriteString("Method: phrase lists per C-SSRS level, weighed per sentence by who the sentence is about (the nearest person word; phrases such as " +
+		"\"myself\" are the writer's own), negation right before the phrase, hypotheticals and past-time words. Attempt and behaviour need a strong or " +
+		"repeated signal about the writer; means and intent words without the writer as subject count as ideation only. Ideation is flagged on any " +
+		"mention about the writer, because a missed ideation costs more than a second look by a reviewer.\n\n")
+	fmt.Fprintf(os.Stderr, "crisis: B+A flagged >= ideation %s, supportive >= behavior %s\n", f(ba), f(sup))
+	return nil
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**not met**"
 }

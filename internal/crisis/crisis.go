@@ -1,0 +1,394 @@
+// Package crisis grades suicide risk in a conversation the way the
+// Columbia Suicide Severity Rating Scale orders it: none < indicator
+// (distress, hopelessness) < ideation (wishing to be dead, thoughts of
+// suicide) < behavior (self-harm, plans, preparations) < attempt. Phrases
+// are matched per sentence and then weighed by who they are about (the
+// writer, or someone else), negation ("I'm not suicidal"), hypotheticals
+// ("if I ever…") and time ("years ago"). A conversation's level is its
+// strongest signal about the writer. Results carry short indicator codes,
+// never matched text.
+package crisis
+
+import (
+	"sort"
+	"strings"
+)
+
+// Levels, in order of severity.
+const (
+	None      = "none"
+	Indicator = "indicator"
+	Ideation  = "ideation"
+	Behavior  = "behavior"
+	Attempt   = "attempt"
+)
+
+// Rank orders levels: none 0 … attempt 4.
+func Rank(level string) int {
+	switch level {
+	case Indicator:
+		return 1
+	case Ideation:
+		return 2
+	case Behavior:
+		return 3
+	case Attempt:
+		return 4
+	}
+	return 0
+}
+
+var levelScore = map[string]float64{None: 0, Indicator: 0.3, Ideation: 0.6, Behavior: 0.8, Attempt: 0.95}
+
+// Result is the assessment of one text or conversation.
+type Result struct {
+	Level      string   `json:"level"`
+	Score      float64  `json:"score"`
+	Indicators []string `json:"indicators"`
+}
+
+type pattern struct {
+	phrase string
+	level  string
+	code   string
+	// self: the phrase itself says it is about the writer ("kill myself").
+	self bool
+}
+
+// patterns are written with apostrophes removed and lower-case, as the
+// text is normalised the same way.
+var patterns = []pattern{
+	// Attempts: past actions meant to end one's life.
+	{"tried to kill myself", Attempt, "attempt.tried", true},
+	{"tried to end my life", Attempt, "attempt.tried", true},
+	{"tried to take my own life", Attempt, "attempt.tried", true},
+	{"tried to commit suicide", Attempt, "attempt.tried", false},
+	{"attempted suicide", Attempt, "attempt.stated", false},
+	{"suicide attempt", Attempt, "attempt.stated", false},
+	{"my attempt", Attempt, "attempt.stated", true},
+	{"my last attempt", Attempt, "attempt.stated", true},
+	{"i attempted", Attempt, "attempt.stated", true},
+	{"i overdosed", Attempt, "attempt.overdose", true},
+	{"tried to overdose", Attempt, "attempt.overdose", false},
+	{"took a bunch of pills", Attempt, "attempt.overdose", false},
+	{"took all my pills", Attempt, "attempt.overdose", true},
+	{"tried to hang myself", Attempt, "attempt.hanging", true},
+	{"slit my wrists", Attempt, "attempt.cutting", true},
+	{"pumped my stomach", Attempt, "attempt.medical", true},
+	{"woke up in the hospital", Attempt, "attempt.medical", false},
+	{"survived my", Attempt, "attempt.survived", true},
+	{"failed attempt", Attempt, "attempt.stated", false},
+
+	// Behaviour: self-harm, plans, preparation, rehearsal.
+	{"cut myself", Behavior, "behavior.self_harm", true},
+	{"cutting myself", Behavior, "behavior.self_harm", true},
+	{"i cut", Behavior, "behavior.self_harm", true},
+	{"i self harm", Behavior, "behavior.self_harm", true},
+	{"self harm", Behavior, "behavior.self_harm", false},
+	{"selfharm", Behavior, "behavior.self_harm", false},
+	{"burn myself", Behavior, "behavior.self_harm", true},
+	{"hurt myself", Behavior, "behavior.self_harm", true},
+	{"hurting myself", Behavior, "behavior.self_harm", true},
+	{"i have a plan", Behavior, "behavior.plan", true},
+	{"my plan", Behavior, "behavior.plan", true},
+	{"planned my", Behavior, "behavior.plan", true},
+	{"bought a gun", Behavior, "behavior.means", false},
+	{"bought a rope", Behavior, "behavior.means", false},
+	{"tied a noose", Behavior, "behavior.means", false},
+	{"noose", Behavior, "behavior.means", false},
+	{"stockpil", Behavior, "behavior.means", false},
+	{"saving up pills", Behavior, "behavior.means", false},
+	{"saved up pills", Behavior, "behavior.means", false},
+	{"suicide note", Behavior, "behavior.note", false},
+	{"wrote a note", Behavior, "behavior.note", false},
+	{"goodbye letter", Behavior, "behavior.note", false},
+	{"gave away my", Behavior, "behavior.preparation", true},
+	{"on the edge of the bridge", Behavior, "behavior.rehearsal", false},
+	{"gun to my head", Behavior, "behavior.rehearsal", true},
+	{"knife to my", Behavior, "behavior.rehearsal", true},
+	{"relapsed", Behavior, "behavior.self_harm", false},
+	{"i have a gun", Behavior, "behavior.means", true},
+	{"my gun", Behavior, "behavior.means", true},
+	{"pills", Behavior, "behavior.means", false},
+	{"overdose", Behavior, "behavior.means", false},
+	{"razor", Behavior, "behavior.means", false},
+	{"blade", Behavior, "behavior.means", false},
+	{"hang myself", Behavior, "behavior.means", true},
+	{"jump off", Behavior, "behavior.means", false},
+	{"bleach", Behavior, "behavior.means", false},
+	{"gun", Behavior, "behavior.means", false},
+	{"guns", Behavior, "behavior.means", false},
+	{"9mm", Behavior, "behavior.means", false},
+	{"pistol", Behavior, "behavior.means", false},
+	{"revolver", Behavior, "behavior.means", false},
+	{"shotgun", Behavior, "behavior.means", false},
+	{"firearm", Behavior, "behavior.means", false},
+	{"bullet", Behavior, "behavior.means", false},
+	{"rope", Behavior, "behavior.means", false},
+	{"oxy", Behavior, "behavior.means", false},
+	{"cleaning products", Behavior, "behavior.means", false},
+	{"ledge", Behavior, "behavior.means", false},
+	{"train tracks", Behavior, "behavior.means", false},
+	{"carbon monoxide", Behavior, "behavior.means", false},
+	{"close to doing it", Behavior, "behavior.intent", false},
+	{"going to do it", Behavior, "behavior.intent", false},
+	{"do it tonight", Behavior, "behavior.intent", false},
+	{"too late", Behavior, "behavior.intent", false},
+	{"done with this world", Behavior, "behavior.intent", false},
+	{"my research", Behavior, "behavior.preparation", true},
+	{"researched how", Behavior, "behavior.preparation", false},
+	{"researched ways", Behavior, "behavior.preparation", false},
+	{"painless way", Behavior, "behavior.preparation", false},
+	{"scars", Behavior, "behavior.self_harm", false},
+
+	// Ideation: wishing to be dead, thinking of suicide.
+	{"kill myself", Ideation, "ideation.suicide", true},
+	{"killing myself", Ideation, "ideation.suicide", true},
+	{"end my life", Ideation, "ideation.suicide", true},
+	{"ending my life", Ideation, "ideation.suicide", true},
+	{"take my own life", Ideation, "ideation.suicide", true},
+	{"take my life", Ideation, "ideation.suicide", true},
+	{"end it all", Ideation, "ideation.suicide", false},
+	{"want to die", Ideation, "ideation.wish_dead", false},
+	{"wanna die", Ideation, "ideation.wish_dead", false},
+	{"wish i was dead", Ideation, "ideation.wish_dead", true},
+	{"wish i were dead", Ideation, "ideation.wish_dead", true},
+	{"wish i wasnt alive", Ideation, "ideation.wish_dead", true},
+	{"wish i was never born", Ideation, "ideation.wish_dead", true},
+	{"better off dead", Ideation, "ideation.wish_dead", false},
+	{"better off without me", Ideation, "ideation.burden", true},
+	{"dont want to live", Ideation, "ideation.wish_dead", false},
+	{"dont want to be alive", Ideation, "ideation.wish_dead", false},
+	{"dont want to exist", Ideation, "ideation.wish_dead", false},
+	{"no reason to live", Ideation, "ideation.wish_dead", false},
+	{"will to live", Ideation, "ideation.wish_dead", false},
+	{"desire to live", Ideation, "ideation.wish_dead", false},
+	{"not waking up", Ideation, "ideation.wish_dead", false},
+	{"stick around", Ideation, "ideation.wish_dead", false},
+	{"im done", Ideation, "ideation.giving_up", true},
+	{"killed himself", Ideation, "ideation.exposure", false},
+	{"killed herself", Ideation, "ideation.exposure", false},
+	{"not wake up", Ideation, "ideation.wish_dead", false},
+	{"suicidal", Ideation, "ideation.suicidal", false},
+	{"suicide", Ideation, "ideation.suicide", false},
+	{"commit suicide", Ideation, "ideation.suicide", false},
+	{"kms", Ideation, "ideation.suicide", false},
+
+	// Indicators: distress without a statement of ideation.
+	{"hopeless", Indicator, "indicator.hopeless", false},
+	{"worthless", Indicator, "indicator.worthless", false},
+	{"cant go on", Indicator, "indicator.cant_go_on", false},
+	{"no point", Indicator, "indicator.hopeless", false},
+	{"nothing matters", Indicator, "indicator.hopeless", false},
+	{"im a burden", Indicator, "indicator.burden", true},
+	{"a burden to", Indicator, "indicator.burden", false},
+	{"depressed", Indicator, "indicator.depressed", false},
+	{"depression", Indicator, "indicator.depressed", false},
+	{"so alone", Indicator, "indicator.alone", false},
+	{"empty inside", Indicator, "indicator.empty", false},
+	{"cant take it anymore", Indicator, "indicator.cant_go_on", false},
+	{"give up", Indicator, "indicator.give_up", false},
+	{"hate myself", Indicator, "indicator.self_hate", true},
+	{"hate my life", Indicator, "indicator.self_hate", true},
+}
+
+var (
+	firstPerson = toSet("i im ive id ill me my mine myself")
+	otherPerson = toSet("you youre youve your yourself he hes him his himself she shes her herself they theyre them their themselves " +
+		"friend friends brother sister mom mum dad mother father son daughter wife husband boyfriend girlfriend cousin someone somebody people person op")
+	negators    = toSet("not never dont didnt wont wouldnt cant no isnt arent wasnt nor")
+	clauseBreak = toSet("how why what that if because but and when")
+	hypothesis  = []string{"if i ever", "what if", "if i were to", "if you", "would you", "imagine", "in case"}
+	pastWords   = []string{"years ago", "when i was younger", "as a teen", "in high school", "used to", "back then", "long time ago", "months ago"}
+)
+
+func toSet(s string) map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(s) {
+		m[w] = true
+	}
+	return m
+}
+
+// normalise lower-cases and removes apostrophes so "I'm" and "Im" match.
+func normalise(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range strings.ToLower(s) {
+		switch r {
+		case '\'', '’', '`':
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// sentences splits normalised text at sentence ends and line breaks.
+func sentences(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == '.' || r == '!' || r == '?' || r == '\n' || r == ';' })
+}
+
+// hit is one matched phrase, weighed.
+type hit struct {
+	level  string
+	code   string
+	weight float64
+}
+
+// Assess grades a conversation given as the texts of the writer's turns (or
+// one person's posts).
+func Assess(texts []string) Result {
+	best := map[string]float64{} // level → strongest weight
+	codes := map[string]bool{}
+	counts := map[string]int{}
+	for _, t := range texts {
+		for _, sent := range sentences(normalise(t)) {
+			for _, h := range assessSentence(sent) {
+				codes[h.code] = true
+				if h.weight <= 0 {
+					continue
+				}
+				counts[h.level]++
+				if h.weight > best[h.level] {
+					best[h.level] = h.weight
+				}
+			}
+		}
+	}
+	res := Result{Level: None, Indicators: []string{}}
+	// A weak behaviour or attempt signal (no clear subject, or said once)
+	// is still evidence of ideation.
+	for _, lv := range []string{Attempt, Behavior} {
+		if w := best[lv]; w > 0 && !(w >= 0.75 || (w >= 0.4 && counts[lv] >= 2)) {
+			best[Ideation] = max(best[Ideation], w)
+			counts[Ideation]++
+		}
+	}
+	for _, lv := range []string{Attempt, Behavior, Ideation, Indicator} {
+		w := best[lv]
+		// Attempt and behaviour need a strong or repeated signal; ideation
+		// is flagged on any mention about the writer: a missed ideation
+		// costs more than a second look.
+		if w >= 0.75 || (w >= 0.4 && counts[lv] >= 2) || (lv == Ideation && w >= 0.3) || (lv == Indicator && w > 0) {
+			res.Level = lv
+			res.Score = levelScore[lv] * min(1, 0.85+0.05*float64(counts[lv]))
+			break
+		}
+	}
+	if res.Level == None {
+		// Weak signals still raise the score a little.
+		for lv, w := range best {
+			res.Score = max(res.Score, levelScore[lv]*w*0.5)
+		}
+	}
+	for c := range codes {
+		res.Indicators = append(res.Indicators, c)
+	}
+	sort.Strings(res.Indicators)
+	return res
+}
+
+// assessSentence finds the phrases in one normalised sentence. A phrase
+// found inside a longer one of the same sentence (kill myself within
+// tried to kill myself) counts once, at the longer phrase's level.
+func assessSentence(s string) []hit {
+	var hits []hit
+	var taken [][2]int
+	for _, p := range patterns {
+		from := 0
+		for {
+			k := strings.Index(s[from:], p.phrase)
+			if k < 0 {
+				break
+			}
+			k += from
+			from = k + len(p.phrase)
+			// Whole words only ("kms" is not inside "kmsomething"); a
+			// stem such as "stockpil" may run on.
+			if (k > 0 && isWordByte(s[k-1])) || (from < len(s) && isWordByte(s[from]) && !stems[p.phrase]) {
+				continue
+			}
+			overlap := false
+			for _, t := range taken {
+				if k < t[1] && t[0] < from {
+					overlap = true
+				}
+			}
+			if overlap {
+				continue
+			}
+			taken = append(taken, [2]int{k, from})
+			hits = append(hits, weigh(s, k, p))
+		}
+	}
+	return hits
+}
+
+var stems = map[string]bool{"stockpil": true}
+
+func isWordByte(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+
+// weigh decides how much a phrase at s[k:] says about the writer now.
+func weigh(s string, k int, p pattern) hit {
+	h := hit{level: p.level, code: p.code, weight: 1}
+	before := strings.Fields(s[:k])
+	window := before[max(0, len(before)-6):]
+	// Negation right before the phrase: "im not suicidal", "i would never
+	// kill myself" (but not "i dont understand how killing myself …").
+	near := window[max(0, len(window)-3):]
+	for i := len(near) - 1; i >= 0; i-- {
+		if clauseBreak[near[i]] {
+			break
+		}
+		if negators[near[i]] && !strings.HasPrefix(p.code, "indicator.cant") {
+			h.weight = 0
+			h.code += ".negated"
+			return h
+		}
+	}
+	// Hypotheticals.
+	for _, c := range hypothesis {
+		if strings.Contains(s[:k], c) {
+			h.weight *= 0.2
+			h.code += ".hypothetical"
+			break
+		}
+	}
+	// Who is it about? The nearest person word before the phrase.
+	if !p.self {
+		about := ""
+		for i := len(before) - 1; i >= 0 && i >= len(before)-10; i-- {
+			if firstPerson[before[i]] {
+				about = "self"
+				break
+			}
+			if otherPerson[before[i]] {
+				about = "other"
+				break
+			}
+		}
+		switch about {
+		case "other":
+			h.weight *= 0.15
+			h.code += ".other_person"
+		case "":
+			h.weight *= 0.5 // no subject: a topic, not a disclosure
+		}
+	} else if strings.Contains(s[:k], "you ") && !strings.Contains(s[:k], "i ") {
+		h.weight *= 0.3 // "you say you want to kill myself"-style quoting
+	}
+	// Means and intent words say little on their own: without the writer
+	// as their subject they count as ideation, not behaviour.
+	if h.level == Behavior && (strings.HasPrefix(p.code, "behavior.means") || strings.HasPrefix(p.code, "behavior.intent")) && h.weight < 0.75 {
+		h.level = Ideation
+	}
+	for _, c := range pastWords {
+		if strings.Contains(s, c) {
+			h.weight *= 0.7
+			h.code += ".past"
+			break
+		}
+	}
+	return h
+}

@@ -1,0 +1,51 @@
+package crisis
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func level(texts ...string) string { return Assess(texts).Level }
+
+func TestLevelsFollowTheScale(t *testing.T) {
+	require.Equal(t, None, level("We went hiking on Saturday and it was lovely."))
+	require.Equal(t, Indicator, level("Everything feels hopeless lately."))
+	require.Equal(t, Ideation, level("Some nights I want to kill myself."))
+	require.Equal(t, Behavior, level("I cut myself again last night."))
+	require.Equal(t, Attempt, level("I tried to kill myself in March and woke up in the hospital."))
+}
+
+func TestNegationHypotheticalsAndOtherPeople(t *testing.T) {
+	require.Less(t, Rank(level("I'm not suicidal, just exhausted.")), Rank(Ideation), "negated")
+	require.Less(t, Rank(level("If I ever felt suicidal I would call my sister.")), Rank(Ideation), "hypothetical")
+	require.Less(t, Rank(level("You should never kill yourself, you matter to people.")), Rank(Ideation), "said to someone else")
+	require.Less(t, Rank(level("My brother attempted suicide when he was nineteen.")), Rank(Behavior), "about someone else")
+	// Negation is local: a clause in between does not negate the phrase.
+	require.GreaterOrEqual(t, Rank(level("I don't understand why killing myself would be wrong.")), Rank(Ideation))
+}
+
+func TestMeansWithoutTheWriterAreIdeationNotBehaviour(t *testing.T) {
+	require.Equal(t, Ideation, level("There is a gun in the house."))
+	require.Equal(t, Behavior, level("I have a gun and my plan is ready."))
+}
+
+func TestResultsCarryCodesNotText(t *testing.T) {
+	r := Assess([]string{"I tried to kill myself."})
+	require.Equal(t, Attempt, r.Level)
+	require.Greater(t, r.Score, 0.8)
+	for _, c := range r.Indicators {
+		require.NotContains(t, c, "kill", "indicators are codes, never the matched text")
+	}
+}
+
+func FuzzAssess(f *testing.F) {
+	f.Add("I want to die.\nI'm not suicidal!")
+	f.Add("\xff\xfe kill myself")
+	f.Fuzz(func(t *testing.T, s string) {
+		r := Assess([]string{s})
+		if r.Score < 0 || r.Score > 1 || Rank(r.Level) < 0 {
+			t.Fatalf("bad result %+v", r)
+		}
+	})
+}

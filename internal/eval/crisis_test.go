@@ -1,0 +1,40 @@
+package eval
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dspipe/dspipe/internal/crisis"
+)
+
+// TestCrisisTargetsHoldOnTheDevelopmentSplit: the safety issue's two
+// targets, measured in process on ../shared/eval (skipped, saying so, when
+// it is absent).
+func TestCrisisTargetsHoldOnTheDevelopmentSplit(t *testing.T) {
+	f, err := os.Open(sharedEval(t, "crisis/cssrs-reddit.dev.jsonl"))
+	require.NoError(t, err)
+	defer f.Close()
+	var gold, pred []CrisisRow
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for sc.Scan() {
+		var row struct {
+			ID    string   `json:"id"`
+			Label string   `json:"label"`
+			Posts []string `json:"posts"`
+		}
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &row))
+		gold = append(gold, CrisisRow{ID: row.ID, Label: row.Label})
+		pred = append(pred, CrisisRow{ID: row.ID, Level: crisis.Assess(row.Posts).Level})
+	}
+	require.NoError(t, sc.Err())
+	c := ScoreCrisis(gold, pred)
+	ba, sup := c.Pooled([]string{"Behavior", "Attempt"}, 2), c.FlaggedAtLeast("Supportive", 3)
+	t.Logf("Behavior+Attempt flagged >= ideation %.3f; Supportive flagged >= behavior %.3f", ba, sup)
+	require.GreaterOrEqual(t, ba, 0.95)
+	require.LessOrEqual(t, sup, 0.15)
+}
