@@ -178,6 +178,34 @@ type StageProgress struct {
 	// event (Go runtime total), for the seed's memory_usage_mb. Optional: a
 	// compatible addition to version 1.
 	MemoryMB float64 `json:"memory_mb,omitempty"`
+	// Safety is the safety stage's cumulative summary, when it runs.
+	// Optional: a compatible addition to version 1.
+	Safety *SafetySummary `json:"safety,omitempty"`
+}
+
+// SafetySummary counts what the safety stage found: identifiers per type,
+// conversations per crisis level, records quarantined for review. Counts
+// only, never text.
+type SafetySummary struct {
+	PII            map[string]int64 `json:"pii,omitempty"`
+	RecordsWithPII int64            `json:"records_with_pii"`
+	Crisis         map[string]int64 `json:"crisis,omitempty"`
+	Quarantined    int64            `json:"quarantined"`
+}
+
+// Clone returns a deep copy.
+func (s *SafetySummary) Clone() *SafetySummary {
+	if s == nil {
+		return nil
+	}
+	c := &SafetySummary{RecordsWithPII: s.RecordsWithPII, Quarantined: s.Quarantined, PII: map[string]int64{}, Crisis: map[string]int64{}}
+	for k, v := range s.PII {
+		c.PII[k] = v
+	}
+	for k, v := range s.Crisis {
+		c.Crisis[k] = v
+	}
+	return c
 }
 
 // StageCompleted says a stage finished; Counts are its final figures.
@@ -185,6 +213,8 @@ type StageCompleted struct {
 	Stage      string `json:"stage"`
 	Counts     Counts `json:"counts"`
 	DurationMS int64  `json:"duration_ms"`
+	// Safety is set on the safety stage's completion (optional, v1-compatible).
+	Safety *SafetySummary `json:"safety,omitempty"`
 }
 
 // StageFailed says a stage failed.

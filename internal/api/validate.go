@@ -1,6 +1,7 @@
 package api
 
 import (
+	"github.com/dspipe/dspipe/internal/safety"
 	"net/url"
 	"slices"
 
@@ -207,6 +208,9 @@ func validateRequest(req *events.Request) error {
 			return fmt.Errorf("%s.name: %q is used by another source", at, s.Name)
 		}
 		names[s.Name] = true
+	}
+	if _, err := safety.ParseRequest(req.Safety); err != nil {
+		return err
 	}
 	for _, f := range req.Output.Formats {
 		if f != "jsonl" {

@@ -85,10 +85,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, services ...s
 				RetryBase: cfg.RetryBase, SourceConcurrency: cfg.SourceConcurrency}, log.With("service", "ingest"))
 			g.Go(func() error { return in.Run(ctx) })
 		case ServiceProcessor:
-			lim := stage.DefaultLimits
-			lim.MaxRecordBytes = cfg.MaxRecordBytes
-			p := processor.New(processor.Config{Kafka: cfg.Kafka, InstanceID: "processor-" + cfg.InstanceID, MaxConcurrent: cfg.MaxConcurrent,
-				ExecutionTimeout: cfg.ExecutionTimeout, OutputRoot: cfg.OutputRoot, Limits: lim}, log.With("service", "processor"))
+			p := processor.New(ProcessorConfig(cfg, "processor-"+cfg.InstanceID), log.With("service", "processor"))
 			g.Go(func() error { return p.Run(ctx) })
 		case ServiceProjector:
 			pj := projector.New(cfg.Kafka, st, log.With("service", "projector"))
@@ -199,4 +196,13 @@ func SourceEnv(cfg config.Config) source.Env {
 		S3Bucket: cfg.S3Bucket, S3Region: cfg.AWSRegion, AllowPrivateEndpoints: cfg.AllowPrivateEndpoints,
 		SecretEnv: cfg.SourceSecrets, Getenv: cfg.Getenv,
 	}
+}
+
+// ProcessorConfig is the processor's configuration.
+func ProcessorConfig(cfg config.Config, instanceID string) processor.Config {
+	lim := stage.DefaultLimits
+	lim.MaxRecordBytes = cfg.MaxRecordBytes
+	return processor.Config{Kafka: cfg.Kafka, InstanceID: instanceID, MaxConcurrent: cfg.MaxConcurrent,
+		ExecutionTimeout: cfg.ExecutionTimeout, OutputRoot: cfg.OutputRoot, Limits: lim,
+		SafetyEnabled: cfg.EnableSafety, CrisisThreshold: cfg.CrisisThreshold, PIISalt: []byte(cfg.PIISalt)}
 }

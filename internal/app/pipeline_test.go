@@ -446,8 +446,9 @@ func TestSecondIngestJoiningMidAcquisitionDuplicatesNothing(t *testing.T) {
 func TestSecondProcessorJoiningMidExecutionDuplicatesNothing(t *testing.T) {
 	t.Parallel()
 	xs := withSecondInstance(t, 50, func(x store.Execution) bool { return x.Valid > 5000 }, func(s *stack) runner {
-		return processor.New(processor.Config{Kafka: s.cfg.Kafka, InstanceID: "processor-second", MaxConcurrent: 5,
-			OutputRoot: s.cfg.OutputRoot}, testenv.Logger(t))
+		c := app.ProcessorConfig(s.cfg, "processor-second")
+		c.MaxConcurrent = 5
+		return processor.New(c, testenv.Logger(t))
 	})
 	for _, x := range xs {
 		require.EqualValues(t, 60000, x.Valid)

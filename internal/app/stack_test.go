@@ -72,6 +72,9 @@ func startStack(t *testing.T, o stackOpts) *stack {
 			"DSPIPE_OUTPUT_ROOT":                filepath.Join(dir, "out"),
 			"MAX_CONCURRENT_DATASET_PROCESSING": strconv.Itoa(max(o.maxConcurrent, 1)),
 			"DSPIPE_API_TOKENS":                 o.tokens,
+			// Spine tests count records one for one; safety_test.go turns
+			// the stage on.
+			"ENABLE_SAFETY_VALIDATION": "false",
 		}[k]
 	})
 	require.NoError(t, err)

@@ -60,6 +60,9 @@ type Config struct {
 	SourceConcurrency int
 	// DriveEndpoint overrides the Drive API URL (DSPIPE_DRIVE_ENDPOINT).
 	DriveEndpoint string
+	// PIISalt keys the salted-hash PII masking (DSPIPE_PII_SALT); keep it
+	// secret and stable, or hashes stop matching across runs.
+	PIISalt string
 	// Getenv is the environment the configuration was read from; sources
 	// resolve ${NAME} credential references through it.
 	Getenv func(string) string
@@ -107,6 +110,7 @@ func Load(getenv func(string) string) (Config, error) {
 		SourceConcurrency:     intVar(getenv, "DSPIPE_SOURCE_CONCURRENCY", 3, 1, 64, &errs),
 		DriveEndpoint:         getenv("DSPIPE_DRIVE_ENDPOINT"),
 		Getenv:                getenv,
+		PIISalt:               getenv("DSPIPE_PII_SALT"),
 	}
 	for _, n := range strings.Split(getenv("DSPIPE_SOURCE_SECRETS"), ",") {
 		if n = strings.TrimSpace(n); n != "" {

@@ -94,6 +94,9 @@ institute association capital partners holdings technologies technology systems 
 agency council committee department ministry society trust labs lab studio studios media network airlines motors industries
 international global ventures consulting insurance pharma pharmaceuticals enterprises`)
 
+var groupWords = toSet(`black white brown asian latino latina latinx hispanic native indigenous jewish muslim christian catholic
+protestant hindu buddhist sikh gay lesbian bisexual trans queer deaf blind arab african european mexican`)
+
 var titles = toSet(`mr mr. mrs mrs. ms ms. miss dr dr. prof prof. sir madam mx mx. rev`)
 
 var personCues = []string{"my name is", "name is", "named", "called", "i'm", "i am", "this is", "dear", "hi", "hello", "hey", "thanks",
@@ -118,6 +121,9 @@ func tokenize(s string, ws []word) []token {
 	for i, w := range ws {
 		r, _ := utf8.DecodeRuneInString(w.text)
 		t := token{start: w.start, end: w.end, text: w.text, cap: unicode.IsUpper(r)}
+		if strings.HasPrefix(w.text, "I'") || strings.HasPrefix(w.text, "I’") {
+			t.cap = false // I'm, I've, I'd, I'll
+		}
 		t.allCaps = t.cap && strings.ToUpper(w.text) == w.text && utf8.RuneCountInString(w.text) >= 2 && !isNumber(w.text)
 		if utf8.RuneCountInString(w.text) == 1 && t.cap {
 			t.initial = true
@@ -261,6 +267,11 @@ func classifyRun(s, lower string, all []token, run []token, out []Span) []Span {
 	if len(run) == 1 && !titled && demonym(run[0].text) && len(after) > 1 && after[0] == ' ' && after[1] >= 'a' && after[1] <= 'z' {
 		return out
 	}
+	// A capitalised group adjective ("a Black woman", "my Jewish
+	// friends") describes someone; it does not name them.
+	if len(run) == 1 && !titled && groupWords[lc(run[0].text)] && len(after) > 1 && after[0] == ' ' && after[1] >= 'a' && after[1] <= 'z' {
+		return out
+	}
 	switch {
 	case personCtx && !(placeCtx && len(run) == 1 && !titled):
 		return append(out, Span{start, end, Person, 0.7})
@@ -289,7 +300,7 @@ func hasPrefixAny(s string, ps ...string) bool {
 // droppable: an ordinary word or function word that merely starts a
 // sentence or a title, not part of a name.
 func droppable(t token, titled bool) bool {
-	l := lc(strings.TrimSuffix(t.text, "."))
+	l := strings.NewReplacer("'", "", "’", "").Replace(lc(strings.TrimSuffix(t.text, ".")))
 	if stopwords[l] {
 		return true
 	}
@@ -303,7 +314,7 @@ func droppable(t token, titled bool) bool {
 		return false
 	}
 	if !t.sentStart && proper(t.text) {
-		return false // "John", "Mark" mid-sentence
+		return false // "John", "Mark" mid-sentence; classifyRun wants a cue when the word is also common
 	}
 	return common(l)
 }

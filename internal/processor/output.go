@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/dspipe/dspipe/internal/safety"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -27,6 +28,9 @@ type Manifest struct {
 	Sources     []ManifestSource    `json:"sources"`
 	Stages      []ManifestStage     `json:"stages"`
 	Files       []events.OutputFile `json:"files"`
+	// Safety is the safety report: identifiers found and masked per type,
+	// conversations per crisis level, records quarantined.
+	Safety *events.SafetySummary `json:"safety,omitempty"`
 }
 
 // ManifestSource is one source's figures.
@@ -42,12 +46,17 @@ type ManifestStage struct {
 	Version string `json:"version"`
 }
 
-// stagesRun lists the stages this build really runs, in order.
-var stagesRun = []ManifestStage{
-	{events.StageAcquisition, "1"},
-	{events.StageValidation, stage.ValidationVersion},
-	{events.StageStandardization, stage.StandardizationVersion},
-	{events.StageOutput, OutputVersion},
+// stagesRun lists the stages that really ran for an execution, in order.
+func (p *Processor) stagesRun(x *execState) []ManifestStage {
+	st := []ManifestStage{
+		{events.StageAcquisition, "1"},
+		{events.StageValidation, stage.ValidationVersion},
+		{events.StageStandardization, stage.StandardizationVersion},
+	}
+	if p.safetyFor(x) != nil {
+		st = append(st, ManifestStage{events.StageSafety, safety.Version})
+	}
+	return append(st, ManifestStage{events.StageOutput, OutputVersion})
 }
 
 // finalize runs the output stage: it reads the execution's staged records
@@ -86,8 +95,9 @@ func (p *Processor) finalize(ctx context.Context, x *execState) error {
 	if err := p.emit(x, events.StageCompleted{Stage: events.StageOutput, Counts: out, DurationMS: dur}); err != nil {
 		return err
 	}
-	names := make([]string, len(stagesRun))
-	for i, s := range stagesRun {
+	run := p.stagesRun(x)
+	names := make([]string, len(run))
+	for i, s := range run {
 		names[i] = s.Name
 	}
 	if err := p.emit(x, events.ExecutionCompleted{Counts: x.counts, PerSource: append([]int64(nil), x.perSource...),
@@ -166,6 +176,14 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) ([]events.Out
 		data.Abort()
 		return nil, "", err
 	}
+	// Quarantined records are kept, masked, for human review, never mixed
+	// with the training data.
+	quarantine, err := sink.Create(st.Dir, "quarantine.jsonl", sink.CompressNone)
+	if err != nil {
+		data.Abort()
+		rejected.Abort()
+		return nil, "", err
+	}
 	key := x.id
 	err = p.cfg.Kafka.ReadPartition(ctx, p.topics.Staged, x.partition, x.stagedFrom, func(r *kgo.Record) error {
 		if string(r.Key) != key {
@@ -180,29 +198,42 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) ([]events.Out
 			return data.WriteLine(r.Value)
 		case wire.KindRejected:
 			return rejected.WriteLine(r.Value)
+		case wire.KindQuarantined:
+			return quarantine.WriteLine(r.Value)
 		}
 		return nil
 	})
 	if err != nil {
 		data.Abort()
 		rejected.Abort()
+		quarantine.Abort()
 		return nil, "", fmt.Errorf("read staged records: %w", err)
 	}
 	df, err := data.Close()
 	if err != nil {
 		rejected.Abort()
+		quarantine.Abort()
 		return nil, "", err
 	}
 	rf, err := rejected.Close()
 	if err != nil {
+		quarantine.Abort()
 		return nil, "", err
 	}
-	if df.Records != x.counts.Valid || rf.Records != x.counts.Rejected {
-		return nil, "", fmt.Errorf("staged topic holds %d valid and %d rejected records, expected %d and %d",
-			df.Records, rf.Records, x.counts.Valid, x.counts.Rejected)
+	qf, err := quarantine.Close()
+	if err != nil {
+		return nil, "", err
 	}
-	files := []events.OutputFile{df, rf}
-	m := Manifest{ExecutionID: x.id, UserID: x.user, Request: redact(x.req), Counts: x.counts, Stages: stagesRun, Files: files}
+	var quarantined int64
+	if x.safety != nil {
+		quarantined = x.safety.Quarantined
+	}
+	if df.Records != x.counts.Valid || rf.Records != x.counts.Rejected || qf.Records != quarantined {
+		return nil, "", fmt.Errorf("staged topic holds %d valid, %d rejected and %d quarantined records, expected %d, %d and %d",
+			df.Records, rf.Records, qf.Records, x.counts.Valid, x.counts.Rejected, quarantined)
+	}
+	files := []events.OutputFile{df, rf, qf}
+	m := Manifest{ExecutionID: x.id, UserID: x.user, Request: redact(x.req), Counts: x.counts, Stages: p.stagesRun(x), Files: files, Safety: x.safety.Clone()}
 	for i, s := range x.req.Sources {
 		m.Sources = append(m.Sources, ManifestSource{Name: s.DisplayName(i), Type: s.Type, Valid: x.perSource[i]})
 	}

@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"github.com/dspipe/dspipe/internal/safety"
 	json "github.com/goccy/go-json"
 	"runtime"
 	"sync"
@@ -19,11 +20,12 @@ type outcome struct {
 	value  []byte
 	stage  string
 	reason string
+	safety *safety.Outcome // set when the safety stage ran
 }
 
 // transform runs validation and standardization on one record. It touches no
 // shared state, so records of one poll are transformed in parallel.
-func transform(raw []byte, lim stage.Limits, spec events.SourceSpec, m wire.Meta, execID string) outcome {
+func transform(raw []byte, lim stage.Limits, spec events.SourceSpec, m wire.Meta, execID string, sr *safetyRun) outcome {
 	if m.Kind == wire.KindBad {
 		return outcome{ready: true, stage: events.StageAcquisition, reason: m.Err}
 	}
@@ -40,11 +42,16 @@ func transform(raw []byte, lim stage.Limits, spec events.SourceSpec, m wire.Meta
 	if err != nil {
 		return outcome{ready: true, stage: events.StageStandardization, reason: err.Error()}
 	}
+	var so *safety.Outcome
+	if sr != nil {
+		o := safety.Apply(&rec, sr.Settings, sr.salt)
+		so = &o
+	}
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return outcome{ready: true, stage: events.StageStandardization, reason: "cannot encode the canonical record"}
 	}
-	return outcome{ready: true, value: b}
+	return outcome{ready: true, value: b, safety: so}
 }
 
 // precompute transforms every raw record of running executions in recs on
@@ -56,6 +63,7 @@ func (p *Processor) precompute(recs []*kgo.Record) []outcome {
 		spec events.SourceSpec
 		m    wire.Meta
 		id   string
+		sr   *safetyRun
 	}
 	var jobs []job
 	for i, r := range recs {
@@ -70,12 +78,12 @@ func (p *Processor) precompute(recs []*kgo.Record) []outcome {
 		if err != nil || (m.Kind != wire.KindRecord && m.Kind != wire.KindBad) || m.Source < 0 || m.Source >= len(x.req.Sources) {
 			continue
 		}
-		jobs = append(jobs, job{i: i, spec: x.req.Sources[m.Source], m: m, id: x.id})
+		jobs = append(jobs, job{i: i, spec: x.req.Sources[m.Source], m: m, id: x.id, sr: p.safetyFor(x)})
 	}
 	workers := runtime.GOMAXPROCS(0)
 	if len(jobs) < 64 || workers < 2 {
 		for _, j := range jobs {
-			out[j.i] = transform(recs[j.i].Value, p.cfg.Limits, j.spec, j.m, j.id)
+			out[j.i] = transform(recs[j.i].Value, p.cfg.Limits, j.spec, j.m, j.id, j.sr)
 		}
 		return out
 	}
@@ -87,7 +95,7 @@ func (p *Processor) precompute(recs []*kgo.Record) []outcome {
 		go func() {
 			defer wg.Done()
 			for _, j := range part {
-				out[j.i] = transform(recs[j.i].Value, p.cfg.Limits, j.spec, j.m, j.id)
+				out[j.i] = transform(recs[j.i].Value, p.cfg.Limits, j.spec, j.m, j.id, j.sr)
 			}
 		}()
 	}

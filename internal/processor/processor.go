@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dspipe/dspipe/internal/safety"
 	"log/slog"
 	"math"
 	"runtime/metrics"
@@ -41,6 +42,12 @@ type Config struct {
 	OutputRoot string
 	// Limits bound validation.
 	Limits stage.Limits
+	// SafetyEnabled runs the safety stage (ENABLE_SAFETY_VALIDATION).
+	SafetyEnabled bool
+	// CrisisThreshold is the default quarantine threshold (CRISIS_DETECTION_THRESHOLD).
+	CrisisThreshold float64
+	// PIISalt keys the salted-hash masking (DSPIPE_PII_SALT).
+	PIISalt []byte
 	// Now is the clock; tests may fix it.
 	Now func() time.Time
 }
@@ -509,7 +516,7 @@ func (p *Processor) emitProgress() {
 			rate = float64(x.counts.Received) / el
 		}
 		counts, per := x.counts, append([]int64(nil), x.perSource...)
-		_ = p.emit(x, events.StageProgress{Stage: events.StageStandardization, Counts: counts, PerSource: per, RatePerSec: rate, MemoryMB: memoryMB()})
+		_ = p.emit(x, events.StageProgress{Stage: p.currentRecordStage(x), Counts: counts, PerSource: per, RatePerSec: rate, MemoryMB: memoryMB(), Safety: x.safety.Clone()})
 	}
 }
 
@@ -597,8 +604,17 @@ func (p *Processor) startStage(x *execState, s string) error {
 	return p.emit(x, events.StageStarted{Stage: s})
 }
 
+// recordStages are the per-record stages an execution runs.
+func (p *Processor) recordStages(x *execState) []string {
+	st := []string{events.StageAcquisition, events.StageValidation, events.StageStandardization}
+	if p.safetyFor(x) != nil {
+		st = append(st, events.StageSafety)
+	}
+	return st
+}
+
 func (p *Processor) record(x *execState, r *kgo.Record, m wire.Meta, pre *outcome) error {
-	for _, s := range []string{events.StageAcquisition, events.StageValidation, events.StageStandardization} {
+	for _, s := range p.recordStages(x) {
 		if err := p.startStage(x, s); err != nil {
 			return err
 		}
@@ -610,10 +626,20 @@ func (p *Processor) record(x *execState, r *kgo.Record, m wire.Meta, pre *outcom
 	}
 	o := *pre
 	if !o.ready { // not precomputed (the execution started within this poll)
-		o = transform(r.Value, p.cfg.Limits, x.req.Sources[m.Source], m, x.id)
+		o = transform(r.Value, p.cfg.Limits, x.req.Sources[m.Source], m, x.id, p.safetyFor(x))
 	}
 	if o.value == nil {
 		return p.reject(x, m, o.stage, o.reason)
+	}
+	if o.safety != nil {
+		if err := p.countSafety(x, m, o); err != nil {
+			return err
+		}
+		if o.safety.Quarantined {
+			p.produce(&kgo.Record{Topic: p.topics.Staged, Key: []byte(x.id), Value: o.value,
+				Headers: wire.Meta{Kind: wire.KindQuarantined, Source: m.Source, Position: m.Position}.Headers()})
+			return nil
+		}
 	}
 	x.counts.Valid++
 	x.perSource[m.Source]++
@@ -664,15 +690,37 @@ func (p *Processor) acquisitionEnded(x *execState, v []byte) error {
 	if el := now.Sub(x.startedAt).Seconds(); el > 0 {
 		rate = float64(x.counts.Received) / el
 	}
-	if err := p.emit(x, events.StageProgress{Stage: events.StageStandardization, Counts: x.counts, PerSource: append([]int64(nil), x.perSource...), RatePerSec: rate, MemoryMB: memoryMB()}); err != nil {
+	if err := p.emit(x, events.StageProgress{Stage: p.currentRecordStage(x), Counts: x.counts, PerSource: append([]int64(nil), x.perSource...), RatePerSec: rate, MemoryMB: memoryMB(), Safety: x.safety.Clone()}); err != nil {
 		return err
 	}
-	for _, s := range []string{events.StageAcquisition, events.StageValidation, events.StageStandardization} {
+	for _, s := range p.recordStages(x) {
 		if err := p.startStage(x, s); err != nil {
 			return err
 		}
 		dur := now.Sub(x.stages[s]).Milliseconds()
-		if err := p.emit(x, events.StageCompleted{Stage: s, Counts: x.counts, DurationMS: dur}); err != nil {
+		sc := events.StageCompleted{Stage: s, Counts: x.counts, DurationMS: dur}
+		if s == events.StageSafety {
+			// The safety gate: too many records quarantined fails the stage.
+			set := p.safetyFor(x)
+			if x.counts.Received > 0 && float64(x.safety.Quarantined)/float64(x.counts.Received) > set.MaxQuarantineRate {
+				reason := fmt.Sprintf("%d of %d records were quarantined for crisis review, over the allowed share of %.2f", x.safety.Quarantined, x.counts.Received, set.MaxQuarantineRate)
+				if err := p.emit(x, events.StageFailed{Stage: s, Reason: reason, Category: events.CategorySafety}); err != nil {
+					return err
+				}
+				if err := p.emit(x, events.ExecutionFailed{Stage: s, Reason: reason, Category: events.CategorySafety}); err != nil {
+					return err
+				}
+				return p.schedule(context.Background())
+			}
+			sc.Safety = x.safety.Clone()
+			if extra := x.safety.Quarantined - quarantineAlertLimit; extra > 0 {
+				if err := p.emit(x, events.Alert{Severity: "critical", Code: "crisis_quarantine", Stage: s,
+					Message: fmt.Sprintf("%d more records were quarantined for crisis review (alerts are sent for the first %d)", extra, quarantineAlertLimit)}); err != nil {
+					return err
+				}
+			}
+		}
+		if err := p.emit(x, sc); err != nil {
 			return err
 		}
 	}
@@ -690,4 +738,53 @@ func (p *Processor) acquisitionEnded(x *execState, v []byte) error {
 	}
 	p.produce(rec)
 	return nil
+}
+
+// quarantineAlertLimit bounds the live alerts for quarantined records per
+// execution; the rest are summed up in one alert.
+const quarantineAlertLimit = 20
+
+// currentRecordStage is the last per-record stage the execution runs.
+func (p *Processor) currentRecordStage(x *execState) string {
+	st := p.recordStages(x)
+	return st[len(st)-1]
+}
+
+// safetyFor is the execution's resolved safety settings.
+func (p *Processor) safetyFor(x *execState) *safetyRun {
+	if x.safetySet == nil {
+		s := safety.Resolve(x.req.Safety, p.cfg.SafetyEnabled, p.cfg.CrisisThreshold)
+		x.safetySet = &safetyRun{Settings: s, salt: p.cfg.PIISalt}
+	}
+	if !x.safetySet.Enabled {
+		return nil
+	}
+	return x.safetySet
+}
+
+// countSafety adds one record's safety outcome to the execution's summary,
+// and alerts (counts and ids only) when it is quarantined.
+func (p *Processor) countSafety(x *execState, m wire.Meta, o outcome) error {
+	if x.safety == nil {
+		x.safety = &events.SafetySummary{PII: map[string]int64{}, Crisis: map[string]int64{}}
+	}
+	found := false
+	for t, n := range o.safety.PII {
+		x.safety.PII[t] += int64(n)
+		found = found || n > 0
+	}
+	if found {
+		x.safety.RecordsWithPII++
+	}
+	x.safety.Crisis[o.safety.Crisis.Level]++
+	if !o.safety.Quarantined {
+		return nil
+	}
+	x.safety.Quarantined++
+	if x.safety.Quarantined > quarantineAlertLimit {
+		return nil
+	}
+	name := x.req.Sources[m.Source].DisplayName(m.Source)
+	return p.emit(x, events.Alert{Severity: "critical", Code: "crisis_quarantine", Stage: events.StageSafety,
+		Message: fmt.Sprintf("record %d of source %q was quarantined for review: crisis level %s (score %.2f)", m.Position, name, o.safety.Crisis.Level, o.safety.Crisis.Score)})
 }

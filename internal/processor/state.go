@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/safety"
 )
 
 // Execution statuses inside the processor.
@@ -33,6 +34,14 @@ type execState struct {
 	stages      map[string]time.Time // started stages and when
 	sources     map[int]bool         // sources whose start was announced
 	dirty       bool                 // records processed in this transaction
+	safety      *events.SafetySummary
+	safetySet   *safetyRun // resolved lazily from the request
+}
+
+// safetyRun is an execution's resolved safety settings.
+type safetyRun struct {
+	safety.Settings
+	salt []byte
 }
 
 func newExec(id string, partition int32) *execState {
@@ -61,6 +70,9 @@ func (x *execState) apply(e *events.Envelope, p events.Payload) {
 		}
 	case *events.StageProgress:
 		x.counts = d.Counts
+		if d.Safety != nil {
+			x.safety = d.Safety.Clone()
+		}
 		if len(d.PerSource) == len(x.perSource) {
 			copy(x.perSource, d.PerSource)
 		}

@@ -68,6 +68,7 @@ const (
 	KindAcqEnd      = "acq_end"   // every source is finished; value: AcqEnd
 	KindStaged      = "ok"        // staged topic: a canonical record
 	KindRejected    = "rej"       // staged topic: a Rejection
+	KindQuarantined = "quar"      // staged topic: a canonical record held for crisis review
 )
 
 // SourceMarker is the value of source start, end and failure markers.

@@ -1,0 +1,114 @@
+package app_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/gen"
+)
+
+var (
+	emailShape = regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}`)
+	ssnShape   = regexp.MustCompile(`\b\d{3}-\d{2}-\d{4}\b`)
+)
+
+// TestSafetyStageMasksQuarantinesAndReports runs generated conversations
+// with planted identifiers and crisis disclosures through the pipeline with
+// the safety stage on: no email or SSN survives into the output, every
+// record carries annotations.safety and the stage in its lineage, crisis
+// records at or above the threshold go to quarantine.jsonl (kept, not
+// dropped) with a live alert, and output, manifest and statistics agree.
+func TestSafetyStageMasksQuarantinesAndReports(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, stackOpts{env: map[string]string{"ENABLE_SAFETY_VALIDATION": "true", "CRISIS_DETECTION_THRESHOLD": "0.7"}})
+	sum, err := gen.Write(gen.Options{Dir: s.data, Records: 1500, Sources: 1, Format: "chatml", Seed: 21})
+	require.NoError(t, err)
+	req := localRequest(sum.Files...)
+	req.Safety = json.RawMessage(`{"pii_masking":"pseudonym"}`)
+	id, msgs := s.run(t, req)
+	final := msgs[len(msgs)-1]
+	require.Equal(t, "completed", final.Data["status"], "%v", final.Data)
+	alerts := 0
+	for _, m := range msgs {
+		if m.EventType == "dataset_alert" && m.Data["code"] == "crisis_quarantine" {
+			alerts++
+		}
+	}
+	x := waitProjected(t, s, id, msgs)
+
+	data := readLines(t, filepath.Join(x.OutputDir, "data.jsonl.zst"))
+	quar := readLines(t, filepath.Join(x.OutputDir, "quarantine.jsonl"))
+	require.NotEmpty(t, quar, "the generator plants crisis disclosures; some reach the threshold")
+	require.EqualValues(t, 1500, int64(len(data))+int64(len(quar))+x.Rejected, "every record is in output, quarantine or rejected")
+	wantAlerts := len(quar)
+	if wantAlerts > 20 {
+		wantAlerts = 21 // twenty, then one that sums up the rest
+	}
+	require.Equal(t, wantAlerts, alerts, "one live alert per quarantined record, up to 20, then a summary")
+
+	var piiTotal int64
+	for _, rec := range append(data, quar...) {
+		b, _ := json.Marshal(rec["messages"])
+		require.False(t, emailShape.Match(b), "no email address survives masking")
+		require.False(t, ssnShape.Match(b), "no SSN survives masking")
+		ann := rec["annotations"].(map[string]any)["safety"].(map[string]any)
+		for _, n := range ann["pii"].(map[string]any) {
+			piiTotal += int64(n.(float64))
+		}
+		lineage := rec["lineage"].([]any)
+		require.Equal(t, "safety_validation", lineage[len(lineage)-1].(map[string]any)["stage"])
+	}
+	for _, rec := range quar {
+		ann := rec["annotations"].(map[string]any)["safety"].(map[string]any)
+		require.Equal(t, true, ann["quarantined"])
+		require.GreaterOrEqual(t, ann["crisis"].(map[string]any)["score"].(float64), 0.7)
+	}
+
+	var manifest struct {
+		Stages []struct{ Name string } `json:"stages"`
+		Safety events.SafetySummary    `json:"safety"`
+	}
+	b, err := os.ReadFile(filepath.Join(x.OutputDir, "manifest.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &manifest))
+	require.EqualValues(t, len(quar), manifest.Safety.Quarantined)
+	var manifestPII int64
+	for _, n := range manifest.Safety.PII {
+		manifestPII += n
+	}
+	require.Equal(t, piiTotal, manifestPII, "the safety report counts what the records' annotations count")
+	require.Greater(t, manifestPII, int64(0))
+	var names []string
+	for _, st := range manifest.Stages {
+		names = append(names, st.Name)
+	}
+	require.Contains(t, names, "safety_validation")
+
+	st, err := s.client.Status(t.Context(), id)
+	require.NoError(t, err)
+	require.Contains(t, st["stages_completed"], "safety_validation")
+}
+
+// TestSafetyGateFailsAboveTheAllowedQuarantineRate: a request that allows
+// no quarantined records fails with safety_violation when one is found.
+func TestSafetyGateFailsAboveTheAllowedQuarantineRate(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, stackOpts{env: map[string]string{"ENABLE_SAFETY_VALIDATION": "true"}})
+	p := filepath.Join(s.data, "c.jsonl")
+	require.NoError(t, os.WriteFile(p, []byte(
+		`{"messages":[{"role":"user","content":"Last month I tried to kill myself and woke up in the hospital."},{"role":"assistant","content":"I am really glad you are here. Are you safe right now?"}]}`+"\n"+
+			`{"messages":[{"role":"user","content":"Work has been stressful."},{"role":"assistant","content":"That sounds hard."}]}`+"\n"), 0o644))
+	req := localRequest(p)
+	req.Safety = json.RawMessage(`{"max_quarantine_rate":0}`)
+	_, msgs := s.run(t, req)
+	final := msgs[len(msgs)-1]
+	require.Equal(t, "failed", final.Data["status"], "%v", final.Data)
+	require.Equal(t, events.CategorySafety, final.Data["error_category"])
+	require.Equal(t, events.StageSafety, final.Data["stage"])
+}

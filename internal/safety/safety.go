@@ -1,0 +1,134 @@
+// Package safety is stage 5 for one record: it masks personal identifiers
+// in every turn (one pseudonym per person across the conversation), grades
+// crisis risk on the user's turns, and says whether the record goes to
+// quarantine for human review. Like the other per-record stages it is a
+// pure function of the record: no I/O, no clock.
+package safety
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/dspipe/dspipe/internal/crisis"
+	"github.com/dspipe/dspipe/internal/pii"
+	"github.com/dspipe/dspipe/internal/stage"
+)
+
+// Version of the safety stage's logic, in lineage and the manifest.
+const Version = "1"
+
+// Settings are a request's safety settings (its "safety" object) with the
+// server's defaults applied.
+type Settings struct {
+	Enabled bool `json:"enabled"`
+	// PIIMasking is tag, pseudonym (default) or hash.
+	PIIMasking string `json:"pii_masking"`
+	// CrisisThreshold: records whose crisis score reaches it are
+	// quarantined (CRISIS_DETECTION_THRESHOLD).
+	CrisisThreshold float64 `json:"crisis_threshold"`
+	// MaxQuarantineRate fails the stage with safety_violation when a larger
+	// share of the records is quarantined (1 = never).
+	MaxQuarantineRate float64 `json:"max_quarantine_rate"`
+}
+
+// RequestSettings is the "safety" object a request may carry.
+type RequestSettings struct {
+	Enabled           *bool    `json:"enabled,omitempty"`
+	PIIMasking        string   `json:"pii_masking,omitempty"`
+	CrisisThreshold   *float64 `json:"crisis_threshold,omitempty"`
+	MaxQuarantineRate *float64 `json:"max_quarantine_rate,omitempty"`
+}
+
+// ParseRequest validates a request's safety object; the error says what to fix.
+func ParseRequest(raw json.RawMessage) (RequestSettings, error) {
+	var r RequestSettings
+	if len(raw) == 0 || string(raw) == "null" {
+		return r, nil
+	}
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return r, fmt.Errorf("safety: expected an object with enabled, pii_masking, crisis_threshold and max_quarantine_rate")
+	}
+	switch r.PIIMasking {
+	case "", pii.MaskTag, pii.MaskPseudonym, pii.MaskHash:
+	default:
+		return r, fmt.Errorf("safety.pii_masking: must be tag, pseudonym or hash")
+	}
+	if t := r.CrisisThreshold; t != nil && (*t < 0 || *t > 1) {
+		return r, fmt.Errorf("safety.crisis_threshold: must be between 0 and 1")
+	}
+	if t := r.MaxQuarantineRate; t != nil && (*t < 0 || *t > 1) {
+		return r, fmt.Errorf("safety.max_quarantine_rate: must be between 0 and 1")
+	}
+	return r, nil
+}
+
+// Resolve applies the server's defaults to a request's settings.
+func Resolve(raw json.RawMessage, enabled bool, threshold float64) Settings {
+	r, _ := ParseRequest(raw) // validated by the API already
+	s := Settings{Enabled: enabled, PIIMasking: pii.MaskPseudonym, CrisisThreshold: threshold, MaxQuarantineRate: 1}
+	if r.Enabled != nil {
+		s.Enabled = *r.Enabled && enabled // a request cannot switch on what the server switched off
+	}
+	if r.PIIMasking != "" {
+		s.PIIMasking = r.PIIMasking
+	}
+	if r.CrisisThreshold != nil {
+		s.CrisisThreshold = *r.CrisisThreshold
+	}
+	if r.MaxQuarantineRate != nil {
+		s.MaxQuarantineRate = *r.MaxQuarantineRate
+	}
+	return s
+}
+
+// Annotation is what the stage writes into annotations.safety.
+type Annotation struct {
+	PII         map[string]int `json:"pii"`
+	Masking     string         `json:"masking"`
+	Crisis      crisis.Result  `json:"crisis"`
+	Quarantined bool           `json:"quarantined"`
+}
+
+// Outcome is the stage's result for one record.
+type Outcome struct {
+	PII         map[string]int
+	Crisis      crisis.Result
+	Quarantined bool
+}
+
+var userRoles = map[string]bool{stage.RoleUser: true}
+
+// Apply masks the record in place and annotates it.
+func Apply(rec *stage.Record, s Settings, salt []byte) Outcome {
+	o := Outcome{PII: map[string]int{}}
+	m := pii.NewMasker(s.PIIMasking, salt)
+	changed := false
+	var userTexts []string
+	for i := range rec.Messages {
+		msg := &rec.Messages[i]
+		if userRoles[msg.Role] {
+			userTexts = append(userTexts, msg.Content)
+		}
+		spans := pii.Detect(msg.Content)
+		if len(spans) == 0 {
+			continue
+		}
+		for _, sp := range spans {
+			o.PII[sp.Type]++
+		}
+		msg.Content = m.Mask(msg.Content, spans)
+		changed = true
+	}
+	o.Crisis = crisis.Assess(userTexts)
+	o.Quarantined = o.Crisis.Score >= s.CrisisThreshold && crisis.Rank(o.Crisis.Level) >= crisis.Rank(crisis.Ideation)
+	b, _ := json.Marshal(Annotation{PII: o.PII, Masking: s.PIIMasking, Crisis: o.Crisis, Quarantined: o.Quarantined})
+	if rec.Annotations == nil {
+		rec.Annotations = map[string]json.RawMessage{}
+	}
+	rec.Annotations["safety"] = b
+	rec.Lineage = append(rec.Lineage, stage.Lineage{Stage: "safety_validation", Version: Version, Changed: changed})
+	return o
+}
