@@ -262,6 +262,7 @@ func (s *Server) statistics(w http.ResponseWriter, r *http.Request) {
 		"output_files":    files,
 		"output_dir":      x.OutputDir,
 		"alerts":          alerts,
+		"safety":          safetyReport(x.Safety, x.Received),
 		// Stages not built in this release report no figures rather than invented ones.
 		"quality_score": nil,
 		"bias_score":    nil,
@@ -372,4 +373,36 @@ func truncate(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// safetyReport is the safety stage's summary with its rates, or null when
+// the stage did not run.
+func safetyReport(raw json.RawMessage, received int64) any {
+	if len(raw) == 0 {
+		return nil
+	}
+	var s events.SafetySummary
+	if json.Unmarshal(raw, &s) != nil {
+		return nil
+	}
+	return safetyFigures(&s, received)
+}
+
+// safetyFigures are the per-dataset safety rates the statistics and the
+// live feed report.
+func safetyFigures(s *events.SafetySummary, received int64) map[string]any {
+	var found int64
+	for _, n := range s.PII {
+		found += n
+	}
+	rate := func(n int64) float64 {
+		if received == 0 {
+			return 0
+		}
+		return float64(n) / float64(received)
+	}
+	return map[string]any{
+		"pii_found": found, "pii_by_type": s.PII, "records_with_pii": s.RecordsWithPII, "pii_record_rate": rate(s.RecordsWithPII),
+		"crisis_levels": s.Crisis, "quarantined": s.Quarantined, "quarantine_rate": rate(s.Quarantined),
+	}
 }

@@ -38,6 +38,7 @@ type feed struct {
 	rate   float64
 	memory float64
 	stage  string
+	safety *events.SafetySummary
 }
 
 func (f *feed) message(e events.Envelope) (Message, error) {
@@ -75,8 +76,14 @@ func (f *feed) message(e events.Envelope) (Message, error) {
 			if d.Stage == events.StageAcquisition {
 				f.counts.Total = d.Counts.Total
 			}
+			if d.Safety != nil {
+				f.safety = d.Safety
+			}
 		case *events.StageProgress:
 			f.counts, f.rate, f.memory = d.Counts, d.RatePerSec, d.MemoryMB
+			if d.Safety != nil {
+				f.safety = d.Safety
+			}
 		}
 		m.Data = f.progress(e)
 		if pr, ok := p.(*events.ProgressReported); ok {
@@ -105,6 +112,9 @@ func (f *feed) progress(e events.Envelope) map[string]any {
 			"processing_rate":   f.rate,
 			"memory_usage_mb":   f.memory,
 		},
+	}
+	if f.safety != nil {
+		d["safety"] = safetyFigures(f.safety, f.counts.Received)
 	}
 	if f.rate > 0 && f.counts.Total > f.counts.Received {
 		d["estimated_completion"] = e.Time.Add(time.Duration(float64(f.counts.Total-f.counts.Received) / f.rate * float64(time.Second)))

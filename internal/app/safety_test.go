@@ -93,6 +93,26 @@ func TestSafetyStageMasksQuarantinesAndReports(t *testing.T) {
 	st, err := s.client.Status(t.Context(), id)
 	require.NoError(t, err)
 	require.Contains(t, st["stages_completed"], "safety_validation")
+
+	// Statistics and the live feed carry the per-dataset rates.
+	var stats struct {
+		Safety struct {
+			PIIFound       int64   `json:"pii_found"`
+			Quarantined    int64   `json:"quarantined"`
+			QuarantineRate float64 `json:"quarantine_rate"`
+		} `json:"safety"`
+	}
+	require.NoError(t, s.client.Do(t.Context(), "GET", "/statistics/"+id, nil, &stats))
+	require.Equal(t, manifestPII, stats.Safety.PIIFound)
+	require.EqualValues(t, len(quar), stats.Safety.Quarantined)
+	require.InDelta(t, float64(len(quar))/1500, stats.Safety.QuarantineRate, 1e-9)
+	live := false
+	for _, m := range msgs {
+		if m.EventType == "dataset_progress" && m.Data["safety"] != nil {
+			live = true
+		}
+	}
+	require.True(t, live, "dataset_progress messages carry the safety figures")
 }
 
 // TestSafetyGateFailsAboveTheAllowedQuarantineRate: a request that allows

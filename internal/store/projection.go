@@ -151,6 +151,9 @@ func project(ctx context.Context, tx pgx.Tx, e *events.Envelope, p events.Payloa
 			_, err = tx.Exec(ctx, `UPDATE executions SET received=$2, valid=$3, rejected=$4, total=GREATEST(total,$5), rate_per_sec=$6 WHERE execution_id=$1`,
 				id, d.Counts.Received, d.Counts.Valid, d.Counts.Rejected, d.Counts.Total, d.RatePerSec)
 		}
+		if err == nil && d.Safety != nil {
+			_, err = tx.Exec(ctx, `UPDATE executions SET safety=$2 WHERE execution_id=$1`, id, d.Safety)
+		}
 		for i, n := range d.PerSource {
 			if err != nil {
 				break
@@ -162,6 +165,9 @@ func project(ctx context.Context, tx pgx.Tx, e *events.Envelope, p events.Payloa
 			WHERE execution_id=$1 AND stage=$2`, id, d.Stage, d.Counts.Received, d.Counts.Valid, d.Counts.Rejected, d.DurationMS, at)
 		if err == nil && d.Counts.Total > 0 {
 			_, err = tx.Exec(ctx, `UPDATE executions SET total=$2 WHERE execution_id=$1`, id, d.Counts.Total)
+		}
+		if err == nil && d.Safety != nil {
+			_, err = tx.Exec(ctx, `UPDATE executions SET safety=$2 WHERE execution_id=$1`, id, d.Safety)
 		}
 	case *events.StageFailed:
 		_, err = tx.Exec(ctx, `UPDATE stage_runs SET status='failed', error_reason=$3, finished_at=$4 WHERE execution_id=$1 AND stage=$2`,
