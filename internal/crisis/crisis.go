@@ -294,7 +294,14 @@ func Assess(texts []string) Result {
 // tried to kill myself) counts once, at the longer phrase's level.
 func assessSentence(s string) []hit {
 	var hits []hit
-	var taken [][2]int
+	var taken []bool // bytes already claimed by a phrase (allocated on the first hit)
+	past := false
+	for _, c := range pastWords {
+		if strings.Contains(s, c) {
+			past = true
+			break
+		}
+	}
 	for _, p := range patterns {
 		from := 0
 		for {
@@ -309,17 +316,16 @@ func assessSentence(s string) []hit {
 			if (k > 0 && isWordByte(s[k-1])) || (from < len(s) && isWordByte(s[from]) && !stems[p.phrase]) {
 				continue
 			}
-			overlap := false
-			for _, t := range taken {
-				if k < t[1] && t[0] < from {
-					overlap = true
-				}
+			if taken == nil {
+				taken = make([]bool, len(s))
 			}
-			if overlap {
+			if taken[k] || taken[from-1] {
 				continue
 			}
-			taken = append(taken, [2]int{k, from})
-			hits = append(hits, weigh(s, k, p))
+			for b := k; b < from; b++ {
+				taken[b] = true
+			}
+			hits = append(hits, weigh(s, k, p, past))
 		}
 	}
 	return hits
@@ -330,9 +336,12 @@ var stems = map[string]bool{"stockpil": true}
 func isWordByte(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
 
 // weigh decides how much a phrase at s[k:] says about the writer now.
-func weigh(s string, k int, p pattern) hit {
+func weigh(s string, k int, p pattern, past bool) hit {
 	h := hit{level: p.level, code: p.code, weight: 1}
-	before := strings.Fields(s[:k])
+	// Only the words just before the phrase matter; a bounded window keeps
+	// a long sentence with many phrases linear.
+	prefix := s[max(0, k-160):k]
+	before := strings.Fields(prefix)
 	window := before[max(0, len(before)-6):]
 	// Negation right before the phrase: "im not suicidal", "i would never
 	// kill myself" (but not "i dont understand how killing myself …").
@@ -349,7 +358,7 @@ func weigh(s string, k int, p pattern) hit {
 	}
 	// Hypotheticals.
 	for _, c := range hypothesis {
-		if strings.Contains(s[:k], c) {
+		if strings.Contains(prefix, c) {
 			h.weight *= 0.2
 			h.code += ".hypothetical"
 			break
@@ -375,7 +384,7 @@ func weigh(s string, k int, p pattern) hit {
 		case "":
 			h.weight *= 0.5 // no subject: a topic, not a disclosure
 		}
-	} else if strings.Contains(s[:k], "you ") && !strings.Contains(s[:k], "i ") {
+	} else if strings.Contains(prefix, "you ") && !strings.Contains(prefix, "i ") {
 		h.weight *= 0.3 // "you say you want to kill myself"-style quoting
 	}
 	// Means and intent words say little on their own: without the writer
@@ -383,12 +392,9 @@ func weigh(s string, k int, p pattern) hit {
 	if h.level == Behavior && (strings.HasPrefix(p.code, "behavior.means") || strings.HasPrefix(p.code, "behavior.intent")) && h.weight < 0.75 {
 		h.level = Ideation
 	}
-	for _, c := range pastWords {
-		if strings.Contains(s, c) {
-			h.weight *= 0.7
-			h.code += ".past"
-			break
-		}
+	if past {
+		h.weight *= 0.7
+		h.code += ".past"
 	}
 	return h
 }

@@ -69,10 +69,54 @@ var priority = map[string]int{
 }
 
 // resolve drops spans overlapping a better one (higher priority, then
-// longer, then earlier).
+// longer, then earlier). It is linear in the bytes the spans cover: a byte
+// map of what is taken, not a comparison of every pair (a text with tens
+// of thousands of candidates must not take quadratic time).
 func resolve(spans []Span) []Span {
-	sort.SliceStable(spans, func(i, j int) bool {
-		a, b := spans[i], spans[j]
+	if len(spans) == 0 {
+		return nil
+	}
+	end := 0
+	for _, s := range spans {
+		end = max(end, s.End)
+	}
+	// An address holds numbers that look like phone numbers or codes: a
+	// span strictly inside an address is part of it. addrAt holds, per
+	// byte, the longest address span covering it (index+1; 0 for none).
+	addrAt := make([]int32, end)
+	for i, s := range spans {
+		if s.Type != Address {
+			continue
+		}
+		for b := max(s.Start, 0); b < s.End; b++ {
+			if cur := addrAt[b]; cur == 0 || spans[cur-1].End-spans[cur-1].Start < s.End-s.Start {
+				addrAt[b] = int32(i + 1)
+			}
+		}
+	}
+	insideAddress := func(s Span) bool {
+		if s.Start < 0 || s.End <= s.Start {
+			return false
+		}
+		a := addrAt[s.Start]
+		if a == 0 || addrAt[s.End-1] != a {
+			return false
+		}
+		as := spans[a-1]
+		return as.Start <= s.Start && s.End <= as.End && (as.Start < s.Start || s.End < as.End)
+	}
+	var candidates []Span
+	for _, s := range spans {
+		if s.End <= s.Start || s.Start < 0 {
+			continue
+		}
+		if (s.Type == Phone || s.Type == ZIP || s.Type == Account || s.Type == ID) && insideAddress(s) {
+			continue
+		}
+		candidates = append(candidates, s)
+	}
+	sort.SliceStable(candidates, func(i, j int) bool {
+		a, b := candidates[i], candidates[j]
 		if priority[a.Type] != priority[b.Type] {
 			return priority[a.Type] > priority[b.Type]
 		}
@@ -81,40 +125,23 @@ func resolve(spans []Span) []Span {
 		}
 		return a.Start < b.Start
 	})
-	// An address holds numbers that look like phone numbers or codes: a
-	// span inside an address is part of it.
-	var addrs []Span
-	for _, s := range spans {
-		if s.Type == Address {
-			addrs = append(addrs, s)
-		}
-	}
+	taken := make([]bool, end)
 	var kept []Span
-	for _, s := range spans {
-		if s.End <= s.Start {
-			continue
-		}
-		if s.Type == Phone || s.Type == ZIP || s.Type == Account || s.Type == ID {
-			inside := false
-			for _, a := range addrs {
-				if a.Start <= s.Start && s.End <= a.End && (a.Start < s.Start || s.End < a.End) {
-					inside = true
-				}
-			}
-			if inside {
-				continue
-			}
-		}
-		ok := true
-		for _, k := range kept {
-			if s.Start < k.End && k.Start < s.End {
-				ok = false
+	for _, s := range candidates {
+		free := true
+		for b := s.Start; b < s.End; b++ {
+			if taken[b] {
+				free = false
 				break
 			}
 		}
-		if ok {
-			kept = append(kept, s)
+		if !free {
+			continue
 		}
+		for b := s.Start; b < s.End; b++ {
+			taken[b] = true
+		}
+		kept = append(kept, s)
 	}
 	sort.Slice(kept, func(i, j int) bool { return kept[i].Start < kept[j].Start })
 	return kept

@@ -388,7 +388,9 @@ func addressTail(s string, at int, out []Span) []Span {
 			return out
 		}
 		k := j
-		for k < len(s) && s[k] != ',' && s[k] != '\n' && s[k] != ';' && s[k] != '?' && s[k] != '!' && !(s[k] == '.' && (k+1 == len(s) || s[k+1] == ' ' || s[k+1] == '\n')) {
+		// A tail part is short: stop looking after 80 bytes (a scan to the
+		// next separator would make a long run of addresses quadratic).
+		for k < len(s) && k-j <= 80 && s[k] != ',' && s[k] != '\n' && s[k] != ';' && s[k] != '?' && s[k] != '!' && !(s[k] == '.' && (k+1 == len(s) || s[k+1] == ' ' || s[k+1] == '\n')) {
 			k++
 		}
 		seg := strings.TrimSpace(s[j:k])

@@ -100,6 +100,11 @@ func scanURLs(d *doc, out []Span) []Span {
 			if d := strings.LastIndexByte(host, '.'); d > 0 && commonTLDs[host[d+1:]] && strings.Count(host, ".") <= 4 && !allDigitsDots(host) &&
 				(j >= len(s) || s[j] != '@') && (i == 0 || s[i-1] != '@') && hasLetter(host[:d]) {
 				start = i
+			} else {
+				// Not a domain: nothing inside this run starts one either
+				// (each rescan would make "a.a.a…" quadratic).
+				i = max(i, j-1)
+				continue
 			}
 		}
 		if start < 0 {
