@@ -11,6 +11,7 @@ import (
 
 	json "github.com/goccy/go-json"
 
+	"github.com/dspipe/dspipe/internal/content"
 	"github.com/dspipe/dspipe/internal/crisis"
 	"github.com/dspipe/dspipe/internal/pii"
 )
@@ -31,7 +32,7 @@ type analyzeInput struct {
 // gets an object with "error" (no content), so positions stay aligned.
 func cmdAnalyze(_ context.Context, args []string, _ func(string) string) error {
 	if len(args) == 0 {
-		return errors.New("usage: dsctl analyze pii|crisis [-mask tag|pseudonym|hash] < in.jsonl > out.jsonl")
+		return errors.New("usage: dsctl analyze pii|crisis|content [-mask tag|pseudonym|hash] < in.jsonl > out.jsonl")
 	}
 	stage, rest := args[0], args[1:]
 	fs := flag.NewFlagSet("analyze", flag.ContinueOnError)
@@ -47,8 +48,10 @@ func cmdAnalyze(_ context.Context, args []string, _ func(string) string) error {
 		fn = func(in analyzeInput) (any, error) { return analyzePII(in, *mask, s) }
 	case "crisis":
 		fn = analyzeCrisis
+	case "content":
+		fn = analyzeContent
 	default:
-		return fmt.Errorf("analyze %q is not built yet (pii and crisis are)", stage)
+		return fmt.Errorf("analyze %q is not built yet (pii, crisis and content are)", stage)
 	}
 	r := bufio.NewReaderSize(os.Stdin, 1<<20)
 	w := bufio.NewWriterSize(os.Stdout, 1<<20)
@@ -140,4 +143,36 @@ func analyzeCrisis(in analyzeInput) (any, error) {
 		ID json.RawMessage `json:"id"`
 		crisis.Result
 	}{in.ID, r}, nil
+}
+
+// analyzeContent scores a text, or every turn of a conversation (the
+// conversation's score per category is its highest turn's).
+func analyzeContent(in analyzeInput) (any, error) {
+	var texts []string
+	switch {
+	case in.Text != nil:
+		texts = []string{*in.Text}
+	case in.Messages != nil:
+		for _, m := range in.Messages {
+			texts = append(texts, m.Content)
+		}
+	case in.Posts != nil:
+		texts = in.Posts
+	default:
+		return nil, errors.New("the line has neither text, messages nor posts")
+	}
+	out := content.Result{Categories: map[string]float64{}, Codes: []string{}}
+	for _, t := range texts {
+		r := content.Assess(t)
+		for c, v := range r.Categories {
+			out.Categories[c] = max(out.Categories[c], v)
+		}
+		out.Flagged = out.Flagged || r.Flagged
+		out.SelfHarmInstructions = out.SelfHarmInstructions || r.SelfHarmInstructions
+		out.Codes = append(out.Codes, r.Codes...)
+	}
+	return struct {
+		ID json.RawMessage `json:"id"`
+		content.Result
+	}{in.ID, out}, nil
 }

@@ -1,6 +1,7 @@
 package crisis
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -48,4 +49,13 @@ func FuzzAssess(f *testing.F) {
 			t.Fatalf("bad result %+v", r)
 		}
 	})
+}
+
+func BenchmarkAssess(b *testing.B) {
+	text := strings.Repeat("I have been feeling anxious since my move last March. Some days I just want to sleep and not wake up. "+
+		"My therapist said we could talk about it next week. ", 6)
+	b.SetBytes(int64(len(text)))
+	for i := 0; i < b.N; i++ {
+		Assess([]string{text})
+	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dspipe/dspipe/internal/content"
 	"github.com/dspipe/dspipe/internal/crisis"
 )
 
@@ -37,4 +38,28 @@ func TestCrisisTargetsHoldOnTheDevelopmentSplit(t *testing.T) {
 	t.Logf("Behavior+Attempt flagged >= ideation %.3f; Supportive flagged >= behavior %.3f", ba, sup)
 	require.GreaterOrEqual(t, ba, 0.95)
 	require.LessOrEqual(t, sup, 0.15)
+}
+
+// TestContentSelfHarmRecallHolds: the safety issue's content target on
+// the development split, in process.
+func TestContentSelfHarmRecallHolds(t *testing.T) {
+	gold, err := ReadContentFile(sharedEval(t, "content/openai-moderation.dev.jsonl"))
+	require.NoError(t, err)
+	f, err := os.Open(sharedEval(t, "content/openai-moderation.dev.jsonl"))
+	require.NoError(t, err)
+	defer f.Close()
+	var pred []ContentRow
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var row struct {
+			ID   string `json:"id"`
+			Text string `json:"text"`
+		}
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &row))
+		pred = append(pred, ContentRow{ID: row.ID, Categories: content.Assess(row.Text).Categories})
+	}
+	s := ScoreContent(gold, pred, content.FlagThreshold)
+	t.Logf("self-harm recall %.3f precision %.3f", s["self_harm"].Recall(), s["self_harm"].Precision())
+	require.GreaterOrEqual(t, s["self_harm"].Recall(), 0.85)
 }

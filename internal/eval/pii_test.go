@@ -54,3 +54,9 @@ func TestPIIQualityDoesNotRegress(t *testing.T) {
 	require.GreaterOrEqual(t, harbor.Recall(), 0.77)
 	require.GreaterOrEqual(t, harbor.Precision(), 0.78)
 }
+
+func TestAUCCountsTiesAsHalf(t *testing.T) {
+	require.InDelta(t, 1.0, auc([]float64{0.9, 0.8}, []float64{0.1, 0.2}), 1e-9)
+	require.InDelta(t, 0.5, auc([]float64{0.5}, []float64{0.5}), 1e-9)
+	require.InDelta(t, 0.75, auc([]float64{0.9, 0.3}, []float64{0.5, 0.1}), 1e-9)
+}

@@ -66,8 +66,10 @@ func run(shared, out, bin string) error {
 	if err := crisisSection(&b, shared, bin); err != nil {
 		return err
 	}
-	b.WriteString("## Not measured yet\n\nContent safety (`content/openai-moderation`), bias (`bias/bbq-contexts`) " +
-		"and quality have no analyzer in this build; their sections will appear here when they do.\n")
+	if err := contentSection(&b, shared, bin); err != nil {
+		return err
+	}
+	b.WriteString("## Not measured yet\n\nBias (`bias/bbq-contexts`) and quality have no analyzer in this build; their sections will appear here when they do.\n")
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
@@ -198,4 +200,38 @@ func verdict(ok bool) string {
 		return "met"
 	}
 	return "**not met**"
+}
+
+func contentSection(b *strings.Builder, shared, bin string) error {
+	path := filepath.Join(shared, "content/openai-moderation.dev.jsonl")
+	gold, err := eval.ReadContentFile(path)
+	if err != nil {
+		return err
+	}
+	raw, took, err := analyze(bin, "content", path)
+	if err != nil {
+		return err
+	}
+	pred, err := eval.ReadContent(bytes.NewReader(raw))
+	if err != nil {
+		return fmt.Errorf("analyzer output: %w", err)
+	}
+	sc := eval.ScoreContent(gold, pred, 0.5)
+	fmt.Fprintf(b, "## Content safety (`dsctl analyze content`)\n\n### `content/openai-moderation.dev.jsonl` (%d texts)\n\n", len(gold))
+	b.WriteString("Each category is scored over the rows where it is labelled (a missing label is unknown, not no). Precision and recall at the flag threshold 0.5; AUC from the scores.\n\n")
+	b.WriteString("| category | labelled | positives | precision | recall | AUC |\n|---|---|---|---|---|---|\n")
+	for _, l := range eval.ContentLabels {
+		c := sc[l.Category]
+		fmt.Fprintf(b, "| %s | %d | %d | %s | %s | %s |\n", l.Category, c.Positives+c.Negatives, c.Positives, f(c.Precision()), f(c.Recall()), f(c.AUC))
+	}
+	sh := sc["self_harm"].Recall()
+	b.WriteString("\nAgainst the targets of the safety issue:\n\n| target | measured | |\n|---|---|---|\n")
+	fmt.Fprintf(b, "| self-harm recall ≥ 0.85 | %s | %s |\n", f(sh), verdict(sh >= 0.85))
+	fmt.Fprintf(b, "\nSpeed here: %d texts in %s including process start.\n\n", len(gold), took.Round(time.Millisecond))
+	b.WriteString("Method: our own term lists per category (slurs stored rot13-encoded in the source), whole-word matching with each term counted at most " +
+		"three times, squashed to 0..1; sexual content with a minor in the same text is the always-blocked category; self-harm combines the crisis grader " +
+		"(disclosure), method and dose terms (instructions) and harm verbs aimed at \"myself\". Hate, harassment and violence rely on word lists and " +
+		"are weak: AUC shows how far they rank, the recall column how much a fixed threshold catches.\n\n")
+	fmt.Fprintf(os.Stderr, "content: self-harm recall %s\n", f(sh))
+	return nil
 }

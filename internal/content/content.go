@@ -1,0 +1,223 @@
+// Package content scores text for content-safety categories: sexual
+// content, sexual content involving minors (always blocked), hate,
+// harassment, violence, graphic violence and self-harm. Self-harm is split
+// into disclosure (a person saying they hurt or want to hurt themselves,
+// which is crisis content to route to review, not to delete) and
+// instructions (methods, doses), which are harmful wherever they appear.
+// Scores come from our own term lists with light context rules; results
+// carry scores and short codes, never matched text.
+package content
+
+import (
+	"math"
+	"strings"
+
+	"github.com/dspipe/dspipe/internal/crisis"
+)
+
+// Categories, as dsctl analyze content reports them.
+const (
+	Sexual          = "sexual"
+	SexualMinors    = "sexual_minors"
+	Hate            = "hate"
+	Harassment      = "harassment"
+	Violence        = "violence"
+	ViolenceGraphic = "violence_graphic"
+	SelfHarm        = "self_harm"
+)
+
+// Categories lists them in report order.
+var Categories = []string{Sexual, SexualMinors, Hate, Harassment, Violence, ViolenceGraphic, SelfHarm}
+
+// Result is the assessment of one text.
+type Result struct {
+	Categories map[string]float64 `json:"categories"`
+	Flagged    bool               `json:"flagged"`
+	// SelfHarmInstructions: method or dose details (harmful anywhere).
+	SelfHarmInstructions bool `json:"self_harm_instructions"`
+	// Codes name what fired, never the text.
+	Codes []string `json:"codes"`
+}
+
+// FlagThreshold is the score at which a category flags a text.
+const FlagThreshold = 0.5
+
+type term struct {
+	text   string
+	weight float64
+	stem   bool // may be followed by more letters ("masturbat…")
+}
+
+func terms(weight float64, stems bool, list string) []term {
+	var out []term
+	for _, w := range strings.Split(list, ",") {
+		if w = strings.TrimSpace(w); w != "" {
+			out = append(out, term{w, weight, stems})
+		}
+	}
+	return out
+}
+
+// rot13 keeps slurs out of plain sight in the source; they are decoded once.
+func rot13(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		switch {
+		case c >= 'a' && c <= 'z':
+			b[i] = 'a' + (c-'a'+13)%26
+		case c >= 'A' && c <= 'Z':
+			b[i] = 'A' + (c-'A'+13)%26
+		}
+	}
+	return string(b)
+}
+
+var lexicon = map[string][]term{
+	Sexual: append(append(terms(1.0, false, "porn, porno, pornography, nude, nudes, naked, orgasm, horny, blowjob, handjob, erotic, nsfw, xxx, dildo, threesome, hentai, "+
+		"cock, dick, pussy, cum, cumming, boobs, tits, clit, genitals, penis, vagina, anal, erection, sexting, onlyfans, stripper, slut, whore, "+
+		"have sex, had sex, having sex, sex with, oral sex, sex toy, sexual intercourse, make love, suck my, fuck me, fucked her, fucked him, "+
+		"naughty, seduce, seduced, aroused, arousing, kinky, fetish, bdsm, bondage, lingerie, undress, undressed, strip for"),
+		terms(1.0, true, "masturbat, ejaculat, fellat, intercours")...),
+		terms(0.5, false, "sex, sexy, sexual, sexually, breasts, butt, bed with, kiss her, kissed her, lust, lick, licking, moan, moaning, hot body, turned on")...),
+	Hate: append(terms(1.0, false, rot13("avttre, avttref, avttn, snttbg, snt, xvxr, puvax, fcvp, jrgonpx, gbjry urnq, enturnq, penpxre, genaal, ergneq, ergneqf, "+
+		"fhouhzna, fnintrf")),
+		terms(0.6, false, "inferior race, go back to your country, go back to where, white power, white supremacy, heil, ethnic cleansing, master race, "+
+			"subhuman, vermin, parasites, cockroaches, should be exterminated, should be deported, dont belong here, hate jews, hate muslims, "+
+			"hate blacks, hate gays, hate immigrants, hate mexicans, hate women, hate men")...),
+	Harassment: append(terms(0.9, false, "you are stupid, youre stupid, you are an idiot, youre an idiot, you idiot, you moron, you loser, you are pathetic, "+
+		"youre pathetic, you are worthless, youre worthless, you are ugly, youre ugly, shut the fuck up, fuck you, fuck off, go die, "+
+		"kill yourself, kys, nobody likes you, no one likes you, piece of shit, screw you, you suck, i hope you die, hope you die"),
+		terms(0.35, false, "shut up, dumbass, bitch, cunt, asshole, bastard, stfu, get lost, loser, idiot, moron, stupid, pathetic, disgusting, ugly, retard")...),
+	Violence: append(terms(0.8, false, "i will kill you, ill kill you, gonna kill you, going to kill you, kill him, kill her, kill them, shoot him, shoot her, "+
+		"shoot them, stab him, stab her, stab you, beat him up, beat her up, beat you up, punch you, bomb, bombing, massacre, murder, murdered, "+
+		"assault, assaulted, attack, attacked, rape, raped, shooting, gunman, terrorist, terrorism, hostage, kidnap, kidnapped, strangle, strangled, "+
+		"choke you, slit your, burn down, blow up"),
+		terms(0.35, false, "kill, killed, killing, shot, stabbed, beaten, weapon, gun, knife, war, fight, violent, violence, hit, hurt, punch, slap, kick, destroy, blood")...),
+	ViolenceGraphic: terms(1.0, true, "gore, gory, dismember, decapitat, disembowel, mutilat, entrails, guts spilled, brains out, blown off, "+
+		"severed head, severed, corpse, rotting flesh, skull crushed, flayed, torture, tortured, blood everywhere, pool of blood, splatter"),
+}
+
+// minors are words that put a sexual text in the always-blocked category.
+var minors = terms(1.0, false, "child, children, kid, kids, minor, minors, underage, under age, preteen, pre-teen, schoolgirl, schoolboy, "+
+	"little girl, little boy, young girl, young boy, loli, lolita, toddler, infant, baby, 12 year old, 13 year old, 14 year old, "+
+	"15 year old, 16 year old, 17 year old, 11 year old, 10 year old, year old girl, year old boy, teen, teens, teenage, teenager, daughter, son, stepdaughter")
+
+// Self-harm instructions: method and dose details.
+var selfHarmMethod = terms(1.0, false, "how to kill yourself, how to kill myself, how to commit suicide, best way to kill, easiest way to die, painless way to die, "+
+	"painless way to kill, lethal dose, how many pills, overdose on, slit your wrists, cut deeper, cut your wrists, hang yourself, how to hang, "+
+	"mg of, milligrams of, tylenol, acetaminophen, paracetamol, bleach, pro ana, proana, thinspo, thinspiration, purge after, how to purge, starve yourself")
+
+// Self-harm talk that is neither disclosure nor method: encouragement and
+// general references.
+var selfHarmTalk = terms(0.6, true, "suicid, self harm, self-harm, selfharm, self injur, self-injur, cutting, kill myself, end my life, want to die, wanna die, kys, "+
+	"kill yourself, overdos, slit, wrists, hang myself, anorexi, bulimi, my death, wish i was dead, wish i were dead, wish for death, razor, scars")
+
+// Harm verbs whose object is the writer ("burned myself", "kill everyone
+// including myself"): a sentence holding one of these and "myself".
+var harmStems = []string{"kill", "hurt", "cut", "burn", "harm", "starv", "bleed", "blood", "injur", "punish", "hit", "hang", "drown", "poison"}
+
+// reflexiveHarm counts the sentences where a harm verb and "myself" meet.
+func reflexiveHarm(s string) float64 {
+	n := 0.0
+	for _, sent := range strings.FieldsFunc(s, func(r rune) bool { return r == '.' || r == '!' || r == '?' || r == '\n' }) {
+		if !strings.Contains(sent, "myself") {
+			continue
+		}
+		for _, h := range harmStems {
+			if strings.Contains(sent, h) {
+				n++
+				break
+			}
+		}
+		if n >= 2 {
+			break
+		}
+	}
+	return n
+}
+
+// normalise lower-cases and removes apostrophes.
+func normalise(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '\'', '’', '`':
+			return -1
+		}
+		return r
+	}, strings.ToLower(s))
+}
+
+func isWordByte(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+
+// count is the summed weight of whole-word matches of the terms in s, each
+// term at most three times (so one repeated word cannot dominate).
+func count(s string, ts []term) (float64, int) {
+	total, n := 0.0, 0
+	for _, t := range ts {
+		hits := 0
+		for from := 0; hits < 3; {
+			k := strings.Index(s[from:], t.text)
+			if k < 0 {
+				break
+			}
+			k += from
+			from = k + len(t.text)
+			if (k > 0 && isWordByte(s[k-1])) || (!t.stem && from < len(s) && isWordByte(s[from])) {
+				continue
+			}
+			hits++
+		}
+		total += t.weight * float64(hits)
+		n += hits
+	}
+	return total, n
+}
+
+// squash maps a non-negative evidence sum to 0..1: one strong term ≈ 0.63.
+func squash(x float64) float64 { return 1 - math.Exp(-x) }
+
+// Assess scores one text.
+func Assess(text string) Result {
+	s := normalise(text)
+	r := Result{Categories: map[string]float64{}, Codes: []string{}}
+	for _, c := range []string{Sexual, Hate, Harassment, Violence, ViolenceGraphic} {
+		w, n := count(s, lexicon[c])
+		r.Categories[c] = round(squash(w))
+		if n > 0 {
+			r.Codes = append(r.Codes, c)
+		}
+	}
+	// Sexual content with a minor in the same text is always blocked.
+	if m, _ := count(s, minors); m > 0 && r.Categories[Sexual] >= 0.4 {
+		r.Categories[SexualMinors] = round(math.Max(r.Categories[Sexual], 0.8))
+		r.Codes = append(r.Codes, SexualMinors)
+	} else {
+		r.Categories[SexualMinors] = 0
+	}
+	// Self-harm: disclosure through the crisis grader, method details and
+	// general self-harm talk through term lists.
+	cr := crisis.Assess([]string{text})
+	method, _ := count(s, selfHarmMethod)
+	talk, _ := count(s, selfHarmTalk)
+	score := squash(talk*0.8 + method*0.6 + reflexiveHarm(s)*0.9)
+	if crisis.Rank(cr.Level) >= crisis.Rank(crisis.Ideation) {
+		score = math.Max(score, cr.Score+0.2)
+	}
+	if method > 0 && talk > 0 {
+		r.SelfHarmInstructions = true
+		r.Codes = append(r.Codes, "self_harm.instructions")
+		score = math.Max(score, 0.8)
+	}
+	r.Categories[SelfHarm] = round(math.Min(score, 1))
+	if r.Categories[SelfHarm] > 0 {
+		r.Codes = append(r.Codes, SelfHarm)
+	}
+	for _, c := range Categories {
+		if r.Categories[c] >= FlagThreshold {
+			r.Flagged = true
+		}
+	}
+	return r
+}
+
+func round(x float64) float64 { return math.Round(x*1000) / 1000 }

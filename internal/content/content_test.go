@@ -1,0 +1,65 @@
+package content
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestCategories(t *testing.T) {
+	require.False(t, Assess("We talked about my week and planned a walk on Sunday.").Flagged)
+	require.GreaterOrEqual(t, Assess("He sent me porn and asked for nudes.").Categories[Sexual], FlagThreshold)
+	r := Assess("Men who want porn with a 13 year old should be reported.")
+	require.GreaterOrEqual(t, r.Categories[SexualMinors], FlagThreshold, "sexual content naming a minor is always blocked")
+	require.GreaterOrEqual(t, Assess("You are worthless, nobody likes you, go die.").Categories[Harassment], FlagThreshold)
+	require.GreaterOrEqual(t, Assess("I will kill you and burn down your house.").Categories[Violence], FlagThreshold)
+}
+
+func TestSelfHarmDisclosureAndInstructions(t *testing.T) {
+	d := Assess("I've been cutting myself again and I want to die.")
+	require.GreaterOrEqual(t, d.Categories[SelfHarm], FlagThreshold)
+	require.False(t, d.SelfHarmInstructions, "a disclosure is crisis content, not instructions")
+	i := Assess("The lethal dose is about 10 g, so take how many pills you need to kill yourself.")
+	require.True(t, i.SelfHarmInstructions)
+	require.GreaterOrEqual(t, i.Categories[SelfHarm], FlagThreshold)
+	for _, c := range i.Codes {
+		require.NotContains(t, c, "pill", "codes, never matched text")
+	}
+}
+
+func TestLongRepetitiveLinesStayLinear(t *testing.T) {
+	for _, unit := range []string{"a", " ", "porn ", "kill myself. ", "myself ", "you idiot "} {
+		text := strings.Repeat(unit, (1<<20)/len(unit))
+		done := make(chan Result, 1)
+		go func() { done <- Assess(text) }()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			t.Fatalf("Assess on 1 MB of %q did not finish in 60 s: super-linear", unit)
+		}
+	}
+}
+
+func FuzzAssess(f *testing.F) {
+	f.Add("I want to die. How many pills?")
+	f.Add("\xff porn 13 year old")
+	f.Fuzz(func(t *testing.T, s string) {
+		r := Assess(s)
+		for c, v := range r.Categories {
+			if v < 0 || v > 1 {
+				t.Fatalf("%s = %v", c, v)
+			}
+		}
+	})
+}
+
+func BenchmarkAssess(b *testing.B) {
+	text := strings.Repeat("I have been feeling anxious since my move last March. Some days I just want to sleep and not wake up. "+
+		"My therapist said we could talk about it next week. ", 6)
+	b.SetBytes(int64(len(text)))
+	for i := 0; i < b.N; i++ {
+		Assess(text)
+	}
+}

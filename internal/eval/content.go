@@ -1,0 +1,132 @@
+package eval
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+)
+
+// ContentLabels maps the moderation set's label keys to our categories.
+var ContentLabels = []struct{ Key, Category string }{
+	{"S", "sexual"}, {"S3", "sexual_minors"}, {"H", "hate"}, {"HR", "harassment"},
+	{"V", "violence"}, {"V2", "violence_graphic"}, {"SH", "self_harm"},
+}
+
+// ContentRow is a gold row (Labels: 1 yes, 0 no, missing unknown) or a
+// prediction (Categories: scores).
+type ContentRow struct {
+	ID         string             `json:"id"`
+	Labels     map[string]int     `json:"labels,omitempty"`
+	Categories map[string]float64 `json:"categories,omitempty"`
+}
+
+// ReadContent reads JSON Lines of ContentRow.
+func ReadContent(r io.Reader) ([]ContentRow, error) {
+	var rows []ContentRow
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for n := 1; sc.Scan(); n++ {
+		var row ContentRow
+		if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
+			return nil, fmt.Errorf("line %d: %w", n, err)
+		}
+		rows = append(rows, row)
+	}
+	return rows, sc.Err()
+}
+
+// ReadContentFile reads a JSON Lines file of ContentRow.
+func ReadContentFile(path string) ([]ContentRow, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ReadContent(f)
+}
+
+// CategoryScore is one category's figures at a threshold.
+type CategoryScore struct {
+	Positives, Negatives int
+	TP, FP, FN           int
+	AUC                  float64
+}
+
+func (c CategoryScore) Precision() float64 { return ratio(c.TP, c.TP+c.FP) }
+func (c CategoryScore) Recall() float64    { return ratio(c.TP, c.TP+c.FN) }
+
+// ScoreContent scores each category over the rows where it is labelled.
+func ScoreContent(gold, pred []ContentRow, threshold float64) map[string]CategoryScore {
+	byID := map[string]ContentRow{}
+	for _, p := range pred {
+		byID[p.ID] = p
+	}
+	out := map[string]CategoryScore{}
+	for _, l := range ContentLabels {
+		var c CategoryScore
+		var pos, neg []float64
+		for _, g := range gold {
+			y, ok := g.Labels[l.Key]
+			if !ok {
+				continue
+			}
+			s := byID[g.ID].Categories[l.Category]
+			if y == 1 {
+				pos = append(pos, s)
+				if s >= threshold {
+					c.TP++
+				} else {
+					c.FN++
+				}
+			} else {
+				neg = append(neg, s)
+				if s >= threshold {
+					c.FP++
+				}
+			}
+		}
+		c.Positives, c.Negatives, c.AUC = len(pos), len(neg), auc(pos, neg)
+		out[l.Category] = c
+	}
+	return out
+}
+
+// auc is the probability that a random positive scores above a random
+// negative (ties count half), by sorting: O(n log n).
+func auc(pos, neg []float64) float64 {
+	if len(pos) == 0 || len(neg) == 0 {
+		return 0
+	}
+	type item struct {
+		s   float64
+		pos bool
+	}
+	all := make([]item, 0, len(pos)+len(neg))
+	for _, s := range pos {
+		all = append(all, item{s, true})
+	}
+	for _, s := range neg {
+		all = append(all, item{s, false})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].s < all[j].s })
+	// Sum of positive ranks with ties averaged (Mann-Whitney U).
+	var rankSum float64
+	for i := 0; i < len(all); {
+		j := i
+		for j < len(all) && all[j].s == all[i].s {
+			j++
+		}
+		avg := float64(i+j+1) / 2 // ranks are 1-based: (i+1 + j) / 2
+		for k := i; k < j; k++ {
+			if all[k].pos {
+				rankSum += avg
+			}
+		}
+		i = j
+	}
+	np, nn := float64(len(pos)), float64(len(neg))
+	return (rankSum - np*(np+1)/2) / (np * nn)
+}
