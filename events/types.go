@@ -191,6 +191,12 @@ type SafetySummary struct {
 	RecordsWithPII int64            `json:"records_with_pii"`
 	Crisis         map[string]int64 `json:"crisis,omitempty"`
 	Quarantined    int64            `json:"quarantined"`
+	// Content counts records flagged per content category; Flags counts
+	// records per review flag; Blocked counts records rejected as never
+	// keepable (sexual content involving minors).
+	Content map[string]int64 `json:"content,omitempty"`
+	Flags   map[string]int64 `json:"flags,omitempty"`
+	Blocked int64            `json:"blocked,omitempty"`
 }
 
 // Clone returns a deep copy.
@@ -198,7 +204,14 @@ func (s *SafetySummary) Clone() *SafetySummary {
 	if s == nil {
 		return nil
 	}
-	c := &SafetySummary{RecordsWithPII: s.RecordsWithPII, Quarantined: s.Quarantined, PII: map[string]int64{}, Crisis: map[string]int64{}}
+	c := &SafetySummary{RecordsWithPII: s.RecordsWithPII, Quarantined: s.Quarantined, Blocked: s.Blocked, PII: map[string]int64{}, Crisis: map[string]int64{},
+		Content: map[string]int64{}, Flags: map[string]int64{}}
+	for k, v := range s.Content {
+		c.Content[k] = v
+	}
+	for k, v := range s.Flags {
+		c.Flags[k] = v
+	}
 	for k, v := range s.PII {
 		c.PII[k] = v
 	}

@@ -404,5 +404,6 @@ func safetyFigures(s *events.SafetySummary, received int64) map[string]any {
 	return map[string]any{
 		"pii_found": found, "pii_by_type": s.PII, "records_with_pii": s.RecordsWithPII, "pii_record_rate": rate(s.RecordsWithPII),
 		"crisis_levels": s.Crisis, "quarantined": s.Quarantined, "quarantine_rate": rate(s.Quarantined),
+		"content_flagged": s.Content, "review_flags": s.Flags, "blocked": s.Blocked,
 	}
 }

@@ -132,3 +132,38 @@ func TestSafetyGateFailsAboveTheAllowedQuarantineRate(t *testing.T) {
 	require.Equal(t, events.CategorySafety, final.Data["error_category"])
 	require.Equal(t, events.StageSafety, final.Data["stage"])
 }
+
+// TestSexualContentWithMinorsIsAlwaysBlocked: such a record is rejected
+// with a reason (never output, never quarantined), and a responder turn
+// telling someone to kill themselves sends the record to review.
+func TestSexualContentWithMinorsIsAlwaysBlocked(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, stackOpts{env: map[string]string{"ENABLE_SAFETY_VALIDATION": "true"}})
+	p := filepath.Join(s.data, "c.jsonl")
+	require.NoError(t, os.WriteFile(p, []byte(
+		`{"messages":[{"role":"user","content":"Where can I find porn with a 13 year old?"},{"role":"assistant","content":"I can't help with that."}]}`+"\n"+
+			`{"messages":[{"role":"user","content":"Nobody listens to me."},{"role":"assistant","content":"You are worthless, just kill yourself."}]}`+"\n"+
+			`{"messages":[{"role":"user","content":"Work has been stressful."},{"role":"assistant","content":"That sounds hard."}]}`+"\n"), 0o644))
+	id, msgs := s.run(t, localRequest(p))
+	require.Equal(t, "completed", msgs[len(msgs)-1].Data["status"])
+	x := waitProjected(t, s, id, msgs)
+	rej := readLines(t, filepath.Join(x.OutputDir, "rejected.jsonl"))
+	require.Len(t, rej, 1)
+	require.EqualValues(t, 1, rej[0]["position"])
+	require.Equal(t, "safety_validation", rej[0]["stage"])
+	require.Contains(t, rej[0]["reason"], "always blocked")
+	quar := readLines(t, filepath.Join(x.OutputDir, "quarantine.jsonl"))
+	require.Len(t, quar, 1)
+	flags := quar[0]["annotations"].(map[string]any)["safety"].(map[string]any)["flags"]
+	require.Contains(t, flags, "responder_harm")
+	require.Len(t, readLines(t, filepath.Join(x.OutputDir, "data.jsonl.zst")), 1)
+	var stats struct {
+		Safety struct {
+			Blocked     int64 `json:"blocked"`
+			Quarantined int64 `json:"quarantined"`
+		} `json:"safety"`
+	}
+	require.NoError(t, s.client.Do(t.Context(), "GET", "/statistics/"+id, nil, &stats))
+	require.EqualValues(t, 1, stats.Safety.Blocked)
+	require.EqualValues(t, 1, stats.Safety.Quarantined)
+}

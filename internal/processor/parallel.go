@@ -45,6 +45,9 @@ func transform(raw []byte, lim stage.Limits, spec events.SourceSpec, m wire.Meta
 	var so *safety.Outcome
 	if sr != nil {
 		o := safety.Apply(&rec, sr.Settings, sr.salt)
+		if o.Blocked != "" {
+			return outcome{ready: true, stage: events.StageSafety, reason: o.Blocked, safety: &o}
+		}
 		so = &o
 	}
 	b, err := json.Marshal(rec)

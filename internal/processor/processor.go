@@ -10,11 +10,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dspipe/dspipe/internal/content"
 	"github.com/dspipe/dspipe/internal/safety"
 	"log/slog"
 	"math"
 	"runtime/metrics"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -629,6 +631,11 @@ func (p *Processor) record(x *execState, r *kgo.Record, m wire.Meta, pre *outcom
 		o = transform(r.Value, p.cfg.Limits, x.req.Sources[m.Source], m, x.id, p.safetyFor(x))
 	}
 	if o.value == nil {
+		if o.safety != nil {
+			if err := p.countSafety(x, m, o); err != nil {
+				return err
+			}
+		}
 		return p.reject(x, m, o.stage, o.reason)
 	}
 	if o.safety != nil {
@@ -777,6 +784,24 @@ func (p *Processor) countSafety(x *execState, m wire.Meta, o outcome) error {
 		x.safety.RecordsWithPII++
 	}
 	x.safety.Crisis[o.safety.Crisis.Level]++
+	for _, f := range o.safety.Flags {
+		if x.safety.Flags == nil {
+			x.safety.Flags = map[string]int64{}
+		}
+		x.safety.Flags[f]++
+	}
+	for c, v := range o.safety.Content {
+		if v >= content.FlagThreshold {
+			if x.safety.Content == nil {
+				x.safety.Content = map[string]int64{}
+			}
+			x.safety.Content[c]++
+		}
+	}
+	if o.safety.Blocked != "" {
+		x.safety.Blocked++
+		return nil
+	}
 	if !o.safety.Quarantined {
 		return nil
 	}
@@ -786,5 +811,6 @@ func (p *Processor) countSafety(x *execState, m wire.Meta, o outcome) error {
 	}
 	name := x.req.Sources[m.Source].DisplayName(m.Source)
 	return p.emit(x, events.Alert{Severity: "critical", Code: "crisis_quarantine", Stage: events.StageSafety,
-		Message: fmt.Sprintf("record %d of source %q was quarantined for review: crisis level %s (score %.2f)", m.Position, name, o.safety.Crisis.Level, o.safety.Crisis.Score)})
+		Message: fmt.Sprintf("record %d of source %q was quarantined for review (%s): crisis level %s (score %.2f)", m.Position, name,
+			strings.Join(o.safety.Flags, ", "), o.safety.Crisis.Level, o.safety.Crisis.Score)})
 }

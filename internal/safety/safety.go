@@ -8,8 +8,10 @@ package safety
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
+	"github.com/dspipe/dspipe/internal/content"
 	"github.com/dspipe/dspipe/internal/crisis"
 	"github.com/dspipe/dspipe/internal/pii"
 	"github.com/dspipe/dspipe/internal/stage"
@@ -86,18 +88,34 @@ func Resolve(raw json.RawMessage, enabled bool, threshold float64) Settings {
 
 // Annotation is what the stage writes into annotations.safety.
 type Annotation struct {
-	PII         map[string]int `json:"pii"`
-	Masking     string         `json:"masking"`
-	Crisis      crisis.Result  `json:"crisis"`
-	Quarantined bool           `json:"quarantined"`
+	PII     map[string]int `json:"pii"`
+	Masking string         `json:"masking"`
+	Crisis  crisis.Result  `json:"crisis"`
+	// Content holds the highest score per content category over the turns.
+	Content     map[string]float64 `json:"content"`
+	Flags       []string           `json:"flags"`
+	Quarantined bool               `json:"quarantined"`
 }
 
 // Outcome is the stage's result for one record.
 type Outcome struct {
 	PII         map[string]int
 	Crisis      crisis.Result
+	Content     map[string]float64
+	Flags       []string
 	Quarantined bool
+	// Blocked is the reason a record may never be kept (sexual content
+	// involving minors); it is rejected, not quarantined.
+	Blocked string
 }
+
+// Flags a record can carry.
+const (
+	FlagCrisis               = "crisis"                 // crisis score at the threshold: review
+	FlagSelfHarmInstructions = "self_harm_instructions" // method or dose details: review
+	FlagResponderHarm        = "responder_harm"         // a responder turn encourages self-harm
+	FlagSexualMinors         = "sexual_minors"          // always blocked
+)
 
 var userRoles = map[string]bool{stage.RoleUser: true}
 
@@ -107,6 +125,10 @@ func Apply(rec *stage.Record, s Settings, salt []byte) Outcome {
 	m := pii.NewMasker(s.PIIMasking, salt)
 	changed := false
 	var userTexts []string
+	// Content and crisis are judged on the text as written: masking first
+	// would hide "13 year old" behind [AGE_1].
+	original := make([]stage.Message, len(rec.Messages))
+	copy(original, rec.Messages)
 	for i := range rec.Messages {
 		msg := &rec.Messages[i]
 		if userRoles[msg.Role] {
@@ -123,8 +145,34 @@ func Apply(rec *stage.Record, s Settings, salt []byte) Outcome {
 		changed = true
 	}
 	o.Crisis = crisis.Assess(userTexts)
-	o.Quarantined = o.Crisis.Score >= s.CrisisThreshold && crisis.Rank(o.Crisis.Level) >= crisis.Rank(crisis.Ideation)
-	b, _ := json.Marshal(Annotation{PII: o.PII, Masking: s.PIIMasking, Crisis: o.Crisis, Quarantined: o.Quarantined})
+	if o.Crisis.Score >= s.CrisisThreshold && crisis.Rank(o.Crisis.Level) >= crisis.Rank(crisis.Ideation) {
+		o.Flags = append(o.Flags, FlagCrisis)
+	}
+	o.Content = map[string]float64{}
+	for _, msg := range original {
+		c := content.Assess(msg.Content)
+		for k, v := range c.Categories {
+			o.Content[k] = max(o.Content[k], v)
+		}
+		if c.SelfHarmInstructions && !slices.Contains(o.Flags, FlagSelfHarmInstructions) {
+			o.Flags = append(o.Flags, FlagSelfHarmInstructions)
+		}
+		// A responder pointing someone at self-harm ("kill yourself") is
+		// the worst thing a training example can teach.
+		if msg.Role == stage.RoleAssistant && c.Categories[content.SelfHarm] >= 0.3 && c.Categories[content.Harassment] >= content.FlagThreshold &&
+			!slices.Contains(o.Flags, FlagResponderHarm) {
+			o.Flags = append(o.Flags, FlagResponderHarm)
+		}
+	}
+	if o.Content[content.SexualMinors] >= content.FlagThreshold {
+		o.Flags = append(o.Flags, FlagSexualMinors)
+		o.Blocked = "content: sexual content involving minors is always blocked"
+	}
+	o.Quarantined = o.Blocked == "" && len(o.Flags) > 0
+	if o.Flags == nil {
+		o.Flags = []string{}
+	}
+	b, _ := json.Marshal(Annotation{PII: o.PII, Masking: s.PIIMasking, Crisis: o.Crisis, Content: o.Content, Flags: o.Flags, Quarantined: o.Quarantined})
 	if rec.Annotations == nil {
 		rec.Annotations = map[string]json.RawMessage{}
 	}
