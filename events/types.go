@@ -30,6 +30,8 @@ const (
 	TypeExecutionCompleted = "dataset.execution.completed"
 	TypeExecutionFailed    = "dataset.execution.failed"
 	TypeExecutionCancelled = "dataset.execution.cancelled"
+	TypeReviewOpened       = "dataset.review.opened"
+	TypeReviewAcknowledged = "dataset.review.acknowledged"
 )
 
 // Stage names, in pipeline order.
@@ -276,6 +278,30 @@ type ExecutionCancelled struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// ReviewOpened puts a quarantined record in the review queue: where it is
+// and why, never its text.
+type ReviewOpened struct {
+	Review      int      `json:"review"` // 1-based within the execution
+	RecordID    string   `json:"record_id"`
+	Source      string   `json:"source"`
+	Position    int64    `json:"position"`
+	Flags       []string `json:"flags"`
+	CrisisLevel string   `json:"crisis_level"`
+	Score       float64  `json:"score"`
+}
+
+// ReviewAcknowledged closes a review with the reviewer's note.
+type ReviewAcknowledged struct {
+	Review int    `json:"review"`
+	By     string `json:"by"`
+	Note   string `json:"note"`
+}
+
+func (ReviewOpened) EventType() string          { return TypeReviewOpened }
+func (ReviewAcknowledged) EventType() string    { return TypeReviewAcknowledged }
+func (ReviewOpened) EventVersion() string       { return "1" }
+func (ReviewAcknowledged) EventVersion() string { return "1" }
+
 func (ExecutionRequested) EventType() string { return TypeExecutionRequested }
 func (ExecutionQueued) EventType() string    { return TypeExecutionQueued }
 func (ExecutionStarted) EventType() string   { return TypeExecutionStarted }
@@ -348,6 +374,10 @@ func Parse(e Envelope) (Payload, error) {
 		p = &ExecutionFailed{}
 	case TypeExecutionCancelled:
 		p = &ExecutionCancelled{}
+	case TypeReviewOpened:
+		p = &ReviewOpened{}
+	case TypeReviewAcknowledged:
+		p = &ReviewAcknowledged{}
 	default:
 		return nil, fmt.Errorf("%w: unknown type %q", ErrMalformed, e.Type)
 	}

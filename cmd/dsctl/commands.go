@@ -314,3 +314,44 @@ func cmdMigrate(ctx context.Context, getenv func(string) string) error {
 	fmt.Println("migrations applied to schema", cfg.DBSchema)
 	return nil
 }
+
+// cmdReviews lists the review queue or acknowledges one review:
+//
+//	dsctl reviews [-status open|acknowledged|all] [-execution ID]
+//	dsctl reviews ack <execution_id> <review> -note "what was decided"
+func cmdReviews(ctx context.Context, args []string, getenv func(string) string) error {
+	c := apiClient(getenv)
+	if len(args) > 0 && args[0] == "ack" {
+		fs := flag.NewFlagSet("reviews ack", flag.ContinueOnError)
+		note := fs.String("note", "", "what was decided (part of the audit trail: no personal data)")
+		if len(args) < 3 {
+			return errors.New(`usage: dsctl reviews ack <execution_id> <review> -note "what was decided"`)
+		}
+		if err := fs.Parse(args[3:]); err != nil {
+			return err
+		}
+		var out map[string]any
+		if err := c.DoV1(ctx, "POST", "/reviews/"+args[1]+"/"+args[2]+"/acknowledge", map[string]string{"note": *note}, &out); err != nil {
+			return err
+		}
+		fmt.Printf("review %s of %s: %v\n", args[2], args[1], out["status"])
+		return nil
+	}
+	fs := flag.NewFlagSet("reviews", flag.ContinueOnError)
+	status := fs.String("status", "open", "open, acknowledged or all")
+	exec := fs.String("execution", "", "only this execution")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	q := "?status=" + *status
+	if *exec != "" {
+		q += "&execution_id=" + *exec
+	}
+	var out map[string]any
+	if err := c.DoV1(ctx, "GET", "/reviews"+q, nil, &out); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(out, "", "  ")
+	fmt.Println(string(b))
+	return nil
+}

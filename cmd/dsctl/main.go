@@ -34,7 +34,8 @@ commands:
   audit verify <id>       fetch an execution's audit trail and verify its hash chain
   projector rebuild       replay the event log from offset zero into a fresh schema
   read [-type T] -c k=v   read one source without the services (dry run): records, MB/s, peak memory
-  analyze pii             detect and mask personal identifiers in JSON Lines (stdin to stdout, ../shared/eval/README.md)
+  reviews [ack ID N -note] list the review queue of quarantined records, or acknowledge one with a note
+  analyze pii|crisis|content  run a detector over JSON Lines (stdin to stdout, fields in ../shared/eval/README.md)
   migrate                 apply the database migrations
   demo                    generate data, run everything embedded, process it, print statistics
 `
@@ -62,6 +63,8 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		return cmdProjector(ctx, rest, getenv)
 	case "migrate":
 		return cmdMigrate(ctx, getenv)
+	case "reviews":
+		return cmdReviews(ctx, rest, getenv)
 	case "analyze":
 		return cmdAnalyze(ctx, rest, getenv)
 	case "read":

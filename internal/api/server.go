@@ -68,8 +68,14 @@ func (s *Server) Handler() http.Handler {
 			r.Get("/ws/{id}", s.websocket)
 		})
 	})
+	// The review queue: quarantined records waiting for a reviewer.
+	r.Route("/api/v1/reviews", func(r chi.Router) {
+		r.Use(s.authenticate)
+		r.With(requireRole(RoleReviewer, RoleAdmin, RoleAuditor)).Get("/", s.reviews)
+		r.With(requireRole(RoleReviewer, RoleAdmin)).Post("/{id}/{review}/acknowledge", s.acknowledge)
+	})
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint; the API lives under /api/v1/datasets")
+		writeError(w, http.StatusNotFound, "no such endpoint; the API lives under /api/v1/datasets and /api/v1/reviews")
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
 		var allowed []string
@@ -406,4 +412,85 @@ func safetyFigures(s *events.SafetySummary, received int64) map[string]any {
 		"crisis_levels": s.Crisis, "quarantined": s.Quarantined, "quarantine_rate": rate(s.Quarantined),
 		"content_flagged": s.Content, "review_flags": s.Flags, "blocked": s.Blocked,
 	}
+}
+
+// reviews lists the review queue: ?status=open (default), acknowledged or
+// all; ?execution_id=; ?limit= (1..1000, default 100). Entries say where a
+// record is and why it was quarantined, never its text.
+func (s *Server) reviews(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	status := q.Get("status")
+	switch status {
+	case "", "open":
+		status = "open"
+	case "acknowledged":
+	case "all":
+		status = ""
+	default:
+		writeError(w, http.StatusBadRequest, "status must be open, acknowledged or all")
+		return
+	}
+	limit := 100
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			writeError(w, http.StatusBadRequest, "limit must be an integer between 1 and 1000")
+			return
+		}
+		limit = n
+	}
+	exec := q.Get("execution_id")
+	if len(exec) > 200 || hasControl(exec) {
+		writeError(w, http.StatusBadRequest, "execution_id is not a valid execution id")
+		return
+	}
+	list, err := s.store.Reviews(r.Context(), status, exec, limit)
+	if err != nil {
+		s.log.Error("api: reviews", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "the database is unavailable; retry shortly")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"reviews": list, "count": len(list)})
+}
+
+// acknowledge closes a review with the reviewer's note. The note becomes
+// part of the audit trail: it must describe the decision, not the person.
+func (s *Server) acknowledge(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	n, err := strconv.Atoi(chi.URLParam(r, "review"))
+	if err != nil || n < 1 {
+		writeError(w, http.StatusBadRequest, "review must be a positive integer")
+		return
+	}
+	var body struct {
+		Note string `json:"note"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8192))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil || strings.TrimSpace(body.Note) == "" {
+		writeError(w, http.StatusBadRequest, "body must be {\"note\": \"what was decided\"} with a non-empty note (at most 1000 characters)")
+		return
+	}
+	if len(body.Note) > 1000 || hasControl(strings.ReplaceAll(body.Note, "\n", "")) {
+		writeError(w, http.StatusBadRequest, "note must be at most 1000 characters without control characters")
+		return
+	}
+	rv, err := s.store.GetReview(r.Context(), id, n)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no such review")
+		return
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, "the database is unavailable; retry shortly")
+		return
+	case rv.Status != "open":
+		writeError(w, http.StatusConflict, "review is already acknowledged")
+		return
+	}
+	p := principalFrom(r.Context())
+	if err := s.send(r.Context(), wire.Command{Kind: wire.CmdAckReview, ExecutionID: id, UserID: p.UserID, Review: n, Message: body.Note}); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "the event log is unavailable; retry shortly")
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"execution_id": id, "review": n, "status": "acknowledging"})
 }

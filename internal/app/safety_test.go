@@ -2,10 +2,12 @@ package app_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -166,4 +168,35 @@ func TestSexualContentWithMinorsIsAlwaysBlocked(t *testing.T) {
 	require.NoError(t, s.client.Do(t.Context(), "GET", "/statistics/"+id, nil, &stats))
 	require.EqualValues(t, 1, stats.Safety.Blocked)
 	require.EqualValues(t, 1, stats.Safety.Quarantined)
+
+	// The quarantined record waits in the review queue: where and why,
+	// never its text; a reviewer acknowledges it with a note, audited.
+	var queue struct {
+		Reviews []map[string]any `json:"reviews"`
+	}
+	require.NoError(t, s.client.DoV1(t.Context(), "GET", "/reviews?execution_id="+id, nil, &queue))
+	require.Len(t, queue.Reviews, 1)
+	rv := queue.Reviews[0]
+	require.Equal(t, "open", rv["status"])
+	require.EqualValues(t, 2, rv["position"])
+	require.Contains(t, rv["flags"], "responder_harm")
+	require.NotContains(t, fmt.Sprint(rv), "worthless", "no text in the queue")
+	err := s.client.DoV1(t.Context(), "POST", fmt.Sprintf("/reviews/%s/1/acknowledge", id), map[string]string{"note": "removed from training data; responder turn is abusive"}, nil)
+	require.NoError(t, err)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		require.NoError(t, s.client.DoV1(t.Context(), "GET", "/reviews?status=all&execution_id="+id, nil, &queue))
+		if len(queue.Reviews) == 1 && queue.Reviews[0]["status"] == "acknowledged" {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the acknowledgement never reached the read model")
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.Equal(t, "dev", queue.Reviews[0]["acknowledged_by"])
+	require.Equal(t, "removed from training data; responder turn is abusive", queue.Reviews[0]["note"])
+	require.Contains(t, readEvents(t, s, id), events.TypeReviewAcknowledged, "the acknowledgement is in the audit trail")
+	err = s.client.DoV1(t.Context(), "POST", fmt.Sprintf("/reviews/%s/1/acknowledge", id), map[string]string{"note": "again"}, nil)
+	require.ErrorContains(t, err, "already acknowledged")
+	err = s.client.DoV1(t.Context(), "POST", fmt.Sprintf("/reviews/%s/1/acknowledge", id), map[string]string{"note": ""}, nil)
+	require.ErrorContains(t, err, "non-empty note")
 }

@@ -33,7 +33,7 @@ func TestAPIFuzzedFromItsSpecification(t *testing.T) {
 	spec, err := filepath.Abs(filepath.Join("..", "..", "docs", "openapi.yaml"))
 	require.NoError(t, err)
 	cmd := exec.CommandContext(ctx, st, "run", spec,
-		"--url", s.client.Base+"/api/v1/datasets",
+		"--url", s.client.Base+"/api/v1",
 		"-H", "Authorization: Bearer dev-admin-token",
 		"--checks", "not_a_server_error",
 		"--max-examples", "25",

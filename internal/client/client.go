@@ -44,6 +44,15 @@ func (e *APIError) Error() string { return fmt.Sprintf("api: %d: %s", e.Status, 
 
 // Do sends a request and decodes the JSON answer into out.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
+	return c.do(ctx, method, c.Base+"/api/v1/datasets"+path, body, out)
+}
+
+// DoV1 is Do for paths under /api/v1 (the review queue: /reviews…).
+func (c *Client) DoV1(ctx context.Context, method, path string, body, out any) error {
+	return c.do(ctx, method, c.Base+"/api/v1"+path, body, out)
+}
+
+func (c *Client) do(ctx context.Context, method, url string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -52,7 +61,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.Base+"/api/v1/datasets"+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
 		return err
 	}

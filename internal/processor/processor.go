@@ -418,6 +418,11 @@ func (p *Processor) handleCommand(ctx context.Context, r *kgo.Record) (*execStat
 			return nil, nil
 		}
 		return nil, p.emit(x, events.ProgressReported{Stage: c.Stage, Percent: c.Percent, Message: c.Message, By: c.UserID})
+	case wire.CmdAckReview:
+		if x == nil || x.reviews[c.Review] != reviewOpen {
+			return nil, nil // unknown or already acknowledged (the API checked; this is a duplicate)
+		}
+		return nil, p.emit(x, events.ReviewAcknowledged{Review: c.Review, By: c.UserID, Note: c.Message})
 	case wire.CmdFinalize:
 		if x == nil || x.status != statusFinalizing {
 			return nil, nil
@@ -806,10 +811,14 @@ func (p *Processor) countSafety(x *execState, m wire.Meta, o outcome) error {
 		return nil
 	}
 	x.safety.Quarantined++
+	name := x.req.Sources[m.Source].DisplayName(m.Source)
+	if err := p.emit(x, events.ReviewOpened{Review: int(x.safety.Quarantined), RecordID: o.safety.RecordID, Source: name, Position: m.Position,
+		Flags: o.safety.Flags, CrisisLevel: o.safety.Crisis.Level, Score: o.safety.Crisis.Score}); err != nil {
+		return err
+	}
 	if x.safety.Quarantined > quarantineAlertLimit {
 		return nil
 	}
-	name := x.req.Sources[m.Source].DisplayName(m.Source)
 	return p.emit(x, events.Alert{Severity: "critical", Code: "crisis_quarantine", Stage: events.StageSafety,
 		Message: fmt.Sprintf("record %d of source %q was quarantined for review (%s): crisis level %s (score %.2f)", m.Position, name,
 			strings.Join(o.safety.Flags, ", "), o.safety.Crisis.Level, o.safety.Crisis.Score)})

@@ -35,8 +35,15 @@ type execState struct {
 	sources     map[int]bool         // sources whose start was announced
 	dirty       bool                 // records processed in this transaction
 	safety      *events.SafetySummary
-	safetySet   *safetyRun // resolved lazily from the request
+	reviews     map[int]string // review number → open or acknowledged
+	safetySet   *safetyRun     // resolved lazily from the request
 }
+
+// Review states.
+const (
+	reviewOpen         = "open"
+	reviewAcknowledged = "acknowledged"
+)
 
 // safetyRun is an execution's resolved safety settings.
 type safetyRun struct {
@@ -79,6 +86,15 @@ func (x *execState) apply(e *events.Envelope, p events.Payload) {
 	case *events.StageCompleted:
 		if d.Stage == events.StageAcquisition {
 			x.counts.Total = d.Counts.Total
+		}
+	case *events.ReviewOpened:
+		if x.reviews == nil {
+			x.reviews = map[int]string{}
+		}
+		x.reviews[d.Review] = reviewOpen
+	case *events.ReviewAcknowledged:
+		if x.reviews != nil {
+			x.reviews[d.Review] = reviewAcknowledged
 		}
 	case *events.ExecutionCompleted, *events.ExecutionFailed, *events.ExecutionCancelled:
 		x.status = statusDone

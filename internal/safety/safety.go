@@ -107,6 +107,8 @@ type Outcome struct {
 	// Blocked is the reason a record may never be kept (sexual content
 	// involving minors); it is rejected, not quarantined.
 	Blocked string
+	// RecordID is the record's id, for the review queue.
+	RecordID string
 }
 
 // Flags a record can carry.
@@ -121,7 +123,7 @@ var userRoles = map[string]bool{stage.RoleUser: true}
 
 // Apply masks the record in place and annotates it.
 func Apply(rec *stage.Record, s Settings, salt []byte) Outcome {
-	o := Outcome{PII: map[string]int{}}
+	o := Outcome{PII: map[string]int{}, RecordID: rec.ID}
 	m := pii.NewMasker(s.PIIMasking, salt)
 	changed := false
 	var userTexts []string

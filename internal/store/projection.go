@@ -175,6 +175,16 @@ func project(ctx context.Context, tx pgx.Tx, e *events.Envelope, p events.Payloa
 	case *events.Alert:
 		_, err = tx.Exec(ctx, `INSERT INTO alerts (execution_id, seq, severity, code, message, stage, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7)
 			ON CONFLICT DO NOTHING`, id, int64(e.Seq), d.Severity, d.Code, d.Message, d.Stage, at)
+	case *events.ReviewOpened:
+		flags := d.Flags
+		if flags == nil {
+			flags = []string{}
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO reviews (execution_id, review, record_id, source, position, flags, crisis_level, score, status, opened_at)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,'open',$9) ON CONFLICT DO NOTHING`, id, d.Review, d.RecordID, d.Source, d.Position, flags, d.CrisisLevel, d.Score, at)
+	case *events.ReviewAcknowledged:
+		_, err = tx.Exec(ctx, `UPDATE reviews SET status='acknowledged', acknowledged_by=$3, note=$4, acknowledged_at=$5
+			WHERE execution_id=$1 AND review=$2`, id, d.Review, d.By, d.Note, at)
 	case *events.ProgressReported:
 		_, err = tx.Exec(ctx, `UPDATE executions SET reported_percent=$2 WHERE execution_id=$1`, id, d.Percent)
 	case *events.ExecutionCompleted:

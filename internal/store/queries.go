@@ -228,6 +228,7 @@ func (s *Store) Snapshot(ctx context.Context) (string, error) {
 		`SELECT * FROM source_runs ORDER BY execution_id, source_index`,
 		`SELECT * FROM output_files ORDER BY execution_id, name`,
 		`SELECT * FROM alerts ORDER BY execution_id, seq`,
+		`SELECT * FROM reviews ORDER BY execution_id, review`,
 		`SELECT execution_id, seq, event_id, type, time, prevhash, hash, envelope FROM audit_events ORDER BY execution_id, seq`,
 	}
 	var b strings.Builder
@@ -251,4 +252,59 @@ func (s *Store) Snapshot(ctx context.Context) (string, error) {
 		b.WriteString("--\n")
 	}
 	return b.String(), nil
+}
+
+// Review is one entry of the review queue.
+type Review struct {
+	ExecutionID    string     `json:"execution_id"`
+	Review         int        `json:"review"`
+	RecordID       string     `json:"record_id"`
+	Source         string     `json:"source"`
+	Position       int64      `json:"position"`
+	Flags          []string   `json:"flags"`
+	CrisisLevel    string     `json:"crisis_level"`
+	Score          float64    `json:"score"`
+	Status         string     `json:"status"`
+	OpenedAt       time.Time  `json:"opened_at"`
+	AcknowledgedBy string     `json:"acknowledged_by,omitempty"`
+	Note           string     `json:"note,omitempty"`
+	AcknowledgedAt *time.Time `json:"acknowledged_at,omitempty"`
+}
+
+const reviewCols = `execution_id, review, record_id, source, position, flags, crisis_level, score, status, opened_at,
+	acknowledged_by, note, acknowledged_at`
+
+func scanReview(row pgx.Row) (Review, error) {
+	var r Review
+	err := row.Scan(&r.ExecutionID, &r.Review, &r.RecordID, &r.Source, &r.Position, &r.Flags, &r.CrisisLevel, &r.Score,
+		&r.Status, &r.OpenedAt, &r.AcknowledgedBy, &r.Note, &r.AcknowledgedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return r, ErrNotFound
+	}
+	return r, err
+}
+
+// Reviews lists the queue, oldest first: status "open", "acknowledged" or
+// "" for all; executionID "" for every execution.
+func (s *Store) Reviews(ctx context.Context, status, executionID string, limit int) ([]Review, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+reviewCols+` FROM reviews
+		WHERE ($1 = '' OR status = $1) AND ($2 = '' OR execution_id = $2) ORDER BY opened_at, execution_id, review LIMIT $3`, status, executionID, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Review{}
+	for rows.Next() {
+		r, err := scanReview(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// GetReview returns one review.
+func (s *Store) GetReview(ctx context.Context, executionID string, review int) (Review, error) {
+	return scanReview(s.pool.QueryRow(ctx, `SELECT `+reviewCols+` FROM reviews WHERE execution_id=$1 AND review=$2`, executionID, review))
 }

@@ -22,6 +22,8 @@ const (
 	// that staged an execution's last record has committed, the dataset
 	// stages can read every staged record.
 	CmdFinalize = "finalize"
+	// CmdAckReview closes a review with a note (Review, Message).
+	CmdAckReview = "ack_review"
 )
 
 // Command is a request to the processor, keyed by execution id.
@@ -34,6 +36,7 @@ type Command struct {
 	Stage       string          `json:"stage,omitempty"`
 	Percent     float64         `json:"percent,omitempty"`
 	Message     string          `json:"message,omitempty"`
+	Review      int             `json:"review,omitempty"`
 }
 
 // Record wraps a command for the commands topic.
