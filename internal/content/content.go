@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/dspipe/dspipe/internal/crisis"
+	"github.com/dspipe/dspipe/internal/textmatch"
 )
 
 // Categories, as dsctl analyze content reports them.
@@ -147,30 +148,62 @@ func normalise(s string) string {
 	}, strings.ToLower(s))
 }
 
-func isWordByte(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+// Term lists, in one matcher: a single pass over the text counts them all.
+const (
+	setSexual = iota
+	setHate
+	setHarassment
+	setViolence
+	setGraphic
+	setMinors
+	setMethod
+	setTalk
+	numSets
+)
 
-// count is the summed weight of whole-word matches of the terms in s, each
-// term at most three times (so one repeated word cannot dominate).
-func count(s string, ts []term) (float64, int) {
-	total, n := 0.0, 0
-	for _, t := range ts {
-		hits := 0
-		for from := 0; hits < 3; {
-			k := strings.Index(s[from:], t.text)
-			if k < 0 {
-				break
-			}
-			k += from
-			from = k + len(t.text)
-			if (k > 0 && isWordByte(s[k-1])) || (!t.stem && from < len(s) && isWordByte(s[from])) {
-				continue
-			}
-			hits++
+var (
+	categoryOfSet = map[int]string{setSexual: Sexual, setHate: Hate, setHarassment: Harassment, setViolence: Violence, setGraphic: ViolenceGraphic}
+	allTerms      []term
+	ownerSet      []int
+	allMatcher    *textmatch.Matcher
+)
+
+func init() {
+	lists := [numSets][]term{lexicon[Sexual], lexicon[Hate], lexicon[Harassment], lexicon[Violence], lexicon[ViolenceGraphic], minors, selfHarmMethod, selfHarmTalk}
+	var ps []textmatch.Phrase
+	for set, ts := range lists {
+		for _, t := range ts {
+			allTerms = append(allTerms, t)
+			ownerSet = append(ownerSet, set)
+			ps = append(ps, textmatch.Phrase{Text: t.text, Stem: t.stem})
 		}
-		total += t.weight * float64(hits)
-		n += hits
 	}
-	return total, n
+	allMatcher = textmatch.New(ps)
+}
+
+// tally is each set's summed weight and match count; each term counts at
+// most three times, so one repeated word cannot dominate.
+type tally struct {
+	weight [numSets]float64
+	n      [numSets]int
+}
+
+func count(s string) tally {
+	var t tally
+	var hits map[int]uint8
+	allMatcher.Each(s, func(p, _, _ int) {
+		if hits == nil {
+			hits = map[int]uint8{}
+		}
+		if hits[p] >= 3 {
+			return
+		}
+		hits[p]++
+		set := ownerSet[p]
+		t.weight[set] += allTerms[p].weight
+		t.n[set]++
+	})
+	return t
 }
 
 // squash maps a non-negative evidence sum to 0..1: one strong term ≈ 0.63.
@@ -180,15 +213,16 @@ func squash(x float64) float64 { return 1 - math.Exp(-x) }
 func Assess(text string) Result {
 	s := normalise(text)
 	r := Result{Categories: map[string]float64{}, Codes: []string{}}
-	for _, c := range []string{Sexual, Hate, Harassment, Violence, ViolenceGraphic} {
-		w, n := count(s, lexicon[c])
-		r.Categories[c] = round(squash(w))
-		if n > 0 {
+	t := count(s)
+	for set := setSexual; set <= setGraphic; set++ {
+		c := categoryOfSet[set]
+		r.Categories[c] = round(squash(t.weight[set]))
+		if t.n[set] > 0 {
 			r.Codes = append(r.Codes, c)
 		}
 	}
 	// Sexual content with a minor in the same text is always blocked.
-	if m, _ := count(s, minors); m > 0 && r.Categories[Sexual] >= 0.4 {
+	if t.weight[setMinors] > 0 && r.Categories[Sexual] >= 0.4 {
 		r.Categories[SexualMinors] = round(math.Max(r.Categories[Sexual], 0.8))
 		r.Codes = append(r.Codes, SexualMinors)
 	} else {
@@ -197,8 +231,7 @@ func Assess(text string) Result {
 	// Self-harm: disclosure through the crisis grader, method details and
 	// general self-harm talk through term lists.
 	cr := crisis.Assess([]string{text})
-	method, _ := count(s, selfHarmMethod)
-	talk, _ := count(s, selfHarmTalk)
+	method, talk := t.weight[setMethod], t.weight[setTalk]
 	score := squash(talk*0.8 + method*0.6 + reflexiveHarm(s)*0.9)
 	if crisis.Rank(cr.Level) >= crisis.Rank(crisis.Ideation) {
 		score = math.Max(score, cr.Score+0.2)

@@ -12,6 +12,8 @@ package crisis
 import (
 	"sort"
 	"strings"
+
+	"github.com/dspipe/dspipe/internal/textmatch"
 )
 
 // Levels, in order of severity.
@@ -293,8 +295,16 @@ func Assess(texts []string) Result {
 // found inside a longer one of the same sentence (kill myself within
 // tried to kill myself) counts once, at the longer phrase's level.
 func assessSentence(s string) []hit {
-	var hits []hit
-	var taken []bool // bytes already claimed by a phrase (allocated on the first hit)
+	type match struct{ p, start, end int }
+	var ms []match
+	matcher.Each(s, func(p, start, end int) { ms = append(ms, match{p, start, end}) })
+	if len(ms) == 0 {
+		return nil
+	}
+	// The pattern list runs from the most to the least severe, longer
+	// phrases first: a phrase inside a claimed one ("kill myself" inside
+	// "tried to kill myself") counts once, at the claimer's level.
+	sort.SliceStable(ms, func(i, j int) bool { return ms[i].p < ms[j].p })
 	past := false
 	for _, c := range pastWords {
 		if strings.Contains(s, c) {
@@ -302,38 +312,30 @@ func assessSentence(s string) []hit {
 			break
 		}
 	}
-	for _, p := range patterns {
-		from := 0
-		for {
-			k := strings.Index(s[from:], p.phrase)
-			if k < 0 {
-				break
-			}
-			k += from
-			from = k + len(p.phrase)
-			// Whole words only ("kms" is not inside "kmsomething"); a
-			// stem such as "stockpil" may run on.
-			if (k > 0 && isWordByte(s[k-1])) || (from < len(s) && isWordByte(s[from]) && !stems[p.phrase]) {
-				continue
-			}
-			if taken == nil {
-				taken = make([]bool, len(s))
-			}
-			if taken[k] || taken[from-1] {
-				continue
-			}
-			for b := k; b < from; b++ {
-				taken[b] = true
-			}
-			hits = append(hits, weigh(s, k, p, past))
+	taken := make([]bool, len(s))
+	hits := make([]hit, 0, len(ms))
+	for _, m := range ms {
+		if taken[m.start] || taken[m.end-1] {
+			continue
 		}
+		for b := m.start; b < m.end; b++ {
+			taken[b] = true
+		}
+		hits = append(hits, weigh(s, m.start, patterns[m.p], past))
 	}
 	return hits
 }
 
-var stems = map[string]bool{"stockpil": true}
+// matcher finds every pattern in one pass over a sentence.
+var matcher = func() *textmatch.Matcher {
+	ps := make([]textmatch.Phrase, len(patterns))
+	for i, p := range patterns {
+		ps[i] = textmatch.Phrase{Text: p.phrase, Stem: stems[p.phrase]}
+	}
+	return textmatch.New(ps)
+}()
 
-func isWordByte(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+var stems = map[string]bool{"stockpil": true}
 
 // weigh decides how much a phrase at s[k:] says about the writer now.
 func weigh(s string, k int, p pattern, past bool) hit {

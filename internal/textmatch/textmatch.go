@@ -1,0 +1,74 @@
+// Package textmatch finds many phrases in lower-cased text in one pass: it
+// visits each word start once and tries only the phrases that begin with
+// that word (or a stem that prefixes it), instead of searching the whole
+// text once per phrase. Matches are whole words unless the phrase is a
+// stem ("masturbat" matches "masturbating").
+package textmatch
+
+import "strings"
+
+// Phrase is one thing to find; Stem lets the last word run on.
+type Phrase struct {
+	Text string
+	Stem bool
+}
+
+// Matcher finds a fixed set of phrases.
+type Matcher struct {
+	phrases []Phrase
+	byFirst map[string][]int // first word → phrase indices
+	stems   []int            // single-word stems, tried by prefix
+}
+
+// IsWordByte reports whether c belongs to a word: ASCII letters and
+// digits, and any byte of a multi-byte character.
+func IsWordByte(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c >= 0x80 }
+
+// New builds a matcher; phrases must be lower-case.
+func New(phrases []Phrase) *Matcher {
+	m := &Matcher{phrases: phrases, byFirst: map[string][]int{}}
+	for i, p := range phrases {
+		first := p.Text
+		if k := strings.IndexFunc(p.Text, func(r rune) bool { return r < 0x80 && !IsWordByte(byte(r)) }); k >= 0 {
+			first = p.Text[:k]
+		} else if p.Stem {
+			m.stems = append(m.stems, i)
+			continue
+		}
+		m.byFirst[first] = append(m.byFirst[first], i)
+	}
+	return m
+}
+
+// Len is the number of phrases.
+func (m *Matcher) Len() int { return len(m.phrases) }
+
+// Each calls fn for every match, in text order: the phrase's index and its
+// byte range in s.
+func (m *Matcher) Each(s string, fn func(phrase, start, end int)) {
+	for i := 0; i < len(s); {
+		if !IsWordByte(s[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && IsWordByte(s[j]) {
+			j++
+		}
+		for _, k := range m.byFirst[s[i:j]] {
+			p := m.phrases[k]
+			if strings.HasPrefix(s[i:], p.Text) {
+				end := i + len(p.Text)
+				if p.Stem || end == len(s) || !IsWordByte(s[end]) || !IsWordByte(p.Text[len(p.Text)-1]) {
+					fn(k, i, end)
+				}
+			}
+		}
+		for _, k := range m.stems {
+			if p := m.phrases[k]; strings.HasPrefix(s[i:j], p.Text) {
+				fn(k, i, j)
+			}
+		}
+		i = j
+	}
+}
