@@ -299,8 +299,10 @@ func hasPrefixAny(s string, ps ...string) bool {
 
 // droppable: an ordinary word or function word that merely starts a
 // sentence or a title, not part of a name.
+var apostrophes = strings.NewReplacer("'", "", "’", "")
+
 func droppable(t token, titled bool) bool {
-	l := strings.NewReplacer("'", "", "’", "").Replace(lc(strings.TrimSuffix(t.text, ".")))
+	l := apostrophes.Replace(lc(strings.TrimSuffix(t.text, ".")))
 	if stopwords[l] {
 		return true
 	}

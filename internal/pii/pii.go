@@ -83,10 +83,13 @@ func resolve(spans []Span) []Span {
 	// An address holds numbers that look like phone numbers or codes: a
 	// span strictly inside an address is part of it. addrAt holds, per
 	// byte, the longest address span covering it (index+1; 0 for none).
-	addrAt := make([]int32, end)
+	var addrAt []int32
 	for i, s := range spans {
 		if s.Type != Address {
 			continue
+		}
+		if addrAt == nil {
+			addrAt = make([]int32, end)
 		}
 		for b := max(s.Start, 0); b < s.End; b++ {
 			if cur := addrAt[b]; cur == 0 || spans[cur-1].End-spans[cur-1].Start < s.End-s.Start {
@@ -95,7 +98,7 @@ func resolve(spans []Span) []Span {
 		}
 	}
 	insideAddress := func(s Span) bool {
-		if s.Start < 0 || s.End <= s.Start {
+		if addrAt == nil || s.Start < 0 || s.End <= s.Start {
 			return false
 		}
 		a := addrAt[s.Start]

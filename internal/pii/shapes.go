@@ -100,7 +100,7 @@ func scanDates(d *doc, out []Span) []Span {
 			out = append(out, Span{w.start, w.end, Date, 0.6})
 			continue
 		}
-		if !months[lc(w.text)] || (lc(w.text) == "may" && w.text != "May") || (len(w.text) <= 4 && !startsUpper(w.text)) {
+		if lw := d.lower[w.start:w.end]; !months[lw] || (lw == "may" && w.text != "May") || (len(w.text) <= 4 && !startsUpper(w.text)) {
 			continue
 		}
 		start, end := w.start, w.end
@@ -219,10 +219,25 @@ var streetEndings = []string{"katu", "tie", "vej", "gade", "gatan", "vägen", "v
 
 var unitWords = map[string]bool{"apt": true, "apartment": true, "suite": true, "ste": true, "unit": true, "box": true, "floor": true, "fl": true, "room": true}
 
+// streetEndingLast holds the last bytes of streetEndings, a cheap first test.
+var streetEndingLast = func() [256]bool {
+	var t [256]bool
+	for _, e := range streetEndings {
+		t[e[len(e)-1]] = true
+	}
+	return t
+}()
+
 func isStreetWord(w string) bool {
+	if len(w) < 2 {
+		return false
+	}
 	l := lc(w)
 	if streetTypes[l] {
 		return true
+	}
+	if !streetEndingLast[l[len(l)-1]] {
+		return false
 	}
 	for _, e := range streetEndings {
 		if strings.HasSuffix(l, e) && (len(l) > len(e)+2 || l == e) {
@@ -243,7 +258,7 @@ func scanAddresses(d *doc, out []Span) []Span {
 	for i := 0; i < len(ws); i++ {
 		w := ws[i]
 		start, end := -1, -1
-		l := lc(w.text)
+		l := d.lower[w.start:w.end]
 		switch {
 		case isNumber(w.text) && len(w.text) <= 6:
 			// 123 [Name words] Street-type, or 123 Name words 45 (the
@@ -323,12 +338,12 @@ func scanAddresses(d *doc, out []Span) []Span {
 			continue
 		}
 		// A unit on the same line: "… Apt. 864".
-		if i+2 < len(ws) && unitWords[lc(ws[i+1].text)] && isNumber(ws[i+2].text) && sameLine(s, end, ws[i+2].start) && ws[i+1].start-end <= 3 {
+		if i+2 < len(ws) && unitWords[d.lower[ws[i+1].start:ws[i+1].end]] && isNumber(ws[i+2].text) && sameLine(s, end, ws[i+2].start) && ws[i+1].start-end <= 3 {
 			end = ws[i+2].end
 			i += 2
 		}
 		// "Apt. 864" with its dot.
-		if i+2 < len(ws) && unitWords[lc(ws[i+1].text)] && isNumber(ws[i+2].text) && sameLine(s, end, ws[i+2].start) && ws[i+2].start-end <= 4 {
+		if i+2 < len(ws) && unitWords[d.lower[ws[i+1].start:ws[i+1].end]] && isNumber(ws[i+2].text) && sameLine(s, end, ws[i+2].start) && ws[i+2].start-end <= 4 {
 			end = ws[i+2].end
 			i += 2
 		}
