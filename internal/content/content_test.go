@@ -55,7 +55,7 @@ func FuzzAssess(f *testing.F) {
 	})
 }
 
-func BenchmarkAssess(b *testing.B) {
+func BenchmarkContentAssess(b *testing.B) {
 	text := strings.Repeat("I have been feeling anxious since my move last March. Some days I just want to sleep and not wake up. "+
 		"My therapist said we could talk about it next week. ", 6)
 	b.SetBytes(int64(len(text)))

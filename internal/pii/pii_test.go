@@ -94,7 +94,7 @@ func FuzzDetect(f *testing.F) {
 	})
 }
 
-func BenchmarkDetect(b *testing.B) {
+func BenchmarkPIIDetect(b *testing.B) {
 	text := strings.Repeat("I have been feeling anxious since my move to Denver last March. My therapist, Dr. Alvarez, said I should call 555-201-4477 "+
 		"or email help@clinic.example.org if it gets worse. Honestly some days I just want to sleep and not wake up. ", 4)
 	b.SetBytes(int64(len(text)))

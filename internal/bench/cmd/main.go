@@ -416,6 +416,17 @@ func writeReport(path string, r result, micro string) error {
 		b.WriteString("\n\"MB/s of text\" is the decompressed JSON for JSONL and the message text for Parquet. The big files are generated conversations (a pool of 20,000 cycled with unique ids); they are deleted after the run.\n")
 	}
 	if micro != "" {
+		b.WriteString("\n## Safety analyzers, per core\n\nEach analyzer on generated conversation text, one goroutine (`go test -bench`). Target: ≥ 20 MB/s of text per core.\n\n")
+		b.WriteString("| analyzer | MB/s | target |\n|---|---|---|\n")
+		for _, a := range []struct{ name, bench string }{{"PII detection (`dsctl analyze pii`)", "BenchmarkPIIDetect"},
+			{"crisis grading (`dsctl analyze crisis`)", "BenchmarkCrisisAssess"}, {"content safety (`dsctl analyze content`)", "BenchmarkContentAssess"}} {
+			mb := microMBs(micro, a.bench)
+			verdict := "met"
+			if mb < 20 {
+				verdict = "NOT met"
+			}
+			fmt.Fprintf(&b, "| %s | %.1f | ≥ 20 (%s) |\n", a.name, mb, verdict)
+		}
 		b.WriteString("\n## Micro-benchmarks (`go test -bench`)\n\n```\n" + micro + "```\n")
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
@@ -445,4 +456,21 @@ func fetchProfile(port int, path string, secs int) error {
 		return err
 	}
 	return f.Close()
+}
+
+// microMBs finds a benchmark's MB/s in `go test -bench` output.
+func microMBs(out, name string) float64 {
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || !strings.HasPrefix(f[0], name+"-") {
+			continue
+		}
+		for i := 1; i < len(f); i++ {
+			if f[i] == "MB/s" {
+				v, _ := strconv.ParseFloat(f[i-1], 64)
+				return v
+			}
+		}
+	}
+	return 0
 }
