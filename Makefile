@@ -39,6 +39,7 @@ fuzz:
 	$(GO) test ./internal/pii -run XXX -fuzz FuzzDetect -fuzztime 20s
 	$(GO) test ./internal/crisis -run XXX -fuzz FuzzAssess -fuzztime 20s
 	$(GO) test ./internal/content -run XXX -fuzz FuzzAssess -fuzztime 20s
+	$(GO) test ./internal/textmatch -run XXX -fuzz FuzzEach -fuzztime 20s
 
 # Detector quality on ../shared/eval (never copied here): writes docs/EVALUATION.md.
 eval: build
