@@ -37,20 +37,28 @@ func loadList(gz []byte, into map[string]bool) {
 // proper reports whether the dictionary lists w as a capitalised entry
 // (a given name, surname or place).
 func proper(w string) bool {
-	common("")
+	loadLex()
 	return propers[w]
 }
 
-// common reports whether w (any case) is an ordinary lowercase English word
-// (SCOWL word list, see LEXICON-NOTICE).
-func common(w string) bool {
+func loadLex() {
 	lexOnce.Do(func() {
 		lexicon = make(map[string]bool, 64000)
 		propers = make(map[string]bool, 40000)
 		loadList(commonGz, lexicon)
 		loadList(properGz, propers)
 	})
-	l := lc(w)
+}
+
+// common reports whether w (any case) is an ordinary lowercase English word
+// (SCOWL word list, see LEXICON-NOTICE).
+func common(w string) bool {
+	return commonLower(lc(w))
+}
+
+// commonLower is common for an already lower-cased word.
+func commonLower(l string) bool {
+	loadLex()
 	if lexicon[l] {
 		return true
 	}
@@ -110,17 +118,18 @@ var placeCues = []string{"in", "from", "at", "near", "to", "visit", "visiting", 
 type token struct {
 	start, end int
 	text       string
+	lower      string // ASCII-lower-cased text (a slice of the document's, no copy)
 	cap        bool // starts upper-case (or is an initial)
 	allCaps    bool
 	initial    bool // "D." or "M"
 	sentStart  bool
 }
 
-func tokenize(s string, ws []word) []token {
+func tokenize(s, lower string, ws []word) []token {
 	toks := make([]token, 0, len(ws))
 	for i, w := range ws {
 		r, _ := utf8.DecodeRuneInString(w.text)
-		t := token{start: w.start, end: w.end, text: w.text, cap: unicode.IsUpper(r)}
+		t := token{start: w.start, end: w.end, text: w.text, lower: lower[w.start:w.end], cap: unicode.IsUpper(r)}
 		if strings.HasPrefix(w.text, "I'") || strings.HasPrefix(w.text, "I’") {
 			t.cap = false // I'm, I've, I'd, I'll
 		}
@@ -145,7 +154,7 @@ func tokenize(s string, ws []word) []token {
 // ordinary words, then typed by the words around them.
 func scanNames(d *doc, out []Span) []Span {
 	s := d.s
-	toks := tokenize(s, d.words)
+	toks := tokenize(s, d.lower, d.words)
 	lower := d.lower
 	for _, w := range d.words {
 		if !startsUpper(w.text) {
@@ -173,10 +182,10 @@ func scanNames(d *doc, out []Span) []Span {
 			if gap != " " && gap != ". " && !(gap == "" && toks[j].initial) {
 				break
 			}
-			if gap == ". " && !toks[j].initial && !titles[lc(toks[j].text)+"."] {
+			if gap == ". " && !toks[j].initial && !titles[toks[j].lower+"."] {
 				break
 			}
-			if unitWords[lc(n.text)] || streetTypes[lc(n.text)] {
+			if unitWords[n.lower] || streetTypes[n.lower] {
 				break
 			}
 			if n.cap && !isNumber(n.text) || isParticle(n.text) && j+2 < len(toks) && toks[j+2].cap && s[n.end:toks[j+2].start] == " " {
@@ -196,7 +205,7 @@ func classifyRun(s, lower string, all []token, run []token, out []Span) []Span {
 	runStart := run[0].start
 	// A title ("Mr.", "Dr") marks the rest as a person.
 	titled := false
-	for len(run) > 0 && titles[lc(strings.TrimSuffix(run[0].text, "."))] {
+	for len(run) > 0 && titles[strings.TrimSuffix(run[0].lower, ".")] {
 		titled = true
 		run = run[1:]
 	}
@@ -205,13 +214,13 @@ func classifyRun(s, lower string, all []token, run []token, out []Span) []Span {
 		run = run[1:]
 	}
 	// At the end only function words go: "Jane Doe" keeps "Doe".
-	for len(run) > 0 && stopwords[lc(strings.TrimSuffix(run[len(run)-1].text, "."))] {
+	for len(run) > 0 && stopwords[strings.TrimSuffix(run[len(run)-1].lower, ".")] {
 		run = run[:len(run)-1]
 	}
 	if len(run) > 0 && !titled {
 		uncommon := false
 		for _, t := range run {
-			if !t.initial && (!common(t.text) || !t.sentStart && proper(t.text)) && !stopwords[lc(t.text)] {
+			if !t.initial && (!commonLower(t.lower) || !t.sentStart && proper(t.text)) && !stopwords[t.lower] {
 				uncommon = true
 			}
 		}
@@ -232,7 +241,7 @@ func classifyRun(s, lower string, all []token, run []token, out []Span) []Span {
 	before := lastWords(lower[max(0, runStart-30):runStart], 3)
 	after := lower[end:min(len(s), end+12)]
 	for _, t := range run {
-		if orgWords[lc(t.text)] {
+		if orgWords[t.lower] {
 			return append(out, Span{start, end, Organization, 0.6})
 		}
 	}
@@ -269,7 +278,7 @@ func classifyRun(s, lower string, all []token, run []token, out []Span) []Span {
 	}
 	// A capitalised group adjective ("a Black woman", "my Jewish
 	// friends") describes someone; it does not name them.
-	if len(run) == 1 && !titled && groupWords[lc(run[0].text)] && len(after) > 1 && after[0] == ' ' && after[1] >= 'a' && after[1] <= 'z' {
+	if len(run) == 1 && !titled && groupWords[run[0].lower] && len(after) > 1 && after[0] == ' ' && after[1] >= 'a' && after[1] <= 'z' {
 		return out
 	}
 	switch {
@@ -302,7 +311,10 @@ func hasPrefixAny(s string, ps ...string) bool {
 var apostrophes = strings.NewReplacer("'", "", "’", "")
 
 func droppable(t token, titled bool) bool {
-	l := apostrophes.Replace(lc(strings.TrimSuffix(t.text, ".")))
+	l := strings.TrimSuffix(t.lower, ".")
+	if strings.ContainsAny(l, "'’") {
+		l = apostrophes.Replace(l)
+	}
 	if stopwords[l] {
 		return true
 	}
@@ -312,13 +324,13 @@ func droppable(t token, titled bool) bool {
 	if t.allCaps && utf8.RuneCountInString(l) <= 4 {
 		return true // an acronym (SSN, USA, CEO)
 	}
-	if t.allCaps && !common(l) {
+	if t.allCaps && !commonLower(l) {
 		return false
 	}
 	if !t.sentStart && proper(t.text) {
 		return false // "John", "Mark" mid-sentence; classifyRun wants a cue when the word is also common
 	}
-	return common(l)
+	return commonLower(l)
 }
 
 func isSuffixWord(w string) bool {
