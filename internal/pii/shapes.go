@@ -20,7 +20,7 @@ type word struct {
 }
 
 func words(s string) []word {
-	var out []word
+	out := make([]word, 0, len(s)/5+1)
 	i := 0
 	for i < len(s) {
 		r, n := utf8.DecodeRuneInString(s[i:])
@@ -290,7 +290,7 @@ func scanAddresses(d *doc, out []Span) []Span {
 			if start < 0 {
 				i = first
 			}
-		case streetPrefixes[l] && startsUpper(w.text) || isStreetWord(w.text) && startsUpper(w.text) && !streetTypes[l]:
+		case startsUpper(w.text) && (streetPrefixes[l] || !streetTypes[l] && isStreetWord(w.text)):
 			// Rua do Arenque 1634, Koskikatu 25
 			for k := i; k < len(ws) && k <= i+5 && (k == i || sameLine(s, ws[k-1].end, ws[k].start)); k++ {
 				if isNumber(ws[k].text) && k > i {

@@ -450,13 +450,23 @@ var idContexts = []struct{ word, typ string }{
 	{"id:", ID}, {"id #", ID}, {"account", Account}, {"acct", Account}, {"iban", Account}, {"routing", Account},
 }
 
+// idContextsByByte indexes idContexts by their first byte.
+var idContextsByByte = func() [256][]int {
+	var t [256][]int
+	for i, c := range idContexts {
+		t[c.word[0]] = append(t[c.word[0]], i)
+	}
+	return t
+}()
+
 // scanContextIDs takes the next code with at least four digits after an
 // identifier word ("licence number is D123-4567").
 func scanContextIDs(d *doc, out []Span) []Span {
 	s, lower := d.s, d.lower
 	for _, w := range d.words {
-		for _, c := range idContexts {
-			if lower[w.start] != c.word[0] || !strings.HasPrefix(lower[w.start:], c.word) {
+		for _, ci := range idContextsByByte[lower[w.start]] {
+			c := idContexts[ci]
+			if !strings.HasPrefix(lower[w.start:], c.word) {
 				continue
 			}
 			off := w.start + len(c.word)
