@@ -140,10 +140,13 @@ func tokenize(s, lower string, ws []word) []token {
 				t.end++
 			}
 		}
-		// Sentence start: the beginning, or after . ! ? : newline or a quote.
-		prev := strings.TrimRight(s[:w.start], " \t\"'“‘(")
-		t.sentStart = i == 0 || prev == "" || strings.HasSuffix(prev, ".") || strings.HasSuffix(prev, "!") || strings.HasSuffix(prev, "?") ||
-			strings.HasSuffix(prev, ":") || strings.HasSuffix(prev, "\n") || s[w.start-1] == '\n' || strings.HasSuffix(prev, "…")
+		// Sentence start: the beginning, or after . ! ? : newline or a
+		// quote. Only capitalised words need it.
+		if t.cap || i == 0 {
+			prev := strings.TrimRight(s[max(0, w.start-16):w.start], " \t\"'“‘(")
+			t.sentStart = i == 0 || strings.TrimRight(s[:w.start], " \t\"'“‘(") == "" || strings.HasSuffix(prev, ".") || strings.HasSuffix(prev, "!") ||
+				strings.HasSuffix(prev, "?") || strings.HasSuffix(prev, ":") || strings.HasSuffix(prev, "\n") || s[w.start-1] == '\n' || strings.HasSuffix(prev, "…")
+		}
 		toks = append(toks, t)
 	}
 	return toks
@@ -341,9 +344,13 @@ func isSuffixWord(w string) bool {
 	return false
 }
 
+// endsWithAny reports whether s is one of cues or ends with " "+cue.
 func endsWithAny(s string, cues []string) bool {
 	for _, c := range cues {
-		if s == c || strings.HasSuffix(s, " "+c) {
+		if len(s) < len(c) || s[len(s)-len(c):] != c {
+			continue
+		}
+		if len(s) == len(c) || s[len(s)-len(c)-1] == ' ' {
 			return true
 		}
 	}

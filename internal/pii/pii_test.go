@@ -102,3 +102,9 @@ func BenchmarkPIIDetect(b *testing.B) {
 		Detect(text)
 	}
 }
+
+func TestLastWords(t *testing.T) {
+	for in, want := range map[string]string{"": "", "a": "a", " a b  c ": "a b c", "one two three four": "two three four", "x\ny  z": "x y z", "  ": ""} {
+		require.Equal(t, want, lastWords(in, 3), "%q", in)
+	}
+}

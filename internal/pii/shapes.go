@@ -23,23 +23,38 @@ func words(s string) []word {
 	out := make([]word, 0, len(s)/5+1)
 	i := 0
 	for i < len(s) {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		if !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+		if c := s[i]; c < utf8.RuneSelf {
+			// ASCII fast path: no rune decoding for most text.
+			if !isAlnum(c) {
+				i++
+				continue
+			}
+		} else if r, n := utf8.DecodeRuneInString(s[i:]); !unicode.IsLetter(r) && !unicode.IsDigit(r) {
 			i += n
 			continue
 		}
 		j := i
 		for j < len(s) {
+			c := s[j]
+			if c < utf8.RuneSelf {
+				if isAlnum(c) {
+					j++
+					continue
+				}
+				if (c == '\'' || c == '-') && j+1 < len(s) && letterAt(s, j+1) {
+					j++
+					continue
+				}
+				break
+			}
 			r, n := utf8.DecodeRuneInString(s[j:])
 			if unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r) {
 				j += n
 				continue
 			}
-			if (r == '\'' || r == '-' || r == '’') && j+n < len(s) {
-				if r2, _ := utf8.DecodeRuneInString(s[j+n:]); unicode.IsLetter(r2) {
-					j += n
-					continue
-				}
+			if r == '’' && j+n < len(s) && letterAt(s, j+n) {
+				j += n
+				continue
 			}
 			break
 		}
@@ -47,6 +62,15 @@ func words(s string) []word {
 		i = j
 	}
 	return out
+}
+
+// letterAt reports whether a letter starts at s[i].
+func letterAt(s string, i int) bool {
+	if c := s[i]; c < utf8.RuneSelf {
+		return isAlpha(c)
+	}
+	r, _ := utf8.DecodeRuneInString(s[i:])
+	return unicode.IsLetter(r)
 }
 
 func isNumber(w string) bool {

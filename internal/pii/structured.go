@@ -310,12 +310,40 @@ func hasAny(s string, subs ...string) bool {
 
 // lastWords is the tail of s holding its last n words.
 func lastWords(s string, n int) string {
-	f := strings.Fields(s)
-	if len(f) > n {
-		f = f[len(f)-n:]
+	// Without splitting (this runs for every candidate): walk back over n
+	// words; when they are separated by single spaces, return a slice.
+	end := len(s)
+	for end > 0 && isSpace(s[end-1]) {
+		end--
 	}
-	return strings.Join(f, " ")
+	start, words, single := end, 0, true
+	for start > 0 && words < n {
+		for start > 0 && !isSpace(s[start-1]) {
+			start--
+		}
+		words++
+		if words == n || start == 0 {
+			break
+		}
+		gap := start
+		for start > 0 && isSpace(s[start-1]) {
+			start--
+		}
+		if start == 0 {
+			start = gap
+			break
+		}
+		if gap-start != 1 || s[start] != ' ' {
+			single = false
+		}
+	}
+	if single {
+		return s[start:end]
+	}
+	return strings.Join(strings.Fields(s[start:end]), " ")
 }
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 func ssnShape(t string) bool {
 	if len(t) == 11 && (t[3] == '-' && t[6] == '-' || t[3] == ' ' && t[6] == ' ') {
