@@ -119,14 +119,13 @@ type token struct {
 	start, end int
 	text       string
 	lower      string // ASCII-lower-cased text (a slice of the document's, no copy)
-	cap        bool // starts upper-case (or is an initial)
+	cap        bool   // starts upper-case (or is an initial)
 	allCaps    bool
 	initial    bool // "D." or "M"
 	sentStart  bool
 }
 
-func tokenize(s, lower string, ws []word) []token {
-	toks := make([]token, 0, len(ws))
+func tokenize(toks []token, s, lower string, ws []word) []token {
 	for i, w := range ws {
 		r, _ := utf8.DecodeRuneInString(w.text)
 		t := token{start: w.start, end: w.end, text: w.text, lower: lower[w.start:w.end], cap: unicode.IsUpper(r)}
@@ -143,8 +142,8 @@ func tokenize(s, lower string, ws []word) []token {
 		// Sentence start: the beginning, or after . ! ? : newline or a
 		// quote. Only capitalised words need it.
 		if t.cap || i == 0 {
-			prev := strings.TrimRight(s[max(0, w.start-16):w.start], " \t\"'“‘(")
-			t.sentStart = i == 0 || strings.TrimRight(s[:w.start], " \t\"'“‘(") == "" || strings.HasSuffix(prev, ".") || strings.HasSuffix(prev, "!") ||
+			prev := trimOpeners(s[max(0, w.start-16):w.start])
+			t.sentStart = i == 0 || trimOpeners(s[:w.start]) == "" || strings.HasSuffix(prev, ".") || strings.HasSuffix(prev, "!") ||
 				strings.HasSuffix(prev, "?") || strings.HasSuffix(prev, ":") || strings.HasSuffix(prev, "\n") || s[w.start-1] == '\n' || strings.HasSuffix(prev, "…")
 		}
 		toks = append(toks, t)
@@ -157,7 +156,8 @@ func tokenize(s, lower string, ws []word) []token {
 // ordinary words, then typed by the words around them.
 func scanNames(d *doc, out []Span) []Span {
 	s := d.s
-	toks := tokenize(s, d.lower, d.words)
+	toks := tokenize(d.toks[:0], s, d.lower, d.words)
+	d.toks = toks
 	lower := d.lower
 	for _, w := range d.words {
 		if !startsUpper(w.text) {
@@ -365,4 +365,19 @@ func demonym(w string) bool {
 		}
 	}
 	return false
+}
+
+// trimOpeners trims trailing spaces, tabs, quotes and opening brackets.
+func trimOpeners(s string) string {
+	for len(s) > 0 {
+		switch {
+		case strings.IndexByte(" \t\"'(", s[len(s)-1]) >= 0:
+			s = s[:len(s)-1]
+		case strings.HasSuffix(s, "“"), strings.HasSuffix(s, "‘"):
+			s = s[:len(s)-len("“")]
+		default:
+			return s
+		}
+	}
+	return s
 }

@@ -12,6 +12,7 @@ package pii
 import (
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Canonical identifier types.
@@ -47,18 +48,36 @@ type Span struct {
 
 // Detect returns the identifiers in text, sorted, not overlapping.
 func Detect(text string) []Span {
-	d := &doc{s: text, lower: asciiLower(text), words: words(text), runs: numberRuns(text)}
-	var spans []Span
-	spans = scanStructured(d, spans)
+	d := docs.Get().(*doc)
+	d.s, d.lower = text, asciiLower(text)
+	d.words = appendWords(d.words[:0], text)
+	d.runs = numberRuns(text)
+	spans := scanStructured(d, d.spans[:0])
 	spans = scanNames(d, spans)
-	return resolve(spans)
+	out := resolve(d, spans)
+	// Keep the buffers, not the text.
+	d.s, d.lower, d.runs = "", "", nil
+	clear(d.words)
+	clear(d.toks)
+	d.spans = spans[:0]
+	docs.Put(d)
+	return out
 }
 
-// doc is the text with what every scanner needs, computed once.
+// docs recycles the per-call buffers: Detect runs once per turn, on every
+// core.
+var docs = sync.Pool{New: func() any { return &doc{} }}
+
+// doc is the text with what every scanner needs, computed once, and the
+// buffers a call reuses.
 type doc struct {
 	s, lower string
 	words    []word
 	runs     []numRun
+	toks     []token
+	spans    []Span
+	taken    []bool
+	addrAt   []int32
 }
 
 // priority orders types when spans overlap: structured, validated
@@ -72,7 +91,7 @@ var priority = map[string]int{
 // longer, then earlier). It is linear in the bytes the spans cover: a byte
 // map of what is taken, not a comparison of every pair (a text with tens
 // of thousands of candidates must not take quadratic time).
-func resolve(spans []Span) []Span {
+func resolve(d *doc, spans []Span) []Span {
 	if len(spans) == 0 {
 		return nil
 	}
@@ -89,7 +108,11 @@ func resolve(spans []Span) []Span {
 			continue
 		}
 		if addrAt == nil {
-			addrAt = make([]int32, end)
+			if cap(d.addrAt) < end {
+				d.addrAt = make([]int32, end)
+			}
+			addrAt = d.addrAt[:end]
+			clear(addrAt)
 		}
 		for b := max(s.Start, 0); b < s.End; b++ {
 			if cur := addrAt[b]; cur == 0 || spans[cur-1].End-spans[cur-1].Start < s.End-s.Start {
@@ -128,7 +151,11 @@ func resolve(spans []Span) []Span {
 		}
 		return a.Start < b.Start
 	})
-	taken := make([]bool, end)
+	if cap(d.taken) < end {
+		d.taken = make([]bool, end)
+	}
+	taken := d.taken[:end]
+	clear(taken)
 	var kept []Span
 	for _, s := range candidates {
 		free := true

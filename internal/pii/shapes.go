@@ -19,8 +19,10 @@ type word struct {
 	text       string
 }
 
-func words(s string) []word {
-	out := make([]word, 0, len(s)/5+1)
+func words(s string) []word { return appendWords(make([]word, 0, len(s)/5+1), s) }
+
+// appendWords appends the words of s to out.
+func appendWords(out []word, s string) []word {
 	i := 0
 	for i < len(s) {
 		if c := s[i]; c < utf8.RuneSelf {
