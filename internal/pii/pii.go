@@ -10,7 +10,7 @@
 package pii
 
 import (
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -78,6 +78,7 @@ type doc struct {
 	spans    []Span
 	taken    []bool
 	addrAt   []int32
+	cands    []Span
 }
 
 // priority orders types when spans overlap: structured, validated
@@ -131,7 +132,7 @@ func resolve(d *doc, spans []Span) []Span {
 		as := spans[a-1]
 		return as.Start <= s.Start && s.End <= as.End && (as.Start < s.Start || s.End < as.End)
 	}
-	var candidates []Span
+	candidates := d.cands[:0]
 	for _, s := range spans {
 		if s.End <= s.Start || s.Start < 0 {
 			continue
@@ -141,16 +142,16 @@ func resolve(d *doc, spans []Span) []Span {
 		}
 		candidates = append(candidates, s)
 	}
-	sort.SliceStable(candidates, func(i, j int) bool {
-		a, b := candidates[i], candidates[j]
-		if priority[a.Type] != priority[b.Type] {
-			return priority[a.Type] > priority[b.Type]
+	slices.SortStableFunc(candidates, func(a, b Span) int {
+		if pa, pb := priority[a.Type], priority[b.Type]; pa != pb {
+			return pb - pa
 		}
-		if a.End-a.Start != b.End-b.Start {
-			return a.End-a.Start > b.End-b.Start
+		if la, lb := a.End-a.Start, b.End-b.Start; la != lb {
+			return lb - la
 		}
-		return a.Start < b.Start
+		return a.Start - b.Start
 	})
+	d.cands = candidates
 	if cap(d.taken) < end {
 		d.taken = make([]bool, end)
 	}
@@ -173,7 +174,7 @@ func resolve(d *doc, spans []Span) []Span {
 		}
 		kept = append(kept, s)
 	}
-	sort.Slice(kept, func(i, j int) bool { return kept[i].Start < kept[j].Start })
+	slices.SortFunc(kept, func(a, b Span) int { return a.Start - b.Start })
 	return kept
 }
 
