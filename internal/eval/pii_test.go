@@ -52,7 +52,7 @@ func TestPIIQualityDoesNotRegress(t *testing.T) {
 	require.GreaterOrEqual(t, sc.Overlap[pii.Person].Recall(), 0.85, "the issue's floor for PERSON")
 	// Below the targets (0.90 / 0.85): today's level, so it cannot slip.
 	require.GreaterOrEqual(t, harbor.Recall(), 0.77)
-	require.GreaterOrEqual(t, harbor.Precision(), 0.78)
+	require.GreaterOrEqual(t, harbor.Precision(), 0.80)
 }
 
 func TestAUCCountsTiesAsHalf(t *testing.T) {

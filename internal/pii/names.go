@@ -198,10 +198,52 @@ func scanNames(d *doc, out []Span) []Span {
 			break
 		}
 		run := toks[i : j+1]
+		// "Davis, Reynolds and Williamson Orchestra", "at Jones, Mitchell
+		// and Williams": single capitalised names listed with commas and
+		// "and", after "the" or "at" or before an organisation word, name
+		// a firm, not people.
+		if k, ok := enumeratedOrg(s, lower, toks, i, j); ok {
+			out = append(out, Span{toks[i].start, toks[k].end, Organization, 0.5})
+			i = k
+			continue
+		}
 		i = j
 		out = classifyRun(s, lower, toks, run, out)
 	}
 	return out
+}
+
+// enumeratedOrg recognises "A, B and C" (single capitalised words) used as
+// a firm's name; it returns the index of C's token.
+func enumeratedOrg(s, lower string, toks []token, i, j int) (int, bool) {
+	if j != i || j+1 >= len(toks) || s[toks[j].end:min(len(s), toks[j].end+2)] != ", " {
+		return 0, false
+	}
+	k := j
+	for k+1 < len(toks) && toks[k+1].cap && k-i < 8 {
+		gap := s[toks[k].end:toks[k+1].start]
+		if gap == ", " {
+			k++
+			continue
+		}
+		if gap == " " && toks[k+1].lower == "and" && k+2 < len(toks) && toks[k+2].cap && s[toks[k+1].end:toks[k+2].start] == " " {
+			k += 2
+			break
+		}
+		return 0, false
+	}
+	if k+1 < len(toks) && toks[k+1].lower == "and" && k+2 < len(toks) && toks[k+2].cap && s[toks[k].end:toks[k+1].start] == " " {
+		k += 2
+	}
+	if k <= j+1 || toks[k-1].lower != "and" {
+		return 0, false
+	}
+	before := lastWords(lower[max(0, toks[i].start-20):toks[i].start], 1)
+	orgAfter := k+1 < len(toks) && orgWords[toks[k+1].lower] && s[toks[k].end:toks[k+1].start] == " "
+	if before == "the" || before == "at" || orgAfter {
+		return k, true
+	}
+	return 0, false
 }
 
 func classifyRun(s, lower string, all []token, run []token, out []Span) []Span {
@@ -223,7 +265,11 @@ func classifyRun(s, lower string, all []token, run []token, out []Span) []Span {
 	if len(run) > 0 && !titled {
 		uncommon := false
 		for _, t := range run {
-			if !t.initial && (!commonLower(t.lower) || !t.sentStart && proper(t.text)) && !stopwords[t.lower] {
+			l := t.lower
+			if strings.ContainsAny(l, "'’") {
+				l = apostrophes.Replace(l)
+			}
+			if !t.initial && (!commonLower(l) || !t.sentStart && proper(t.text)) && !stopwords[l] {
 				uncommon = true
 			}
 		}
@@ -232,6 +278,10 @@ func classifyRun(s, lower string, all []token, run []token, out []Span) []Span {
 		}
 	}
 	if len(run) == 0 || (len(run) == 1 && run[0].initial) {
+		return out
+	}
+	// A lone street or unit word ("St.", "Suite") is part of an address.
+	if len(run) == 1 && (streetTypes[strings.TrimSuffix(run[0].lower, ".")] || unitWords[run[0].lower]) {
 		return out
 	}
 	start, end := run[0].start, run[len(run)-1].end

@@ -108,3 +108,10 @@ func TestLastWords(t *testing.T) {
 		require.Equal(t, want, lastWords(in, 3), "%q", in)
 	}
 }
+
+func TestFirmsNamedAfterPeopleAreNotPeople(t *testing.T) {
+	got := types("She worked at Barnes, Okafor and Lindqvist for a year.")
+	require.Contains(t, got, "ORGANIZATION:Barnes, Okafor and Lindqvist")
+	require.NotContains(t, got, "PERSON:Barnes")
+	require.Empty(t, types("Turn left at the lights, then take the second St. on the right."))
+}
