@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -354,13 +355,15 @@ func TestProjectorRecoversFromDroppedDatabaseConnections(t *testing.T) {
 	admin, err := pgx.Connect(ctx, testenv.DatabaseURL())
 	require.NoError(t, err)
 	defer admin.Close(context.Background())
-	killed := 0
+	var killed atomic.Int64
+	stopped := make(chan struct{})
 	go func() {
+		defer close(stopped)
 		for ctx.Err() == nil {
 			var n int
 			_ = admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 				WHERE application_name = $1`, app).Scan(&n)
-			killed += n
+			killed.Add(int64(n))
 			time.Sleep(30 * time.Millisecond)
 		}
 	}()
@@ -368,9 +371,10 @@ func TestProjectorRecoversFromDroppedDatabaseConnections(t *testing.T) {
 	require.Equal(t, "completed", msgs[len(msgs)-1].Data["status"])
 	x := s.waitStatus(t, id, "completed")
 	cancel()
+	<-stopped
 	require.EqualValues(t, 60000, x.Valid)
-	require.Positive(t, killed, "connections were really terminated")
-	t.Logf("terminated %d connections", killed)
+	require.Positive(t, killed.Load(), "connections were really terminated")
+	t.Logf("terminated %d connections", killed.Load())
 
 	time.Sleep(300 * time.Millisecond)
 	live, err := s.store.Snapshot(context.Background())

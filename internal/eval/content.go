@@ -1,11 +1,7 @@
 package eval
 
 import (
-	"bufio"
-	"encoding/json"
-	"fmt"
 	"io"
-	"os"
 	"sort"
 )
 
@@ -24,29 +20,10 @@ type ContentRow struct {
 }
 
 // ReadContent reads JSON Lines of ContentRow.
-func ReadContent(r io.Reader) ([]ContentRow, error) {
-	var rows []ContentRow
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for n := 1; sc.Scan(); n++ {
-		var row ContentRow
-		if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
-			return nil, fmt.Errorf("line %d: %w", n, err)
-		}
-		rows = append(rows, row)
-	}
-	return rows, sc.Err()
-}
+func ReadContent(r io.Reader) ([]ContentRow, error) { return readJSONL[ContentRow](r) }
 
 // ReadContentFile reads a JSON Lines file of ContentRow.
-func ReadContentFile(path string) ([]ContentRow, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return ReadContent(f)
-}
+func ReadContentFile(path string) ([]ContentRow, error) { return readJSONLFile[ContentRow](path) }
 
 // CategoryScore is one category's figures at a threshold.
 type CategoryScore struct {

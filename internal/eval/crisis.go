@@ -1,11 +1,7 @@
 package eval
 
 import (
-	"bufio"
-	"encoding/json"
-	"fmt"
 	"io"
-	"os"
 	"strings"
 )
 
@@ -19,30 +15,11 @@ type CrisisRow struct {
 	Level string `json:"level,omitempty"`
 }
 
-// ReadCrisis reads JSON Lines of CrisisRow (other fields are ignored).
-func ReadCrisis(r io.Reader) ([]CrisisRow, error) {
-	var rows []CrisisRow
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for n := 1; sc.Scan(); n++ {
-		var row CrisisRow
-		if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
-			return nil, fmt.Errorf("line %d: %w", n, err)
-		}
-		rows = append(rows, row)
-	}
-	return rows, sc.Err()
-}
+// ReadCrisis reads JSON Lines of CrisisRow.
+func ReadCrisis(r io.Reader) ([]CrisisRow, error) { return readJSONL[CrisisRow](r) }
 
 // ReadCrisisFile reads a JSON Lines file of CrisisRow.
-func ReadCrisisFile(path string) ([]CrisisRow, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return ReadCrisis(f)
-}
+func ReadCrisisFile(path string) ([]CrisisRow, error) { return readJSONLFile[CrisisRow](path) }
 
 // CrisisScore is the confusion matrix gold label → predicted level → users.
 type CrisisScore struct {

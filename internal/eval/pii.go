@@ -25,13 +25,13 @@ type PIIRow struct {
 	Spans []GoldSpan `json:"spans"`
 }
 
-// ReadPII reads JSON Lines of PIIRow.
-func ReadPII(r io.Reader) ([]PIIRow, error) {
-	var rows []PIIRow
+// readJSONL reads JSON Lines of T.
+func readJSONL[T any](r io.Reader) ([]T, error) {
+	var rows []T
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	for n := 1; sc.Scan(); n++ {
-		var row PIIRow
+		var row T
 		if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
 			return nil, fmt.Errorf("line %d: %w", n, err)
 		}
@@ -40,15 +40,21 @@ func ReadPII(r io.Reader) ([]PIIRow, error) {
 	return rows, sc.Err()
 }
 
-// ReadPIIFile reads a JSON Lines file of PIIRow.
-func ReadPIIFile(path string) ([]PIIRow, error) {
+// readJSONLFile reads a JSON Lines file of T.
+func readJSONLFile[T any](path string) ([]T, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return ReadPII(f)
+	return readJSONL[T](f)
 }
+
+// ReadPII reads JSON Lines of PIIRow.
+func ReadPII(r io.Reader) ([]PIIRow, error) { return readJSONL[PIIRow](r) }
+
+// ReadPIIFile reads a JSON Lines file of PIIRow.
+func ReadPIIFile(path string) ([]PIIRow, error) { return readJSONLFile[PIIRow](path) }
 
 // Counts are one type's figures under one matching rule.
 type Counts struct {
