@@ -195,12 +195,14 @@ func TestFailingSourceRetriesThenFallsBackOrFails(t *testing.T) {
 				}
 			}
 			require.Equal(t, 2, retries, "DATASET_RETRY_ATTEMPTS retries, each announced live")
+			// The read model has every event once it shows the terminal
+			// status (the projector applies them in order).
+			x := waitProjected(t, s, id, msgs)
 			started := startedSources(t, s, id)
 			if policy == events.OnFailureFallback {
 				require.Equal(t, []string{"flaky", "good"}, started, "priority 1 first, though listed second")
 				require.Equal(t, "completed", final.Data["status"], "%v", final.Data)
 				require.Equal(t, 1, fallbacks)
-				x := waitProjected(t, s, id, msgs)
 				require.EqualValues(t, 10, x.Valid)
 			} else {
 				require.Equal(t, "failed", final.Data["status"], "%v", final.Data)
