@@ -137,17 +137,6 @@ func reflexiveHarm(s string) float64 {
 	return n
 }
 
-// normalise lower-cases and removes apostrophes.
-func normalise(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch r {
-		case '\'', '’', '`':
-			return -1
-		}
-		return r
-	}, strings.ToLower(s))
-}
-
 // Term lists, in one matcher: a single pass over the text counts them all.
 const (
 	setSexual = iota
@@ -211,7 +200,7 @@ func squash(x float64) float64 { return 1 - math.Exp(-x) }
 
 // Assess scores one text.
 func Assess(text string) Result {
-	s := normalise(text)
+	s := textmatch.Normalise(text)
 	r := Result{Categories: map[string]float64{}, Codes: []string{}}
 	t := count(s)
 	for set := setSexual; set <= setGraphic; set++ {

@@ -212,20 +212,6 @@ func toSet(s string) map[string]bool {
 	return m
 }
 
-// normalise lower-cases and removes apostrophes so "I'm" and "Im" match.
-func normalise(s string) string {
-	var b strings.Builder
-	b.Grow(len(s))
-	for _, r := range strings.ToLower(s) {
-		switch r {
-		case '\'', '’', '`':
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
 // sentences splits normalised text at sentence ends and line breaks.
 func sentences(s string) []string {
 	return strings.FieldsFunc(s, func(r rune) bool { return r == '.' || r == '!' || r == '?' || r == '\n' || r == ';' })
@@ -245,7 +231,7 @@ func Assess(texts []string) Result {
 	codes := map[string]bool{}
 	counts := map[string]int{}
 	for _, t := range texts {
-		for _, sent := range sentences(normalise(t)) {
+		for _, sent := range sentences(textmatch.Normalise(t)) {
 			for _, h := range assessSentence(sent) {
 				codes[h.code] = true
 				if h.weight <= 0 {

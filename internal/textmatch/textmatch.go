@@ -72,3 +72,15 @@ func (m *Matcher) Each(s string, fn func(phrase, start, end int)) {
 		i = j
 	}
 }
+
+// Normalise lower-cases text and drops apostrophes, so "I'm", "Im" and
+// "I’m" all match the phrase "im".
+func Normalise(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '\'', '’', '`':
+			return -1
+		}
+		return r
+	}, strings.ToLower(s))
+}
