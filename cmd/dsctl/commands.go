@@ -63,6 +63,9 @@ func cmdBroker(ctx context.Context, args []string, getenv func(string) string) e
 		return err
 	}
 	defer b.Close()
+	if b.Repaired > 0 {
+		fmt.Printf("broker: the previous run stopped uncleanly; closed %d open transactions with abort markers\n", b.Repaired)
+	}
 	fmt.Printf("broker listening on %s (data dir %s)\n", strings.Join(b.Addrs(), ","), *dir)
 	<-ctx.Done()
 	return nil

@@ -159,6 +159,9 @@ func RunEmbedded(ctx context.Context, cfg config.Config, log *slog.Logger, servi
 	}
 	defer b.Close()
 	cfg.Kafka.Brokers = b.Addrs()
+	if b.Repaired > 0 {
+		log.Warn("embedded broker: the previous run stopped uncleanly; open transactions closed with abort markers", "transactions", b.Repaired)
+	}
 	log.Info("embedded broker listening", "addrs", b.Addrs(), "data_dir", cfg.BrokerDataDir)
 	return Run(ctx, cfg, log, services...)
 }

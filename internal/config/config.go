@@ -56,9 +56,7 @@ type Config struct {
 	// credentials (DSPIPE_SOURCE_SECRETS, the AWS key variables).
 	SourceSecrets []string
 	// SourceConcurrency bounds the sources of one execution read at once
-	// (DSPIPE_SOURCE_CONCURRENCY, 1). Above 1, a broker crash during
-	// acquisition has lost committed chunks in the end-to-end test: keep 1
-	// until that is understood.
+	// (DSPIPE_SOURCE_CONCURRENCY, 3).
 	SourceConcurrency int
 	// DriveEndpoint overrides the Drive API URL (DSPIPE_DRIVE_ENDPOINT).
 	DriveEndpoint string
@@ -109,7 +107,7 @@ func Load(getenv func(string) string) (Config, error) {
 		LogLevel:         str(getenv, "DSPIPE_LOG_LEVEL", "info"),
 
 		AllowPrivateEndpoints: boolVar(getenv, "DSPIPE_ALLOW_PRIVATE_ENDPOINTS", false, &errs),
-		SourceConcurrency:     intVar(getenv, "DSPIPE_SOURCE_CONCURRENCY", 1, 1, 64, &errs),
+		SourceConcurrency:     intVar(getenv, "DSPIPE_SOURCE_CONCURRENCY", 3, 1, 64, &errs),
 		DriveEndpoint:         getenv("DSPIPE_DRIVE_ENDPOINT"),
 		Getenv:                getenv,
 		PIISalt:               getenv("DSPIPE_PII_SALT"),

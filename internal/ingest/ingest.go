@@ -67,7 +67,7 @@ func (c *Config) defaults() {
 		c.RetryBase = time.Second
 	}
 	if c.SourceConcurrency <= 0 {
-		c.SourceConcurrency = 1
+		c.SourceConcurrency = 3
 	}
 	c.Sources.RetryAttempts = max(c.Sources.RetryAttempts, 3)
 }
