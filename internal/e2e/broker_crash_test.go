@@ -76,7 +76,7 @@ func TestBrokerCrashTransactionRecovery(t *testing.T) {
 					return cl.EndTransaction(ctx, kgo.TryCommit) == nil
 				}, 60*time.Second, 200*time.Millisecond)
 			}
-			produce("t", 0, true)   // committed before the crash
+			produce("t", 0, true)    // committed before the crash
 			produce("t", 100, false) // open when the broker dies
 			c.stop("broker", syscall.SIGKILL)
 			c.start("broker", args...)

@@ -68,9 +68,9 @@ type cluster struct {
 	// "acquiring" (ingest still committing chunks) or "acquired" (every
 	// record committed); empty kills once processing is under way.
 	killPhase string
-	dir                  string
-	procs                map[string]*proc
-	client               *client.Client
+	dir       string
+	procs     map[string]*proc
+	client    *client.Client
 }
 
 func (c *cluster) start(name string, args ...string) {
