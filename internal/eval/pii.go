@@ -168,3 +168,61 @@ func Types(m map[string]*Counts) []string {
 	sort.Strings(ts)
 	return ts
 }
+
+// ScoreRemoval scores de-identification rather than labelling: a gold span
+// of one of types is found when any predicted span of one of types
+// overlaps it, whatever the two types are, and such a prediction hits when
+// it overlaps a gold span of one of types. Safe Harbor asks for the
+// identifiers to be removed; an address whose city the gold calls LOCATION
+// and we call ADDRESS is removed all the same. skip drops gold spans from
+// the count (nil keeps all).
+func ScoreRemoval(gold, pred []PIIRow, types []string, skip func(text string, s GoldSpan) bool) Counts {
+	in := map[string]bool{}
+	for _, t := range types {
+		in[t] = true
+	}
+	keep := func(ss []GoldSpan, text string, gold bool) []GoldSpan {
+		var out []GoldSpan
+		for _, s := range ss {
+			if in[s.Type] && !(gold && skip != nil && skip(text, s)) {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	byID := map[string]PIIRow{}
+	for _, p := range pred {
+		byID[p.ID] = p
+	}
+	var c Counts
+	for _, g := range gold {
+		gs, ps := keep(g.Spans, g.Text, true), keep(byID[g.ID].Spans, g.Text, false)
+		c.Gold += len(gs)
+		c.Pred += len(ps)
+		for _, s := range gs {
+			if matches(s, ps, true, false) {
+				c.GoldFound++
+			}
+		}
+		for _, s := range ps {
+			if matches(s, gs, true, false) {
+				c.PredHit++
+			}
+		}
+	}
+	return c
+}
+
+// BareYear reports whether a gold span is a DATE that is only a year
+// ("founded in 1977"): Safe Harbor lets the year stay.
+func BareYear(text string, s GoldSpan) bool {
+	if s.Type != "DATE" || s.End-s.Start != 4 || s.End > len(text) {
+		return false
+	}
+	for _, c := range []byte(text[s.Start:s.End]) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}

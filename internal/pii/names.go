@@ -110,7 +110,8 @@ var titles = toSet(`mr mr. mrs mrs. ms ms. miss dr dr. prof prof. sir madam mx m
 var personCues = []string{"my name is", "name is", "named", "called", "i'm", "i am", "this is", "dear", "hi", "hello", "hey", "thanks",
 	"thank you", "with", "by", "under", "told", "asked", "met", "and", "to", "for", "husband", "wife", "son", "daughter", "brother",
 	"sister", "mother", "father", "friend", "boyfriend", "girlfriend", "partner", "mom", "dad", "grandfather", "grandmother", "boss",
-	"colleague", "therapist", "doctor", "nurse", "uncle", "aunt", "cousin", "surname", "maiden name", "name:"}
+	"colleague", "therapist", "doctor", "nurse", "uncle", "aunt", "cousin", "surname", "maiden name", "name:", "last name?", "first name?",
+	"calls me", "call me"}
 
 var placeCues = []string{"in", "from", "at", "near", "to", "visit", "visiting", "moved to", "live in", "lives in", "living in",
 	"born in", "grew up in", "based in", "city of", "town of", "located in", "travel to", "trip to", "serving", "around", "where:"}
@@ -172,6 +173,7 @@ func scanNames(d *doc, out []Span) []Span {
 			}
 		}
 	}
+	out = scanNamedLower(d, out)
 	for i := 0; i < len(toks); i++ {
 		t := toks[i]
 		if !t.cap || isNumber(t.text) {
@@ -211,6 +213,61 @@ func scanNames(d *doc, out []Span) []Span {
 		out = classifyRun(s, lower, toks, run, out)
 	}
 	return out
+}
+
+// scanNamedLower marks the one or two words after a name introduction
+// ("my name is vitoria", "her maiden name is nyberg", "everyone calls me
+// borna", "What's your last name? Turgeon") as a person when they are not
+// ordinary words, whatever their case. One pass over "name" and "call".
+func scanNamedLower(d *doc, out []Span) []Span {
+	lower := d.lower
+	for _, key := range []string{"name", "call"} {
+		for from := 0; ; {
+			k := strings.Index(lower[from:], key)
+			if k < 0 {
+				break
+			}
+			k += from
+			from = k + len(key)
+			rest := lower[from:]
+			var skip int
+			switch {
+			case key == "name" && strings.HasPrefix(rest, " is ") && hasSuffixAny(lower[:k], "my ", "maiden ", "last ", "first ", "her ", "his "):
+				skip = 4
+			case key == "name" && strings.HasPrefix(rest, "? ") && hasSuffixAny(lower[:k], "last ", "first "):
+				skip = 2
+			case key == "name" && strings.HasPrefix(rest, "'s "):
+				skip = 3
+			case key == "call" && (strings.HasPrefix(rest, "s me ") || strings.HasPrefix(rest, " me ")):
+				skip = strings.Index(rest, "me ") + 3
+			default:
+				continue
+			}
+			at := from + skip
+			ws := appendWords(nil, d.s[at:min(len(d.s), at+60)])
+			n := 0
+			for n < len(ws) && n < 2 && (n == 0 && ws[0].start == 0 || n > 0 && ws[n].start-ws[n-1].end == 1 && d.s[at+ws[n-1].end] == ' ') {
+				l := lc(ws[n].text)
+				if isNumber(l) || stopwords[l] || commonLower(l) && !proper(ws[n].text) {
+					break
+				}
+				n++
+			}
+			if n > 0 {
+				out = append(out, Span{at, at + ws[n-1].end, Person, 0.6})
+			}
+		}
+	}
+	return out
+}
+
+func hasSuffixAny(s string, suffixes ...string) bool {
+	for _, x := range suffixes {
+		if strings.HasSuffix(s, x) {
+			return true
+		}
+	}
+	return false
 }
 
 // enumeratedOrg recognises "A, B and C" (single capitalised words) used as
@@ -311,7 +368,8 @@ func classifyRun(s, lower string, all []token, run []token, out []Span) []Span {
 	personCtx := titled || hasInitial || speaker || strings.HasPrefix(after, "'s") || strings.HasPrefix(after, "’s") ||
 		endsWithAny(before, personCues) || strings.HasPrefix(after, " said") || strings.HasPrefix(after, " says") ||
 		strings.HasPrefix(after, " is a") || strings.HasPrefix(after, " was") || strings.HasPrefix(after, " lives") || strings.HasPrefix(after, ",") ||
-		hasPrefixAny(after, " told", " asked", " thinks", " thought", " went", " and i", " and me", " wants", " called", " texted", " left")
+		hasPrefixAny(after, " told", " asked", " thinks", " thought", " went", " and i", " and me", " wants", " called", " texted", " left",
+			" had given", " spent a", " began", " shouted", " is from", " is very", " cried", " replied", " smiled")
 	placeCtx := endsWithAny(before, placeCues)
 	allCaps := true
 	for _, t := range run {

@@ -48,7 +48,17 @@ func TestDatesAgesAddressesAndNames(t *testing.T) {
 	require.Contains(t, got, "PERSON:Jane Doe")
 	require.Contains(t, got, "DATE:March 3rd, 1961")
 	require.Contains(t, got, "AGE:74")
-	require.Contains(t, got, "ADDRESS:42 Oak Street, Springfield")
+	// The parts after a street address keep their own types.
+	require.Contains(t, got, "ADDRESS:42 Oak Street")
+	require.Contains(t, got, "LOCATION:Springfield")
+	got = types("Send it to 688 rue du centre 320\napt. 169\nmarke\nbelgium 97466 please")
+	require.Contains(t, got, "ADDRESS:688 rue du centre 320")
+	require.Contains(t, got, "ADDRESS:apt. 169")
+	require.Contains(t, got, "LOCATION:marke")
+	require.Contains(t, types("Patient is a 65-year-old male."), "AGE:65")
+	require.Contains(t, types("He retired at the age of 71."), "AGE:71")
+	require.Contains(t, types("my zip code is 610"), "ZIP:610")
+	require.Contains(t, types("early shows on Isaac Lodge Street were loud"), "ADDRESS:Isaac Lodge Street")
 	// A year alone is not a Safe Harbor identifier; ordinary capitalised
 	// words are not names.
 	got = types("Our choir started in 1985 and sings every week.")

@@ -189,7 +189,21 @@ func scanAges(d *doc, out []Span) []Span {
 	lower := d.lower
 	ws := d.words
 	for i, w := range ws {
-		if !isNumber(w.text) || len(w.text) > 3 {
+		if !isNumber(w.text) {
+			if !isDigit(w.text[0]) {
+				continue
+			}
+			// "65-year-old" is one word.
+			d, rest, ok := strings.Cut(w.text, "-")
+			if !ok || !isNumber(d) || len(d) > 3 || !strings.HasPrefix(lc(rest), "year") {
+				continue
+			}
+			if n := atoi(d); n > 0 && n <= 130 {
+				out = append(out, Span{w.start, w.start + len(d), Age, 0.85})
+			}
+			continue
+		}
+		if len(w.text) > 3 {
 			continue
 		}
 		if n := atoi(w.text); n > 130 || n == 0 {
@@ -204,7 +218,7 @@ func scanAges(d *doc, out []Span) []Span {
 			}
 		}
 		if !ok {
-			for _, pre := range []string{"aged", "age", "age:", "turn", "turned", "turning"} {
+			for _, pre := range []string{"aged", "age", "age:", "age of", "turn", "turned", "turning"} {
 				if before == pre || strings.HasSuffix(before, " "+pre) {
 					ok = true
 				}
@@ -235,7 +249,13 @@ func atoi(s string) int {
 var streetTypes = map[string]bool{"street": true, "st": true, "avenue": true, "ave": true, "road": true, "rd": true, "boulevard": true,
 	"blvd": true, "lane": true, "ln": true, "drive": true, "dr": true, "court": true, "ct": true, "way": true, "place": true, "pl": true,
 	"terrace": true, "circle": true, "cir": true, "highway": true, "hwy": true, "parkway": true, "pkwy": true, "square": true, "sq": true,
-	"trail": true, "crescent": true, "close": true, "grove": true, "row": true, "alley": true, "plaza": true, "path": true, "pike": true}
+	"trail": true, "crescent": true, "close": true, "grove": true, "row": true, "alley": true, "plaza": true, "path": true, "pike": true,
+	"út": true, "útja": true, "utca": true, "tér": true}
+
+// fullStreetTypes are the street types that name a street without a house
+// number after a cue ("shows on Isaac Lodge Street").
+var fullStreetTypes = map[string]bool{"street": true, "avenue": true, "road": true, "boulevard": true, "lane": true, "drive": true,
+	"terrace": true, "highway": true, "parkway": true, "crescent": true}
 
 var streetPrefixes = map[string]bool{"rua": true, "via": true, "calle": true, "rue": true, "avenida": true, "avenue": true, "viale": true,
 	"piazza": true, "plaza": true, "strada": true, "ulica": true, "ul": true, "carrer": true, "praça": true, "travessa": true, "largo": true}
@@ -293,8 +313,12 @@ func scanAddresses(d *doc, out []Span) []Span {
 			if i+1 < len(ws) && isNumber(ws[i+1].text) && len(ws[i+1].text) <= 6 && sameLine(s, w.end, ws[i+1].start) && ws[i+1].start-w.end == 1 {
 				i++
 			}
-			names := 0
-			for k := i + 1; k < len(ws) && k <= i+6 && sameLine(s, ws[k-1].end, ws[k].start) && ws[k].start-ws[k-1].end <= 3; k++ {
+			names, lowers := 0, 0
+			// "643 ul. Biskupa …", "688 rue du centre 320": a street
+			// prefix makes the words after it a street name whatever
+			// their case.
+			prefixed := i+1 < len(ws) && streetPrefixes[lc(ws[i+1].text)]
+			for k := i + 1; k < len(ws) && k <= i+8 && sameLine(s, ws[k-1].end, ws[k].start) && ws[k].start-ws[k-1].end <= 3; k++ {
 				if isStreetWord(ws[k].text) && k > i+1 {
 					start, end = ws[first].start, ws[k].end
 					i = k
@@ -305,8 +329,12 @@ func scanAddresses(d *doc, out []Span) []Span {
 					i = k
 					break
 				}
-				if startsUpper(ws[k].text) && !isNumber(ws[k].text) {
+				if (startsUpper(ws[k].text) || prefixed) && !isNumber(ws[k].text) {
 					names++
+					continue
+				}
+				if names > 0 && lowers < 2 && !isNumber(ws[k].text) && k-i <= 4 {
+					lowers++ // "Árpád fejedelem útja 62"
 					continue
 				}
 				if !isParticle(ws[k].text) && !(len(ws[k].text) <= 2 && k+1 < len(ws) && isNumber(ws[k+1].text)) {
@@ -316,9 +344,10 @@ func scanAddresses(d *doc, out []Span) []Span {
 			if start < 0 {
 				i = first
 			}
-		case startsUpper(w.text) && (streetPrefixes[l] || !streetTypes[l] && isStreetWord(w.text)):
-			// Rua do Arenque 1634, Koskikatu 25
-			for k := i; k < len(ws) && k <= i+5 && (k == i || sameLine(s, ws[k-1].end, ws[k].start)); k++ {
+		case (startsUpper(w.text) || i+1 < len(ws) && startsUpper(ws[i+1].text)) && streetPrefixes[l] && len(l) >= 2 ||
+			startsUpper(w.text) && !streetTypes[l] && isStreetWord(w.text):
+			// Rua do Arenque 1634, Koskikatu 25, ul. Miła 53
+			for k := i; k < len(ws) && k <= i+6 && (k == i || sameLine(s, ws[k-1].end, ws[k].start)); k++ {
 				if isNumber(ws[k].text) && k > i {
 					start, end = w.start, ws[k].end
 					if i > 0 && isNumber(ws[i-1].text) && sameLine(s, ws[i-1].end, w.start) && w.start-ws[i-1].end <= 2 {
@@ -327,10 +356,15 @@ func scanAddresses(d *doc, out []Span) []Span {
 					i = k
 					break
 				}
-				if k > i && !startsUpper(ws[k].text) && !isParticle(ws[k].text) {
+				if k > i && !startsUpper(ws[k].text) && !isParticle(ws[k].text) && startsUpper(w.text) {
 					break
 				}
 			}
+		case startsUpper(w.text) && !streetTypes[l] && namedStreet(d, i) > i:
+			// "shows on Isaac Lodge Street": no number, a cue before.
+			k := namedStreet(d, i)
+			start, end = w.start, ws[k].end
+			i = k
 		case startsUpper(w.text) && !streetTypes[l] && numberWithin(ws, i, 4) && addressCue(lower[max(0, w.start-40):w.start]):
 			// "lives at Maneeži 75", "corner of Dalbraut 99"
 			for k := i + 1; k < len(ws) && k <= i+4 && sameLine(s, ws[k-1].end, ws[k].start); k++ {
@@ -373,17 +407,19 @@ func scanAddresses(d *doc, out []Span) []Span {
 			end = ws[i+2].end
 			i += 2
 		}
-		// The lines that follow (city, region, postal code, country) are
-		// part of the address: one span, masked as one.
+		// The parts that follow (unit, city, region, postal code,
+		// country) are masked with their own types.
+		out = append(out, Span{start, end, Address, 0.85})
 		var tail []Span
 		tail = addressTail(s, end, tail)
+		last := end
 		for _, t := range tail {
-			if t.Start-end <= 4 || !strings.Contains(s[end:t.Start], ".") {
-				end = max(end, t.End)
+			if t.Start-last <= 4 || !strings.Contains(s[last:t.Start], ".") {
+				out = append(out, t)
+				last = t.End
 			}
 		}
-		out = append(out, Span{start, end, Address, 0.85})
-		for i+1 < len(ws) && ws[i+1].start < end {
+		for i+1 < len(ws) && ws[i+1].start < last {
 			i++
 		}
 	}
@@ -400,6 +436,26 @@ func numberWithin(ws []word, i, n int) bool {
 	return false
 }
 
+// namedStreet returns k when ws[i..k] is one to three capitalised words and
+// a full street type after a cue ("on", "at"), else -1.
+func namedStreet(d *doc, i int) int {
+	ws := d.words
+	prev := lastWords(d.lower[max(0, ws[i].start-12):ws[i].start], 1)
+	if prev != "on" && prev != "at" && prev != "along" && prev != "off" && prev != "near" {
+		return -1
+	}
+	for k := i + 1; k < len(ws) && k <= i+3 && sameLine(d.s, ws[k-1].end, ws[k].start); k++ {
+		t := ws[k].text
+		if fullStreetTypes[lc(t)] && startsUpper(t) {
+			return k
+		}
+		if !startsUpper(t) {
+			return -1
+		}
+	}
+	return -1
+}
+
 func addressCue(before string) bool {
 	return hasAny(before, "address", "lives at", "live at", "living at", "located at", "located on", "is at", "corner of", "send it to",
 		"ship to", "deliver to", "moved to", "reside at", "resides at", "is on")
@@ -407,10 +463,20 @@ func addressCue(before string) bool {
 
 func isParticle(w string) bool {
 	switch lc(w) {
-	case "do", "da", "de", "del", "della", "di", "dos", "das", "du", "la", "le", "les", "van", "von", "der", "den", "of", "the", "y", "e":
+	case "do", "da", "de", "del", "della", "dei", "degli", "delle", "di", "dos", "das", "du", "la", "le", "les", "van", "von", "der", "den", "of", "the", "y", "e":
 		return true
 	}
 	return false
+}
+
+// allLetters reports whether s holds only letters and spaces.
+func allLetters(s string) bool {
+	for _, r := range s {
+		if r != ' ' && !unicode.IsLetter(r) {
+			return false
+		}
+	}
+	return true
 }
 
 func sameLine(s string, a, b int) bool { return a <= b && !strings.Contains(s[a:b], "\n") }
@@ -422,16 +488,22 @@ func addressTail(s string, at int, out []Span) []Span {
 	for part := 0; part < 5 && pos < len(s); part++ {
 		// Skip the separator: commas, spaces, a newline.
 		j := pos
-		for j < len(s) && strings.IndexByte(", \t\n\r>", s[j]) >= 0 {
+		// "… u. 12.\n": a full stop that ends the line ends nothing.
+		if j < len(s) && s[j] == '.' && (j+1 == len(s) || s[j+1] == '\n') {
 			j++
 		}
+		for j < len(s) && strings.IndexByte(", \t\n\r>?", s[j]) >= 0 {
+			j++
+		}
+		newLine := strings.IndexByte(s[pos:j], '\n') >= 0
 		if j == pos || j >= len(s) {
 			return out
 		}
 		k := j
 		// A tail part is short: stop looking after 80 bytes (a scan to the
 		// next separator would make a long run of addresses quadratic).
-		for k < len(s) && k-j <= 80 && s[k] != ',' && s[k] != '\n' && s[k] != ';' && s[k] != '?' && s[k] != '!' && !(s[k] == '.' && (k+1 == len(s) || s[k+1] == ' ' || s[k+1] == '\n')) {
+		for k < len(s) && k-j <= 80 && s[k] != ',' && s[k] != '\n' && s[k] != ';' && s[k] != '?' && s[k] != '!' &&
+			!(s[k] == '.' && (k+1 == len(s) || s[k+1] == ' ' || s[k+1] == '\n') && !unitWords[asciiLower(lastWords(s[j:k], 1))]) {
 			k++
 		}
 		seg := strings.TrimSpace(s[j:k])
@@ -463,6 +535,14 @@ func addressTail(s string, at int, out []Span) []Span {
 					e = j + sw[wi].end
 				}
 				out = append(out, Span{a, e, Location, 0.75})
+			case newLine && (k == len(s) || s[k] == '\n') && len(sw) <= 5 && allLetters(seg):
+				// A whole line of words: "marke", "Črni Vrh nad Idrijo".
+				out = append(out, Span{a, j + sw[len(sw)-1].end, Location, 0.6})
+				wi = len(sw)
+			case newLine && allLetters(w.text) && wi+1 < len(sw):
+				// "ASKER nan 1386": a placeholder or lower-case word
+				// inside an address line.
+				out = append(out, Span{a, b, Location, 0.5})
 			default:
 				return out
 			}

@@ -270,6 +270,11 @@ func scanNumbers(d *doc, out []Span) []Span {
 		case n >= 12 && n <= 19 && luhn(r.digits) && !strings.ContainsAny(r.seps, "()+.") && cardPrefix(r.digits):
 			out = append(out, Span{r.start, r.end, CreditCard, 0.95})
 		case n >= 7 && n <= 15 && (r.plus || strings.ContainsAny(r.seps, " -().") || phoneCue(before)):
+			// "Apt. 675 62314 Mellemvej": a unit number and a house
+			// number side by side.
+			if unitWords[strings.TrimSuffix(lastWords(before, 1), ".")] {
+				continue
+			}
 			valid := validPhone(text)
 			score := 0.6
 			if valid {
@@ -288,7 +293,7 @@ func scanNumbers(d *doc, out []Span) []Span {
 			out = append(out, Span{r.start, r.end, Phone, score})
 		case n >= 6 && hasAny(before, "account", "acct", "routing", "iban", "card number"):
 			out = append(out, Span{r.start, r.end, Account, 0.8})
-		case n >= 5 && n <= 9 && hasAny(lastWords(before, 3), "zip", "postal", "postcode", "post code"):
+		case n >= 3 && n <= 9 && hasAny(lastWords(before, 3), "zip", "postal", "postcode", "post code"):
 			out = append(out, Span{r.start, r.end, ZIP, 0.9})
 		}
 	}

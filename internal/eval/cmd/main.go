@@ -122,6 +122,9 @@ func piiSection(b *strings.Builder, shared, bin string) error {
 		}
 		a := sc.Overlap["ANY"]
 		fmt.Fprintf(b, "| any identifier, type ignored | %d | %d | %s | %s | %s | | |\n", a.Gold, a.Pred, f(a.Recall()), f(a.Precision()), f(a.F1()))
+		rm, rmYears := eval.ScoreRemoval(gold, pred, pii.SafeHarbor, nil), eval.ScoreRemoval(gold, pred, pii.SafeHarbor, eval.BareYear)
+		fmt.Fprintf(b, "| **Safe Harbor removal** (any Safe Harbor type counts) | %d | %d | %s | %s | %s | | |\n", rm.Gold, rm.Pred, f(rm.Recall()), f(rm.Precision()), f(rm.F1()))
+		fmt.Fprintf(b, "| Safe Harbor removal, bare years not counted as identifiers | %d | %d | %s | %s | %s | | |\n", rmYears.Gold, rmYears.Pred, f(rmYears.Recall()), f(rmYears.Precision()), f(rmYears.F1()))
 		if strings.Contains(set.file, "presidio") {
 			h, st, p := eval.Pool(sc.Overlap, pii.SafeHarbor), eval.Pool(sc.Overlap, structured), sc.Overlap[pii.Person]
 			b.WriteString("\nAgainst the targets of the safety issue:\n\n| target | measured | |\n|---|---|---|\n")
@@ -129,7 +132,8 @@ func piiSection(b *strings.Builder, shared, bin string) error {
 				name   string
 				got    float64
 				target float64
-			}{{"Safe Harbor recall ≥ 0.90", h.Recall(), 0.90}, {"Safe Harbor precision ≥ 0.85", h.Precision(), 0.85},
+			}{{"Safe Harbor recall ≥ 0.90, removal (any Safe Harbor type)", rm.Recall(), 0.90}, {"Safe Harbor precision ≥ 0.85, removal", rm.Precision(), 0.85},
+				{"Safe Harbor recall ≥ 0.90, labelling (same type)", h.Recall(), 0.90}, {"Safe Harbor precision ≥ 0.85, labelling", h.Precision(), 0.85},
 				{"structured recall ≥ 0.97", st.Recall(), 0.97}, {"PERSON recall ≥ 0.85", p.Recall(), 0.85}} {
 				verdict := "met"
 				if r.got < r.target {
@@ -137,10 +141,15 @@ func piiSection(b *strings.Builder, shared, bin string) error {
 				}
 				fmt.Fprintf(b, "| %s | %s | %s |\n", r.name, f(r.got), verdict)
 			}
+			b.WriteString("\nTwo readings of \"Safe Harbor types together\". *Removal* asks what Safe Harbor asks: is each identifier masked? " +
+				"A gold span counts as found when any Safe Harbor prediction overlaps it. *Labelling* also asks for the gold's type. " +
+				"The gap between them is mostly addresses, whose parts the gold types inconsistently (below). Both are reported; " +
+				"the per-type table above is always by type.\n")
 			b.WriteString("\nWhere the misses come from (read from the development rows, not tuned to ids):\n\n" +
-				"- DATE: a year on its own is not masked. Under Safe Harbor the year may stay, and the gold labels mark bare years as DATE.\n" +
-				"- ZIP and LOCATION: the gold splits some addresses into street (ADDRESS), city (LOCATION) and postal code (ZIP), and marks others as one ADDRESS. " +
-				"We mask an address with its city and postal-code lines as one ADDRESS span, so those pieces count as found only under \"type ignored\".\n" +
+				"- DATE: a year on its own is not masked. Under Safe Harbor the year may stay, and the gold labels mark bare years as DATE (the second removal row leaves them out).\n" +
+				"- ADDRESS, LOCATION and ZIP: the gold types the parts of a multi-line address inconsistently: the same \"Country 12345\" last line is ADDRESS in some rows " +
+				"and LOCATION plus ZIP in others, and a city line is LOCATION in some and part of one ADDRESS span in others. We mask the street line as ADDRESS and each following part " +
+				"with its own type (unit ADDRESS, city and country LOCATION, postal code ZIP), so every part is masked but some count as wrong under labelling.\n" +
 				"- PERSON precision: organisation names made of surnames and capitalised titles of works are taken for people.\n" +
 				"- Names are found by context rules over capitalised words, a common-word list and a list of capitalised dictionary entries (SCOWL, see `internal/pii/LEXICON-NOTICE`); no name list from a fake-data generator is used.\n")
 		}
