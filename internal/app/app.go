@@ -207,5 +207,6 @@ func ProcessorConfig(cfg config.Config, instanceID string) processor.Config {
 	lim.MaxRecordBytes = cfg.MaxRecordBytes
 	return processor.Config{Kafka: cfg.Kafka, InstanceID: instanceID, MaxConcurrent: cfg.MaxConcurrent,
 		ExecutionTimeout: cfg.ExecutionTimeout, OutputRoot: cfg.OutputRoot, Limits: lim,
-		SafetyEnabled: cfg.EnableSafety, CrisisThreshold: cfg.CrisisThreshold, PIISalt: []byte(cfg.PIISalt)}
+		SafetyEnabled: cfg.EnableSafety, CrisisThreshold: cfg.CrisisThreshold, PIISalt: []byte(cfg.PIISalt),
+		RecordIDKey: []byte(cfg.RecordIDKey)}
 }

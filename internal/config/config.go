@@ -63,6 +63,10 @@ type Config struct {
 	// PIISalt keys the salted-hash PII masking (DSPIPE_PII_SALT); keep it
 	// secret and stable, or hashes stop matching across runs.
 	PIISalt string
+	// RecordIDKey keys the HMAC that makes record ids
+	// (DSPIPE_RECORD_ID_KEY): without it an id is a plain hash of the
+	// conversation, which anyone can test a guessed conversation against.
+	RecordIDKey string
 	// Getenv is the environment the configuration was read from; sources
 	// resolve ${NAME} credential references through it.
 	Getenv func(string) string
@@ -111,6 +115,7 @@ func Load(getenv func(string) string) (Config, error) {
 		DriveEndpoint:         getenv("DSPIPE_DRIVE_ENDPOINT"),
 		Getenv:                getenv,
 		PIISalt:               getenv("DSPIPE_PII_SALT"),
+		RecordIDKey:           getenv("DSPIPE_RECORD_ID_KEY"),
 	}
 	for _, n := range strings.Split(getenv("DSPIPE_SOURCE_SECRETS"), ",") {
 		if n = strings.TrimSpace(n); n != "" {

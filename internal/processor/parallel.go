@@ -25,7 +25,7 @@ type outcome struct {
 
 // transform runs validation and standardization on one record. It touches no
 // shared state, so records of one poll are transformed in parallel.
-func transform(raw []byte, lim stage.Limits, spec events.SourceSpec, m wire.Meta, execID string, sr *safetyRun) outcome {
+func transform(raw []byte, lim stage.Limits, idKey []byte, spec events.SourceSpec, m wire.Meta, execID string, sr *safetyRun) outcome {
 	if m.Kind == wire.KindBad {
 		return outcome{ready: true, stage: events.StageAcquisition, reason: m.Err}
 	}
@@ -38,7 +38,7 @@ func transform(raw []byte, lim stage.Limits, spec events.SourceSpec, m wire.Meta
 		uri = spec.Config["path"]
 	}
 	prov := stage.Provenance{Name: spec.DisplayName(m.Source), Type: spec.Type, URI: uri, Priority: spec.Priority, Position: m.Position}
-	rec, err := stage.Standardize(in, prov, execID)
+	rec, err := stage.Standardize(in, prov, execID, idKey)
 	if err != nil {
 		return outcome{ready: true, stage: events.StageStandardization, reason: err.Error()}
 	}
@@ -86,7 +86,7 @@ func (p *Processor) precompute(recs []*kgo.Record) []outcome {
 	workers := runtime.GOMAXPROCS(0)
 	if len(jobs) < 64 || workers < 2 {
 		for _, j := range jobs {
-			out[j.i] = transform(recs[j.i].Value, p.cfg.Limits, j.spec, j.m, j.id, j.sr)
+			out[j.i] = transform(recs[j.i].Value, p.cfg.Limits, p.cfg.RecordIDKey, j.spec, j.m, j.id, j.sr)
 		}
 		return out
 	}
@@ -98,7 +98,7 @@ func (p *Processor) precompute(recs []*kgo.Record) []outcome {
 		go func() {
 			defer wg.Done()
 			for _, j := range part {
-				out[j.i] = transform(recs[j.i].Value, p.cfg.Limits, j.spec, j.m, j.id, j.sr)
+				out[j.i] = transform(recs[j.i].Value, p.cfg.Limits, p.cfg.RecordIDKey, j.spec, j.m, j.id, j.sr)
 			}
 		}()
 	}

@@ -50,6 +50,8 @@ type Config struct {
 	CrisisThreshold float64
 	// PIISalt keys the salted-hash masking (DSPIPE_PII_SALT).
 	PIISalt []byte
+	// RecordIDKey keys the record ids (DSPIPE_RECORD_ID_KEY).
+	RecordIDKey []byte
 	// Now is the clock; tests may fix it.
 	Now func() time.Time
 }
@@ -148,6 +150,9 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	defer aux.Close()
 	p.aux = aux
+	if len(p.cfg.RecordIDKey) == 0 {
+		p.log.Warn("DSPIPE_RECORD_ID_KEY is unset: record ids are plain hashes of conversation text; set a secret key in production")
+	}
 	if err := p.newSession(); err != nil {
 		return err
 	}
@@ -633,7 +638,7 @@ func (p *Processor) record(x *execState, r *kgo.Record, m wire.Meta, pre *outcom
 	}
 	o := *pre
 	if !o.ready { // not precomputed (the execution started within this poll)
-		o = transform(r.Value, p.cfg.Limits, x.req.Sources[m.Source], m, x.id, p.safetyFor(x))
+		o = transform(r.Value, p.cfg.Limits, p.cfg.RecordIDKey, x.req.Sources[m.Source], m, x.id, p.safetyFor(x))
 	}
 	if o.value == nil {
 		if o.safety != nil {

@@ -30,7 +30,7 @@ func BenchmarkValidateStandardize(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		rec, err := Standardize(in, Provenance{Name: "s"}, "x")
+		rec, err := Standardize(in, Provenance{Name: "s"}, "x", []byte("bench-key"))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package stage
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -17,7 +18,7 @@ import (
 // messages, ShareGPT conversations, ESConv dialogs, Alpaca
 // instruction/input/output, question/answer pairs (counsel-chat CSV) and
 // plain text. Text is NFC-normalised and whitespace is tidied.
-func Standardize(in *input, prov Provenance, executionID string) (Record, error) {
+func Standardize(in *input, prov Provenance, executionID string, idKey []byte) (Record, error) {
 	var msgs []Message
 	format := ""
 	switch {
@@ -89,7 +90,7 @@ func Standardize(in *input, prov Provenance, executionID string) (Record, error)
 		md["source_id"] = natural
 	}
 	return Record{
-		ID:          recordID(prov.Name, out),
+		ID:          recordID(idKey, prov.Name, out),
 		ExecutionID: executionID,
 		Source:      prov,
 		Messages:    out,
@@ -142,9 +143,12 @@ func naturalKey(raw json.RawMessage) string {
 	return string(raw)
 }
 
-// recordID is a content hash: the same conversation from the same source
-// always gets the same id, whatever its position.
-func recordID(source string, msgs []Message) string {
+// recordID is a keyed content hash (HMAC-SHA-256 under key): the same
+// conversation from the same source always gets the same id, whatever its
+// position, and without the key nobody can test a guessed conversation
+// against an id (an id travels in events and outputs; the text it is
+// computed from holds personal data). A nil key gives a plain SHA-256.
+func recordID(key []byte, source string, msgs []Message) string {
 	bp := idBufs.Get().(*[]byte)
 	b := append((*bp)[:0], source...)
 	for _, m := range msgs {
@@ -153,7 +157,15 @@ func recordID(source string, msgs []Message) string {
 		b = append(b, 0)
 		b = append(b, m.Content...)
 	}
-	sum := sha256.Sum256(b)
+	var sum []byte
+	if len(key) > 0 {
+		h := hmac.New(sha256.New, key)
+		h.Write(b)
+		sum = h.Sum(nil)
+	} else {
+		s := sha256.Sum256(b)
+		sum = s[:]
+	}
 	*bp = b
 	idBufs.Put(bp)
 	return hex.EncodeToString(sum[:16])
