@@ -183,6 +183,104 @@ type StageProgress struct {
 	// Safety is the safety stage's cumulative summary, when it runs.
 	// Optional: a compatible addition to version 1.
 	Safety *SafetySummary `json:"safety,omitempty"`
+	// Quality and Bias are the quality and bias stages' cumulative
+	// summaries, when they run. Optional: compatible additions to version 1.
+	Quality *QualitySummary `json:"quality,omitempty"`
+	Bias    *BiasSummary    `json:"bias,omitempty"`
+}
+
+// QualityBins is the number of bins of the quality histogram (0.1 wide).
+const QualityBins = 10
+
+// QualitySummary counts the quality stage's scores: a histogram over
+// 0..1 in QualityBins bins, their mean, the records rejected below the
+// request's min_score and how often each rule failed. Counts only.
+type QualitySummary struct {
+	Scored    int64            `json:"scored"`
+	Mean      float64          `json:"mean"`
+	Histogram []int64          `json:"histogram"`
+	Rejected  int64            `json:"rejected"`
+	MinScore  float64          `json:"min_score"`
+	Failed    map[string]int64 `json:"failed,omitempty"`
+}
+
+// Add counts one record's score and failed rules.
+func (q *QualitySummary) Add(score float64, failed []string, rejected bool) {
+	if len(q.Histogram) != QualityBins {
+		q.Histogram = make([]int64, QualityBins)
+	}
+	bin := int(score * QualityBins)
+	q.Histogram[min(max(bin, 0), QualityBins-1)]++
+	q.Mean = (q.Mean*float64(q.Scored) + score) / float64(q.Scored+1)
+	q.Scored++
+	if rejected {
+		q.Rejected++
+	}
+	for _, f := range failed {
+		if q.Failed == nil {
+			q.Failed = map[string]int64{}
+		}
+		q.Failed[f]++
+	}
+}
+
+// Clone returns a deep copy.
+func (q *QualitySummary) Clone() *QualitySummary {
+	if q == nil {
+		return nil
+	}
+	c := *q
+	c.Histogram = append([]int64(nil), q.Histogram...)
+	if q.Failed != nil {
+		c.Failed = make(map[string]int64, len(q.Failed))
+		for k, v := range q.Failed {
+			c.Failed[k] = v
+		}
+	}
+	return &c
+}
+
+// BiasSummary counts protected-attribute mentions per axis and group, and
+// those sharing a sentence with a negative descriptor; Score is the bias
+// score under the execution's settings (see internal/bias), Axis the axis
+// it comes from. Counts only, never text.
+type BiasSummary struct {
+	Records  int64                       `json:"records_with_mentions"`
+	Groups   map[string]map[string]int64 `json:"groups"`
+	Negative map[string]map[string]int64 `json:"negative,omitempty"`
+	Score    float64                     `json:"score"`
+	Axis     string                      `json:"axis,omitempty"`
+	// Distances is each scored axis's distance from its reference.
+	Distances map[string]float64 `json:"distances,omitempty"`
+}
+
+// Clone returns a deep copy.
+func (b *BiasSummary) Clone() *BiasSummary {
+	if b == nil {
+		return nil
+	}
+	c := *b
+	cp := func(m map[string]map[string]int64) map[string]map[string]int64 {
+		if m == nil {
+			return nil
+		}
+		out := make(map[string]map[string]int64, len(m))
+		for a, g := range m {
+			out[a] = make(map[string]int64, len(g))
+			for k, v := range g {
+				out[a][k] = v
+			}
+		}
+		return out
+	}
+	c.Groups, c.Negative = cp(b.Groups), cp(b.Negative)
+	if b.Distances != nil {
+		c.Distances = make(map[string]float64, len(b.Distances))
+		for k, v := range b.Distances {
+			c.Distances[k] = v
+		}
+	}
+	return &c
 }
 
 // SafetySummary counts what the safety stage found: identifiers per type,
@@ -230,6 +328,10 @@ type StageCompleted struct {
 	DurationMS int64  `json:"duration_ms"`
 	// Safety is set on the safety stage's completion (optional, v1-compatible).
 	Safety *SafetySummary `json:"safety,omitempty"`
+	// Quality and Bias are set on those stages' completion (optional,
+	// v1-compatible).
+	Quality *QualitySummary `json:"quality,omitempty"`
+	Bias    *BiasSummary    `json:"bias,omitempty"`
 }
 
 // StageFailed says a stage failed.

@@ -11,9 +11,12 @@ import (
 
 	json "github.com/goccy/go-json"
 
+	"github.com/dspipe/dspipe/internal/bias"
 	"github.com/dspipe/dspipe/internal/content"
 	"github.com/dspipe/dspipe/internal/crisis"
 	"github.com/dspipe/dspipe/internal/pii"
+	"github.com/dspipe/dspipe/internal/quality"
+	dstage "github.com/dspipe/dspipe/internal/stage"
 )
 
 // analyzeInput is one line of `dsctl analyze`'s input (../shared/eval/README.md).
@@ -32,12 +35,13 @@ type analyzeInput struct {
 // gets an object with "error" (no content), so positions stay aligned.
 func cmdAnalyze(_ context.Context, args []string, _ func(string) string) error {
 	if len(args) == 0 {
-		return errors.New("usage: dsctl analyze pii|crisis|content [-mask tag|pseudonym|hash] < in.jsonl > out.jsonl")
+		return errors.New("usage: dsctl analyze pii|crisis|content|quality|bias [-mask tag|pseudonym|hash] [-min-score 0.5] < in.jsonl > out.jsonl")
 	}
 	stage, rest := args[0], args[1:]
 	fs := flag.NewFlagSet("analyze", flag.ContinueOnError)
 	mask := fs.String("mask", pii.MaskTag, "masking strategy for pii: tag, pseudonym or hash")
 	salt := fs.String("salt-env", "DSPIPE_PII_SALT", "environment variable holding the salt for -mask hash")
+	minScore := fs.Float64("min-score", quality.DefaultMinScore, "quality: the score below which a record is rejected (its reasons are listed)")
 	if err := fs.Parse(rest); err != nil {
 		return err
 	}
@@ -50,8 +54,12 @@ func cmdAnalyze(_ context.Context, args []string, _ func(string) string) error {
 		fn = analyzeCrisis
 	case "content":
 		fn = analyzeContent
+	case "quality":
+		fn = func(in analyzeInput) (any, error) { return analyzeQuality(in, *minScore) }
+	case "bias":
+		fn = analyzeBias
 	default:
-		return fmt.Errorf("analyze %q is not built yet (pii, crisis and content are)", stage)
+		return fmt.Errorf("unknown analyzer %q: use pii, crisis, content, quality or bias", stage)
 	}
 	r := bufio.NewReaderSize(os.Stdin, 1<<20)
 	w := bufio.NewWriterSize(os.Stdout, 1<<20)
@@ -175,4 +183,65 @@ func analyzeContent(in analyzeInput) (any, error) {
 		ID json.RawMessage `json:"id"`
 		content.Result
 	}{in.ID, out}, nil
+}
+
+// analyzeQuality scores a conversation (or a text, as one user turn) the
+// way the pipeline does: through validation and standardization first, so
+// roles, cleaning and dropped empty turns are the same.
+func analyzeQuality(in analyzeInput, minScore float64) (any, error) {
+	var raw []byte
+	var err error
+	switch {
+	case in.Messages != nil:
+		raw, err = json.Marshal(map[string]any{"messages": in.Messages})
+	case in.Text != nil:
+		raw, err = json.Marshal(map[string]any{"text": *in.Text})
+	default:
+		return nil, errors.New("the line has neither messages nor text")
+	}
+	if err != nil {
+		return nil, err
+	}
+	v, err := dstage.Validate(raw, dstage.DefaultLimits)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := dstage.Standardize(v, dstage.Provenance{Name: "analyze"}, "analyze", nil)
+	if err != nil {
+		return quality.Output{ID: in.ID, Score: 0, Signals: map[string]float64{}, Reasons: []string{"standardization: " + err.Error()}}, nil
+	}
+	r := quality.Assess(rec.Messages, rec.EmptyDropped)
+	return quality.Output{ID: in.ID, Score: r.Score, Signals: r.Signals, Reasons: r.Reasons(minScore), Language: r.Language}, nil
+}
+
+// analyzeBias lists the protected-attribute mentions of a text (offsets
+// into it) or of a conversation (each mention with its message index).
+func analyzeBias(in analyzeInput) (any, error) {
+	type msgMention struct {
+		Message int `json:"message"`
+		bias.Mention
+	}
+	switch {
+	case in.Text != nil:
+		ms := bias.Detect(*in.Text)
+		if ms == nil {
+			ms = []bias.Mention{}
+		}
+		return struct {
+			ID       json.RawMessage `json:"id"`
+			Mentions []bias.Mention  `json:"mentions"`
+		}{in.ID, ms}, nil
+	case in.Messages != nil:
+		out := []msgMention{}
+		for i, m := range in.Messages {
+			for _, x := range bias.Detect(m.Content) {
+				out = append(out, msgMention{i, x})
+			}
+		}
+		return struct {
+			ID       json.RawMessage `json:"id"`
+			Mentions []msgMention    `json:"mentions"`
+		}{in.ID, out}, nil
+	}
+	return nil, errors.New("the line has neither text nor messages")
 }

@@ -269,9 +269,11 @@ func (s *Server) statistics(w http.ResponseWriter, r *http.Request) {
 		"output_dir":      x.OutputDir,
 		"alerts":          alerts,
 		"safety":          safetyReport(x.Safety, x.Received),
-		// Stages not built in this release report no figures rather than invented ones.
-		"quality_score": nil,
-		"bias_score":    nil,
+		"quality":         rawOrNil(x.Quality),
+		"bias":            rawOrNil(x.Bias),
+		// Null when the stage did not run: no invented scores.
+		"quality_score": qualityScore(x.Quality),
+		"bias_score":    biasScore(x.Bias),
 	})
 }
 
@@ -379,6 +381,31 @@ func truncate(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+func rawOrNil(raw json.RawMessage) any {
+	if len(raw) == 0 {
+		return nil
+	}
+	return raw
+}
+
+// qualityScore is the mean quality score, or nil when the stage did not run.
+func qualityScore(raw json.RawMessage) any {
+	var q events.QualitySummary
+	if len(raw) == 0 || json.Unmarshal(raw, &q) != nil || q.Scored == 0 {
+		return nil
+	}
+	return q.Mean
+}
+
+// biasScore is the bias score, or nil when the stage did not run.
+func biasScore(raw json.RawMessage) any {
+	var b events.BiasSummary
+	if len(raw) == 0 || json.Unmarshal(raw, &b) != nil {
+		return nil
+	}
+	return b.Score
 }
 
 // safetyReport is the safety stage's summary with its rates, or null when

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"github.com/dspipe/dspipe/internal/bias"
+	"github.com/dspipe/dspipe/internal/quality"
 	"github.com/dspipe/dspipe/internal/safety"
 	"net/url"
 	"slices"
@@ -211,6 +213,20 @@ func validateRequest(req *events.Request) error {
 	}
 	if _, err := safety.ParseRequest(req.Safety); err != nil {
 		return err
+	}
+	for k, raw := range req.Processing {
+		var err error
+		switch k {
+		case "quality":
+			_, err = quality.ParseRequest(raw)
+		case "bias":
+			_, err = bias.ParseRequest(raw)
+		default:
+			err = fmt.Errorf("processing.%s: unknown stage settings; processing takes quality and bias", k)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	for _, f := range req.Output.Formats {
 		if f != "jsonl" {

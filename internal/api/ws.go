@@ -37,8 +37,10 @@ type feed struct {
 	counts events.Counts
 	rate   float64
 	memory float64
-	stage  string
-	safety *events.SafetySummary
+	stage   string
+	safety  *events.SafetySummary
+	quality *events.QualitySummary
+	bias    *events.BiasSummary
 }
 
 func (f *feed) message(e events.Envelope) (Message, error) {
@@ -79,10 +81,22 @@ func (f *feed) message(e events.Envelope) (Message, error) {
 			if d.Safety != nil {
 				f.safety = d.Safety
 			}
+			if d.Quality != nil {
+				f.quality = d.Quality
+			}
+			if d.Bias != nil {
+				f.bias = d.Bias
+			}
 		case *events.StageProgress:
 			f.counts, f.rate, f.memory = d.Counts, d.RatePerSec, d.MemoryMB
 			if d.Safety != nil {
 				f.safety = d.Safety
+			}
+			if d.Quality != nil {
+				f.quality = d.Quality
+			}
+			if d.Bias != nil {
+				f.bias = d.Bias
 			}
 		}
 		m.Data = f.progress(e)
@@ -101,7 +115,7 @@ func (f *feed) progress(e events.Envelope) map[string]any {
 	d := map[string]any{
 		"overall_progress": overall,
 		"current_stage":    f.stage,
-		// Quality and bias stages are not built yet: no invented scores.
+		// Null until the stage has figures: no invented scores.
 		"quality_score": nil,
 		"bias_score":    nil,
 		"metrics": map[string]any{
@@ -115,6 +129,15 @@ func (f *feed) progress(e events.Envelope) map[string]any {
 	}
 	if f.safety != nil {
 		d["safety"] = safetyFigures(f.safety, f.counts.Received)
+	}
+	if f.quality != nil && f.quality.Scored > 0 {
+		d["quality_score"] = f.quality.Mean
+		d["quality"] = map[string]any{"histogram": f.quality.Histogram, "rejected": f.quality.Rejected, "failed": f.quality.Failed,
+			"min_score": f.quality.MinScore}
+	}
+	if f.bias != nil {
+		d["bias_score"] = f.bias.Score
+		d["bias"] = map[string]any{"axis": f.bias.Axis, "distances": f.bias.Distances, "groups": f.bias.Groups, "negative": f.bias.Negative}
 	}
 	if f.rate > 0 && f.counts.Total > f.counts.Received {
 		d["estimated_completion"] = e.Time.Add(time.Duration(float64(f.counts.Total-f.counts.Received) / f.rate * float64(time.Second)))

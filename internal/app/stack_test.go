@@ -75,6 +75,10 @@ func startStack(t *testing.T, o stackOpts) *stack {
 			// Spine tests count records one for one; safety_test.go turns
 			// the stage on.
 			"ENABLE_SAFETY_VALIDATION": "false",
+			// Likewise quality (it rejects the generator's planted
+			// low-quality records) and bias; quality_test.go runs them.
+			"ENABLE_QUALITY_ASSESSMENT": "false",
+			"ENABLE_BIAS_DETECTION":     "false",
 		}[k]
 	})
 	require.NoError(t, err)

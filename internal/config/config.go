@@ -36,6 +36,8 @@ type Config struct {
 	RetryAttempts    int           // DATASET_RETRY_ATTEMPTS, 2
 	RetryBase        time.Duration // DSPIPE_RETRY_BASE_MS, 1000: the first retry's backoff
 	EnableSafety     bool          // ENABLE_SAFETY_VALIDATION, true
+	EnableQuality    bool          // ENABLE_QUALITY_ASSESSMENT, true
+	EnableBias       bool          // ENABLE_BIAS_DETECTION, true
 	CrisisThreshold  float64       // CRISIS_DETECTION_THRESHOLD, 0.8
 	BiasThreshold    float64       // BIAS_VALIDATION_THRESHOLD, 0.3
 	S3Bucket         string        // AWS_S3_BUCKET
@@ -97,6 +99,8 @@ func Load(getenv func(string) string) (Config, error) {
 		RetryAttempts:    intVar(getenv, "DATASET_RETRY_ATTEMPTS", 2, 0, 20, &errs),
 		RetryBase:        time.Duration(intVar(getenv, "DSPIPE_RETRY_BASE_MS", 1000, 1, 600000, &errs)) * time.Millisecond,
 		EnableSafety:     boolVar(getenv, "ENABLE_SAFETY_VALIDATION", true, &errs),
+		EnableQuality:    boolVar(getenv, "ENABLE_QUALITY_ASSESSMENT", true, &errs),
+		EnableBias:       boolVar(getenv, "ENABLE_BIAS_DETECTION", true, &errs),
 		CrisisThreshold:  floatVar(getenv, "CRISIS_DETECTION_THRESHOLD", 0.8, &errs),
 		BiasThreshold:    floatVar(getenv, "BIAS_VALIDATION_THRESHOLD", 0.3, &errs),
 		S3Bucket:         getenv("AWS_S3_BUCKET"),

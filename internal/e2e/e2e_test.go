@@ -156,6 +156,8 @@ func startCluster(t *testing.T) *cluster {
 		// safety stage (which quarantines some generated records) has its
 		// own tests in internal/app.
 		"ENABLE_SAFETY_VALIDATION=false",
+		"ENABLE_QUALITY_ASSESSMENT=false",
+		"ENABLE_BIAS_DETECTION=false",
 	)
 	c := &cluster{t: t, env: env, dir: dir, procs: map[string]*proc{},
 		client: client.New("http://127.0.0.1:"+strconv.Itoa(apiPort), "dev-admin-token")}

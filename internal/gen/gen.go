@@ -61,7 +61,7 @@ var (
 		"anxiety":       {"I keep getting this tight feeling in my chest before meetings", "My mind races every night and I can't switch it off", "I've been avoiding the grocery store because crowds make me panic"},
 		"depression":    {"Everything feels flat lately, even things I used to love", "I stay in bed most of the weekend and feel guilty about it", "I don't see the point in getting dressed some days"},
 		"sleep":         {"I wake up at 3am and can't fall back asleep", "I've been sleeping twelve hours and still feel exhausted", "My sleep schedule is completely upside down since the new job"},
-		"work stress":   {"My manager keeps adding deadlines and I'm drowning", "I think I'm burning out at work", "I dread Monday mornings so much I feel sick on Sundays"},
+		"work stress":   {"My manager keeps adding deadlines and I'm drowning", "I'm in my twenties and I think I'm burning out at work", "I dread Monday mornings so much I feel sick on Sundays"},
 		"relationships": {"My partner and I argue about the same thing every week", "I feel like my friends have drifted away", "My sister and I haven't spoken in months"},
 		"grief":         {"My grandmother passed away last month and I can't stop crying", "It's been a year since we lost our dog and it still hurts", "I keep picking up the phone to call my dad before remembering"},
 		"loneliness":    {"I moved to a new city and don't know anyone", "Most evenings I don't talk to a single person", "Even around people I feel completely alone"},
@@ -155,8 +155,25 @@ func (g *Generator) Next() Conversation {
 		s.Message = 0
 		c.Truth.PII = append(c.Truth.PII, s)
 	}
+	// A good conversation does not say the same thing twice: a pick that
+	// repeats an earlier turn moves on to the next line of its list (no
+	// extra random draw, so seeds keep their other choices).
+	fresh := func(list []string) string {
+		i := g.rng.IntN(len(list))
+		for k := 0; k < len(list); k++ {
+			cand := list[(i+k)%len(list)]
+			dup := false
+			for _, t := range c.Turns {
+				dup = dup || t.Content == cand
+			}
+			if !dup {
+				return cand
+			}
+		}
+		return list[i]
+	}
 	for i, n := 0, g.rng.IntN(3); i < n; i++ {
-		c.Turns = append(c.Turns, Turn{"user", g.pick(followUps)}, Turn{"assistant", g.pick(replies)})
+		c.Turns = append(c.Turns, Turn{"user", fresh(followUps)}, Turn{"assistant", fresh(replies)})
 	}
 	if g.rng.Float64() < g.LowQualityRate {
 		kind := g.pick(lowQuality)

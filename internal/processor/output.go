@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/dspipe/dspipe/internal/bias"
+	"github.com/dspipe/dspipe/internal/quality"
 	"github.com/dspipe/dspipe/internal/safety"
 	"strings"
 
@@ -31,6 +33,10 @@ type Manifest struct {
 	// Safety is the safety report: identifiers found and masked per type,
 	// conversations per crisis level, records quarantined.
 	Safety *events.SafetySummary `json:"safety,omitempty"`
+	// Quality and Bias are those stages' reports: the score histogram and
+	// rules failed; mentions per axis and group with the bias score.
+	Quality *events.QualitySummary `json:"quality,omitempty"`
+	Bias    *events.BiasSummary    `json:"bias,omitempty"`
 }
 
 // ManifestSource is one source's figures.
@@ -53,8 +59,15 @@ func (p *Processor) stagesRun(x *execState) []ManifestStage {
 		{events.StageValidation, stage.ValidationVersion},
 		{events.StageStandardization, stage.StandardizationVersion},
 	}
-	if p.safetyFor(x) != nil {
+	run := p.stagesFor(x)
+	if run.quality != nil {
+		st = append(st, ManifestStage{events.StageQuality, quality.Version})
+	}
+	if run.safety != nil {
 		st = append(st, ManifestStage{events.StageSafety, safety.Version})
+	}
+	if run.bias != nil {
+		st = append(st, ManifestStage{events.StageBias, bias.Version})
 	}
 	return append(st, ManifestStage{events.StageOutput, OutputVersion})
 }
@@ -233,7 +246,8 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) ([]events.Out
 			df.Records, rf.Records, qf.Records, x.counts.Valid, x.counts.Rejected, quarantined)
 	}
 	files := []events.OutputFile{df, rf, qf}
-	m := Manifest{ExecutionID: x.id, UserID: x.user, Request: redact(x.req), Counts: x.counts, Stages: p.stagesRun(x), Files: files, Safety: x.safety.Clone()}
+	m := Manifest{ExecutionID: x.id, UserID: x.user, Request: redact(x.req), Counts: x.counts, Stages: p.stagesRun(x), Files: files, Safety: x.safety.Clone(),
+		Quality: x.quality.Clone(), Bias: p.biasSummary(x)}
 	for i, s := range x.req.Sources {
 		m.Sources = append(m.Sources, ManifestSource{Name: s.DisplayName(i), Type: s.Type, Valid: x.perSource[i]})
 	}

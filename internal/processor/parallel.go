@@ -1,10 +1,16 @@
 package processor
 
 import (
-	"github.com/dspipe/dspipe/internal/safety"
-	json "github.com/goccy/go-json"
+	"fmt"
 	"runtime"
+	"strings"
 	"sync"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/dspipe/dspipe/internal/bias"
+	"github.com/dspipe/dspipe/internal/quality"
+	"github.com/dspipe/dspipe/internal/safety"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -21,11 +27,33 @@ type outcome struct {
 	stage  string
 	reason string
 	safety *safety.Outcome // set when the safety stage ran
+	// quality is set when the quality stage ran; mentions are the bias
+	// stage's findings for a record that goes to output.
+	quality  *quality.Result
+	biasRan  bool
+	mentions []bias.Mention
+}
+
+// stageRun is an execution's resolved settings for the optional per-record
+// stages; nil turns a stage off.
+type stageRun struct {
+	safety  *safetyRun
+	quality *quality.Settings
+	bias    *bias.Settings
+}
+
+// biasMention is a mention as annotations.bias lists it: which message,
+// never offsets (masking moves them) or text.
+type biasMention struct {
+	Message  int    `json:"message"`
+	Axis     string `json:"axis"`
+	Group    string `json:"group"`
+	Negative bool   `json:"negative,omitempty"`
 }
 
 // transform runs validation and standardization on one record. It touches no
 // shared state, so records of one poll are transformed in parallel.
-func transform(raw []byte, lim stage.Limits, idKey []byte, spec events.SourceSpec, m wire.Meta, execID string, sr *safetyRun) outcome {
+func transform(raw []byte, lim stage.Limits, idKey []byte, spec events.SourceSpec, m wire.Meta, execID string, run *stageRun) outcome {
 	if m.Kind == wire.KindBad {
 		return outcome{ready: true, stage: events.StageAcquisition, reason: m.Err}
 	}
@@ -42,19 +70,70 @@ func transform(raw []byte, lim stage.Limits, idKey []byte, spec events.SourceSpe
 	if err != nil {
 		return outcome{ready: true, stage: events.StageStandardization, reason: err.Error()}
 	}
+	var qr *quality.Result
+	if run.quality != nil {
+		r := quality.Assess(rec.Messages, rec.EmptyDropped)
+		qr = &r
+		annotate(&rec, "quality", struct {
+			Score    float64            `json:"score"`
+			Signals  map[string]float64 `json:"signals"`
+			Failed   []string           `json:"failed"`
+			Language string             `json:"language"`
+		}{r.Score, r.Signals, r.Failed, r.Language})
+		rec.Lineage = append(rec.Lineage, stage.Lineage{Stage: events.StageQuality, Version: quality.Version})
+	}
+	// Mentions are found on the text as written, before masking.
+	var mentions []bias.Mention
+	var listed []biasMention
+	if run.bias != nil {
+		for i, msg := range rec.Messages {
+			for _, x := range bias.Detect(msg.Content) {
+				mentions = append(mentions, x)
+				listed = append(listed, biasMention{i, x.Axis, x.Group, x.Negative})
+			}
+		}
+	}
 	var so *safety.Outcome
-	if sr != nil {
-		o := safety.Apply(&rec, sr.Settings, sr.salt)
+	if run.safety != nil {
+		o := safety.Apply(&rec, run.safety.Settings, run.safety.salt)
 		if o.Blocked != "" {
-			return outcome{ready: true, stage: events.StageSafety, reason: o.Blocked, safety: &o}
+			return outcome{ready: true, stage: events.StageSafety, reason: o.Blocked, safety: &o, quality: qr}
 		}
 		so = &o
+	}
+	// A record below the quality threshold is rejected, unless the safety
+	// stage sends it to review: crisis content is never dropped for its
+	// form.
+	if qr != nil && qr.Score < run.quality.MinScore && (so == nil || !so.Quarantined) {
+		return outcome{ready: true, stage: events.StageQuality, safety: so, quality: qr,
+			reason: fmt.Sprintf("quality score %.2f is below min_score %.2f: %s", qr.Score, run.quality.MinScore, strings.Join(qr.Failed, ", "))}
+	}
+	if run.bias != nil {
+		if listed == nil {
+			listed = []biasMention{}
+		}
+		annotate(&rec, "bias", struct {
+			Mentions []biasMention `json:"mentions"`
+		}{listed})
+		rec.Lineage = append(rec.Lineage, stage.Lineage{Stage: events.StageBias, Version: bias.Version})
 	}
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return outcome{ready: true, stage: events.StageStandardization, reason: "cannot encode the canonical record"}
 	}
-	return outcome{ready: true, value: b, safety: so}
+	return outcome{ready: true, value: b, safety: so, quality: qr, biasRan: run.bias != nil, mentions: mentions}
+}
+
+// annotate sets annotations[key] to v encoded.
+func annotate(rec *stage.Record, key string, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	if rec.Annotations == nil {
+		rec.Annotations = map[string]json.RawMessage{}
+	}
+	rec.Annotations[key] = b
 }
 
 // precompute transforms every raw record of running executions in recs on
@@ -66,7 +145,7 @@ func (p *Processor) precompute(recs []*kgo.Record) []outcome {
 		spec events.SourceSpec
 		m    wire.Meta
 		id   string
-		sr   *safetyRun
+		run  *stageRun
 	}
 	var jobs []job
 	for i, r := range recs {
@@ -81,12 +160,12 @@ func (p *Processor) precompute(recs []*kgo.Record) []outcome {
 		if err != nil || (m.Kind != wire.KindRecord && m.Kind != wire.KindBad) || m.Source < 0 || m.Source >= len(x.req.Sources) {
 			continue
 		}
-		jobs = append(jobs, job{i: i, spec: x.req.Sources[m.Source], m: m, id: x.id, sr: p.safetyFor(x)})
+		jobs = append(jobs, job{i: i, spec: x.req.Sources[m.Source], m: m, id: x.id, run: p.stagesFor(x)})
 	}
 	workers := runtime.GOMAXPROCS(0)
 	if len(jobs) < 64 || workers < 2 {
 		for _, j := range jobs {
-			out[j.i] = transform(recs[j.i].Value, p.cfg.Limits, p.cfg.RecordIDKey, j.spec, j.m, j.id, j.sr)
+			out[j.i] = transform(recs[j.i].Value, p.cfg.Limits, p.cfg.RecordIDKey, j.spec, j.m, j.id, j.run)
 		}
 		return out
 	}
@@ -98,7 +177,7 @@ func (p *Processor) precompute(recs []*kgo.Record) []outcome {
 		go func() {
 			defer wg.Done()
 			for _, j := range part {
-				out[j.i] = transform(recs[j.i].Value, p.cfg.Limits, p.cfg.RecordIDKey, j.spec, j.m, j.id, j.sr)
+				out[j.i] = transform(recs[j.i].Value, p.cfg.Limits, p.cfg.RecordIDKey, j.spec, j.m, j.id, j.run)
 			}
 		}()
 	}

@@ -10,7 +10,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dspipe/dspipe/internal/bias"
 	"github.com/dspipe/dspipe/internal/content"
+	"github.com/dspipe/dspipe/internal/quality"
 	"github.com/dspipe/dspipe/internal/safety"
 	"log/slog"
 	"math"
@@ -52,6 +54,11 @@ type Config struct {
 	PIISalt []byte
 	// RecordIDKey keys the record ids (DSPIPE_RECORD_ID_KEY).
 	RecordIDKey []byte
+	// QualityDisabled and BiasDisabled switch those stages off for every
+	// request (ENABLE_QUALITY_ASSESSMENT, ENABLE_BIAS_DETECTION);
+	// BiasThreshold is BIAS_VALIDATION_THRESHOLD.
+	QualityDisabled, BiasDisabled bool
+	BiasThreshold                 float64
 	// Now is the clock; tests may fix it.
 	Now func() time.Time
 }
@@ -528,7 +535,7 @@ func (p *Processor) emitProgress() {
 			rate = float64(x.counts.Received) / el
 		}
 		counts, per := x.counts, append([]int64(nil), x.perSource...)
-		_ = p.emit(x, events.StageProgress{Stage: p.currentRecordStage(x), Counts: counts, PerSource: per, RatePerSec: rate, MemoryMB: memoryMB(), Safety: x.safety.Clone()})
+		_ = p.emit(x, events.StageProgress{Stage: p.currentRecordStage(x), Counts: counts, PerSource: per, RatePerSec: rate, MemoryMB: memoryMB(), Safety: x.safety.Clone(), Quality: x.quality.Clone(), Bias: p.biasSummary(x)})
 	}
 }
 
@@ -619,8 +626,15 @@ func (p *Processor) startStage(x *execState, s string) error {
 // recordStages are the per-record stages an execution runs.
 func (p *Processor) recordStages(x *execState) []string {
 	st := []string{events.StageAcquisition, events.StageValidation, events.StageStandardization}
-	if p.safetyFor(x) != nil {
+	run := p.stagesFor(x)
+	if run.quality != nil {
+		st = append(st, events.StageQuality)
+	}
+	if run.safety != nil {
 		st = append(st, events.StageSafety)
+	}
+	if run.bias != nil {
+		st = append(st, events.StageBias)
 	}
 	return st
 }
@@ -638,8 +652,9 @@ func (p *Processor) record(x *execState, r *kgo.Record, m wire.Meta, pre *outcom
 	}
 	o := *pre
 	if !o.ready { // not precomputed (the execution started within this poll)
-		o = transform(r.Value, p.cfg.Limits, p.cfg.RecordIDKey, x.req.Sources[m.Source], m, x.id, p.safetyFor(x))
+		o = transform(r.Value, p.cfg.Limits, p.cfg.RecordIDKey, x.req.Sources[m.Source], m, x.id, p.stagesFor(x))
 	}
+	p.countQuality(x, o)
 	if o.value == nil {
 		if o.safety != nil {
 			if err := p.countSafety(x, m, o); err != nil {
@@ -657,6 +672,12 @@ func (p *Processor) record(x *execState, r *kgo.Record, m wire.Meta, pre *outcom
 				Headers: wire.Meta{Kind: wire.KindQuarantined, Source: m.Source, Position: m.Position}.Headers()})
 			return nil
 		}
+	}
+	if o.biasRan {
+		if x.bias == nil {
+			x.bias = &events.BiasSummary{}
+		}
+		bias.Add(x.bias, o.mentions)
 	}
 	x.counts.Valid++
 	x.perSource[m.Source]++
@@ -707,7 +728,7 @@ func (p *Processor) acquisitionEnded(x *execState, v []byte) error {
 	if el := now.Sub(x.startedAt).Seconds(); el > 0 {
 		rate = float64(x.counts.Received) / el
 	}
-	if err := p.emit(x, events.StageProgress{Stage: p.currentRecordStage(x), Counts: x.counts, PerSource: append([]int64(nil), x.perSource...), RatePerSec: rate, MemoryMB: memoryMB(), Safety: x.safety.Clone()}); err != nil {
+	if err := p.emit(x, events.StageProgress{Stage: p.currentRecordStage(x), Counts: x.counts, PerSource: append([]int64(nil), x.perSource...), RatePerSec: rate, MemoryMB: memoryMB(), Safety: x.safety.Clone(), Quality: x.quality.Clone(), Bias: p.biasSummary(x)}); err != nil {
 		return err
 	}
 	for _, s := range p.recordStages(x) {
@@ -734,6 +755,39 @@ func (p *Processor) acquisitionEnded(x *execState, v []byte) error {
 				if err := p.emit(x, events.Alert{Severity: "critical", Code: "crisis_quarantine", Stage: s,
 					Message: fmt.Sprintf("%d more records were quarantined for crisis review (alerts are sent for the first %d)", extra, quarantineAlertLimit)}); err != nil {
 					return err
+				}
+			}
+		}
+		if s == events.StageQuality {
+			sc.Quality = x.quality.Clone()
+		}
+		if s == events.StageBias {
+			// The bias gate: a skewed dataset fails the stage, or only
+			// warns when the request says so; the alert names the axis
+			// and the over-represented groups.
+			set := p.stagesFor(x).bias
+			if x.bias == nil {
+				x.bias = &events.BiasSummary{}
+			}
+			score := bias.Update(x.bias, *set)
+			sc.Bias = x.bias.Clone()
+			if score.Score > set.Threshold {
+				reason := fmt.Sprintf("bias score %.2f is above the threshold %.2f: %s", score.Score, set.Threshold, score.Describe())
+				severity := "critical"
+				if set.Mode == "warn" {
+					severity = "warning"
+				}
+				if err := p.emit(x, events.Alert{Severity: severity, Code: "bias_threshold", Stage: s, Message: reason}); err != nil {
+					return err
+				}
+				if set.Mode != "warn" {
+					if err := p.emit(x, events.StageFailed{Stage: s, Reason: reason, Category: events.CategorySafety}); err != nil {
+						return err
+					}
+					if err := p.emit(x, events.ExecutionFailed{Stage: s, Reason: reason, Category: events.CategorySafety}); err != nil {
+						return err
+					}
+					return p.schedule(context.Background())
 				}
 			}
 		}
@@ -765,6 +819,49 @@ const quarantineAlertLimit = 20
 func (p *Processor) currentRecordStage(x *execState) string {
 	st := p.recordStages(x)
 	return st[len(st)-1]
+}
+
+// stagesFor is the execution's resolved settings for the optional
+// per-record stages.
+func (p *Processor) stagesFor(x *execState) *stageRun {
+	if x.run == nil {
+		run := &stageRun{safety: p.safetyFor(x)}
+		if !p.cfg.QualityDisabled {
+			if q, ok := quality.Resolve(x.req.Processing["quality"]); ok {
+				run.quality = &q
+			}
+		}
+		if !p.cfg.BiasDisabled {
+			if b, ok := bias.Resolve(x.req.Processing["bias"], p.cfg.BiasThreshold); ok {
+				run.bias = &b
+			}
+		}
+		x.run = run
+	}
+	return x.run
+}
+
+// countQuality adds one record's quality score to the execution's summary.
+func (p *Processor) countQuality(x *execState, o outcome) {
+	if o.quality == nil {
+		return
+	}
+	if x.quality == nil {
+		x.quality = &events.QualitySummary{MinScore: p.stagesFor(x).quality.MinScore}
+	}
+	x.quality.Add(o.quality.Score, o.quality.Failed, o.stage == events.StageQuality)
+}
+
+// biasSummary is the execution's bias summary with its score brought up
+// to date, for progress events.
+func (p *Processor) biasSummary(x *execState) *events.BiasSummary {
+	if x.bias == nil {
+		return nil
+	}
+	if set := p.stagesFor(x).bias; set != nil {
+		bias.Update(x.bias, *set)
+	}
+	return x.bias.Clone()
 }
 
 // safetyFor is the execution's resolved safety settings.

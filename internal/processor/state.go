@@ -37,6 +37,9 @@ type execState struct {
 	safety      *events.SafetySummary
 	reviews     map[int]string // review number → open or acknowledged
 	safetySet   *safetyRun     // resolved lazily from the request
+	run         *stageRun      // resolved lazily from the request
+	quality     *events.QualitySummary
+	bias        *events.BiasSummary
 }
 
 // Review states.
@@ -79,6 +82,12 @@ func (x *execState) apply(e *events.Envelope, p events.Payload) {
 		x.counts = d.Counts
 		if d.Safety != nil {
 			x.safety = d.Safety.Clone()
+		}
+		if d.Quality != nil {
+			x.quality = d.Quality.Clone()
+		}
+		if d.Bias != nil {
+			x.bias = d.Bias.Clone()
 		}
 		if len(d.PerSource) == len(x.perSource) {
 			copy(x.perSource, d.PerSource)

@@ -43,6 +43,9 @@ type Record struct {
 	Metadata    map[string]string          `json:"metadata,omitempty"`
 	Annotations map[string]json.RawMessage `json:"annotations,omitempty"`
 	Lineage     []Lineage                  `json:"lineage"`
+	// EmptyDropped is how many empty turns standardization removed; the
+	// quality stage reads it in the same process (it is not serialised).
+	EmptyDropped int `json:"-"`
 }
 
 // Roles of the canonical record.

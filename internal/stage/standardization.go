@@ -50,6 +50,7 @@ func Standardize(in *input, prov Provenance, executionID string, idKey []byte) (
 		return Record{}, fmt.Errorf("%w: unrecognised format: expected messages, conversations, dialog, instruction/output, question/answer or text", ErrInvalid)
 	}
 	changed := false
+	empty := 0
 	out := msgs[:0]
 	for i, m := range msgs {
 		if m.Role == "" {
@@ -61,6 +62,7 @@ func Standardize(in *input, prov Provenance, executionID string, idKey []byte) (
 		}
 		if c == "" {
 			changed = true
+			empty++
 			continue
 		}
 		m.Content = c
@@ -99,6 +101,7 @@ func Standardize(in *input, prov Provenance, executionID string, idKey []byte) (
 			{Stage: "validation", Version: ValidationVersion},
 			{Stage: "standardization", Version: StandardizationVersion, Changed: changed},
 		},
+		EmptyDropped: empty,
 	}, nil
 }
 

@@ -154,6 +154,12 @@ func project(ctx context.Context, tx pgx.Tx, e *events.Envelope, p events.Payloa
 		if err == nil && d.Safety != nil {
 			_, err = tx.Exec(ctx, `UPDATE executions SET safety=$2 WHERE execution_id=$1`, id, d.Safety)
 		}
+		if err == nil && d.Quality != nil {
+			_, err = tx.Exec(ctx, `UPDATE executions SET quality=$2 WHERE execution_id=$1`, id, d.Quality)
+		}
+		if err == nil && d.Bias != nil {
+			_, err = tx.Exec(ctx, `UPDATE executions SET bias=$2 WHERE execution_id=$1`, id, d.Bias)
+		}
 		for i, n := range d.PerSource {
 			if err != nil {
 				break
@@ -168,6 +174,12 @@ func project(ctx context.Context, tx pgx.Tx, e *events.Envelope, p events.Payloa
 		}
 		if err == nil && d.Safety != nil {
 			_, err = tx.Exec(ctx, `UPDATE executions SET safety=$2 WHERE execution_id=$1`, id, d.Safety)
+		}
+		if err == nil && d.Quality != nil {
+			_, err = tx.Exec(ctx, `UPDATE executions SET quality=$2 WHERE execution_id=$1`, id, d.Quality)
+		}
+		if err == nil && d.Bias != nil {
+			_, err = tx.Exec(ctx, `UPDATE executions SET bias=$2 WHERE execution_id=$1`, id, d.Bias)
 		}
 	case *events.StageFailed:
 		_, err = tx.Exec(ctx, `UPDATE stage_runs SET status='failed', error_reason=$3, finished_at=$4 WHERE execution_id=$1 AND stage=$2`,

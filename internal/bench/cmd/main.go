@@ -135,6 +135,8 @@ func run(out string, records int, micro string) error {
 		// The spine figure is the spine's own (issue 2's definition); the
 		// safety stage's cost is in the micro-benchmarks below.
 		"ENABLE_SAFETY_VALIDATION=false",
+		"ENABLE_QUALITY_ASSESSMENT=false",
+		"ENABLE_BIAS_DETECTION=false",
 	)
 	pprofPort := 0
 	if cpuProfile != "" {

@@ -1,0 +1,2 @@
+ALTER TABLE executions DROP COLUMN bias;
+ALTER TABLE executions DROP COLUMN quality;
