@@ -33,10 +33,10 @@ func (m Message) Terminal() bool { return events.Terminal(m.Event) }
 // feed turns events into messages, carrying the running figures the seed's
 // progress message needs.
 type feed struct {
-	x      store.Execution
-	counts events.Counts
-	rate   float64
-	memory float64
+	x       store.Execution
+	counts  events.Counts
+	rate    float64
+	memory  float64
 	stage   string
 	safety  *events.SafetySummary
 	quality *events.QualitySummary
