@@ -40,13 +40,16 @@ fuzz:
 	$(GO) test ./internal/crisis -run XXX -fuzz FuzzAssess -fuzztime 20s
 	$(GO) test ./internal/content -run XXX -fuzz FuzzAssess -fuzztime 20s
 	$(GO) test ./internal/textmatch -run XXX -fuzz FuzzEach -fuzztime 20s
+	$(GO) test ./internal/quality -run XXX -fuzz FuzzAssess -fuzztime 20s
+	$(GO) test ./internal/bias -run XXX -fuzz FuzzDetect -fuzztime 20s
+	$(GO) test ./internal/lang -run XXX -fuzz FuzzDetect -fuzztime 20s
 
 # Detector quality on ../shared/eval (never copied here): writes docs/EVALUATION.md.
 eval: build
 	$(GO) run ./internal/eval/cmd -shared ../shared/eval -out docs/EVALUATION.md
 
 bench: build pg-start
-	$(GO) test -run XXX -bench . -benchmem -count 1 ./events ./internal/stage ./internal/source ./internal/pii ./internal/crisis ./internal/content | grep -E '^(Benchmark|goos|cpu|pkg)' > bin/micro.txt
+	$(GO) test -run XXX -bench . -benchmem -count 1 ./events ./internal/stage ./internal/source ./internal/pii ./internal/crisis ./internal/content ./internal/quality ./internal/bias ./internal/lang | grep -E '^(Benchmark|goos|cpu|pkg)' > bin/micro.txt
 	$(GO) run ./internal/bench/cmd -out docs/BENCHMARKS.md -micro bin/micro.txt
 	@cat docs/BENCHMARKS.md
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dspipe/dspipe/events"
@@ -88,8 +89,15 @@ func cmdDemo(ctx context.Context, args []string, getenv func(string) string) err
 	}
 	stats, jobErr := watchJob(ctx, c, req, true)
 	if dir, ok := stats["output_dir"].(string); ok && jobErr == nil {
-		if b, err := os.ReadFile(filepath.Join(dir, "rejected.jsonl")); err == nil {
-			fmt.Fprintf(os.Stderr, "rejected records (position and reason, never content):\n%s", b)
+		if b, err := os.ReadFile(filepath.Join(dir, "rejected.jsonl")); err == nil && len(b) > 0 {
+			// The first few; the file has them all.
+			lines := strings.SplitAfter(string(b), "\n")
+			n := len(lines)
+			if lines[n-1] == "" {
+				n--
+			}
+			fmt.Fprintf(os.Stderr, "rejected records: %d (position and reason, never content; all in %s):\n%s", n,
+				filepath.Join(dir, "rejected.jsonl"), strings.Join(lines[:min(n, 10)], ""))
 		}
 	}
 	stop()

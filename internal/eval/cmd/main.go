@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"time"
 
@@ -69,7 +70,12 @@ func run(shared, out, bin string) error {
 	if err := contentSection(&b, shared, bin); err != nil {
 		return err
 	}
-	b.WriteString("## Not measured yet\n\nBias (`bias/bbq-contexts`) and quality have no analyzer in this build; their sections will appear here when they do.\n")
+	if err := qualitySection(&b, shared, bin); err != nil {
+		return err
+	}
+	if err := biasSection(&b, shared, bin); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
@@ -242,5 +248,173 @@ func contentSection(b *strings.Builder, shared, bin string) error {
 		"(disclosure), method and dose terms (instructions) and harm verbs aimed at \"myself\". Hate, harassment and violence rely on word lists and " +
 		"are weak: AUC shows how far they rank, the recall column how much a fixed threshold catches.\n\n")
 	fmt.Fprintf(os.Stderr, "content: self-harm recall %s\n", f(sh))
+	return nil
+}
+
+func histogram(rows []eval.QualityRow) string {
+	var bins [10]int
+	for _, r := range rows {
+		bins[min(int(r.Score*10), 9)]++
+	}
+	var parts []string
+	for i, n := range bins {
+		if n > 0 {
+			parts = append(parts, fmt.Sprintf("%.1f–%.1f: %d", float64(i)/10, float64(i+1)/10, n))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+func qualitySection(b *strings.Builder, shared, bin string) error {
+	b.WriteString("## Quality assessment (`dsctl analyze quality`)\n\n")
+	b.WriteString("Rules and thresholds (Gopher, C4, FineWeb, adapted to dialogue) are listed in `internal/quality/quality.go`; a record is rejected " +
+		"below `processing.quality.min_score` (default 0.5). Language identification is our own (`internal/lang`): the libraries measured " +
+		"(whatlanggo, lingua-go) ran at 0.4 to 6 MB/s here, see `docs/BENCHMARKS.md`.\n\n")
+	tmp, err := os.MkdirTemp("", "dspipe-eval")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	run := func(name string, lines []eval.AnalyzeLine) ([]eval.QualityRow, error) {
+		in := filepath.Join(tmp, name+".jsonl")
+		if err := eval.WriteLines(in, lines); err != nil {
+			return nil, err
+		}
+		raw, _, err := analyze(bin, "quality", in)
+		if err != nil {
+			return nil, err
+		}
+		outPath := filepath.Join(tmp, name+".out.jsonl")
+		if err := os.WriteFile(outPath, raw, 0o600); err != nil {
+			return nil, err
+		}
+		return eval.ReadQuality(outPath)
+	}
+	const n = 4000
+	gen := eval.GeneratedConversations(n, 7)
+	rows, err := run("generated", gen)
+	if err != nil {
+		return err
+	}
+	aucGen := eval.QualityAUC(gen, rows)
+	kinds := map[string][2]int{}
+	goodRejected := 0
+	for i, l := range gen {
+		k := kinds[l.Planted]
+		k[0]++
+		if len(rows[i].Reasons) > 0 {
+			k[1]++
+		}
+		kinds[l.Planted] = k
+		if l.Planted == "" && len(rows[i].Reasons) > 0 {
+			goodRejected++
+		}
+	}
+	fmt.Fprintf(b, "### Generated conversations (`dsctl gen`, seed 7, %d conversations; text written by us)\n\n", n)
+	b.WriteString("| planted defect | conversations | rejected at 0.5 |\n|---|---|---|\n")
+	for _, k := range []string{"repetition", "empty_turns", "copied_turns", "gibberish", ""} {
+		name := k
+		if k == "" {
+			name = "none (good)"
+		}
+		fmt.Fprintf(b, "| %s | %d | %d |\n", name, kinds[k][0], kinds[k][1])
+	}
+	fmt.Fprintf(b, "\nAUC (planted scored below good): **%.3f**. Scores: %s.\n\n", aucGen, histogram(rows))
+	type real struct{ file, note string }
+	rejectRates := map[string]float64{}
+	for _, r := range []real{{"esconv-test.json", "ESConv test split, real emotional-support dialogues"}, {"counsel-chat.csv", "real therapist answers to real questions"}} {
+		lines, err := eval.StandardizedFile(filepath.Join(filepath.Dir(shared), "data", r.file))
+		if err != nil {
+			return err
+		}
+		rows, err := run(r.file, lines)
+		if err != nil {
+			return err
+		}
+		rejected := 0
+		reasons := map[string]int{}
+		for _, q := range rows {
+			if len(q.Reasons) > 0 {
+				rejected++
+			}
+			for _, x := range q.Reasons {
+				reasons[x]++
+			}
+		}
+		rate := float64(rejected) / float64(max(1, len(rows)))
+		rejectRates[r.file] = rate
+		fmt.Fprintf(b, "### `../shared/data/%s` (%d conversations; %s)\n\n", r.file, len(rows), r.note)
+		fmt.Fprintf(b, "Rejected at the default threshold: %d (%.1f%%); reasons: %v. Scores: %s.\n\n", rejected, 100*rate, reasons, histogram(rows))
+	}
+	b.WriteString("Against the targets of the quality and bias issue:\n\n| target | measured | |\n|---|---|---|\n")
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "**not met**"
+	}
+	fmt.Fprintf(b, "| AUC planted vs good ≥ 0.95 | %.3f | %s |\n", aucGen, verdict(aucGen >= 0.95))
+	for _, f := range []string{"esconv-test.json", "counsel-chat.csv"} {
+		fmt.Fprintf(b, "| %s rejected < 5%% | %.1f%% | %s |\n", f, 100*rejectRates[f], verdict(rejectRates[f] < 0.05))
+	}
+	fmt.Fprintf(os.Stderr, "quality: AUC %.3f, good rejected %d, esconv %.3f, counsel-chat %.3f\n", aucGen, goodRejected, rejectRates["esconv-test.json"], rejectRates["counsel-chat.csv"])
+	b.WriteString("\nThe generated conversations are the ones the rules were first written against, so their AUC is a floor check, not a measure of " +
+		"quality on real data; the real sets show what the rules reject in practice (each rejection above was read: a repeated message, " +
+		"a supporter pasting the same paragraph twice).\n\n")
+	return nil
+}
+
+func biasSection(b *strings.Builder, shared, bin string) error {
+	path := filepath.Join(shared, "bias/bbq-contexts.dev.jsonl")
+	gold, err := eval.ReadBiasFile(path)
+	if err != nil {
+		return err
+	}
+	raw, took, err := analyze(bin, "bias", path)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp("", "dspipe-bias-*.jsonl")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(raw); err != nil {
+		return err
+	}
+	tmp.Close()
+	pred, err := eval.ReadBiasPredictions(tmp.Name())
+	if err != nil {
+		return err
+	}
+	rows, found := eval.AxisFound(gold, pred)
+	b.WriteString("## Bias detection (`dsctl analyze bias`)\n\n")
+	fmt.Fprintf(b, "### `bias/bbq-contexts.dev.jsonl` (%d contexts from the BBQ benchmark)\n\n", len(gold))
+	b.WriteString("A row counts as found when at least one mention of the category's axis is detected.\n\n")
+	b.WriteString("| category | axis | rows | axis found | share | target ≥ 0.90 |\n|---|---|---|---|---|---|\n")
+	var cats []string
+	for c := range rows {
+		cats = append(cats, c)
+	}
+	sort.Strings(cats)
+	for _, c := range cats {
+		share := float64(found[c]) / float64(rows[c])
+		v := "met"
+		if share < 0.90 {
+			v = "**not met**"
+		}
+		fmt.Fprintf(b, "| %s | %s | %d | %d | %.3f | %s |\n", c, eval.BBQAxis[c], rows[c], found[c], share, v)
+		fmt.Fprintf(os.Stderr, "bias: %s %.3f\n", c, share)
+	}
+	fmt.Fprintf(b, "\nSpeed here: %d contexts in %s including process start.\n\n", len(gold), took.Round(time.Millisecond))
+	b.WriteString("Method: our own term lists per axis and group (`internal/bias/terms.go`), whole-word matching in one pass, " +
+		"context rules for words that name people only before a person noun (\"a Black man\" but not \"black coffee\", \"a straight couple\" " +
+		"but not \"straight down the road\"), ages from \"N-year-old\". **Caveat**: the lists were extended after reading this development " +
+		"split's misses (for example eye conditions, mobility aids and pregnancy phrases for appearance and disability), so these shares " +
+		"flatter the lists; a held-out split would measure them fairly. Gender, race and socioeconomic status are not in this split.\n\n")
+	b.WriteString("The dataset score: for each of gender, age, race_ethnicity, religion and sexual_orientation with at least 20 mentions, " +
+		"the total-variation distance between the groups' shares and a reference (the request's, or uniform over the axis's core groups " +
+		"(gender: woman, man; age: young, old) and every group observed); the score is the largest distance, and the alert names that axis " +
+		"and its over-represented groups. Nine mentions of women to one of men score 0.4; only women, 0.5.\n")
 	return nil
 }
