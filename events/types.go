@@ -332,6 +332,22 @@ type StageCompleted struct {
 	// v1-compatible).
 	Quality *QualitySummary `json:"quality,omitempty"`
 	Bias    *BiasSummary    `json:"bias,omitempty"`
+	// Fusion is set on the fusion stage's completion (optional,
+	// v1-compatible).
+	Fusion *FusionSummary `json:"fusion,omitempty"`
+}
+
+// FusionSummary counts what fusion found: records in, duplicate clusters
+// of two or more, records removed as exact and as near duplicates, and
+// records kept, overall and per source (in request order).
+type FusionSummary struct {
+	Records       int64   `json:"records"`
+	Clusters      int64   `json:"clusters"`
+	RemovedExact  int64   `json:"removed_exact"`
+	RemovedNear   int64   `json:"removed_near"`
+	Kept          int64   `json:"kept"`
+	KeptPerSource []int64 `json:"kept_per_source,omitempty"`
+	NearThreshold float64 `json:"near_threshold"`
 }
 
 // StageFailed says a stage failed.

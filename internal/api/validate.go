@@ -2,6 +2,7 @@ package api
 
 import (
 	"github.com/dspipe/dspipe/internal/bias"
+	"github.com/dspipe/dspipe/internal/fusion"
 	"github.com/dspipe/dspipe/internal/quality"
 	"github.com/dspipe/dspipe/internal/safety"
 	"net/url"
@@ -212,6 +213,9 @@ func validateRequest(req *events.Request) error {
 		names[s.Name] = true
 	}
 	if _, err := safety.ParseRequest(req.Safety); err != nil {
+		return err
+	}
+	if _, err := fusion.ParseRequest(req.Fusion); err != nil {
 		return err
 	}
 	for k, raw := range req.Processing {

@@ -79,6 +79,7 @@ func startStack(t *testing.T, o stackOpts) *stack {
 			// low-quality records) and bias; quality_test.go runs them.
 			"ENABLE_QUALITY_ASSESSMENT": "false",
 			"ENABLE_BIAS_DETECTION":     "false",
+			"ENABLE_FUSION":             "false",
 		}[k]
 	})
 	require.NoError(t, err)

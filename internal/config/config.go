@@ -38,6 +38,7 @@ type Config struct {
 	EnableSafety     bool          // ENABLE_SAFETY_VALIDATION, true
 	EnableQuality    bool          // ENABLE_QUALITY_ASSESSMENT, true
 	EnableBias       bool          // ENABLE_BIAS_DETECTION, true
+	EnableFusion     bool          // ENABLE_FUSION, true
 	CrisisThreshold  float64       // CRISIS_DETECTION_THRESHOLD, 0.8
 	BiasThreshold    float64       // BIAS_VALIDATION_THRESHOLD, 0.3
 	S3Bucket         string        // AWS_S3_BUCKET
@@ -101,6 +102,7 @@ func Load(getenv func(string) string) (Config, error) {
 		EnableSafety:     boolVar(getenv, "ENABLE_SAFETY_VALIDATION", true, &errs),
 		EnableQuality:    boolVar(getenv, "ENABLE_QUALITY_ASSESSMENT", true, &errs),
 		EnableBias:       boolVar(getenv, "ENABLE_BIAS_DETECTION", true, &errs),
+		EnableFusion:     boolVar(getenv, "ENABLE_FUSION", true, &errs),
 		CrisisThreshold:  floatVar(getenv, "CRISIS_DETECTION_THRESHOLD", 0.8, &errs),
 		BiasThreshold:    floatVar(getenv, "BIAS_VALIDATION_THRESHOLD", 0.3, &errs),
 		S3Bucket:         getenv("AWS_S3_BUCKET"),

@@ -158,6 +158,7 @@ func startCluster(t *testing.T) *cluster {
 		"ENABLE_SAFETY_VALIDATION=false",
 		"ENABLE_QUALITY_ASSESSMENT=false",
 		"ENABLE_BIAS_DETECTION=false",
+		"ENABLE_FUSION=false",
 	)
 	c := &cluster{t: t, env: env, dir: dir, procs: map[string]*proc{},
 		client: client.New("http://127.0.0.1:"+strconv.Itoa(apiPort), "dev-admin-token")}

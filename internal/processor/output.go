@@ -1,12 +1,19 @@
 package processor
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/dspipe/dspipe/internal/bias"
+	"github.com/dspipe/dspipe/internal/fusion"
 	"github.com/dspipe/dspipe/internal/quality"
 	"github.com/dspipe/dspipe/internal/safety"
+	"io"
+	"os"
+	"strconv"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -37,13 +44,19 @@ type Manifest struct {
 	// rules failed; mentions per axis and group with the bias score.
 	Quality *events.QualitySummary `json:"quality,omitempty"`
 	Bias    *events.BiasSummary    `json:"bias,omitempty"`
+	// Fusion is the fusion report (clusters, records removed) and
+	// FusionSettings the MinHash parameters and threshold it ran with.
+	Fusion         *events.FusionSummary `json:"fusion,omitempty"`
+	FusionSettings *fusion.Settings      `json:"fusion_settings,omitempty"`
 }
 
-// ManifestSource is one source's figures.
+// ManifestSource is one source's figures: records valid after the
+// per-record stages, and records in the output after fusion.
 type ManifestSource struct {
-	Name  string `json:"name"`
-	Type  string `json:"type"`
-	Valid int64  `json:"valid"`
+	Name   string `json:"name"`
+	Type   string `json:"type"`
+	Valid  int64  `json:"valid"`
+	Output int64  `json:"output"`
 }
 
 // ManifestStage is one stage that ran.
@@ -69,6 +82,9 @@ func (p *Processor) stagesRun(x *execState) []ManifestStage {
 	if run.bias != nil {
 		st = append(st, ManifestStage{events.StageBias, bias.Version})
 	}
+	if p.fusionFor(x) != nil {
+		st = append(st, ManifestStage{events.StageFusion, fusion.Version})
+	}
 	return append(st, ManifestStage{events.StageOutput, OutputVersion})
 }
 
@@ -80,7 +96,7 @@ func (p *Processor) stagesRun(x *execState) []ManifestStage {
 func (p *Processor) finalize(ctx context.Context, x *execState) error {
 	res, ok := p.prepared[x.id]
 	if !ok {
-		res.files, res.dir, res.err = p.writeOutput(ctx, x)
+		res = p.writeOutput(ctx, x)
 	}
 	delete(p.prepared, x.id)
 	files, dir, err := res.files, res.dir, res.err
@@ -103,6 +119,14 @@ func (p *Processor) finalize(ctx context.Context, x *execState) error {
 			written += f.Records
 		}
 	}
+	if res.fusion != nil {
+		// Fusion ran inside the output stage's first pass.
+		f := res.fusion
+		if err := p.emit(x, events.StageCompleted{Stage: events.StageFusion, DurationMS: res.fusionMS, Fusion: f,
+			Counts: events.Counts{Received: f.Records, Valid: f.Kept, Total: x.counts.Total}}); err != nil {
+			return err
+		}
+	}
 	dur := p.cfg.Now().Sub(x.stages[events.StageOutput]).Milliseconds()
 	out := events.Counts{Received: x.counts.Valid, Valid: written, Total: x.counts.Total}
 	if err := p.emit(x, events.StageCompleted{Stage: events.StageOutput, Counts: out, DurationMS: dur}); err != nil {
@@ -122,9 +146,11 @@ func (p *Processor) finalize(ctx context.Context, x *execState) error {
 
 // outputResult is the outcome of writing one execution's output.
 type outputResult struct {
-	files []events.OutputFile
-	dir   string
-	err   error
+	files    []events.OutputFile
+	dir      string
+	err      error
+	fusion   *events.FusionSummary
+	fusionMS int64
 }
 
 // prepareOutputs writes the output of every execution whose finalize
@@ -146,8 +172,7 @@ func (p *Processor) prepareOutputs(ctx context.Context, fs kgo.Fetches) error {
 		if x == nil || x.status != statusFinalizing {
 			return
 		}
-		var res outputResult
-		res.files, res.dir, res.err = p.writeOutput(ctx, x)
+		res := p.writeOutput(ctx, x)
 		if ctx.Err() != nil {
 			err = ctx.Err()
 			return
@@ -157,18 +182,91 @@ func (p *Processor) prepareOutputs(ctx context.Context, fs kgo.Fetches) error {
 	return err
 }
 
-func (p *Processor) writeOutput(ctx context.Context, x *execState) ([]events.OutputFile, string, error) {
+// dataPlan is what the dataset stages decided about an execution's
+// staged records, by their order in the staged topic.
+type dataPlan struct {
+	drop   []bool
+	merged map[int32][]string
+	fusion *events.FusionSummary
+}
+
+// planDataset is the output stage's first pass: it reads the execution's
+// staged records and runs fusion over them.
+func (p *Processor) planDataset(ctx context.Context, x *execState, set fusion.Settings) (*dataPlan, error) {
+	var idx fusion.Index
+	var ids []string
+	var srcOf []int32
+	var buf []uint64
+	var rec struct {
+		ID       string          `json:"id"`
+		Messages []stage.Message `json:"messages"`
+	}
+	err := p.cfg.Kafka.ReadPartition(ctx, p.topics.Staged, x.partition, x.stagedFrom, func(r *kgo.Record) error {
+		if string(r.Key) != x.id {
+			return nil
+		}
+		m, err := wire.ReadMeta(r)
+		if err != nil || m.Kind != wire.KindStaged {
+			return err
+		}
+		rec.ID, rec.Messages = "", rec.Messages[:0]
+		if err := json.Unmarshal(r.Value, &rec); err != nil {
+			return fmt.Errorf("staged record at offset %d: %w", r.Offset, err)
+		}
+		var f fusion.Features
+		f, buf = fusion.Compute(rec.Messages, buf)
+		prio := 0
+		if m.Source >= 0 && m.Source < len(x.req.Sources) {
+			prio = x.req.Sources[m.Source].Priority
+		}
+		idx.Add(&f, fusion.Rank{Priority: prio, Source: m.Source, Position: m.Position})
+		ids = append(ids, rec.ID)
+		srcOf = append(srcOf, int32(m.Source))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	res := idx.Resolve(set.NearThreshold)
+	plan := &dataPlan{drop: make([]bool, idx.Len()), merged: map[int32][]string{}}
+	sum := &events.FusionSummary{Records: int64(idx.Len()), Clusters: int64(res.Clusters), RemovedExact: int64(res.RemovedExact),
+		RemovedNear: int64(res.RemovedNear), NearThreshold: set.NearThreshold, KeptPerSource: make([]int64, len(x.req.Sources))}
+	for i, k := range res.Keeper {
+		if k != int32(i) {
+			plan.drop[i] = true
+			plan.merged[k] = append(plan.merged[k], ids[i])
+			continue
+		}
+		sum.Kept++
+		if s := srcOf[i]; s >= 0 && int(s) < len(sum.KeptPerSource) {
+			sum.KeptPerSource[s]++
+		}
+	}
+	plan.fusion = sum
+	return plan, nil
+}
+
+func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputResult) {
+	fail := func(err error) outputResult { return outputResult{err: err} }
 	dest := x.req.Output.Destination
 	if dest == "" {
 		dest = x.id
 	}
 	final, err := sink.Confine(p.cfg.OutputRoot, dest)
 	if err != nil {
-		return nil, "", err
+		return fail(err)
+	}
+	var plan *dataPlan
+	if set := p.fusionFor(x); set != nil {
+		start := p.cfg.Now()
+		if plan, err = p.planDataset(ctx, x, *set); err != nil {
+			return fail(fmt.Errorf("fusion: %w", err))
+		}
+		res.fusion, res.fusionMS = plan.fusion, p.cfg.Now().Sub(start).Milliseconds()
 	}
 	st, err := sink.NewStaging(final)
 	if err != nil {
-		return nil, "", err
+		return fail(err)
 	}
 	ok := false
 	defer func() {
@@ -180,26 +278,34 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) ([]events.Out
 	if comp == "" {
 		comp = sink.CompressNone
 	}
-	data, err := sink.Create(st.Dir, "data.jsonl"+sink.Extension(comp), comp)
-	if err != nil {
-		return nil, "", err
-	}
 	rejected, err := sink.Create(st.Dir, "rejected.jsonl", sink.CompressNone)
 	if err != nil {
-		data.Abort()
-		return nil, "", err
+		return fail(err)
 	}
 	// Quarantined records are kept, masked, for human review, never mixed
 	// with the training data.
 	quarantine, err := sink.Create(st.Dir, "quarantine.jsonl", sink.CompressNone)
 	if err != nil {
-		data.Abort()
 		rejected.Abort()
-		return nil, "", err
+		return fail(err)
 	}
-	key := x.id
+	// Kept records are spooled per source and joined in source order, so
+	// the data file does not depend on how the sources' records
+	// interleaved in the log: same input and settings, same bytes.
+	// Data records leave out their execution_id (the manifest and the
+	// directory carry it), so two runs over the same input with the same
+	// settings write the same bytes and can be compared by SHA-256.
+	execField := []byte(`"execution_id":` + strconv.Quote(x.id) + `,`)
+	spools, err := newSpools(st.Dir, len(x.req.Sources))
+	if err != nil {
+		rejected.Abort()
+		quarantine.Abort()
+		return fail(err)
+	}
+	defer spools.remove()
+	staged := 0
 	err = p.cfg.Kafka.ReadPartition(ctx, p.topics.Staged, x.partition, x.stagedFrom, func(r *kgo.Record) error {
-		if string(r.Key) != key {
+		if string(r.Key) != x.id {
 			return nil
 		}
 		m, err := wire.ReadMeta(r)
@@ -208,7 +314,23 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) ([]events.Out
 		}
 		switch m.Kind {
 		case wire.KindStaged:
-			return data.WriteLine(r.Value)
+			i := staged
+			staged++
+			v := r.Value
+			if plan != nil {
+				if i >= len(plan.drop) {
+					return fmt.Errorf("the staged topic changed between the output stage's passes")
+				}
+				if plan.drop[i] {
+					return nil
+				}
+				if merged := plan.merged[int32(i)]; len(merged) > 0 {
+					if v, err = withLineage(v, stage.Lineage{Stage: events.StageFusion, Version: fusion.Version, Merged: merged}); err != nil {
+						return err
+					}
+				}
+			}
+			return spools.write(m.Source, bytes.Replace(v, execField, nil, 1))
 		case wire.KindRejected:
 			return rejected.WriteLine(r.Value)
 		case wire.KindQuarantined:
@@ -217,53 +339,152 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) ([]events.Out
 		return nil
 	})
 	if err != nil {
-		data.Abort()
 		rejected.Abort()
 		quarantine.Abort()
-		return nil, "", fmt.Errorf("read staged records: %w", err)
-	}
-	df, err := data.Close()
-	if err != nil {
-		rejected.Abort()
-		quarantine.Abort()
-		return nil, "", err
+		return fail(fmt.Errorf("read staged records: %w", err))
 	}
 	rf, err := rejected.Close()
 	if err != nil {
 		quarantine.Abort()
-		return nil, "", err
+		return fail(err)
 	}
 	qf, err := quarantine.Close()
 	if err != nil {
-		return nil, "", err
+		return fail(err)
+	}
+	data, err := sink.Create(st.Dir, "data.jsonl"+sink.Extension(comp), comp)
+	if err != nil {
+		return fail(err)
+	}
+	if err := spools.drain(data.WriteLine); err != nil {
+		data.Abort()
+		return fail(err)
+	}
+	df, err := data.Close()
+	if err != nil {
+		return fail(err)
 	}
 	var quarantined int64
 	if x.safety != nil {
 		quarantined = x.safety.Quarantined
 	}
-	if df.Records != x.counts.Valid || rf.Records != x.counts.Rejected || qf.Records != quarantined {
-		return nil, "", fmt.Errorf("staged topic holds %d valid, %d rejected and %d quarantined records, expected %d, %d and %d",
-			df.Records, rf.Records, qf.Records, x.counts.Valid, x.counts.Rejected, quarantined)
+	wantData := x.counts.Valid
+	if plan != nil {
+		wantData = plan.fusion.Kept
+	}
+	if int64(staged) != x.counts.Valid || df.Records != wantData || rf.Records != x.counts.Rejected || qf.Records != quarantined {
+		return fail(fmt.Errorf("staged topic holds %d valid (%d written), %d rejected and %d quarantined records, expected %d (%d), %d and %d",
+			staged, df.Records, rf.Records, qf.Records, x.counts.Valid, wantData, x.counts.Rejected, quarantined))
 	}
 	files := []events.OutputFile{df, rf, qf}
 	m := Manifest{ExecutionID: x.id, UserID: x.user, Request: redact(x.req), Counts: x.counts, Stages: p.stagesRun(x), Files: files, Safety: x.safety.Clone(),
-		Quality: x.quality.Clone(), Bias: p.biasSummary(x)}
+		Quality: x.quality.Clone(), Bias: p.biasSummary(x), Fusion: res.fusion, FusionSettings: p.fusionFor(x)}
 	for i, s := range x.req.Sources {
-		m.Sources = append(m.Sources, ManifestSource{Name: s.DisplayName(i), Type: s.Type, Valid: x.perSource[i]})
+		ms := ManifestSource{Name: s.DisplayName(i), Type: s.Type, Valid: x.perSource[i], Output: x.perSource[i]}
+		if plan != nil {
+			ms.Output = plan.fusion.KeptPerSource[i]
+		}
+		m.Sources = append(m.Sources, ms)
 	}
 	mb, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
-		return nil, "", err
+		return fail(err)
 	}
 	mf, err := sink.WriteFileHashed(st.Dir, "manifest.json", append(mb, '\n'))
 	if err != nil {
-		return nil, "", err
+		return fail(err)
 	}
+	spools.remove()
 	if err := st.Commit(); err != nil {
-		return nil, "", err
+		return fail(err)
 	}
 	ok = true
-	return append(files, mf), final, nil
+	res.files, res.dir = append(files, mf), final
+	return res
+}
+
+// withLineage appends an entry to an encoded canonical record's lineage.
+func withLineage(v []byte, l stage.Lineage) ([]byte, error) {
+	var rec stage.Record
+	if err := json.Unmarshal(v, &rec); err != nil {
+		return nil, err
+	}
+	rec.Lineage = append(rec.Lineage, l)
+	return json.Marshal(rec)
+}
+
+// spools hold one source's kept records each, in log order, until the data
+// file is written in source order.
+type spools struct {
+	dir   string
+	files []*os.File
+	ws    []*bufio.Writer
+}
+
+func newSpools(dir string, n int) (*spools, error) {
+	s := &spools{dir: dir}
+	for i := 0; i < max(n, 1); i++ {
+		f, err := os.CreateTemp(dir, ".spool-*")
+		if err != nil {
+			s.remove()
+			return nil, err
+		}
+		s.files = append(s.files, f)
+		s.ws = append(s.ws, bufio.NewWriterSize(f, 256<<10))
+	}
+	return s, nil
+}
+
+func (s *spools) write(src int, v []byte) error {
+	if src < 0 || src >= len(s.ws) {
+		src = 0
+	}
+	w := s.ws[src]
+	if _, err := w.Write(v); err != nil {
+		return err
+	}
+	return w.WriteByte('\n')
+}
+
+// drain hands every spooled line to fn, source by source.
+func (s *spools) drain(fn func([]byte) error) error {
+	for i, f := range s.files {
+		if err := s.ws[i].Flush(); err != nil {
+			return err
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		r := bufio.NewReaderSize(f, 256<<10)
+		for {
+			line, err := r.ReadSlice('\n')
+			if errors.Is(err, bufio.ErrBufferFull) {
+				// A record longer than the buffer: read the rest.
+				rest, err2 := r.ReadBytes('\n')
+				line, err = append(append([]byte(nil), line...), rest...), err2
+			}
+			if l := bytes.TrimSuffix(line, []byte("\n")); len(l) > 0 {
+				if werr := fn(l); werr != nil {
+					return werr
+				}
+			}
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *spools) remove() {
+	for _, f := range s.files {
+		f.Close()
+		os.Remove(f.Name())
+	}
+	s.files, s.ws = nil, nil
 }
 
 // redact blanks configuration values that look like secrets; references

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"github.com/dspipe/dspipe/internal/bias"
 	"github.com/dspipe/dspipe/internal/content"
+	"github.com/dspipe/dspipe/internal/fusion"
 	"github.com/dspipe/dspipe/internal/quality"
 	"github.com/dspipe/dspipe/internal/safety"
 	"log/slog"
@@ -57,8 +58,8 @@ type Config struct {
 	// QualityDisabled and BiasDisabled switch those stages off for every
 	// request (ENABLE_QUALITY_ASSESSMENT, ENABLE_BIAS_DETECTION);
 	// BiasThreshold is BIAS_VALIDATION_THRESHOLD.
-	QualityDisabled, BiasDisabled bool
-	BiasThreshold                 float64
+	QualityDisabled, BiasDisabled, FusionDisabled bool
+	BiasThreshold                                 float64
 	// Now is the clock; tests may fix it.
 	Now func() time.Time
 }
@@ -800,6 +801,11 @@ func (p *Processor) acquisitionEnded(x *execState, v []byte) error {
 			return err
 		}
 	}
+	if p.fusionFor(x) != nil {
+		if err := p.emit(x, events.StageStarted{Stage: events.StageFusion}); err != nil {
+			return err
+		}
+	}
 	if err := p.emit(x, events.StageStarted{Stage: events.StageOutput}); err != nil {
 		return err
 	}
@@ -839,6 +845,18 @@ func (p *Processor) stagesFor(x *execState) *stageRun {
 		x.run = run
 	}
 	return x.run
+}
+
+// fusionFor is the execution's resolved fusion settings, nil when the
+// stage is off.
+func (p *Processor) fusionFor(x *execState) *fusion.Settings {
+	if p.cfg.FusionDisabled {
+		return nil
+	}
+	if s, ok := fusion.Resolve(x.req.Fusion); ok {
+		return &s
+	}
+	return nil
 }
 
 // countQuality adds one record's quality score to the execution's summary.

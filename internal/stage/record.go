@@ -32,6 +32,9 @@ type Lineage struct {
 	Stage   string `json:"stage"`
 	Version string `json:"version"`
 	Changed bool   `json:"changed"`
+	// Merged lists the ids of the duplicates fusion removed in favour of
+	// this record.
+	Merged []string `json:"merged,omitempty"`
 }
 
 // Record is the canonical conversation record of DESIGN.md.

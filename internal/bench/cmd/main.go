@@ -137,6 +137,7 @@ func run(out string, records int, micro string) error {
 		"ENABLE_SAFETY_VALIDATION=false",
 		"ENABLE_QUALITY_ASSESSMENT=false",
 		"ENABLE_BIAS_DETECTION=false",
+		"ENABLE_FUSION=false",
 	)
 	pprofPort := 0
 	if cpuProfile != "" {

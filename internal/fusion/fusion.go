@@ -1,0 +1,433 @@
+// Package fusion finds exact and near-duplicate conversations across the
+// sources of an execution (stage 7) and picks which record of each
+// duplicate cluster to keep.
+//
+// Exact duplicates share a hash of their normalised text (roles and
+// contents, lower-cased, punctuation and spacing ignored). Near duplicates
+// are found with MinHash and LSH banding, written here:
+//
+//   - shingles: word 3-grams of the normalised text (a conversation shorter
+//     than three words is one shingle);
+//   - a stable 64-bit hash (FNV-1a) per shingle, then NumPerm = 64
+//     permutations h_i(x) = (a_i·x + b_i) mod 2^64 (odd a_i, fixed seeds),
+//     each keeping its minimum's high 32 bits: the signature;
+//   - Bands = 16 bands of Rows = 4 rows: two conversations become
+//     candidates when all four values of some band agree. At Jaccard
+//     similarity s that happens with probability 1-(1-s^4)^16: 0.9998 at
+//     0.8, 0.64 at 0.5;
+//   - a candidate pair is a near duplicate when the share of equal
+//     signature values (an unbiased estimate of their Jaccard similarity)
+//     reaches the threshold, 0.8 by default (fusion.near_threshold).
+//
+// Memory: about 300 bytes per record (signature, hashes, rank), held while
+// the output stage runs.
+package fusion
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"slices"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/dspipe/dspipe/internal/stage"
+)
+
+// Version of the fusion logic, in lineage and the manifest.
+const Version = "1"
+
+// MinHash parameters (see the package comment).
+const (
+	NumPerm = 64
+	Bands   = 16
+	Rows    = NumPerm / Bands
+	// DefaultThreshold is the estimated Jaccard similarity at which a
+	// candidate pair is a near duplicate.
+	DefaultThreshold = 0.8
+)
+
+// Signature is a conversation's MinHash signature.
+type Signature [NumPerm]uint32
+
+var permA, permB = func() ([NumPerm]uint64, [NumPerm]uint64) {
+	var a, b [NumPerm]uint64
+	// splitmix64 from a fixed seed: the same permutations in every build.
+	x := uint64(0x5eed_f00d_dead_beef)
+	next := func() uint64 {
+		x += 0x9e3779b97f4a7c15
+		z := x
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+		z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+		return z ^ (z >> 31)
+	}
+	for i := range a {
+		a[i] = next() | 1
+		b[i] = next()
+	}
+	return a, b
+}()
+
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+// words appends the FNV-1a hashes of the normalised words of s: letters
+// and digits, lower-cased; everything else separates words.
+func words(s string, out []uint64) []uint64 {
+	h, in := uint64(fnvOffset), false
+	for i := 0; i < len(s); {
+		c := s[i]
+		var r rune
+		size := 1
+		if c < utf8.RuneSelf {
+			r = rune(c)
+		} else {
+			r, size = utf8.DecodeRuneInString(s[i:])
+		}
+		i += size
+		if c < utf8.RuneSelf {
+			if c >= 'A' && c <= 'Z' {
+				c += 32
+			}
+			if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' {
+				h, in = (h^uint64(c))*fnvPrime, true
+				continue
+			}
+		} else if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			r = unicode.ToLower(r)
+			h, in = (h^uint64(r))*fnvPrime, true
+			continue
+		}
+		if in {
+			out = append(out, h)
+			h, in = fnvOffset, false
+		}
+	}
+	if in {
+		out = append(out, h)
+	}
+	return out
+}
+
+// Features are what fusion needs of one conversation.
+type Features struct {
+	Exact uint64
+	Sig   Signature
+}
+
+// Compute returns a conversation's exact hash and signature. buf is
+// scratch space, returned for reuse.
+func Compute(msgs []stage.Message, buf []uint64) (Features, []uint64) {
+	ws := buf[:0]
+	exact := uint64(fnvOffset)
+	for _, m := range msgs {
+		// The role is part of the text: a user turn is not an answer.
+		roleHash := uint64(fnvOffset)
+		for i := 0; i < len(m.Role); i++ {
+			roleHash = (roleHash ^ uint64(m.Role[i])) * fnvPrime
+		}
+		ws = append(ws, roleHash)
+		ws = words(m.Content, ws)
+	}
+	for _, w := range ws {
+		exact = (exact ^ w) * fnvPrime
+		exact ^= exact >> 29
+	}
+	var f Features
+	f.Exact = exact
+	for i := range f.Sig {
+		f.Sig[i] = ^uint32(0)
+	}
+	n := len(ws) - 2
+	if n < 1 {
+		n = 1
+	}
+	for i := 0; i < n; i++ {
+		sh := uint64(fnvOffset)
+		for k := i; k < i+3 && k < len(ws); k++ {
+			sh = (sh ^ ws[k]) * fnvPrime
+			sh ^= sh >> 31
+		}
+		for p := 0; p < NumPerm; p++ {
+			if v := uint32((permA[p]*sh + permB[p]) >> 32); v < f.Sig[p] {
+				f.Sig[p] = v
+			}
+		}
+	}
+	return f, ws
+}
+
+// Similarity is the share of equal signature values: an estimate of the
+// Jaccard similarity of the two shingle sets.
+func Similarity(a, b *Signature) float64 {
+	eq := 0
+	for i := range a {
+		if a[i] == b[i] {
+			eq++
+		}
+	}
+	return float64(eq) / NumPerm
+}
+
+// Rank orders the records of a cluster: the lowest rank is kept. By
+// default the source's priority (lower first), then the source's order in
+// the request, then the position in the source.
+type Rank struct {
+	Priority int
+	Source   int
+	Position int64
+}
+
+func (r Rank) less(o Rank) bool {
+	if r.Priority != o.Priority {
+		return r.Priority < o.Priority
+	}
+	if r.Source != o.Source {
+		return r.Source < o.Source
+	}
+	return r.Position < o.Position
+}
+
+// Index collects the features of every record of an execution.
+type Index struct {
+	exact []uint64
+	sigs  []uint32 // NumPerm per record
+	ranks []Rank
+}
+
+// Add appends record i (the next index) and returns its index.
+func (x *Index) Add(f *Features, r Rank) int {
+	x.exact = append(x.exact, f.Exact)
+	x.sigs = append(x.sigs, f.Sig[:]...)
+	x.ranks = append(x.ranks, r)
+	return len(x.ranks) - 1
+}
+
+// Len is the number of records.
+func (x *Index) Len() int { return len(x.ranks) }
+
+func (x *Index) sig(i int) *Signature { return (*Signature)(x.sigs[i*NumPerm : (i+1)*NumPerm]) }
+
+// Result says, for every record, which record it duplicates.
+type Result struct {
+	// Keeper[i] is the index of the record kept for i's cluster (i itself
+	// when i is kept).
+	Keeper []int32
+	// Exact[i] is true when i was removed as an exact duplicate of its
+	// keeper (false: near duplicate).
+	Exact []bool
+	// Clusters is the number of clusters of two or more records;
+	// RemovedExact and RemovedNear count the records removed.
+	Clusters, RemovedExact, RemovedNear int
+}
+
+// Resolve clusters the records: exact duplicates, then near duplicates at
+// or above threshold (0: DefaultThreshold; 1 or more: exact only).
+func (x *Index) Resolve(threshold float64) Result {
+	if threshold <= 0 {
+		threshold = DefaultThreshold
+	}
+	n := x.Len()
+	parent := make([]int32, n)
+	for i := range parent {
+		parent[i] = int32(i)
+	}
+	var find func(int32) int32
+	find = func(i int32) int32 {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
+	union := func(a, b int32) {
+		ra, rb := find(a), find(b)
+		if ra == rb {
+			return
+		}
+		// The root is the record that would be kept.
+		if x.ranks[rb].less(x.ranks[ra]) {
+			ra, rb = rb, ra
+		}
+		parent[rb] = ra
+	}
+	exactOf := make(map[uint64]int32, n)
+	isExact := make([]bool, n)
+	for i := 0; i < n; i++ {
+		if j, ok := exactOf[x.exact[i]]; ok {
+			union(j, int32(i))
+			isExact[i] = true
+			continue
+		}
+		exactOf[x.exact[i]] = int32(i)
+	}
+	if threshold < 1 {
+		// Only one record per exact group takes part in banding.
+		buckets := make(map[uint64]int32, n)
+		for b := 0; b < Bands; b++ {
+			clear(buckets)
+			for i := 0; i < n; i++ {
+				if isExact[i] {
+					continue
+				}
+				s := x.sig(i)
+				key := uint64(b) * 0x9e3779b97f4a7c15
+				for r := 0; r < Rows; r++ {
+					key = (key ^ uint64(s[b*Rows+r])) * fnvPrime
+				}
+				j, ok := buckets[key]
+				if !ok {
+					buckets[key] = int32(i)
+					continue
+				}
+				if find(j) != find(int32(i)) && Similarity(x.sig(int(j)), s) >= threshold {
+					union(j, int32(i))
+				}
+			}
+		}
+	}
+	res := Result{Keeper: make([]int32, n), Exact: make([]bool, n)}
+	size := map[int32]int{}
+	type group struct {
+		keeper int32
+		exact  uint64
+	}
+	// In a cluster, a removed record is an exact duplicate when its text
+	// equals the keeper's or that of an earlier removed record; the first
+	// of each other text is a near duplicate.
+	firstOf := map[group]bool{}
+	for i := 0; i < n; i++ {
+		k := find(int32(i))
+		res.Keeper[i] = k
+		size[k]++
+		if k == int32(i) {
+			continue
+		}
+		g := group{k, x.exact[i]}
+		if x.exact[i] == x.exact[k] || firstOf[g] {
+			res.Exact[i] = true
+			res.RemovedExact++
+		} else {
+			res.RemovedNear++
+		}
+		firstOf[g] = true
+	}
+	for _, s := range size {
+		if s > 1 {
+			res.Clusters++
+		}
+	}
+	return res
+}
+
+// Members lists, for each kept record with duplicates, the records merged
+// into it, in index order.
+func (r Result) Members() map[int32][]int32 {
+	m := map[int32][]int32{}
+	for i, k := range r.Keeper {
+		if k != int32(i) {
+			m[k] = append(m[k], int32(i))
+		}
+	}
+	for k := range m {
+		slices.Sort(m[k])
+	}
+	return m
+}
+
+// Settings are a request's fusion object with defaults applied.
+type Settings struct {
+	// NearThreshold: estimated Jaccard similarity for near duplicates; 1
+	// keeps exact duplicate removal only.
+	NearThreshold float64 `json:"near_threshold"`
+	// Keep says which record of a cluster stays: "priority" (the source's
+	// priority, then its order in the request, then the position).
+	Keep string `json:"keep"`
+	// Bands, Rows and NumPerm are reported in the manifest.
+	Bands   int `json:"bands"`
+	Rows    int `json:"rows"`
+	NumPerm int `json:"num_perm"`
+}
+
+// RequestSettings is the fusion object a request may carry.
+type RequestSettings struct {
+	Enabled       *bool    `json:"enabled,omitempty"`
+	NearThreshold *float64 `json:"near_threshold,omitempty"`
+	Keep          string   `json:"keep,omitempty"`
+}
+
+// ParseRequest validates a request's fusion object.
+func ParseRequest(raw []byte) (RequestSettings, error) {
+	var r RequestSettings
+	if len(raw) == 0 || string(raw) == "null" {
+		return r, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return r, errors.New("fusion: expected an object with enabled, near_threshold and keep")
+	}
+	if t := r.NearThreshold; t != nil && (*t < 0.01 || *t > 1) {
+		return r, errors.New("fusion.near_threshold: must be between 0.01 and 1 (1: exact duplicates only)")
+	}
+	switch r.Keep {
+	case "", "priority":
+	default:
+		return r, errors.New("fusion.keep: must be priority (the highest-priority source's record is kept)")
+	}
+	return r, nil
+}
+
+// Resolve applies the defaults; ok is false when the stage is off.
+func Resolve(raw []byte) (Settings, bool) {
+	r, _ := ParseRequest(raw) // validated by the API already
+	s := Settings{NearThreshold: DefaultThreshold, Keep: "priority", Bands: Bands, Rows: Rows, NumPerm: NumPerm}
+	if r.Enabled != nil && !*r.Enabled {
+		return s, false
+	}
+	if r.NearThreshold != nil {
+		s.NearThreshold = *r.NearThreshold
+	}
+	return s, true
+}
+
+// Jaccard is the exact Jaccard similarity of two conversations' shingle
+// sets (what the signature estimates), for evaluation.
+func Jaccard(a, b []stage.Message) float64 {
+	set := func(ms []stage.Message) map[uint64]bool {
+		var ws []uint64
+		for _, m := range ms {
+			h := uint64(fnvOffset)
+			for i := 0; i < len(m.Role); i++ {
+				h = (h ^ uint64(m.Role[i])) * fnvPrime
+			}
+			ws = append(ws, h)
+			ws = words(m.Content, ws)
+		}
+		out := map[uint64]bool{}
+		n := max(len(ws)-2, 1)
+		for i := 0; i < n; i++ {
+			sh := uint64(fnvOffset)
+			for k := i; k < i+3 && k < len(ws); k++ {
+				sh = (sh ^ ws[k]) * fnvPrime
+				sh ^= sh >> 31
+			}
+			out[sh] = true
+		}
+		return out
+	}
+	sa, sb := set(a), set(b)
+	inter := 0
+	for k := range sa {
+		if sb[k] {
+			inter++
+		}
+	}
+	union := len(sa) + len(sb) - inter
+	if union == 0 {
+		return 1
+	}
+	return float64(inter) / float64(union)
+}
