@@ -271,6 +271,7 @@ func (s *Server) statistics(w http.ResponseWriter, r *http.Request) {
 		"safety":          safetyReport(x.Safety, x.Received),
 		"quality":         rawOrNil(x.Quality),
 		"bias":            rawOrNil(x.Bias),
+		"fusion":          rawOrNil(x.Fusion),
 		// Null when the stage did not run: no invented scores.
 		"quality_score": qualityScore(x.Quality),
 		"bias_score":    biasScore(x.Bias),

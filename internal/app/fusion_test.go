@@ -123,6 +123,12 @@ func TestFusionRemovesPlantedDuplicatesAcrossSources(t *testing.T) {
 	}
 	require.EqualValues(t, len(data), out, "per-source output counts add up")
 
+	var stats struct {
+		Fusion events.FusionSummary `json:"fusion"`
+	}
+	require.NoError(t, s.client.Do(t.Context(), "GET", "/statistics/"+id, nil, &stats))
+	require.Equal(t, manifest.Fusion, stats.Fusion, "statistics report the fusion figures")
+
 	// Same input, same settings: the same bytes.
 	req.Output.Destination = "again"
 	id2, msgs2 := s.run(t, req)
