@@ -73,3 +73,15 @@ func TestQualitySeparatesPlantedAndKeepsRealData(t *testing.T) {
 		require.Less(t, float64(rejected)/float64(len(convs)), 0.05, f)
 	}
 }
+
+// TestFusionFindsPlantedDuplicates: exact recall 1.0, near recall ≥ 0.9
+// and precision ≥ 0.95 at the default threshold.
+func TestFusionFindsPlantedDuplicates(t *testing.T) {
+	s, err := ScoreFusion(t.TempDir(), 3000, 3, 0.8)
+	require.NoError(t, err)
+	t.Logf("%+v", s)
+	require.Positive(t, s.PlantedExact)
+	require.Equal(t, s.PlantedExact, s.ExactFound)
+	require.GreaterOrEqual(t, float64(s.NearFound)/float64(s.PlantedNear), 0.9)
+	require.GreaterOrEqual(t, float64(s.RemovedJustified)/float64(s.Removed), 0.95)
+}

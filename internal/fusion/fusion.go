@@ -17,7 +17,11 @@
 //     0.8, 0.64 at 0.5;
 //   - a candidate pair is a near duplicate when the share of equal
 //     signature values (an unbiased estimate of their Jaccard similarity)
-//     reaches the threshold, 0.8 by default (fusion.near_threshold).
+//     reaches the threshold (0.8 by default, fusion.near_threshold) plus a
+//     margin of 0.05, one standard deviation of the estimate there;
+//   - clusters are joined through such pairs, and a record then stays in
+//     its cluster only if it is a near duplicate of the record kept (or an
+//     exact copy of one), so a chain a~b~c does not remove c for a.
 //
 // Memory: about 300 bytes per record (signature, hashes, rank), held while
 // the output stage runs.
@@ -42,9 +46,14 @@ const (
 	NumPerm = 64
 	Bands   = 16
 	Rows    = NumPerm / Bands
-	// DefaultThreshold is the estimated Jaccard similarity at which a
-	// candidate pair is a near duplicate.
+	// DefaultThreshold is the Jaccard similarity at which a candidate pair
+	// is a near duplicate.
 	DefaultThreshold = 0.8
+	// Margin is added to the threshold before the estimate is compared
+	// with it: with 64 permutations the estimate's standard deviation near
+	// 0.8 is about 0.05, and without the margin half the pairs just below
+	// the threshold would pass.
+	Margin = 0.05
 )
 
 // Signature is a conversation's MinHash signature.
@@ -282,7 +291,7 @@ func (x *Index) Resolve(threshold float64) Result {
 					buckets[key] = int32(i)
 					continue
 				}
-				if find(j) != find(int32(i)) && Similarity(x.sig(int(j)), s) >= threshold {
+				if find(j) != find(int32(i)) && Similarity(x.sig(int(j)), s) >= threshold+Margin {
 					union(j, int32(i))
 				}
 			}
@@ -298,8 +307,38 @@ func (x *Index) Resolve(threshold float64) Result {
 	// equals the keeper's or that of an earlier removed record; the first
 	// of each other text is a near duplicate.
 	firstOf := map[group]bool{}
+	keeper := make([]int32, n)
 	for i := 0; i < n; i++ {
 		k := find(int32(i))
+		// Chains (a like b, b like c) can join records that are not
+		// alike: a record stays unless it is close to the one kept.
+		if k != int32(i) && x.exact[i] != x.exact[k] && Similarity(x.sig(i), x.sig(int(k))) < threshold+Margin {
+			k = int32(i)
+		}
+		keeper[i] = k
+	}
+	// Records let go above still lose to an exact copy of themselves.
+	best := map[uint64]int32{}
+	for i := 0; i < n; i++ {
+		if keeper[i] != int32(i) {
+			continue
+		}
+		if j, ok := best[x.exact[i]]; !ok || x.ranks[i].less(x.ranks[j]) {
+			best[x.exact[i]] = int32(i)
+		}
+	}
+	for i := 0; i < n; i++ {
+		if keeper[i] == int32(i) {
+			keeper[i] = best[x.exact[i]]
+		}
+	}
+	for i := 0; i < n; i++ {
+		if k := keeper[i]; k != int32(i) && keeper[k] != k {
+			keeper[i] = keeper[k] // a keeper that lost to its exact copy
+		}
+	}
+	for i := 0; i < n; i++ {
+		k := keeper[i]
 		res.Keeper[i] = k
 		size[k]++
 		if k == int32(i) {

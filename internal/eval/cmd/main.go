@@ -76,6 +76,9 @@ func run(shared, out, bin string) error {
 	if err := biasSection(&b, shared, bin); err != nil {
 		return err
 	}
+	if err := fusionSection(&b); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
@@ -416,5 +419,38 @@ func biasSection(b *strings.Builder, shared, bin string) error {
 		"the total-variation distance between the groups' shares and a reference (the request's, or uniform over the axis's core groups " +
 		"(gender: woman, man; age: young, old) and every group observed); the score is the largest distance, and the alert names that axis " +
 		"and its over-represented groups. Nine mentions of women to one of men score 0.4; only women, 0.5.\n")
+	return nil
+}
+
+func fusionSection(b *strings.Builder) error {
+	b.WriteString("## Fusion: exact and near duplicates\n\n")
+	tmp, err := os.MkdirTemp("", "dspipe-fusion")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	const n = 6000
+	b.WriteString("Generated conversations (`dsctl gen`, three sources in three formats, 5% exact and 5% near duplicates planted across sources; " +
+		"a near duplicate has its last turn edited), read back through standardization and resolved by `internal/fusion` " +
+		"(MinHash, 64 permutations, 16 bands × 4 rows; see its package comment). A planted pair is found when both records end in one " +
+		"cluster. A removal is correct when the removed record's exact Jaccard similarity (word 3-gram shingles) with the record kept for " +
+		"it reaches the threshold: the generator's small phrase pools also make chance duplicates, and removing those is right.\n\n")
+	b.WriteString("| threshold | records | planted exact | exact recall | planted near | near recall | removed | precision | clusters |\n|---|---|---|---|---|---|---|---|---|\n")
+	for _, th := range []float64{0.7, 0.8, 0.9} {
+		s, err := eval.ScoreFusion(filepath.Join(tmp, fmt.Sprint(th)), n, 9, th)
+		if err != nil {
+			return err
+		}
+		mark := ""
+		if th == 0.8 {
+			mark = " (default)"
+		}
+		fmt.Fprintf(b, "| %.1f%s | %d | %d | %.3f | %d | %.3f | %d | %.3f | %d |\n", th, mark, s.Records, s.PlantedExact,
+			float64(s.ExactFound)/float64(s.PlantedExact), s.PlantedNear, float64(s.NearFound)/float64(s.PlantedNear), s.Removed,
+			float64(s.RemovedJustified)/float64(max(1, s.Removed)), s.Clusters)
+		fmt.Fprintf(os.Stderr, "fusion %.1f: %+v\n", th, s)
+	}
+	b.WriteString("\nTargets of the fusion issue at the documented threshold (0.8): exact recall 1.0, near recall ≥ 0.9, precision ≥ 0.95. " +
+		"The planted edits are light (one turn changed), so this measures the mechanism, not recall on real re-exports.\n")
 	return nil
 }
