@@ -33,8 +33,10 @@ import (
 
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/client"
+	"github.com/dspipe/dspipe/internal/fusion"
 	"github.com/dspipe/dspipe/internal/gen"
 	"github.com/dspipe/dspipe/internal/kafka"
+	"github.com/dspipe/dspipe/internal/stage"
 	"github.com/dspipe/dspipe/internal/store"
 )
 
@@ -85,6 +87,55 @@ type result struct {
 	brokerCPU     float64
 	processorRate float64
 	acquisition   []readResult
+	fusion        *fusionResult
+}
+
+// fusionResult is the fusion stage's cost on a million conversations.
+type fusionResult struct {
+	Records             int
+	SignSecs, ResolveMS float64
+	HeapMB              float64
+	Removed, Clusters   int
+}
+
+// fusionCost runs fusion's two steps over n generated conversations in
+// this process: signatures (the first pass of the output stage) and
+// clustering, with the heap they hold. Generation is not timed.
+func fusionCost(n int) fusionResult {
+	g := gen.New(77)
+	convs := make([][]stage.Message, 0, 10000)
+	for i := 0; i < 10000; i++ {
+		c := g.Next()
+		var ms []stage.Message
+		for _, t := range c.Turns {
+			ms = append(ms, stage.Message{Role: t.Role, Content: t.Content + " " + strconv.Itoa(i)})
+		}
+		convs = append(convs, ms)
+	}
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var idx fusion.Index
+	var buf []uint64
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		var f fusion.Features
+		f, buf = fusion.Compute(convs[i%len(convs)], buf)
+		// Distinct records: the pool repeats, so vary the exact hash.
+		f.Exact ^= uint64(i) * 0x9e3779b97f4a7c15
+		f.Sig[0] ^= uint32(i)
+		idx.Add(&f, fusion.Rank{Source: i % 3, Position: int64(i)})
+	}
+	sign := time.Since(start)
+	start = time.Now()
+	r := idx.Resolve(fusion.DefaultThreshold)
+	resolve := time.Since(start)
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(&idx)
+	return fusionResult{Records: n, SignSecs: sign.Seconds(), ResolveMS: float64(resolve.Milliseconds()),
+		HeapMB: float64(after.HeapAlloc-before.HeapAlloc) / (1 << 20), Removed: r.RemovedExact + r.RemovedNear, Clusters: r.Clusters}
 }
 
 func run(out string, records int, micro string) error {
@@ -241,6 +292,10 @@ func run(out string, records int, micro string) error {
 		}
 		res.acquisition = append(res.acquisition, big...)
 	}
+
+	// 4b. Fusion's cost on a million conversations.
+	fr := fusionCost(1_000_000)
+	res.fusion = &fr
 
 	// 5. Peak RSS of the service and broker processes.
 	res.peakRSSMB = peakRSS(cmd.Process.Pid)
@@ -418,13 +473,25 @@ func writeReport(path string, r result, micro string) error {
 		}
 		b.WriteString("\n\"MB/s of text\" is the decompressed JSON for JSONL and the message text for Parquet. The big files are generated conversations (a pool of 20,000 cycled with unique ids); they are deleted after the run.\n")
 	}
+	if f := r.fusion; f != nil {
+		b.WriteString("\n## Fusion, per million records\n\n")
+		b.WriteString("One goroutine, in the bench process: MinHash signatures of generated conversations (the output stage's first pass, " +
+			"without reading the log) and clustering (exact hashes, 16 LSH bands, verification), and the heap the index holds.\n\n")
+		b.WriteString("| records | signatures | clustering | per million records | heap held | removed / clusters |\n|---|---|---|---|---|---|\n")
+		fmt.Fprintf(&b, "| %d | %.1f s (%.0f records/s) | %.0f ms | %.1f s | %.0f MB (%.0f bytes/record) | %d / %d |\n", f.Records, f.SignSecs,
+			float64(f.Records)/f.SignSecs, f.ResolveMS, (f.SignSecs+f.ResolveMS/1000)*1e6/float64(f.Records), f.HeapMB,
+			f.HeapMB*(1<<20)/float64(f.Records), f.Removed, f.Clusters)
+		b.WriteString("\nThe index grows with the execution (about 290 bytes per record: a 64-value signature, the exact hash, the rank); " +
+			"a disk-backed index for executions of many millions of records is not built.\n")
+	}
 	if micro != "" {
 		b.WriteString("\n## Analyzers, per core\n\nEach analyzer on generated conversation text, one goroutine (`go test -bench`). Target: ≥ 20 MB/s of text per core.\n\n")
 		b.WriteString("| analyzer | MB/s | target |\n|---|---|---|\n")
 		for _, a := range []struct{ name, bench string }{{"PII detection (`dsctl analyze pii`)", "BenchmarkPIIDetect"},
 			{"crisis grading (`dsctl analyze crisis`)", "BenchmarkCrisisAssess"}, {"content safety (`dsctl analyze content`)", "BenchmarkContentAssess"},
 			{"quality, language id included (`dsctl analyze quality`)", "BenchmarkQualityAssess"}, {"bias mentions (`dsctl analyze bias`)", "BenchmarkBiasDetect"},
-			{"language id alone (`internal/lang`, first 150 words)", "BenchmarkDetect"}} {
+			{"language id alone (`internal/lang`, first 150 words)", "BenchmarkDetect"},
+			{"MinHash signature (`internal/fusion`, 64 permutations)", "BenchmarkMinHashSignature"}} {
 			mb := microMBs(micro, a.bench)
 			verdict := "met"
 			if mb < 20 {
