@@ -101,6 +101,10 @@ type OutputSpec struct {
 	Formats     []string `json:"formats,omitempty"`
 	Compression string   `json:"compression,omitempty"`
 	Destination string   `json:"destination,omitempty"`
+	// ShardBytes splits data files into shards of about this many bytes
+	// of records (as JSON, before compression); 0 writes one file per
+	// format. Optional: a compatible addition to version 1.
+	ShardBytes int64 `json:"shard_bytes,omitempty"`
 }
 
 // Counts are the cumulative record counts of an execution.

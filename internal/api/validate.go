@@ -5,6 +5,7 @@ import (
 	"github.com/dspipe/dspipe/internal/fusion"
 	"github.com/dspipe/dspipe/internal/quality"
 	"github.com/dspipe/dspipe/internal/safety"
+	"github.com/dspipe/dspipe/internal/sink"
 	"net/url"
 	"slices"
 
@@ -232,10 +233,18 @@ func validateRequest(req *events.Request) error {
 			return err
 		}
 	}
+	seenFormat := map[string]bool{}
 	for _, f := range req.Output.Formats {
-		if f != "jsonl" {
-			return fmt.Errorf("output.formats: %q is not available in this build yet; use jsonl", f)
+		if !slices.Contains(sink.Formats, f) {
+			return fmt.Errorf("output.formats: %q is not a format; use jsonl, csv or parquet", f)
 		}
+		if seenFormat[f] {
+			return fmt.Errorf("output.formats: %q is listed twice", f)
+		}
+		seenFormat[f] = true
+	}
+	if b := req.Output.ShardBytes; b != 0 && (b < 1024 || b > 1<<40) {
+		return fmt.Errorf("output.shard_bytes: must be 0 (one file per format) or between 1024 and 1099511627776")
 	}
 	if len(req.Output.Formats) == 0 {
 		req.Output.Formats = []string{"jsonl"}

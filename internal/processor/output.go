@@ -113,12 +113,7 @@ func (p *Processor) finalize(ctx context.Context, x *execState) error {
 		}
 		return p.schedule(ctx)
 	}
-	var written int64
-	for _, f := range files {
-		if strings.HasPrefix(f.Name, "data.") {
-			written += f.Records
-		}
-	}
+	written := res.records
 	if res.fusion != nil {
 		// Fusion ran inside the output stage's first pass.
 		f := res.fusion
@@ -151,6 +146,7 @@ type outputResult struct {
 	err      error
 	fusion   *events.FusionSummary
 	fusionMS int64
+	records  int64 // data records written
 }
 
 // prepareOutputs writes the output of every execution whose finalize
@@ -352,18 +348,20 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputRe
 	if err != nil {
 		return fail(err)
 	}
-	data, err := sink.Create(st.Dir, "data.jsonl"+sink.Extension(comp), comp)
-	if err != nil {
-		return fail(err)
+	formats := x.req.Output.Formats
+	if len(formats) == 0 {
+		formats = []string{sink.FormatJSONL}
 	}
-	if err := spools.drain(data.WriteLine); err != nil {
+	data := sink.NewDataWriter(st.Dir, formats, comp, x.req.Output.ShardBytes)
+	if err := spools.drain(data.Write); err != nil {
 		data.Abort()
 		return fail(err)
 	}
-	df, err := data.Close()
+	dataFiles, err := data.Close()
 	if err != nil {
 		return fail(err)
 	}
+	res.records = data.Records()
 	var quarantined int64
 	if x.safety != nil {
 		quarantined = x.safety.Quarantined
@@ -372,11 +370,11 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputRe
 	if plan != nil {
 		wantData = plan.fusion.Kept
 	}
-	if int64(staged) != x.counts.Valid || df.Records != wantData || rf.Records != x.counts.Rejected || qf.Records != quarantined {
+	if int64(staged) != x.counts.Valid || res.records != wantData || rf.Records != x.counts.Rejected || qf.Records != quarantined {
 		return fail(fmt.Errorf("staged topic holds %d valid (%d written), %d rejected and %d quarantined records, expected %d (%d), %d and %d",
-			staged, df.Records, rf.Records, qf.Records, x.counts.Valid, wantData, x.counts.Rejected, quarantined))
+			staged, res.records, rf.Records, qf.Records, x.counts.Valid, wantData, x.counts.Rejected, quarantined))
 	}
-	files := []events.OutputFile{df, rf, qf}
+	files := append(dataFiles, rf, qf)
 	m := Manifest{ExecutionID: x.id, UserID: x.user, Request: redact(x.req), Counts: x.counts, Stages: p.stagesRun(x), Files: files, Safety: x.safety.Clone(),
 		Quality: x.quality.Clone(), Bias: p.biasSummary(x), Fusion: res.fusion, FusionSettings: p.fusionFor(x)}
 	for i, s := range x.req.Sources {
