@@ -339,6 +339,29 @@ type StageCompleted struct {
 	// Fusion is set on the fusion stage's completion (optional,
 	// v1-compatible).
 	Fusion *FusionSummary `json:"fusion,omitempty"`
+	// Balancing is set on the balancing stage's completion (optional,
+	// v1-compatible).
+	Balancing *BalancingSummary `json:"balancing,omitempty"`
+}
+
+// BalancingSummary is the distribution balancing achieved over its key,
+// against the target: per group the records available (after fusion), the
+// target share, the records selected and how many of them are repeats.
+type BalancingSummary struct {
+	Key      string           `json:"key"`
+	Records  int64            `json:"records"`
+	Selected int64            `json:"selected"`
+	Groups   []BalancingGroup `json:"groups"`
+}
+
+// BalancingGroup is one group's figures.
+type BalancingGroup struct {
+	Group     string  `json:"group"`
+	Available int64   `json:"available"`
+	Target    float64 `json:"target_share,omitempty"`
+	Selected  int64   `json:"selected"`
+	Repeated  int64   `json:"repeated,omitempty"`
+	Achieved  float64 `json:"achieved_share"`
 }
 
 // FusionSummary counts what fusion found: records in, duplicate clusters

@@ -272,6 +272,7 @@ func (s *Server) statistics(w http.ResponseWriter, r *http.Request) {
 		"quality":         rawOrNil(x.Quality),
 		"bias":            rawOrNil(x.Bias),
 		"fusion":          rawOrNil(x.Fusion),
+		"balancing":       rawOrNil(x.Balancing),
 		// Null when the stage did not run: no invented scores.
 		"quality_score": qualityScore(x.Quality),
 		"bias_score":    biasScore(x.Bias),

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"github.com/dspipe/dspipe/internal/balance"
 	"github.com/dspipe/dspipe/internal/bias"
 	"github.com/dspipe/dspipe/internal/fusion"
 	"github.com/dspipe/dspipe/internal/quality"
@@ -226,8 +227,10 @@ func validateRequest(req *events.Request) error {
 			_, err = quality.ParseRequest(raw)
 		case "bias":
 			_, err = bias.ParseRequest(raw)
+		case "balancing":
+			_, _, err = balance.ParseRequest(raw)
 		default:
-			err = fmt.Errorf("processing.%s: unknown stage settings; processing takes quality and bias", k)
+			err = fmt.Errorf("processing.%s: unknown stage settings; processing takes quality, bias and balancing", k)
 		}
 		if err != nil {
 			return err

@@ -56,7 +56,7 @@ func TestBadRequestsGetMessagesThatSayWhatToFix(t *testing.T) {
 		{`{"sources":[{"type":"local","config":{"path":"a"}, "priority":99999999999}]}`, "priority"},
 		{`{"sources":[{"type":"local","config":{"path":"a","\u0000":"x"}}]}`, "NUL"},
 		{`{"sources":[{"type":"local","config":{"path":"a"}}],"processing":{"x":"\u0000"}}`, "NUL"},
-		{`{"sources":[{"type":"local","config":{"path":"a"}}],"processing":{"dedupe":{}}}`, "processing takes quality and bias"},
+		{`{"sources":[{"type":"local","config":{"path":"a"}}],"processing":{"dedupe":{}}}`, "processing takes quality, bias and balancing"},
 		{`{"sources":[{"type":"local","config":{"path":"a"}}],"processing":{"quality":{"min_score":2}}}`, "processing.quality.min_score"},
 		{`{"sources":[{"type":"local","config":{"path":"a"}}],"processing":{"bias":{"mode":"shout"}}}`, "processing.bias.mode"},
 		{`{"sources":[{"type":"local","config":{"path":"a"}}],"processing":{"bias":{"axes":["height"]}}}`, "unknown axis"},

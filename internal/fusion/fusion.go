@@ -262,9 +262,26 @@ func (x *Index) Resolve(threshold float64) Result {
 		}
 		parent[rb] = ra
 	}
+	// Records are visited in rank order, not in the order they arrived
+	// (which depends on how concurrent sources interleaved), so the same
+	// records give the same clusters.
+	order := make([]int32, n)
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int {
+		if x.ranks[a].less(x.ranks[b]) {
+			return -1
+		}
+		if x.ranks[b].less(x.ranks[a]) {
+			return 1
+		}
+		return int(a - b)
+	})
 	exactOf := make(map[uint64]int32, n)
 	isExact := make([]bool, n)
-	for i := 0; i < n; i++ {
+	for _, i32 := range order {
+		i := int(i32)
 		if j, ok := exactOf[x.exact[i]]; ok {
 			union(j, int32(i))
 			isExact[i] = true
@@ -277,7 +294,8 @@ func (x *Index) Resolve(threshold float64) Result {
 		buckets := make(map[uint64]int32, n)
 		for b := 0; b < Bands; b++ {
 			clear(buckets)
-			for i := 0; i < n; i++ {
+			for _, i32 := range order {
+				i := int(i32)
 				if isExact[i] {
 					continue
 				}

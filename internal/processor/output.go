@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dspipe/dspipe/internal/balance"
 	"github.com/dspipe/dspipe/internal/bias"
 	"github.com/dspipe/dspipe/internal/fusion"
 	"github.com/dspipe/dspipe/internal/quality"
 	"github.com/dspipe/dspipe/internal/safety"
 	"io"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -48,6 +50,10 @@ type Manifest struct {
 	// FusionSettings the MinHash parameters and threshold it ran with.
 	Fusion         *events.FusionSummary `json:"fusion,omitempty"`
 	FusionSettings *fusion.Settings      `json:"fusion_settings,omitempty"`
+	// Balancing is the achieved distribution against the target, and
+	// BalancingSettings the request's settings.
+	Balancing         *events.BalancingSummary `json:"balancing,omitempty"`
+	BalancingSettings *balance.Settings        `json:"balancing_settings,omitempty"`
 }
 
 // ManifestSource is one source's figures: records valid after the
@@ -85,6 +91,9 @@ func (p *Processor) stagesRun(x *execState) []ManifestStage {
 	if p.fusionFor(x) != nil {
 		st = append(st, ManifestStage{events.StageFusion, fusion.Version})
 	}
+	if balancingFor(x) != nil {
+		st = append(st, ManifestStage{events.StageBalancing, balance.Version})
+	}
 	return append(st, ManifestStage{events.StageOutput, OutputVersion})
 }
 
@@ -115,10 +124,16 @@ func (p *Processor) finalize(ctx context.Context, x *execState) error {
 	}
 	written := res.records
 	if res.fusion != nil {
-		// Fusion ran inside the output stage's first pass.
+		// Fusion and balancing ran inside the output stage's first pass.
 		f := res.fusion
 		if err := p.emit(x, events.StageCompleted{Stage: events.StageFusion, DurationMS: res.fusionMS, Fusion: f,
 			Counts: events.Counts{Received: f.Records, Valid: f.Kept, Total: x.counts.Total}}); err != nil {
+			return err
+		}
+	}
+	if b := res.balancing; b != nil {
+		if err := p.emit(x, events.StageCompleted{Stage: events.StageBalancing, DurationMS: res.fusionMS, Balancing: b,
+			Counts: events.Counts{Received: b.Records, Valid: b.Selected, Total: x.counts.Total}}); err != nil {
 			return err
 		}
 	}
@@ -141,12 +156,13 @@ func (p *Processor) finalize(ctx context.Context, x *execState) error {
 
 // outputResult is the outcome of writing one execution's output.
 type outputResult struct {
-	files    []events.OutputFile
-	dir      string
-	err      error
-	fusion   *events.FusionSummary
-	fusionMS int64
-	records  int64 // data records written
+	files     []events.OutputFile
+	dir       string
+	err       error
+	fusion    *events.FusionSummary
+	balancing *events.BalancingSummary
+	fusionMS  int64
+	records   int64 // data records written
 }
 
 // prepareOutputs writes the output of every execution whose finalize
@@ -181,21 +197,29 @@ func (p *Processor) prepareOutputs(ctx context.Context, fs kgo.Fetches) error {
 // dataPlan is what the dataset stages decided about an execution's
 // staged records, by their order in the staged topic.
 type dataPlan struct {
-	drop   []bool
-	merged map[int32][]string
-	fusion *events.FusionSummary
+	// copies is how many times each staged record is written: 0 when
+	// fusion removed it or balancing left it out, more than 1 when
+	// balancing oversampled it.
+	copies    []int32
+	merged    map[int32][]string
+	fusion    *events.FusionSummary
+	balancing *events.BalancingSummary
 }
 
 // planDataset is the output stage's first pass: it reads the execution's
-// staged records and runs fusion over them.
-func (p *Processor) planDataset(ctx context.Context, x *execState, set fusion.Settings) (*dataPlan, error) {
+// staged records and runs fusion (set, nil when off) and then balancing
+// (bal, nil when off) over them.
+func (p *Processor) planDataset(ctx context.Context, x *execState, set *fusion.Settings, bal *balance.Settings) (*dataPlan, error) {
 	var idx fusion.Index
 	var ids []string
 	var srcOf []int32
+	var groups []string
 	var buf []uint64
 	var rec struct {
-		ID       string          `json:"id"`
-		Messages []stage.Message `json:"messages"`
+		ID          string                     `json:"id"`
+		Messages    []stage.Message            `json:"messages"`
+		Metadata    map[string]string          `json:"metadata"`
+		Annotations map[string]json.RawMessage `json:"annotations"`
 	}
 	err := p.cfg.Kafka.ReadPartition(ctx, p.topics.Staged, x.partition, x.stagedFrom, func(r *kgo.Record) error {
 		if string(r.Key) != x.id {
@@ -205,12 +229,17 @@ func (p *Processor) planDataset(ctx context.Context, x *execState, set fusion.Se
 		if err != nil || m.Kind != wire.KindStaged {
 			return err
 		}
-		rec.ID, rec.Messages = "", rec.Messages[:0]
+		rec.ID, rec.Messages, rec.Metadata, rec.Annotations = "", rec.Messages[:0], nil, nil
 		if err := json.Unmarshal(r.Value, &rec); err != nil {
 			return fmt.Errorf("staged record at offset %d: %w", r.Offset, err)
 		}
+		if bal != nil {
+			groups = append(groups, groupOf(bal.Key, x, m.Source, rec.Metadata, rec.Annotations))
+		}
 		var f fusion.Features
-		f, buf = fusion.Compute(rec.Messages, buf)
+		if set != nil {
+			f, buf = fusion.Compute(rec.Messages, buf)
+		}
 		prio := 0
 		if m.Source >= 0 && m.Source < len(x.req.Sources) {
 			prio = x.req.Sources[m.Source].Priority
@@ -223,23 +252,74 @@ func (p *Processor) planDataset(ctx context.Context, x *execState, set fusion.Se
 	if err != nil {
 		return nil, err
 	}
-	res := idx.Resolve(set.NearThreshold)
-	plan := &dataPlan{drop: make([]bool, idx.Len()), merged: map[int32][]string{}}
-	sum := &events.FusionSummary{Records: int64(idx.Len()), Clusters: int64(res.Clusters), RemovedExact: int64(res.RemovedExact),
-		RemovedNear: int64(res.RemovedNear), NearThreshold: set.NearThreshold, KeptPerSource: make([]int64, len(x.req.Sources))}
-	for i, k := range res.Keeper {
-		if k != int32(i) {
-			plan.drop[i] = true
-			plan.merged[k] = append(plan.merged[k], ids[i])
-			continue
+	n := idx.Len()
+	plan := &dataPlan{copies: make([]int32, n), merged: map[int32][]string{}}
+	for i := range plan.copies {
+		plan.copies[i] = 1
+	}
+	if set != nil {
+		res := idx.Resolve(set.NearThreshold)
+		sum := &events.FusionSummary{Records: int64(n), Clusters: int64(res.Clusters), RemovedExact: int64(res.RemovedExact),
+			RemovedNear: int64(res.RemovedNear), NearThreshold: set.NearThreshold, KeptPerSource: make([]int64, len(x.req.Sources))}
+		for i, k := range res.Keeper {
+			if k != int32(i) {
+				plan.copies[i] = 0
+				plan.merged[k] = append(plan.merged[k], ids[i])
+				continue
+			}
+			sum.Kept++
+			if s := srcOf[i]; s >= 0 && int(s) < len(sum.KeptPerSource) {
+				sum.KeptPerSource[s]++
+			}
 		}
-		sum.Kept++
-		if s := srcOf[i]; s >= 0 && int(s) < len(sum.KeptPerSource) {
-			sum.KeptPerSource[s]++
+		for _, m := range plan.merged {
+			sort.Strings(m)
+		}
+		plan.fusion = sum
+	}
+	if bal != nil {
+		var items []balance.Item
+		var at []int
+		for i := 0; i < n; i++ {
+			if plan.copies[i] > 0 {
+				items = append(items, balance.Item{ID: ids[i], Group: groups[i]})
+				at = append(at, i)
+			}
+		}
+		sel := balance.Select(*bal, items)
+		for k, i := range at {
+			plan.copies[i] = sel.Copies[k]
+		}
+		plan.balancing = &sel.Summary
+	}
+	return plan, nil
+}
+
+// groupOf is a record's group under a balancing key.
+func groupOf(key string, x *execState, src int, md map[string]string, ann map[string]json.RawMessage) string {
+	switch {
+	case key == "source":
+		if src >= 0 && src < len(x.req.Sources) {
+			return x.req.Sources[src].DisplayName(src)
+		}
+	case strings.HasPrefix(key, "metadata."):
+		if v := md[strings.TrimPrefix(key, "metadata.")]; v != "" {
+			return v
+		}
+	case strings.HasPrefix(key, "bias."):
+		var b struct {
+			Mentions []struct{ Axis, Group string } `json:"mentions"`
+		}
+		if json.Unmarshal(ann["bias"], &b) == nil {
+			axis := strings.TrimPrefix(key, "bias.")
+			for _, m := range b.Mentions {
+				if m.Axis == axis {
+					return m.Group
+				}
+			}
 		}
 	}
-	plan.fusion = sum
-	return plan, nil
+	return balance.None
 }
 
 func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputResult) {
@@ -253,12 +333,12 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputRe
 		return fail(err)
 	}
 	var plan *dataPlan
-	if set := p.fusionFor(x); set != nil {
+	if set, bal := p.fusionFor(x), balancingFor(x); set != nil || bal != nil {
 		start := p.cfg.Now()
-		if plan, err = p.planDataset(ctx, x, *set); err != nil {
-			return fail(fmt.Errorf("fusion: %w", err))
+		if plan, err = p.planDataset(ctx, x, set, bal); err != nil {
+			return fail(fmt.Errorf("fusion and balancing: %w", err))
 		}
-		res.fusion, res.fusionMS = plan.fusion, p.cfg.Now().Sub(start).Milliseconds()
+		res.fusion, res.balancing, res.fusionMS = plan.fusion, plan.balancing, p.cfg.Now().Sub(start).Milliseconds()
 	}
 	st, err := sink.NewStaging(final)
 	if err != nil {
@@ -313,11 +393,12 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputRe
 			i := staged
 			staged++
 			v := r.Value
+			copies := int32(1)
 			if plan != nil {
-				if i >= len(plan.drop) {
+				if i >= len(plan.copies) {
 					return fmt.Errorf("the staged topic changed between the output stage's passes")
 				}
-				if plan.drop[i] {
+				if copies = plan.copies[i]; copies == 0 {
 					return nil
 				}
 				if merged := plan.merged[int32(i)]; len(merged) > 0 {
@@ -326,7 +407,20 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputRe
 					}
 				}
 			}
-			return spools.write(m.Source, bytes.Replace(v, execField, nil, 1))
+			v = bytes.Replace(v, execField, nil, 1)
+			if err := spools.write(m.Source, v); err != nil {
+				return err
+			}
+			for k := 1; k < int(copies); k++ {
+				rep, err := withLineage(v, stage.Lineage{Stage: events.StageBalancing, Version: balance.Version, Repeat: k})
+				if err != nil {
+					return err
+				}
+				if err := spools.write(m.Source, rep); err != nil {
+					return err
+				}
+			}
+			return nil
 		case wire.KindRejected:
 			return rejected.WriteLine(r.Value)
 		case wire.KindQuarantined:
@@ -368,7 +462,10 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputRe
 	}
 	wantData := x.counts.Valid
 	if plan != nil {
-		wantData = plan.fusion.Kept
+		wantData = 0
+		for _, c := range plan.copies {
+			wantData += int64(c)
+		}
 	}
 	if int64(staged) != x.counts.Valid || res.records != wantData || rf.Records != x.counts.Rejected || qf.Records != quarantined {
 		return fail(fmt.Errorf("staged topic holds %d valid (%d written), %d rejected and %d quarantined records, expected %d (%d), %d and %d",
@@ -376,10 +473,11 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputRe
 	}
 	files := append(dataFiles, rf, qf)
 	m := Manifest{ExecutionID: x.id, UserID: x.user, Request: redact(x.req), Counts: x.counts, Stages: p.stagesRun(x), Files: files, Safety: x.safety.Clone(),
-		Quality: x.quality.Clone(), Bias: p.biasSummary(x), Fusion: res.fusion, FusionSettings: p.fusionFor(x)}
+		Quality: x.quality.Clone(), Bias: p.biasSummary(x), Fusion: res.fusion, FusionSettings: p.fusionFor(x),
+		Balancing: res.balancing, BalancingSettings: balancingFor(x)}
 	for i, s := range x.req.Sources {
 		ms := ManifestSource{Name: s.DisplayName(i), Type: s.Type, Valid: x.perSource[i], Output: x.perSource[i]}
-		if plan != nil {
+		if plan != nil && plan.fusion != nil && plan.balancing == nil {
 			ms.Output = plan.fusion.KeptPerSource[i]
 		}
 		m.Sources = append(m.Sources, ms)
@@ -505,4 +603,14 @@ func redact(r events.Request) events.Request {
 		out.Sources[i] = s
 	}
 	return out
+}
+
+// balancingFor is the execution's balancing settings, nil when the request
+// asks for none.
+func balancingFor(x *execState) *balance.Settings {
+	s, ok, err := balance.ParseRequest(x.req.Processing["balancing"])
+	if err != nil || !ok {
+		return nil
+	}
+	return &s
 }

@@ -806,6 +806,11 @@ func (p *Processor) acquisitionEnded(x *execState, v []byte) error {
 			return err
 		}
 	}
+	if balancingFor(x) != nil {
+		if err := p.emit(x, events.StageStarted{Stage: events.StageBalancing}); err != nil {
+			return err
+		}
+	}
 	if err := p.emit(x, events.StageStarted{Stage: events.StageOutput}); err != nil {
 		return err
 	}

@@ -35,6 +35,9 @@ type Lineage struct {
 	// Merged lists the ids of the duplicates fusion removed in favour of
 	// this record.
 	Merged []string `json:"merged,omitempty"`
+	// Repeat numbers the extra copies balancing wrote of an oversampled
+	// record (1 for the first repeat).
+	Repeat int `json:"repeat,omitempty"`
 }
 
 // Record is the canonical conversation record of DESIGN.md.

@@ -184,6 +184,9 @@ func project(ctx context.Context, tx pgx.Tx, e *events.Envelope, p events.Payloa
 		if err == nil && d.Fusion != nil {
 			_, err = tx.Exec(ctx, `UPDATE executions SET fusion=$2 WHERE execution_id=$1`, id, d.Fusion)
 		}
+		if err == nil && d.Balancing != nil {
+			_, err = tx.Exec(ctx, `UPDATE executions SET balancing=$2 WHERE execution_id=$1`, id, d.Balancing)
+		}
 	case *events.StageFailed:
 		_, err = tx.Exec(ctx, `UPDATE stage_runs SET status='failed', error_reason=$3, finished_at=$4 WHERE execution_id=$1 AND stage=$2`,
 			id, d.Stage, d.Reason, at)

@@ -1,0 +1,200 @@
+// Package balance is stage 8: it selects records so that groups over a key
+// the request names (a metadata field, the source, a bias axis) reach
+// target proportions or stay under a cap. Selection is deterministic: each
+// group's records are ranked by a hash of the seed and the record id, and
+// the first ones in that order are kept, so the same input and settings
+// select the same records.
+package balance
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/dspipe/dspipe/events"
+)
+
+// Version of the balancing logic, in lineage and the manifest.
+const Version = "1"
+
+// None is the group of a record without a value for the key.
+const None = "(none)"
+
+// Settings are a request's processing.balancing object.
+type Settings struct {
+	// Key is "source", "metadata.<field>" or "bias.<axis>".
+	Key string `json:"key"`
+	// Targets are group shares (normalised); groups not named get none.
+	Targets map[string]float64 `json:"targets,omitempty"`
+	// Cap is the most records a group keeps (0: no cap).
+	Cap int64 `json:"cap,omitempty"`
+	// Oversample repeats records of groups below their target share
+	// (each repeat is marked in its lineage) instead of shrinking the
+	// others to fit.
+	Oversample bool `json:"oversample,omitempty"`
+	// Seed changes which records are picked, reproducibly.
+	Seed uint64 `json:"seed,omitempty"`
+}
+
+// ParseRequest validates a request's processing.balancing; ok is false
+// when there is none.
+func ParseRequest(raw []byte) (Settings, bool, error) {
+	var s Settings
+	if len(raw) == 0 || string(raw) == "null" {
+		return s, false, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return s, false, errors.New("processing.balancing: expected an object with key, targets, cap, oversample and seed")
+	}
+	switch {
+	case s.Key == "source", strings.HasPrefix(s.Key, "metadata.") && len(s.Key) > len("metadata."), strings.HasPrefix(s.Key, "bias.") && len(s.Key) > len("bias."):
+	default:
+		return s, false, errors.New(`processing.balancing.key: must be "source", "metadata.<field>" (for example metadata.topic) or "bias.<axis>" (for example bias.gender)`)
+	}
+	if len(s.Targets) == 0 && s.Cap <= 0 {
+		return s, false, errors.New("processing.balancing: give targets (group shares) or a cap (most records per group)")
+	}
+	var sum float64
+	for g, v := range s.Targets {
+		if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+			return s, false, fmt.Errorf("processing.balancing.targets.%s: a share must be a number of at least 0", g)
+		}
+		sum += v
+	}
+	if len(s.Targets) > 0 && sum <= 0 {
+		return s, false, errors.New("processing.balancing.targets: give at least one group a positive share")
+	}
+	if s.Cap < 0 {
+		return s, false, errors.New("processing.balancing.cap: must be 0 (none) or more")
+	}
+	if s.Oversample && len(s.Targets) == 0 {
+		return s, false, errors.New("processing.balancing.oversample: needs targets")
+	}
+	return s, true, nil
+}
+
+// Item is one record offered for selection.
+type Item struct {
+	ID    string
+	Group string
+}
+
+// Group is one group's figures; Summary the achieved distribution
+// against the target.
+type (
+	Group   = events.BalancingGroup
+	Summary = events.BalancingSummary
+)
+
+// Plan is the selection: Copies[i] is how many times item i is written (0:
+// dropped, 1: kept, more: oversampled).
+type Plan struct {
+	Copies  []int32
+	Summary Summary
+}
+
+func rankOf(seed uint64, id string) uint64 {
+	h := fnv.New64a()
+	var b [8]byte
+	for i := range b {
+		b[i] = byte(seed >> (8 * i))
+	}
+	h.Write(b[:])
+	h.Write([]byte(id))
+	return h.Sum64()
+}
+
+// Select decides the copies of every item.
+func Select(s Settings, items []Item) Plan {
+	byGroup := map[string][]int{}
+	for i, it := range items {
+		byGroup[it.Group] = append(byGroup[it.Group], i)
+	}
+	names := make([]string, 0, len(byGroup))
+	for g := range byGroup {
+		names = append(names, g)
+	}
+	for g := range s.Targets {
+		if _, ok := byGroup[g]; !ok {
+			names = append(names, g)
+		}
+	}
+	sort.Strings(names)
+	share := map[string]float64{}
+	var sum float64
+	for _, v := range s.Targets {
+		sum += v
+	}
+	for g, v := range s.Targets {
+		share[g] = v / sum
+	}
+	quota := map[string]int64{}
+	if len(s.Targets) > 0 {
+		// The largest total the groups can fill at their shares, or with
+		// oversampling the records available.
+		total := math.Inf(1)
+		if s.Oversample {
+			total = float64(len(items))
+		} else {
+			for g, sh := range share {
+				if sh > 0 {
+					total = math.Min(total, float64(len(byGroup[g]))/sh)
+				}
+			}
+		}
+		for _, g := range names {
+			quota[g] = int64(math.Floor(share[g]*total + 1e-9))
+		}
+	} else {
+		for _, g := range names {
+			quota[g] = int64(len(byGroup[g]))
+		}
+	}
+	if s.Cap > 0 {
+		for g, q := range quota {
+			quota[g] = min(q, s.Cap)
+		}
+	}
+	p := Plan{Copies: make([]int32, len(items)), Summary: Summary{Key: s.Key, Records: int64(len(items))}}
+	for _, g := range names {
+		idx := byGroup[g]
+		slices.SortFunc(idx, func(a, b int) int {
+			ra, rb := rankOf(s.Seed, items[a].ID), rankOf(s.Seed, items[b].ID)
+			switch {
+			case ra < rb:
+				return -1
+			case ra > rb:
+				return 1
+			}
+			return a - b
+		})
+		q := quota[g]
+		gr := Group{Group: g, Available: int64(len(idx)), Target: share[g]}
+		if len(idx) > 0 {
+			for k := int64(0); k < q; k++ {
+				i := idx[k%int64(len(idx))]
+				p.Copies[i]++
+				if k >= int64(len(idx)) {
+					gr.Repeated++
+				}
+			}
+		}
+		gr.Selected = min(q, int64(len(idx))) + gr.Repeated
+		p.Summary.Selected += gr.Selected
+		p.Summary.Groups = append(p.Summary.Groups, gr)
+	}
+	for i := range p.Summary.Groups {
+		if p.Summary.Selected > 0 {
+			p.Summary.Groups[i].Achieved = math.Round(float64(p.Summary.Groups[i].Selected)/float64(p.Summary.Selected)*1e4) / 1e4
+		}
+	}
+	return p
+}
