@@ -85,6 +85,18 @@ func TestSafetyStageMasksQuarantinesAndReports(t *testing.T) {
 		manifestPII += n
 	}
 	require.Equal(t, piiTotal, manifestPII, "the safety report counts what the records' annotations count")
+	var report struct {
+		Types map[string]struct{ Found, Masked int64 } `json:"safe_harbor_identifiers"`
+	}
+	rb, err := os.ReadFile(filepath.Join(x.OutputDir, "safety_report.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(rb, &report))
+	var reported int64
+	for _, c := range report.Types {
+		require.Equal(t, c.Found, c.Masked, "every identifier found is masked")
+		reported += c.Found
+	}
+	require.Equal(t, manifestPII, reported, "safety_report.json counts each Safe Harbor type")
 	require.Greater(t, manifestPII, int64(0))
 	var names []string
 	for _, st := range manifest.Stages {

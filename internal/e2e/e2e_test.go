@@ -299,6 +299,18 @@ func TestSeparateProcessesEndToEnd(t *testing.T) {
 		})
 	})
 
+	// Killed while the output stage writes: the restarted processor
+	// writes the whole output again (the first attempt never became
+	// visible: files are staged and renamed in one step).
+	t.Run("a processor killed with SIGKILL during the output stage writes a complete output", func(t *testing.T) {
+		c.killPhase = "output"
+		defer func() { c.killPhase = "" }()
+		c.killMidExecution(ctx, t, "big-output", 25, func() {
+			c.stop("processor", syscall.SIGKILL)
+			c.start("processor")
+		})
+	})
+
 	// The broker is killed twice: while ingest is still committing chunks
 	// (which lost a contiguous run of one source before the embedded
 	// broker wrote abort markers for transactions a crash left open, see
@@ -324,8 +336,11 @@ func (c *cluster) killMidExecution(ctx context.Context, t *testing.T, dir string
 	id, err := c.client.Submit(ctx, request(sum.Files))
 	require.NoError(t, err)
 	started := 10000.0
-	if c.killPhase == "acquiring" {
+	switch c.killPhase {
+	case "acquiring":
 		started = 1000 // acquisition of 150,000 records must still be running
+	case "output":
+		started = n - 1
 	}
 	require.Eventually(t, func() bool {
 		st, err := c.client.Status(ctx, id)
@@ -337,6 +352,8 @@ func (c *cluster) killMidExecution(ctx context.Context, t *testing.T, dir string
 			return total == 0
 		case "acquired":
 			return total == n
+		case "output":
+			return st["current_stage"] == "output"
 		}
 		return true
 	}, 2*time.Minute, 5*time.Millisecond, "processing never got going")
@@ -358,6 +375,8 @@ func (c *cluster) killMidExecution(ctx context.Context, t *testing.T, dir string
 		t.Logf("output holds %d of %d records; missing: %s", len(keys), n, missingRanges(keys))
 	}
 	require.Equal(t, n, len(keys), "every valid input record is in the output")
+	partial, _ := filepath.Glob(filepath.Join(c.dir, "out", "*.partial-*"))
+	require.Empty(t, partial, "no half-written output directory is left behind")
 	seen := make(map[string]struct{}, n)
 	for _, k := range keys {
 		_, dup := seen[k]

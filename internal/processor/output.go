@@ -54,6 +54,48 @@ type Manifest struct {
 	// BalancingSettings the request's settings.
 	Balancing         *events.BalancingSummary `json:"balancing,omitempty"`
 	BalancingSettings *balance.Settings        `json:"balancing_settings,omitempty"`
+	// RejectedByStage counts rejected records per stage; Splits counts
+	// output records per metadata.split (train, test, ...) when the
+	// records have one.
+	RejectedByStage map[string]int64 `json:"rejected_by_stage"`
+	Splits          map[string]int64 `json:"splits,omitempty"`
+}
+
+// splitOf finds metadata.split in an encoded canonical record without
+// decoding it (the output stage sees every record).
+func splitOf(line []byte) string {
+	k := bytes.Index(line, []byte(`"split":"`))
+	if k < 0 {
+		return ""
+	}
+	rest := line[k+len(`"split":"`):]
+	e := bytes.IndexByte(rest, '"')
+	if e < 0 || e > 64 {
+		return ""
+	}
+	return string(rest[:e])
+}
+
+// safetyHarborTypes are the identifier types of the safety report, in the
+// order of HIPAA Safe Harbor's list that they cover.
+var safetyHarborTypes = []string{"PERSON", "ADDRESS", "LOCATION", "ZIP", "DATE", "AGE", "PHONE", "EMAIL", "SSN", "ID", "ACCOUNT",
+	"CREDIT_CARD", "URL", "IP_ADDRESS"}
+
+// safetyReport is safety_report.json: per Safe Harbor identifier type how
+// many were found and masked (every detected span is masked), then the
+// crisis, content and quarantine figures. Counts only.
+func safetyReport(s *events.SafetySummary) map[string]any {
+	types := map[string]map[string]int64{}
+	for _, t := range safetyHarborTypes {
+		types[t] = map[string]int64{"found": s.PII[t], "masked": s.PII[t]}
+	}
+	for t, n := range s.PII {
+		if _, ok := types[t]; !ok {
+			types[t] = map[string]int64{"found": n, "masked": n}
+		}
+	}
+	return map[string]any{"safe_harbor_identifiers": types, "records_with_identifiers": s.RecordsWithPII, "crisis_levels": s.Crisis,
+		"quarantined_for_review": s.Quarantined, "content_flagged": s.Content, "review_flags": s.Flags, "blocked": s.Blocked}
 }
 
 // ManifestSource is one source's figures: records valid after the
@@ -380,6 +422,7 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputRe
 	}
 	defer spools.remove()
 	staged := 0
+	rejectedBy := map[string]int64{}
 	err = p.cfg.Kafka.ReadPartition(ctx, p.topics.Staged, x.partition, x.stagedFrom, func(r *kgo.Record) error {
 		if string(r.Key) != x.id {
 			return nil
@@ -422,6 +465,10 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputRe
 			}
 			return nil
 		case wire.KindRejected:
+			var rj wire.Rejection
+			if json.Unmarshal(r.Value, &rj) == nil {
+				rejectedBy[rj.Stage]++
+			}
 			return rejected.WriteLine(r.Value)
 		case wire.KindQuarantined:
 			return quarantine.WriteLine(r.Value)
@@ -447,7 +494,13 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputRe
 		formats = []string{sink.FormatJSONL}
 	}
 	data := sink.NewDataWriter(st.Dir, formats, comp, x.req.Output.ShardBytes)
-	if err := spools.drain(data.Write); err != nil {
+	splits := map[string]int64{}
+	if err := spools.drain(func(line []byte) error {
+		if s := splitOf(line); s != "" {
+			splits[s]++
+		}
+		return data.Write(line)
+	}); err != nil {
 		data.Abort()
 		return fail(err)
 	}
@@ -472,9 +525,23 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputRe
 			staged, res.records, rf.Records, qf.Records, x.counts.Valid, wantData, x.counts.Rejected, quarantined))
 	}
 	files := append(dataFiles, rf, qf)
+	if x.safety != nil {
+		b, err := json.MarshalIndent(safetyReport(x.safety), "", "  ")
+		if err != nil {
+			return fail(err)
+		}
+		sf, err := sink.WriteFileHashed(st.Dir, "safety_report.json", append(b, '\n'))
+		if err != nil {
+			return fail(err)
+		}
+		files = append(files, sf)
+	}
 	m := Manifest{ExecutionID: x.id, UserID: x.user, Request: redact(x.req), Counts: x.counts, Stages: p.stagesRun(x), Files: files, Safety: x.safety.Clone(),
 		Quality: x.quality.Clone(), Bias: p.biasSummary(x), Fusion: res.fusion, FusionSettings: p.fusionFor(x),
-		Balancing: res.balancing, BalancingSettings: balancingFor(x)}
+		Balancing: res.balancing, BalancingSettings: balancingFor(x), RejectedByStage: rejectedBy}
+	if len(splits) > 0 {
+		m.Splits = splits
+	}
 	for i, s := range x.req.Sources {
 		ms := ManifestSource{Name: s.DisplayName(i), Type: s.Type, Valid: x.perSource[i], Output: x.perSource[i]}
 		if plan != nil && plan.fusion != nil && plan.balancing == nil {
