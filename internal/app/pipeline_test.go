@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -393,7 +394,7 @@ type runner interface{ Run(context.Context) error }
 // withSecondInstance submits three 60k-record executions, starts the second
 // instance of a service once underway holds for the first, and returns the
 // executions once they have all completed.
-func withSecondInstance(t *testing.T, seed uint64, underway func(store.Execution) bool, second func(*stack) runner) []store.Execution {
+func withSecondInstance(t *testing.T, seed uint64, underway func(store.Execution) bool, second func(*stack) runner) ([]store.Execution, *stack, []string) {
 	t.Helper()
 	s := startStack(t, stackOpts{partitions: 4})
 	var files []string
@@ -422,7 +423,7 @@ func withSecondInstance(t *testing.T, seed uint64, underway func(store.Execution
 	}
 	cancel()
 	require.NoError(t, <-done)
-	return xs
+	return xs, s, files
 }
 
 // TestSecondIngestJoiningMidAcquisitionDuplicatesNothing starts a second
@@ -431,7 +432,7 @@ func withSecondInstance(t *testing.T, seed uint64, underway func(store.Execution
 // checkpoint, and every record arrives exactly once.
 func TestSecondIngestJoiningMidAcquisitionDuplicatesNothing(t *testing.T) {
 	t.Parallel()
-	xs := withSecondInstance(t, 40, func(x store.Execution) bool { return x.Received > 2000 }, func(s *stack) runner {
+	xs, _, _ := withSecondInstance(t, 40, func(x store.Execution) bool { return x.Received > 2000 }, func(s *stack) runner {
 		return ingest.New(ingest.Config{Kafka: s.cfg.Kafka, InstanceID: "ingest-second", Sources: app.SourceEnv(s.cfg),
 			MaxConcurrent: 5, MaxRecordBytes: s.cfg.MaxRecordBytes}, testenv.Logger(t))
 	})
@@ -449,7 +450,7 @@ func TestSecondIngestJoiningMidAcquisitionDuplicatesNothing(t *testing.T) {
 // every execution still completes with each record once.
 func TestSecondProcessorJoiningMidExecutionDuplicatesNothing(t *testing.T) {
 	t.Parallel()
-	xs := withSecondInstance(t, 50, func(x store.Execution) bool { return x.Valid > 5000 }, func(s *stack) runner {
+	xs, s, files := withSecondInstance(t, 50, func(x store.Execution) bool { return x.Valid > 5000 }, func(s *stack) runner {
 		c := app.ProcessorConfig(s.cfg, "processor-second")
 		c.MaxConcurrent = 5
 		return processor.New(c, testenv.Logger(t))
@@ -465,4 +466,29 @@ func TestSecondProcessorJoiningMidExecutionDuplicatesNothing(t *testing.T) {
 			seen[pos] = true
 		}
 	}
+	// The same input with one processor: the same bytes as with two.
+	req := localRequest(files[0])
+	req.Output.Destination = "single-processor"
+	id, msgs := s.run(t, req)
+	require.Equal(t, "completed", msgs[len(msgs)-1].Data["status"])
+	one := waitProjected(t, s, id, msgs)
+	require.Equal(t, dataSHA(t, xs[0].OutputDir), dataSHA(t, one.OutputDir), "two processors write what one writes")
+}
+
+// dataSHA is the SHA-256 of an output's data file, from its manifest.
+func dataSHA(t *testing.T, dir string) string {
+	t.Helper()
+	var m struct {
+		Files []events.OutputFile `json:"files"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &m))
+	for _, f := range m.Files {
+		if strings.HasPrefix(f.Name, "data") {
+			return f.SHA256
+		}
+	}
+	t.Fatalf("no data file in %s", dir)
+	return ""
 }
