@@ -89,6 +89,9 @@ func kindName(k reflect.Kind) string {
 	return "of another type"
 }
 
+// safeBucket matches an S3 bucket name.
+var safeBucket = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+
 // safeName matches an output destination: relative path segments of
 // letters, digits, dot, underscore and hyphen.
 var safeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$`)
@@ -257,7 +260,15 @@ func validateRequest(req *events.Request) error {
 	default:
 		return fmt.Errorf("output.compression: must be none, gzip or zstd")
 	}
-	if d := req.Output.Destination; d != "" {
+	if d := req.Output.Destination; strings.HasPrefix(d, "s3://") {
+		s3d, _, err := sink.ParseS3(d)
+		if err != nil {
+			return err
+		}
+		if !safeBucket.MatchString(s3d.Bucket) || (s3d.Prefix != "" && !safeName.MatchString(s3d.Prefix)) || len(d) > 250 {
+			return fmt.Errorf("output.destination: s3://bucket/prefix with a bucket name of 3 to 63 lower-case letters, digits, '.' and '-', and a prefix of letters, digits, '.', '_', '-' and '/'")
+		}
+	} else if d != "" {
 		if !safeName.MatchString(d) || strings.Contains(d, "..") || len(d) > 200 {
 			return fmt.Errorf("output.destination: must be a relative directory made of letters, digits, '.', '_', '-' and '/', without '..' (it is placed under the output root)")
 		}

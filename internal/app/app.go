@@ -208,5 +208,5 @@ func ProcessorConfig(cfg config.Config, instanceID string) processor.Config {
 	return processor.Config{Kafka: cfg.Kafka, InstanceID: instanceID, MaxConcurrent: cfg.MaxConcurrent,
 		ExecutionTimeout: cfg.ExecutionTimeout, OutputRoot: cfg.OutputRoot, Limits: lim,
 		SafetyEnabled: cfg.EnableSafety, CrisisThreshold: cfg.CrisisThreshold, PIISalt: []byte(cfg.PIISalt),
-		RecordIDKey: []byte(cfg.RecordIDKey), QualityDisabled: !cfg.EnableQuality, BiasDisabled: !cfg.EnableBias, FusionDisabled: !cfg.EnableFusion, BiasThreshold: cfg.BiasThreshold}
+		RecordIDKey: []byte(cfg.RecordIDKey), QualityDisabled: !cfg.EnableQuality, BiasDisabled: !cfg.EnableBias, FusionDisabled: !cfg.EnableFusion, OutputS3Endpoint: cfg.OutputS3Endpoint, OutputS3Region: cfg.AWSRegion, BiasThreshold: cfg.BiasThreshold}
 }

@@ -39,6 +39,7 @@ type Config struct {
 	EnableQuality    bool          // ENABLE_QUALITY_ASSESSMENT, true
 	EnableBias       bool          // ENABLE_BIAS_DETECTION, true
 	EnableFusion     bool          // ENABLE_FUSION, true
+	OutputS3Endpoint string        // DSPIPE_OUTPUT_S3_ENDPOINT: an S3-compatible store for s3:// outputs
 	CrisisThreshold  float64       // CRISIS_DETECTION_THRESHOLD, 0.8
 	BiasThreshold    float64       // BIAS_VALIDATION_THRESHOLD, 0.3
 	S3Bucket         string        // AWS_S3_BUCKET
@@ -103,6 +104,7 @@ func Load(getenv func(string) string) (Config, error) {
 		EnableQuality:    boolVar(getenv, "ENABLE_QUALITY_ASSESSMENT", true, &errs),
 		EnableBias:       boolVar(getenv, "ENABLE_BIAS_DETECTION", true, &errs),
 		EnableFusion:     boolVar(getenv, "ENABLE_FUSION", true, &errs),
+		OutputS3Endpoint: getenv("DSPIPE_OUTPUT_S3_ENDPOINT"),
 		CrisisThreshold:  floatVar(getenv, "CRISIS_DETECTION_THRESHOLD", 0.8, &errs),
 		BiasThreshold:    floatVar(getenv, "BIAS_VALIDATION_THRESHOLD", 0.3, &errs),
 		S3Bucket:         getenv("AWS_S3_BUCKET"),

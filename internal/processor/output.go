@@ -14,6 +14,7 @@ import (
 	"github.com/dspipe/dspipe/internal/safety"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -370,6 +371,14 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputRe
 	if dest == "" {
 		dest = x.id
 	}
+	s3dest, toS3, err := sink.ParseS3(dest)
+	if err != nil {
+		return fail(err)
+	}
+	if toS3 {
+		// Written locally first, then uploaded.
+		dest = filepath.Join(".s3-staging", x.id)
+	}
 	final, err := sink.Confine(p.cfg.OutputRoot, dest)
 	if err != nil {
 		return fail(err)
@@ -563,6 +572,22 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputRe
 	}
 	ok = true
 	res.files, res.dir = append(files, mf), final
+	if toS3 {
+		if p.s3 == nil {
+			if p.s3, err = sink.NewS3Client(ctx, p.cfg.OutputS3Region, p.cfg.OutputS3Endpoint); err != nil {
+				return fail(err)
+			}
+		}
+		names := make([]string, len(res.files))
+		for i, f := range res.files {
+			names[i] = f.Name
+		}
+		if err := sink.UploadDir(ctx, p.s3, s3dest, final, names); err != nil {
+			return fail(err)
+		}
+		_ = os.RemoveAll(final)
+		res.dir = s3dest.String()
+	}
 	return res
 }
 

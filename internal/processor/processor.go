@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/dspipe/dspipe/internal/bias"
 	"github.com/dspipe/dspipe/internal/content"
 	"github.com/dspipe/dspipe/internal/fusion"
@@ -59,7 +60,11 @@ type Config struct {
 	// request (ENABLE_QUALITY_ASSESSMENT, ENABLE_BIAS_DETECTION);
 	// BiasThreshold is BIAS_VALIDATION_THRESHOLD.
 	QualityDisabled, BiasDisabled, FusionDisabled bool
-	BiasThreshold                                 float64
+	// OutputS3Endpoint and OutputS3Region configure s3:// output
+	// destinations (DSPIPE_OUTPUT_S3_ENDPOINT, AWS_REGION); credentials
+	// come from the default AWS chain.
+	OutputS3Endpoint, OutputS3Region string
+	BiasThreshold                    float64
 	// Now is the clock; tests may fix it.
 	Now func() time.Time
 }
@@ -105,6 +110,8 @@ type Processor struct {
 	loaded   map[int32]bool
 	prepared map[string]outputResult
 	reset    atomic.Bool
+
+	s3 *s3.Client // s3:// outputs, made when first needed
 
 	prodMu  sync.Mutex
 	prodErr error
