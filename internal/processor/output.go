@@ -112,32 +112,35 @@ type ManifestSource struct {
 type ManifestStage struct {
 	Name    string `json:"name"`
 	Version string `json:"version"`
+	// Settings are the settings the stage ran with, after defaults.
+	Settings any `json:"settings,omitempty"`
 }
 
-// stagesRun lists the stages that really ran for an execution, in order.
+// stagesRun lists the stages that really ran for an execution, in order,
+// with their versions and settings.
 func (p *Processor) stagesRun(x *execState) []ManifestStage {
 	st := []ManifestStage{
-		{events.StageAcquisition, "1"},
-		{events.StageValidation, stage.ValidationVersion},
-		{events.StageStandardization, stage.StandardizationVersion},
+		{Name: events.StageAcquisition, Version: "1", Settings: map[string]any{"sources": len(x.req.Sources)}},
+		{Name: events.StageValidation, Version: stage.ValidationVersion, Settings: map[string]int{"max_record_bytes": p.cfg.Limits.MaxRecordBytes, "max_messages": p.cfg.Limits.MaxMessages}},
+		{Name: events.StageStandardization, Version: stage.StandardizationVersion},
 	}
 	run := p.stagesFor(x)
 	if run.quality != nil {
-		st = append(st, ManifestStage{events.StageQuality, quality.Version})
+		st = append(st, ManifestStage{events.StageQuality, quality.Version, *run.quality})
 	}
 	if run.safety != nil {
-		st = append(st, ManifestStage{events.StageSafety, safety.Version})
+		st = append(st, ManifestStage{events.StageSafety, safety.Version, run.safety.Settings})
 	}
 	if run.bias != nil {
-		st = append(st, ManifestStage{events.StageBias, bias.Version})
+		st = append(st, ManifestStage{events.StageBias, bias.Version, *run.bias})
 	}
-	if p.fusionFor(x) != nil {
-		st = append(st, ManifestStage{events.StageFusion, fusion.Version})
+	if f := p.fusionFor(x); f != nil {
+		st = append(st, ManifestStage{events.StageFusion, fusion.Version, *f})
 	}
-	if balancingFor(x) != nil {
-		st = append(st, ManifestStage{events.StageBalancing, balance.Version})
+	if b := balancingFor(x); b != nil {
+		st = append(st, ManifestStage{events.StageBalancing, balance.Version, *b})
 	}
-	return append(st, ManifestStage{events.StageOutput, OutputVersion})
+	return append(st, ManifestStage{events.StageOutput, OutputVersion, x.req.Output})
 }
 
 // finalize runs the output stage: it reads the execution's staged records
