@@ -23,7 +23,7 @@
 //     its cluster only if it is a near duplicate of the record kept (or an
 //     exact copy of one), so a chain a~b~c does not remove c for a.
 //
-// Memory: about 300 bytes per record (signature, hashes, rank), held while
+// Memory: about 330 bytes per record (signature, hashes, rank), held while
 // the output stage runs.
 package fusion
 
