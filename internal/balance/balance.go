@@ -7,8 +7,6 @@
 package balance
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -18,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/settings"
 )
 
 // Version of the balancing logic, in lineage and the manifest.
@@ -46,12 +45,11 @@ type Settings struct {
 // when there is none.
 func ParseRequest(raw []byte) (Settings, bool, error) {
 	var s Settings
-	if len(raw) == 0 || string(raw) == "null" {
+	absent, err := settings.Decode(raw, &s)
+	if absent {
 		return s, false, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
+	if err != nil {
 		return s, false, errors.New("processing.balancing: expected an object with key, targets, cap, oversample and seed")
 	}
 	switch {

@@ -16,7 +16,6 @@
 package bias
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +24,7 @@ import (
 	"strings"
 
 	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/settings"
 	"github.com/dspipe/dspipe/internal/textmatch"
 )
 
@@ -412,12 +412,11 @@ type RequestSettings struct {
 // to fix.
 func ParseRequest(raw json.RawMessage) (RequestSettings, error) {
 	var r RequestSettings
-	if len(raw) == 0 || string(raw) == "null" {
+	absent, err := settings.Decode(raw, &r)
+	if absent {
 		return r, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
+	if err != nil {
 		return r, errors.New("processing.bias: expected an object with enabled, threshold, mode (fail or warn), axes, reference and min_mentions")
 	}
 	if t := r.Threshold; t != nil && (*t < 0 || *t > 1) {

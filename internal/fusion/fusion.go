@@ -28,13 +28,12 @@
 package fusion
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"slices"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/dspipe/dspipe/internal/settings"
 	"github.com/dspipe/dspipe/internal/stage"
 )
 
@@ -418,12 +417,11 @@ type RequestSettings struct {
 // ParseRequest validates a request's fusion object.
 func ParseRequest(raw []byte) (RequestSettings, error) {
 	var r RequestSettings
-	if len(raw) == 0 || string(raw) == "null" {
+	absent, err := settings.Decode(raw, &r)
+	if absent {
 		return r, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
+	if err != nil {
 		return r, errors.New("fusion: expected an object with enabled, near_threshold and keep")
 	}
 	if t := r.NearThreshold; t != nil && (*t < 0.01 || *t > 1) {

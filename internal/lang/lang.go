@@ -79,20 +79,22 @@ type Result struct {
 	Words         int     `json:"words"`
 }
 
-// Detect identifies the language of text from its first MaxWords words.
-func Detect(text string) Result {
-	var hits [8]int
-	words, latin, cyr, arab, han, other := 0, 0, 0, 0, 0, 0
+// scripts counts letters per script.
+type scripts struct{ latin, cyr, arab, han, other int }
+
+// scan calls fn with each of the first MaxWords words of text, lower-cased
+// (words longer than 32 bytes come as nil: no function word is that long),
+// and counts the letters of each script into sc.
+func scan(text string, sc *scripts, fn func(w []byte)) (words int) {
 	var buf [32]byte
-	i := 0
-	for i < len(text) && words < MaxWords {
+	for i := 0; i < len(text) && words < MaxWords; {
 		c := text[i]
 		if c < utf8.RuneSelf && !isLetter(c) && c != '\'' {
 			i++
 			continue
 		}
-		// One word: ASCII lowered into buf; other runes kept as they are.
-		n, j, ascii := 0, i, true
+		n, j := 0, i
+	word:
 		for j < len(text) {
 			c := text[j]
 			if c < utf8.RuneSelf {
@@ -100,45 +102,43 @@ func Detect(text string) Result {
 					break
 				}
 				if n < len(buf) {
-					buf[n] = c | 0x20
-					if c == '\'' {
-						buf[n] = c
+					if c != '\'' {
+						c |= 0x20
 					}
-					n++
+					buf[n] = c
 				}
-				latin++
+				n++
+				sc.latin++
 				j++
 				continue
 			}
 			r, size := utf8.DecodeRuneInString(text[j:])
-			if r == '’' {
+			switch {
+			case r == '’':
 				if n < len(buf) {
 					buf[n] = '\''
-					n++
 				}
-				j += size
-				continue
-			}
-			if !unicode.IsLetter(r) && !unicode.Is(unicode.Mn, r) {
-				break
-			}
-			ascii = false
-			switch {
-			case unicode.Is(unicode.Latin, r):
-				latin++
-			case unicode.Is(unicode.Cyrillic, r):
-				cyr++
-			case unicode.Is(unicode.Arabic, r):
-				arab++
-			case unicode.Is(unicode.Han, r) || unicode.Is(unicode.Hiragana, r) || unicode.Is(unicode.Katakana, r) || unicode.Is(unicode.Hangul, r):
-				han++
+				n++
+			case unicode.IsLetter(r) || unicode.Is(unicode.Mn, r):
+				switch {
+				case unicode.Is(unicode.Latin, r):
+					sc.latin++
+				case unicode.Is(unicode.Cyrillic, r):
+					sc.cyr++
+				case unicode.Is(unicode.Arabic, r):
+					sc.arab++
+				case unicode.Is(unicode.Han, r) || unicode.Is(unicode.Hiragana, r) || unicode.Is(unicode.Katakana, r) || unicode.Is(unicode.Hangul, r):
+					sc.han++
+				default:
+					sc.other++
+				}
+				lr := unicode.ToLower(r)
+				if n+utf8.RuneLen(lr) <= len(buf) {
+					utf8.EncodeRune(buf[n:], lr)
+				}
+				n += utf8.RuneLen(lr)
 			default:
-				other++
-			}
-			if n+size <= len(buf) {
-				n += copy(buf[n:], strings.ToLower(string(r)))
-			} else {
-				n = len(buf) + 1
+				break word
 			}
 			j += size
 		}
@@ -148,28 +148,36 @@ func Detect(text string) Result {
 		}
 		words++
 		if n <= len(buf) {
-			w := buf[:n]
-			if !ascii {
-				w = []byte(string(w))
-			}
-			if set, ok := index[string(w)]; ok {
-				for k := range Candidates {
-					if set&(1<<k) != 0 {
-						hits[k]++
-					}
-				}
-			}
+			fn(buf[:n])
+		} else {
+			fn(nil)
 		}
 		i = j
 	}
+	return words
+}
+
+// Detect identifies the language of text from its first MaxWords words.
+func Detect(text string) Result {
+	var hits [8]int
+	var sc scripts
+	words := scan(text, &sc, func(w []byte) {
+		if set, ok := index[string(w)]; ok {
+			for k := range Candidates {
+				if set&(1<<k) != 0 {
+					hits[k]++
+				}
+			}
+		}
+	})
 	r := Result{Lang: Unknown, Words: words}
-	if nonLatin := cyr + arab + han + other; nonLatin > latin {
-		switch max(cyr, arab, han, other) {
-		case cyr:
+	if nonLatin := sc.cyr + sc.arab + sc.han + sc.other; nonLatin > sc.latin {
+		switch max(sc.cyr, sc.arab, sc.han, sc.other) {
+		case sc.cyr:
 			r.Lang = Cyrillic
-		case arab:
+		case sc.arab:
 			r.Lang = Arabic
-		case han:
+		case sc.han:
 			r.Lang = Han
 		default:
 			r.Lang = Other
@@ -203,56 +211,11 @@ func FunctionWords(text, code string) (words, hits int) {
 			bit = 1 << i
 		}
 	}
-	var buf [32]byte
-	for i := 0; i < len(text) && words < MaxWords; {
-		c := text[i]
-		if c < utf8.RuneSelf && !isLetter(c) && c != '\'' {
-			i++
-			continue
-		}
-		n, j := 0, i
-		for j < len(text) {
-			c := text[j]
-			if c < utf8.RuneSelf {
-				if !isLetter(c) && c != '\'' {
-					break
-				}
-				if n < len(buf) {
-					if c != '\'' {
-						c |= 0x20
-					}
-					buf[n] = c
-				}
-				n++
-				j++
-				continue
-			}
-			r, size := utf8.DecodeRuneInString(text[j:])
-			if r == '’' {
-				if n < len(buf) {
-					buf[n] = '\''
-				}
-				n++
-			} else if unicode.IsLetter(r) || unicode.Is(unicode.Mn, r) {
-				lr := unicode.ToLower(r)
-				if n+utf8.RuneLen(lr) <= len(buf) {
-					utf8.EncodeRune(buf[n:], lr)
-				}
-				n += utf8.RuneLen(lr)
-			} else {
-				break
-			}
-			j += size
-		}
-		if j == i {
-			i++
-			continue
-		}
-		words++
-		if n <= len(buf) && index[string(buf[:n])]&bit != 0 {
+	var sc scripts
+	words = scan(text, &sc, func(w []byte) {
+		if index[string(w)]&bit != 0 {
 			hits++
 		}
-		i = j
-	}
+	})
 	return words, hits
 }

@@ -26,13 +26,13 @@
 package quality
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
 
 	"github.com/dspipe/dspipe/internal/lang"
+	"github.com/dspipe/dspipe/internal/settings"
 	"github.com/dspipe/dspipe/internal/stage"
 )
 
@@ -463,12 +463,11 @@ type RequestSettings struct {
 // what to fix.
 func ParseRequest(raw json.RawMessage) (RequestSettings, error) {
 	var r RequestSettings
-	if len(raw) == 0 || string(raw) == "null" {
+	absent, err := settings.Decode(raw, &r)
+	if absent {
 		return r, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
+	if err != nil {
 		return r, errors.New("processing.quality: expected an object with enabled and min_score")
 	}
 	if m := r.MinScore; m != nil && (*m < 0 || *m > 1) {

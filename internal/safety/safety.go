@@ -9,11 +9,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/dspipe/dspipe/internal/content"
 	"github.com/dspipe/dspipe/internal/crisis"
 	"github.com/dspipe/dspipe/internal/pii"
+	"github.com/dspipe/dspipe/internal/settings"
 	"github.com/dspipe/dspipe/internal/stage"
 )
 
@@ -45,12 +45,11 @@ type RequestSettings struct {
 // ParseRequest validates a request's safety object; the error says what to fix.
 func ParseRequest(raw json.RawMessage) (RequestSettings, error) {
 	var r RequestSettings
-	if len(raw) == 0 || string(raw) == "null" {
+	absent, err := settings.Decode(raw, &r)
+	if absent {
 		return r, nil
 	}
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
+	if err != nil {
 		return r, fmt.Errorf("safety: expected an object with enabled, pii_masking, crisis_threshold and max_quarantine_rate")
 	}
 	switch r.PIIMasking {

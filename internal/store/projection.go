@@ -151,14 +151,8 @@ func project(ctx context.Context, tx pgx.Tx, e *events.Envelope, p events.Payloa
 			_, err = tx.Exec(ctx, `UPDATE executions SET received=$2, valid=$3, rejected=$4, total=GREATEST(total,$5), rate_per_sec=$6 WHERE execution_id=$1`,
 				id, d.Counts.Received, d.Counts.Valid, d.Counts.Rejected, d.Counts.Total, d.RatePerSec)
 		}
-		if err == nil && d.Safety != nil {
-			_, err = tx.Exec(ctx, `UPDATE executions SET safety=$2 WHERE execution_id=$1`, id, d.Safety)
-		}
-		if err == nil && d.Quality != nil {
-			_, err = tx.Exec(ctx, `UPDATE executions SET quality=$2 WHERE execution_id=$1`, id, d.Quality)
-		}
-		if err == nil && d.Bias != nil {
-			_, err = tx.Exec(ctx, `UPDATE executions SET bias=$2 WHERE execution_id=$1`, id, d.Bias)
+		if err == nil {
+			err = storeSummaries(ctx, tx, id, d.Safety, d.Quality, d.Bias, nil, nil)
 		}
 		for i, n := range d.PerSource {
 			if err != nil {
@@ -172,20 +166,8 @@ func project(ctx context.Context, tx pgx.Tx, e *events.Envelope, p events.Payloa
 		if err == nil && d.Counts.Total > 0 {
 			_, err = tx.Exec(ctx, `UPDATE executions SET total=$2 WHERE execution_id=$1`, id, d.Counts.Total)
 		}
-		if err == nil && d.Safety != nil {
-			_, err = tx.Exec(ctx, `UPDATE executions SET safety=$2 WHERE execution_id=$1`, id, d.Safety)
-		}
-		if err == nil && d.Quality != nil {
-			_, err = tx.Exec(ctx, `UPDATE executions SET quality=$2 WHERE execution_id=$1`, id, d.Quality)
-		}
-		if err == nil && d.Bias != nil {
-			_, err = tx.Exec(ctx, `UPDATE executions SET bias=$2 WHERE execution_id=$1`, id, d.Bias)
-		}
-		if err == nil && d.Fusion != nil {
-			_, err = tx.Exec(ctx, `UPDATE executions SET fusion=$2 WHERE execution_id=$1`, id, d.Fusion)
-		}
-		if err == nil && d.Balancing != nil {
-			_, err = tx.Exec(ctx, `UPDATE executions SET balancing=$2 WHERE execution_id=$1`, id, d.Balancing)
+		if err == nil {
+			err = storeSummaries(ctx, tx, id, d.Safety, d.Quality, d.Bias, d.Fusion, d.Balancing)
 		}
 	case *events.StageFailed:
 		_, err = tx.Exec(ctx, `UPDATE stage_runs SET status='failed', error_reason=$3, finished_at=$4 WHERE execution_id=$1 AND stage=$2`,
@@ -230,5 +212,18 @@ func project(ctx context.Context, tx pgx.Tx, e *events.Envelope, p events.Payloa
 	default:
 		err = fmt.Errorf("no projection for %T", p)
 	}
+	return err
+}
+
+// storeSummaries stores the stage summaries an event carries on its
+// execution; those it does not carry (nil) keep their stored value.
+func storeSummaries(ctx context.Context, tx pgx.Tx, id string, sa *events.SafetySummary, q *events.QualitySummary, b *events.BiasSummary,
+	f *events.FusionSummary, bl *events.BalancingSummary) error {
+	if sa == nil && q == nil && b == nil && f == nil && bl == nil {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `UPDATE executions SET safety=COALESCE($2::jsonb, safety), quality=COALESCE($3::jsonb, quality),
+		bias=COALESCE($4::jsonb, bias), fusion=COALESCE($5::jsonb, fusion), balancing=COALESCE($6::jsonb, balancing) WHERE execution_id=$1`,
+		id, sa, q, b, f, bl)
 	return err
 }
