@@ -419,8 +419,8 @@ func ParseRequest(raw json.RawMessage) (RequestSettings, error) {
 	if err != nil {
 		return r, errors.New("processing.bias: expected an object with enabled, threshold, mode (fail or warn), axes, reference and min_mentions")
 	}
-	if t := r.Threshold; t != nil && (*t < 0 || *t > 1) {
-		return r, errors.New("processing.bias.threshold: must be between 0 and 1")
+	if err := settings.Fraction("processing.bias.threshold", r.Threshold); err != nil {
+		return r, err
 	}
 	switch r.Mode {
 	case "", "fail", "warn":

@@ -470,8 +470,8 @@ func ParseRequest(raw json.RawMessage) (RequestSettings, error) {
 	if err != nil {
 		return r, errors.New("processing.quality: expected an object with enabled and min_score")
 	}
-	if m := r.MinScore; m != nil && (*m < 0 || *m > 1) {
-		return r, errors.New("processing.quality.min_score: must be between 0 and 1")
+	if err := settings.Fraction("processing.quality.min_score", r.MinScore); err != nil {
+		return r, err
 	}
 	return r, nil
 }

@@ -57,11 +57,11 @@ func ParseRequest(raw json.RawMessage) (RequestSettings, error) {
 	default:
 		return r, fmt.Errorf("safety.pii_masking: must be tag, pseudonym or hash")
 	}
-	if t := r.CrisisThreshold; t != nil && (*t < 0 || *t > 1) {
-		return r, fmt.Errorf("safety.crisis_threshold: must be between 0 and 1")
+	if err := settings.Fraction("safety.crisis_threshold", r.CrisisThreshold); err != nil {
+		return r, err
 	}
-	if t := r.MaxQuarantineRate; t != nil && (*t < 0 || *t > 1) {
-		return r, fmt.Errorf("safety.max_quarantine_rate: must be between 0 and 1")
+	if err := settings.Fraction("safety.max_quarantine_rate", r.MaxQuarantineRate); err != nil {
+		return r, err
 	}
 	return r, nil
 }

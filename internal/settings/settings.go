@@ -6,6 +6,7 @@ package settings
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 )
 
 // Decode reads a settings object into v, refusing unknown fields. absent
@@ -17,4 +18,13 @@ func Decode(raw []byte, v any) (absent bool, err error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	return false, dec.Decode(v)
+}
+
+// Fraction checks an optional share: nil, or between 0 and 1. The error
+// names the field.
+func Fraction(field string, v *float64) error {
+	if v != nil && (*v < 0 || *v > 1 || *v != *v) {
+		return fmt.Errorf("%s: must be between 0 and 1", field)
+	}
+	return nil
 }
