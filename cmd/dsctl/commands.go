@@ -119,7 +119,9 @@ func cmdProcess(ctx context.Context, args []string, getenv func(string) string) 
 	fs.Var(&sources, "source", "local source as [name=]path; repeat for several (priority follows order)")
 	reqFile := fs.String("request", "", "a JSON processing request file instead of --source flags")
 	compression := fs.String("compression", "none", "output compression: none, gzip or zstd")
-	dest := fs.String("destination", "", "output directory name under the output root")
+	dest := fs.String("destination", "", "output directory name under the output root, or s3://bucket/prefix")
+	formats := fs.String("formats", "jsonl", "data formats, comma-separated: jsonl, csv, parquet")
+	shard := fs.Int64("shard-bytes", 0, "split data files into shards of about this many bytes (0: one file per format)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -144,7 +146,7 @@ func cmdProcess(ctx context.Context, args []string, getenv func(string) string) 
 			}
 			req.Sources = append(req.Sources, events.SourceSpec{Name: name, Type: "local", Config: map[string]string{"path": path}, Priority: i + 1})
 		}
-		req.Output = events.OutputSpec{Formats: []string{"jsonl"}, Compression: *compression, Destination: *dest}
+		req.Output = events.OutputSpec{Formats: strings.Split(*formats, ","), Compression: *compression, Destination: *dest, ShardBytes: *shard}
 	}
 	c := apiClient(getenv)
 	_, err := watchJob(ctx, c, req, !*quiet)

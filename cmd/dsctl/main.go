@@ -35,7 +35,7 @@ commands:
   projector rebuild       replay the event log from offset zero into a fresh schema
   read [-type T] -c k=v   read one source without the services (dry run): records, MB/s, peak memory
   reviews [ack ID N -note] list the review queue of quarantined records, or acknowledge one with a note
-  analyze pii|crisis|content  run a detector over JSON Lines (stdin to stdout, fields in ../shared/eval/README.md)
+  analyze pii|crisis|content|quality|bias  run an analyzer over JSON Lines (stdin to stdout, fields in ../shared/eval/README.md)
   migrate                 apply the database migrations
   demo                    generate data, run everything embedded, process it, print statistics
 `
