@@ -23,7 +23,8 @@
 //     its cluster only if it is a near duplicate of the record kept (or an
 //     exact copy of one), so a chain a~b~c does not remove c for a.
 //
-// Memory: about 330 bytes per record (signature, hashes, rank), held while
+// Memory: about 160 bytes per record (the signature at 16 bits a value, the
+// exact hash, the rank), held while
 // the output stage runs.
 package fusion
 
@@ -198,25 +199,54 @@ func (r Rank) less(o Rank) bool {
 	return r.Position < o.Position
 }
 
-// Index collects the features of every record of an execution.
+// packed is a signature as the index keeps it: the high 16 bits of each
+// value (b-bit MinHash). Two different minima agree on them with
+// probability 2^-16, which moves a similarity estimate by less than 0.0001,
+// and the index holds half the bytes.
+type packed [NumPerm]uint16
+
+func similarity16(a, b *packed) float64 {
+	eq := 0
+	for i := range a {
+		if a[i] == b[i] {
+			eq++
+		}
+	}
+	return float64(eq) / NumPerm
+}
+
+// rank is Rank in 16 bytes.
+type rank struct {
+	priority, source int32
+	position         int64
+}
+
+func (r rank) less(o rank) bool {
+	return Rank{int(r.priority), int(r.source), r.position}.less(Rank{int(o.priority), int(o.source), o.position})
+}
+
+// Index collects the features of every record of an execution: about 160
+// bytes a record (packed signature, exact hash, rank).
 type Index struct {
 	exact []uint64
-	sigs  []uint32 // NumPerm per record
-	ranks []Rank
+	sigs  []uint16 // NumPerm per record
+	ranks []rank
 }
 
 // Add appends record i (the next index) and returns its index.
 func (x *Index) Add(f *Features, r Rank) int {
 	x.exact = append(x.exact, f.Exact)
-	x.sigs = append(x.sigs, f.Sig[:]...)
-	x.ranks = append(x.ranks, r)
+	for _, v := range f.Sig {
+		x.sigs = append(x.sigs, uint16(v>>16))
+	}
+	x.ranks = append(x.ranks, rank{int32(r.Priority), int32(r.Source), r.Position})
 	return len(x.ranks) - 1
 }
 
 // Len is the number of records.
 func (x *Index) Len() int { return len(x.ranks) }
 
-func (x *Index) sig(i int) *Signature { return (*Signature)(x.sigs[i*NumPerm : (i+1)*NumPerm]) }
+func (x *Index) sig(i int) *packed { return (*packed)(x.sigs[i*NumPerm : (i+1)*NumPerm]) }
 
 // Result says, for every record, which record it duplicates.
 type Result struct {
@@ -308,7 +338,7 @@ func (x *Index) Resolve(threshold float64) Result {
 					buckets[key] = int32(i)
 					continue
 				}
-				if find(j) != find(int32(i)) && Similarity(x.sig(int(j)), s) >= threshold+Margin {
+				if find(j) != find(int32(i)) && similarity16(x.sig(int(j)), s) >= threshold+Margin {
 					union(j, int32(i))
 				}
 			}
@@ -329,7 +359,7 @@ func (x *Index) Resolve(threshold float64) Result {
 		k := find(int32(i))
 		// Chains (a like b, b like c) can join records that are not
 		// alike: a record stays unless it is close to the one kept.
-		if k != int32(i) && x.exact[i] != x.exact[k] && Similarity(x.sig(i), x.sig(int(k))) < threshold+Margin {
+		if k != int32(i) && x.exact[i] != x.exact[k] && similarity16(x.sig(i), x.sig(int(k))) < threshold+Margin {
 			k = int32(i)
 		}
 		keeper[i] = k

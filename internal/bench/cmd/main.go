@@ -483,7 +483,7 @@ func writeReport(path string, r result, micro string) error {
 		fmt.Fprintf(&b, "| %d | %.1f s (%.0f records/s) | %.0f ms | %.1f s | %.0f MB (%.0f bytes/record) | %d / %d |\n", f.Records, f.SignSecs,
 			float64(f.Records)/f.SignSecs, f.ResolveMS, (f.SignSecs+f.ResolveMS/1000)*1e6/float64(f.Records), f.HeapMB,
 			f.HeapMB*(1<<20)/float64(f.Records), f.Removed, f.Clusters)
-		b.WriteString("\nThe index grows with the execution (about 330 bytes per record: a 64-value signature, the exact hash, the rank, slice growth); " +
+		b.WriteString("\nThe index grows with the execution (about 160 bytes per record: a 64-value signature at 16 bits a value, the exact hash, the rank, slice growth); " +
 			"a disk-backed index for executions of many millions of records is not built.\n")
 	}
 	if micro != "" {
