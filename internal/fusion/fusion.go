@@ -24,8 +24,7 @@
 //     exact copy of one), so a chain a~b~c does not remove c for a.
 //
 // Memory: about 160 bytes per record (the signature at 16 bits a value, the
-// exact hash, the rank), held while
-// the output stage runs.
+// exact hash, the rank), held while the output stage runs.
 package fusion
 
 import (
