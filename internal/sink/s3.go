@@ -3,6 +3,7 @@ package sink
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path"
@@ -12,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go/logging"
 )
 
@@ -77,6 +79,10 @@ func UploadDir(ctx context.Context, c *s3.Client, d S3Destination, dir string, n
 	return nil
 }
 
+// PartSize is the size of a multipart upload's parts; a file up to this
+// size is one PUT. S3 allows parts from 5 MiB and 10,000 parts an upload.
+var PartSize int64 = 64 << 20
+
 func put(ctx context.Context, c *s3.Client, d S3Destination, dir, name string) error {
 	f, err := os.Open(filepath.Join(dir, name))
 	if err != nil {
@@ -88,9 +94,43 @@ func put(ctx context.Context, c *s3.Client, d S3Destination, dir, name string) e
 		return err
 	}
 	key := path.Join(d.Prefix, name)
-	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(d.Bucket), Key: aws.String(key), Body: f,
-		ContentLength: aws.Int64(st.Size())}); err != nil {
+	if st.Size() <= PartSize {
+		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(d.Bucket), Key: aws.String(key), Body: f,
+			ContentLength: aws.Int64(st.Size())}); err != nil {
+			return fmt.Errorf("sink: upload s3://%s/%s: %w", d.Bucket, key, err)
+		}
+		return nil
+	}
+	if err := putMultipart(ctx, c, d.Bucket, key, f, st.Size()); err != nil {
 		return fmt.Errorf("sink: upload s3://%s/%s: %w", d.Bucket, key, err)
+	}
+	return nil
+}
+
+// putMultipart uploads a large file in parts; the object appears only when
+// the upload completes, and a failed upload is aborted.
+func putMultipart(ctx context.Context, c *s3.Client, bucket, key string, f io.ReaderAt, size int64) error {
+	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		return err
+	}
+	abort := func(err error) error {
+		_, _ = c.AbortMultipartUpload(context.WithoutCancel(ctx), &s3.AbortMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String(key), UploadId: up.UploadId})
+		return err
+	}
+	var parts []types.CompletedPart
+	for off, n := int64(0), int32(1); off < size; off, n = off+PartSize, n+1 {
+		length := min(PartSize, size-off)
+		out, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String(bucket), Key: aws.String(key), UploadId: up.UploadId,
+			PartNumber: aws.Int32(n), Body: io.NewSectionReader(f, off, length), ContentLength: aws.Int64(length)})
+		if err != nil {
+			return abort(err)
+		}
+		parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(n)})
+	}
+	if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String(key),
+		UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}}); err != nil {
+		return abort(err)
 	}
 	return nil
 }
