@@ -128,17 +128,8 @@ type Features struct {
 // Compute returns a conversation's exact hash and signature. buf is
 // scratch space, returned for reuse.
 func Compute(msgs []stage.Message, buf []uint64) (Features, []uint64) {
-	ws := buf[:0]
+	ws := conversationWords(msgs, buf[:0])
 	exact := uint64(fnvOffset)
-	for _, m := range msgs {
-		// The role is part of the text: a user turn is not an answer.
-		roleHash := uint64(fnvOffset)
-		for i := 0; i < len(m.Role); i++ {
-			roleHash = (roleHash ^ uint64(m.Role[i])) * fnvPrime
-		}
-		ws = append(ws, roleHash)
-		ws = words(m.Content, ws)
-	}
 	for _, w := range ws {
 		exact = (exact ^ w) * fnvPrime
 		exact ^= exact >> 29
@@ -148,28 +139,49 @@ func Compute(msgs []stage.Message, buf []uint64) (Features, []uint64) {
 	for i := range f.Sig {
 		f.Sig[i] = ^uint32(0)
 	}
-	n := len(ws) - 2
-	if n < 1 {
-		n = 1
-	}
-	for i := 0; i < n; i++ {
-		sh := uint64(fnvOffset)
-		for k := i; k < i+3 && k < len(ws); k++ {
-			sh = (sh ^ ws[k]) * fnvPrime
-			sh ^= sh >> 31
-		}
+	eachShingle(ws, func(sh uint64) {
 		for p := 0; p < NumPerm; p++ {
 			if v := uint32((permA[p]*sh + permB[p]) >> 32); v < f.Sig[p] {
 				f.Sig[p] = v
 			}
 		}
-	}
+	})
 	return f, ws
+}
+
+// conversationWords appends the word hashes of a conversation to ws, each
+// turn's role first: the role is part of the text (a user turn is not an
+// answer).
+func conversationWords(msgs []stage.Message, ws []uint64) []uint64 {
+	for _, m := range msgs {
+		roleHash := uint64(fnvOffset)
+		for i := 0; i < len(m.Role); i++ {
+			roleHash = (roleHash ^ uint64(m.Role[i])) * fnvPrime
+		}
+		ws = append(ws, roleHash)
+		ws = words(m.Content, ws)
+	}
+	return ws
+}
+
+// eachShingle calls fn with the hash of every word 3-gram (one shingle
+// for fewer than three words).
+func eachShingle(ws []uint64, fn func(uint64)) {
+	for i := 0; i < max(len(ws)-2, 1); i++ {
+		sh := uint64(fnvOffset)
+		for k := i; k < i+3 && k < len(ws); k++ {
+			sh = (sh ^ ws[k]) * fnvPrime
+			sh ^= sh >> 31
+		}
+		fn(sh)
+	}
 }
 
 // Similarity is the share of equal signature values: an estimate of the
 // Jaccard similarity of the two shingle sets.
-func Similarity(a, b *Signature) float64 {
+func Similarity(a, b *Signature) float64 { return similarity(a[:], b[:]) }
+
+func similarity[T uint16 | uint32](a, b []T) float64 {
 	eq := 0
 	for i := range a {
 		if a[i] == b[i] {
@@ -204,15 +216,7 @@ func (r Rank) less(o Rank) bool {
 // and the index holds half the bytes.
 type packed [NumPerm]uint16
 
-func similarity16(a, b *packed) float64 {
-	eq := 0
-	for i := range a {
-		if a[i] == b[i] {
-			eq++
-		}
-	}
-	return float64(eq) / NumPerm
-}
+func similarity16(a, b *packed) float64 { return similarity(a[:], b[:]) }
 
 // rank is Rank in 16 bytes.
 type rank struct {
@@ -481,25 +485,8 @@ func Resolve(raw []byte) (Settings, bool) {
 // sets (what the signature estimates), for evaluation.
 func Jaccard(a, b []stage.Message) float64 {
 	set := func(ms []stage.Message) map[uint64]bool {
-		var ws []uint64
-		for _, m := range ms {
-			h := uint64(fnvOffset)
-			for i := 0; i < len(m.Role); i++ {
-				h = (h ^ uint64(m.Role[i])) * fnvPrime
-			}
-			ws = append(ws, h)
-			ws = words(m.Content, ws)
-		}
 		out := map[uint64]bool{}
-		n := max(len(ws)-2, 1)
-		for i := 0; i < n; i++ {
-			sh := uint64(fnvOffset)
-			for k := i; k < i+3 && k < len(ws); k++ {
-				sh = (sh ^ ws[k]) * fnvPrime
-				sh ^= sh >> 31
-			}
-			out[sh] = true
-		}
+		eachShingle(conversationWords(ms, nil), func(sh uint64) { out[sh] = true })
 		return out
 	}
 	sa, sb := set(a), set(b)
