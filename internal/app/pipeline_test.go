@@ -377,7 +377,10 @@ func TestProjectorRecoversFromDroppedDatabaseConnections(t *testing.T) {
 	require.Positive(t, killed.Load(), "connections were really terminated")
 	t.Logf("terminated %d connections", killed.Load())
 
-	time.Sleep(300 * time.Millisecond)
+	// The test's own pool may still hold a connection the killer ended;
+	// pgxpool pings a connection idle for more than a second before handing
+	// it out, and drops it if dead.
+	time.Sleep(1200 * time.Millisecond)
 	live, err := s.store.Snapshot(context.Background())
 	require.NoError(t, err)
 	rebuilt, _ := testenv.Schema(t)
