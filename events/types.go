@@ -105,7 +105,17 @@ type OutputSpec struct {
 	// of records (as JSON, before compression); 0 writes one file per
 	// format. Optional: a compatible addition to version 1.
 	ShardBytes int64 `json:"shard_bytes,omitempty"`
+	// Overwrite is "" (the default: a destination that holds an output is
+	// refused) or "new_version": when the destination holds an output of
+	// the same user, the new one is written beside it as
+	// <destination>.v2, .v3, ... Another execution's files are never
+	// replaced. Optional: a compatible addition to version 1.
+	Overwrite string `json:"overwrite,omitempty"`
 }
+
+// OverwriteNewVersion asks for a versioned directory beside an existing
+// output of the same user.
+const OverwriteNewVersion = "new_version"
 
 // Counts are the cumulative record counts of an execution.
 type Counts struct {

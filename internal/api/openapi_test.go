@@ -31,7 +31,7 @@ func TestOpenAPIListsEveryRoute(t *testing.T) {
 			documented = append(documented, strings.ToUpper(m[1])+" /api/v1"+path)
 		}
 	}
-	srv := NewServer(nil, nil, kafka.TopicNames(""), nil, nil, nil)
+	srv := NewServer(Config{Topics: kafka.TopicNames("")})
 	var served []string
 	err = chi.Walk(srv.Handler().(chi.Routes), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
 		served = append(served, method+" "+strings.TrimSuffix(route, "/"))

@@ -27,14 +27,29 @@ import (
 	"github.com/dspipe/dspipe/internal/wire"
 )
 
+// Config is what the API needs.
+type Config struct {
+	Store    *store.Store
+	Producer *kgo.Client // a producing client
+	Topics   kafka.Topics
+	Tokens   []token
+	Hub      *Hub // feeds the WebSocket endpoint
+	Log      *slog.Logger
+	// OutputRoot is the processors' output root, when this host can see
+	// it: a destination that already exists there is refused at
+	// submission (the processor refuses it again when it writes).
+	OutputRoot string
+}
+
 // Server is the HTTP API.
 type Server struct {
-	store  *store.Store
-	prod   *kgo.Client
-	topics kafka.Topics
-	tokens []token
-	hub    *Hub
-	log    *slog.Logger
+	store      *store.Store
+	prod       *kgo.Client
+	topics     kafka.Topics
+	tokens     []token
+	hub        *Hub
+	log        *slog.Logger
+	outputRoot string
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -44,10 +59,13 @@ type Server struct {
 // http.Server.Shutdown, which does not wait for hijacked connections.
 func (s *Server) Close() { s.closeOnce.Do(func() { close(s.closing) }) }
 
-// NewServer builds the API. prod must be a producing client; hub feeds the
-// WebSocket endpoint.
-func NewServer(st *store.Store, prod *kgo.Client, topics kafka.Topics, tokens []token, hub *Hub, log *slog.Logger) *Server {
-	return &Server{store: st, prod: prod, topics: topics, tokens: tokens, hub: hub, log: log, closing: make(chan struct{})}
+// NewServer builds the API.
+func NewServer(c Config) *Server {
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{store: c.Store, prod: c.Producer, topics: c.Topics, tokens: c.Tokens, hub: c.Hub, log: c.Log,
+		outputRoot: c.OutputRoot, closing: make(chan struct{})}
 }
 
 // Handler returns the router.
@@ -138,6 +156,10 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := principalFrom(r.Context())
+	if code, msg := s.destinationFree(r.Context(), p, req.Output); code != 0 {
+		writeError(w, code, msg)
+		return
+	}
 	id := NewExecutionID()
 	if err := s.send(r.Context(), wire.Command{Kind: wire.CmdProcess, ExecutionID: id, UserID: p.UserID, Request: &req}); err != nil {
 		s.log.Error("api: submit", "execution_id", id, "err", err)

@@ -260,6 +260,11 @@ func validateRequest(req *events.Request) error {
 	default:
 		return fmt.Errorf("output.compression: must be none, gzip or zstd")
 	}
+	switch req.Output.Overwrite {
+	case "", events.OverwriteNewVersion:
+	default:
+		return fmt.Errorf("output.overwrite: must be new_version or absent; an existing output is never replaced")
+	}
 	if d := req.Output.Destination; strings.HasPrefix(d, "s3://") {
 		s3d, _, err := sink.ParseS3(d)
 		if err != nil {

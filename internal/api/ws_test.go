@@ -27,7 +27,7 @@ func TestFeedDeliversEventsProjectedAfterTheClientConnected(t *testing.T) {
 	tokens, err := api.ParseTokens("test-token-123:u:admin")
 	require.NoError(t, err)
 	hub := api.NewHub(kafka.Config{}, testenv.Logger(t)) // never run: no live events at all
-	srv := api.NewServer(st, nil, kafka.TopicNames(""), tokens, hub, testenv.Logger(t))
+	srv := api.NewServer(api.Config{Store: st, Topics: kafka.TopicNames(""), Tokens: tokens, Hub: hub, Log: testenv.Logger(t)})
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
 

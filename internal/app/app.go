@@ -109,7 +109,7 @@ func runAPI(ctx context.Context, cfg config.Config, st *store.Store, log *slog.L
 	defer prod.Close()
 	log = log.With("service", "api")
 	hub := api.NewHub(cfg.Kafka, log)
-	srv := api.NewServer(st, prod, cfg.Kafka.Topics(), tokens, hub, log)
+	srv := api.NewServer(api.Config{Store: st, Producer: prod, Topics: cfg.Kafka.Topics(), Tokens: tokens, Hub: hub, Log: log, OutputRoot: cfg.OutputRoot})
 	h := srv.Handler()
 	hs := &http.Server{
 		Addr: cfg.APIAddr,

@@ -382,7 +382,16 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputRe
 		// Written locally first, then uploaded.
 		dest = filepath.Join(".s3-staging", x.id)
 	}
-	final, err := sink.Confine(p.cfg.OutputRoot, dest)
+	root, err := sink.Root(p.cfg.OutputRoot)
+	if err != nil {
+		return fail(err)
+	}
+	want, err := sink.Confine(root, dest)
+	if err != nil {
+		return fail(err)
+	}
+	me := sink.Ownership{ExecutionID: x.id, UserID: x.user}
+	final, err := sink.Claim(root, want, me, x.req.Output.Overwrite == events.OverwriteNewVersion)
 	if err != nil {
 		return fail(err)
 	}
@@ -394,7 +403,7 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputRe
 		}
 		res.fusion, res.balancing, res.fusionMS = plan.fusion, plan.balancing, p.cfg.Now().Sub(start).Milliseconds()
 	}
-	st, err := sink.NewStaging(final)
+	st, err := sink.NewStaging(root, final)
 	if err != nil {
 		return fail(err)
 	}
@@ -570,7 +579,9 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputRe
 		return fail(err)
 	}
 	spools.remove()
-	if err := st.Commit(); err != nil {
+	// Only this execution's own earlier attempt is ever replaced.
+	o, exists, _ := sink.OwnerOf(final)
+	if err := st.Commit(exists && o.ExecutionID == x.id); err != nil {
 		return fail(err)
 	}
 	ok = true

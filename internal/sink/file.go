@@ -7,14 +7,16 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
+	"syscall"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
 
 	"github.com/dspipe/dspipe/events"
 )
@@ -53,7 +55,7 @@ type LineFile struct {
 
 // Create opens dir/name for writing with the given compression.
 func Create(dir, name, compression string) (*LineFile, error) {
-	f, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	f, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_TRUNC|os.O_WRONLY|syscall.O_NOFOLLOW, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("sink: create %s: %w", name, err)
 	}
@@ -142,21 +144,24 @@ func WriteFileHashed(dir, name string, b []byte) (events.OutputFile, error) {
 	return lf.Close()
 }
 
-// Staging is a temporary directory beside the final one; Commit replaces the
-// final directory with it in one rename, so a crash never leaves a
-// half-written output that looks complete.
+// Staging is a temporary directory beside the final one; Commit moves it
+// into place in one rename, so a crash never leaves a half-written output
+// that looks complete.
 type Staging struct {
 	Dir   string
 	final string
 }
 
-// NewStaging creates the staging directory for final.
-func NewStaging(final string) (*Staging, error) {
+// NewStaging creates the staging directory for final, which Claim chose
+// under root (from Root). Every directory between root and final is
+// checked not to be a link.
+func NewStaging(root, final string) (*Staging, error) {
 	parent := filepath.Dir(final)
-	if err := os.MkdirAll(parent, 0o750); err != nil {
+	if err := MkdirBeneath(root, parent); err != nil {
 		return nil, fmt.Errorf("sink: output parent: %w", err)
 	}
-	// Leftovers of a crashed attempt are removed first.
+	// Leftovers of a crashed attempt are removed first (RemoveAll removes
+	// a link, never what it points to).
 	if old, _ := filepath.Glob(final + ".partial-*"); len(old) > 0 {
 		for _, o := range old {
 			_ = os.RemoveAll(o)
@@ -169,13 +174,30 @@ func NewStaging(final string) (*Staging, error) {
 	return &Staging{Dir: dir, final: final}, nil
 }
 
-// Commit moves the staging directory into place.
-func (s *Staging) Commit() error {
-	if err := os.RemoveAll(s.final); err != nil {
-		return fmt.Errorf("sink: replace output: %w", err)
+// Commit moves the staging directory into place. replaceOwn says the final
+// directory, if present, is this execution's own earlier attempt (Claim
+// checked) and may be replaced; the rename itself never replaces anything,
+// so an output another execution published meanwhile is left alone.
+func (s *Staging) Commit(replaceOwn bool) error {
+	if replaceOwn {
+		if err := os.RemoveAll(s.final); err != nil {
+			return fmt.Errorf("sink: replace output: %w", err)
+		}
 	}
-	if err := os.Rename(s.Dir, s.final); err != nil {
-		return fmt.Errorf("sink: publish output: %w", err)
+	if err := unix.Renameat2(unix.AT_FDCWD, s.Dir, unix.AT_FDCWD, s.final, unix.RENAME_NOREPLACE); err != nil {
+		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
+			return fmt.Errorf("%w: %s appeared while this output was written", ErrTaken, filepath.Base(s.final))
+		}
+		if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) {
+			return fmt.Errorf("sink: publish output: %w", err)
+		}
+		// A file system without RENAME_NOREPLACE: check, then rename.
+		if _, err := os.Lstat(s.final); err == nil {
+			return fmt.Errorf("%w: %s appeared while this output was written", ErrTaken, filepath.Base(s.final))
+		}
+		if err := os.Rename(s.Dir, s.final); err != nil {
+			return fmt.Errorf("sink: publish output: %w", err)
+		}
 	}
 	if d, err := os.Open(filepath.Dir(s.final)); err == nil {
 		_ = d.Sync()
@@ -186,21 +208,3 @@ func (s *Staging) Commit() error {
 
 // Abort removes the staging directory.
 func (s *Staging) Abort() { _ = os.RemoveAll(s.Dir) }
-
-// Confine resolves an output destination under root: relative paths are
-// joined to root, absolute ones must already be inside it.
-func Confine(root, dest string) (string, error) {
-	absRoot, err := filepath.Abs(root)
-	if err != nil {
-		return "", err
-	}
-	p := dest
-	if !filepath.IsAbs(p) {
-		p = filepath.Join(absRoot, p)
-	}
-	p = filepath.Clean(p)
-	if p != absRoot && !strings.HasPrefix(p, absRoot+string(filepath.Separator)) {
-		return "", fmt.Errorf("output destination must be inside %s", absRoot)
-	}
-	return p, nil
-}

@@ -316,3 +316,30 @@ func (s *Store) Reviews(ctx context.Context, status, executionID string, limit i
 func (s *Store) GetReview(ctx context.Context, executionID string, review int) (Review, error) {
 	return scanReview(s.pool.QueryRow(ctx, `SELECT `+reviewCols+` FROM reviews WHERE execution_id=$1 AND review=$2`, executionID, review))
 }
+
+// DestinationHolder is an execution that holds, or will hold, an output
+// destination.
+type DestinationHolder struct {
+	ExecutionID string
+	UserID      string
+	Destination string
+}
+
+// DestinationHolders lists the executions, neither failed nor cancelled,
+// whose output destination (the request's, or the execution id by default)
+// is dest, lies inside it or contains it.
+func (s *Store) DestinationHolders(ctx context.Context, dest string) ([]DestinationHolder, error) {
+	rows, err := s.pool.Query(ctx, `WITH d AS (
+			SELECT execution_id, user_id, coalesce(nullif(request->'output'->>'destination', ''), execution_id) AS dest
+			FROM executions WHERE status NOT IN ('failed', 'cancelled'))
+		SELECT execution_id, user_id, dest FROM d
+		WHERE dest = $1 OR starts_with(dest, $1 || '/') OR starts_with($1, dest || '/')
+		ORDER BY execution_id LIMIT 100`, dest)
+	if err != nil {
+		return nil, fmt.Errorf("store: destination holders: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (DestinationHolder, error) {
+		var h DestinationHolder
+		return h, r.Scan(&h.ExecutionID, &h.UserID, &h.Destination)
+	})
+}
