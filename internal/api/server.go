@@ -23,6 +23,7 @@ import (
 
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/kafka"
+	"github.com/dspipe/dspipe/internal/source"
 	"github.com/dspipe/dspipe/internal/store"
 	"github.com/dspipe/dspipe/internal/wire"
 )
@@ -39,6 +40,9 @@ type Config struct {
 	// it: a destination that already exists there is refused at
 	// submission (the processor refuses it again when it writes).
 	OutputRoot string
+	// TrustedS3Endpoints are DSPIPE_S3_ENDPOINTS: an S3 source naming
+	// another endpoint without credentials of its own is refused.
+	TrustedS3Endpoints []string
 }
 
 // Server is the HTTP API.
@@ -50,6 +54,7 @@ type Server struct {
 	hub        *Hub
 	log        *slog.Logger
 	outputRoot string
+	trustedS3  []string
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -65,7 +70,7 @@ func NewServer(c Config) *Server {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Server{store: c.Store, prod: c.Producer, topics: c.Topics, tokens: c.Tokens, hub: c.Hub, log: c.Log,
-		outputRoot: c.OutputRoot, closing: make(chan struct{})}
+		outputRoot: c.OutputRoot, trustedS3: c.TrustedS3Endpoints, closing: make(chan struct{})}
 }
 
 // Handler returns the router.
@@ -154,6 +159,13 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
+	}
+	env := source.Env{TrustedS3Endpoints: s.trustedS3}
+	for i, src := range req.Sources {
+		if ep := src.Config["endpoint"]; src.Type == source.TypeS3 && ep != "" && src.Config["access_key_id"] == "" && !env.TrustsS3Endpoint(ep) {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("sources[%d].config: %v", i, source.ErrEndpointCredentials))
+			return
+		}
 	}
 	p := principalFrom(r.Context())
 	if code, msg := s.destinationFree(r.Context(), p, req.Output); code != 0 {

@@ -42,6 +42,7 @@ func TestBadRequestsGetMessagesThatSayWhatToFix(t *testing.T) {
 		{`{"sources":[{"type":"s3","config":{"bucket":"b"}}]}`, "sources[0].config.key"},
 		{`{"sources":[{"type":"s3","config":{"bucket":"b","key":"k","secret_access_key":"AKIAxyz"}}]}`, "never a literal credential"},
 		{`{"sources":[{"type":"s3","config":{"bucket":"b","key":"k","endpoint":"ftp://x"}}]}`, "config.endpoint"},
+		{`{"sources":[{"type":"s3","config":{"bucket":"b","key":"k","endpoint":"https://s3.evil.example"}}]}`, "must name its own credentials"},
 		{`{"sources":[{"type":"s3","config":{"bucket":"b","key":"k","colour":"red"}}]}`, "not a setting of s3 sources"},
 		{`{"sources":[{"type":"huggingface","config":{}}]}`, "config.dataset"},
 		{`{"sources":[{"type":"google_drive","config":{"file_id":"a","folder_id":"b"}}]}`, "not both"},

@@ -109,7 +109,7 @@ func runAPI(ctx context.Context, cfg config.Config, st *store.Store, log *slog.L
 	defer prod.Close()
 	log = log.With("service", "api")
 	hub := api.NewHub(cfg.Kafka, log)
-	srv := api.NewServer(api.Config{Store: st, Producer: prod, Topics: cfg.Kafka.Topics(), Tokens: tokens, Hub: hub, Log: log, OutputRoot: cfg.OutputRoot})
+	srv := api.NewServer(api.Config{Store: st, Producer: prod, Topics: cfg.Kafka.Topics(), Tokens: tokens, Hub: hub, Log: log, OutputRoot: cfg.OutputRoot, TrustedS3Endpoints: cfg.TrustedS3Endpoints})
 	h := srv.Handler()
 	hs := &http.Server{
 		Addr: cfg.APIAddr,
@@ -197,7 +197,7 @@ func SourceEnv(cfg config.Config) source.Env {
 		LocalRoots: cfg.LocalRoots, HFEndpoint: cfg.HFEndpoint, HFToken: cfg.HFToken,
 		DriveEndpoint: cfg.DriveEndpoint, ServiceAccountPath: cfg.DriveAccountPath, DriveFolderID: cfg.DriveFolderID,
 		S3Bucket: cfg.S3Bucket, S3Region: cfg.AWSRegion, AllowPrivateEndpoints: cfg.AllowPrivateEndpoints,
-		SecretEnv: cfg.SourceSecrets, Getenv: cfg.Getenv,
+		SecretEnv: cfg.SourceSecrets, Getenv: cfg.Getenv, TrustedS3Endpoints: cfg.TrustedS3Endpoints,
 	}
 }
 

@@ -169,7 +169,7 @@ func TestFailingSourceRetriesThenFallsBackOrFails(t *testing.T) {
 	t.Parallel()
 	// One source at a time, so the order they start in is the priority order.
 	s := startStack(t, stackOpts{env: map[string]string{"DSPIPE_ALLOW_PRIVATE_ENDPOINTS": "true", "DATASET_RETRY_ATTEMPTS": "2", "DSPIPE_RETRY_BASE_MS": "20", "DSPIPE_SOURCE_CONCURRENCY": "1",
-		"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}})
+		"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "DSPIPE_SOURCE_SECRETS": "AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY"}})
 	good := filepath.Join(s.data, "good.jsonl")
 	require.NoError(t, os.WriteFile(good, []byte(strings.Repeat(`{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"}]}`+"\n", 10)), 0o644))
 	// The flaky source's endpoint is a closed port: connection refused is

@@ -59,6 +59,11 @@ type Config struct {
 	// SourceSecrets are the variables a request may reference as ${NAME}
 	// credentials (DSPIPE_SOURCE_SECRETS, the AWS key variables).
 	SourceSecrets []string
+	// TrustedS3Endpoints are the S3-compatible endpoints requests may reach
+	// with the server's own AWS credentials (DSPIPE_S3_ENDPOINTS, comma
+	// separated URLs); any other endpoint must come with credentials of
+	// its own.
+	TrustedS3Endpoints []string
 	// SourceConcurrency bounds the sources of one execution read at once
 	// (DSPIPE_SOURCE_CONCURRENCY, 3).
 	SourceConcurrency int
@@ -128,6 +133,11 @@ func Load(getenv func(string) string) (Config, error) {
 	for _, n := range strings.Split(getenv("DSPIPE_SOURCE_SECRETS"), ",") {
 		if n = strings.TrimSpace(n); n != "" {
 			c.SourceSecrets = append(c.SourceSecrets, n)
+		}
+	}
+	for _, n := range strings.Split(getenv("DSPIPE_S3_ENDPOINTS"), ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			c.TrustedS3Endpoints = append(c.TrustedS3Endpoints, n)
 		}
 	}
 	roots := getenv("DSPIPE_LOCAL_ROOTS")

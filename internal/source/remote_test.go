@@ -102,7 +102,7 @@ func TestSecretsAreReferencesFromTheAllowList(t *testing.T) {
 func TestPrivateEndpointsAreRefusedUnlessAllowed(t *testing.T) {
 	ctx := context.Background()
 	ep := remotetest.StartS3(t)
-	env := source.Env{Getenv: func(k string) string { return "x" }}
+	env := source.Env{Getenv: func(k string) string { return "x" }, SecretEnv: source.DefaultSecretEnv}
 	src, err := source.New(ctx, events.SourceSpec{Type: "s3", Config: map[string]string{"bucket": "b", "key": "k", "endpoint": ep,
 		"access_key_id": "${AWS_ACCESS_KEY_ID}", "secret_access_key": "${AWS_SECRET_ACCESS_KEY}"}}, env)
 	require.NoError(t, err)

@@ -61,6 +61,13 @@ func NewS3(ctx context.Context, cfg map[string]string, env Env) (*S3, error) {
 	if (ak == "") != (sk == "") {
 		return nil, fmt.Errorf("%w: give both config.access_key_id and config.secret_access_key, or neither", ErrConfig)
 	}
+	// The default secret list is the server's own AWS variables: naming
+	// them for an endpoint the request chose would send the server's keys
+	// there. Such an endpoint needs credentials the operator listed in
+	// DSPIPE_SOURCE_SECRETS for requests to use.
+	if cfg["endpoint"] != "" && !env.TrustsS3Endpoint(cfg["endpoint"]) && (ak == "" || env.SecretEnv == nil) {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, ErrEndpointCredentials)
+	}
 	if ak != "" {
 		opts = append(opts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(ak, sk, tok)))
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -87,6 +88,12 @@ type Env struct {
 	// or private address (DSPIPE_ALLOW_PRIVATE_ENDPOINTS); off, such an
 	// endpoint is refused at connect time.
 	AllowPrivateEndpoints bool
+	// TrustedS3Endpoints are the S3-compatible endpoints the operator lets
+	// requests reach with the server's own AWS credential chain
+	// (DSPIPE_S3_ENDPOINTS); any other endpoint a request names must come
+	// with its own credentials, so the server's keys are never sent to
+	// an address a user chose.
+	TrustedS3Endpoints []string
 	// SecretEnv lists the environment variables a request may reference as
 	// ${NAME} for credentials (DSPIPE_SOURCE_SECRETS).
 	SecretEnv []string
@@ -99,6 +106,30 @@ type Env struct {
 	// HTTP is the client for Hub and Drive calls (a guarded default when nil).
 	HTTP *http.Client
 }
+
+// TrustsS3Endpoint reports whether endpoint is one of the operator's
+// (compared by scheme and host, case-insensitively).
+func (e Env) TrustsS3Endpoint(endpoint string) bool {
+	want := endpointKey(endpoint)
+	for _, t := range e.TrustedS3Endpoints {
+		if want != "" && endpointKey(t) == want {
+			return true
+		}
+	}
+	return false
+}
+
+func endpointKey(s string) string {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return strings.ToLower(u.Scheme + "://" + u.Host)
+}
+
+// ErrEndpointCredentials is returned for an S3 source that names its own
+// endpoint without its own credentials.
+var ErrEndpointCredentials = errors.New("an s3 source with config.endpoint must name its own credentials (config.access_key_id and config.secret_access_key as ${ENV_VAR} references): the server's AWS credentials are only used for AWS itself and for the endpoints in DSPIPE_S3_ENDPOINTS")
 
 // DefaultSecretEnv are the variables a request may reference when
 // DSPIPE_SOURCE_SECRETS is unset.
