@@ -111,6 +111,11 @@ type OutputSpec struct {
 	// <destination>.v2, .v3, ... Another execution's files are never
 	// replaced. Optional: a compatible addition to version 1.
 	Overwrite string `json:"overwrite,omitempty"`
+	// KeepSourceIDs writes metadata.source_id as the input had it; by
+	// default it is a keyed hash (HMAC under DSPIPE_RECORD_ID_KEY), since
+	// an input's own ids can identify a person. Optional: a compatible
+	// addition to version 1.
+	KeepSourceIDs bool `json:"keep_source_ids,omitempty"`
 }
 
 // OverwriteNewVersion asks for a versioned directory beside an existing

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/kafka"
+	"github.com/dspipe/dspipe/internal/pii"
 	"github.com/dspipe/dspipe/internal/source"
 	"github.com/dspipe/dspipe/internal/store"
 	"github.com/dspipe/dspipe/internal/wire"
@@ -346,7 +348,8 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&body)
 	p := principalFrom(r.Context())
-	if err := s.send(r.Context(), wire.Command{Kind: wire.CmdCancel, ExecutionID: x.ID, UserID: p.UserID, Reason: truncate(body.Reason, 200)}); err != nil {
+	reason, _ := maskIdentifiers(truncate(body.Reason, 200))
+	if err := s.send(r.Context(), wire.Command{Kind: wire.CmdCancel, ExecutionID: x.ID, UserID: p.UserID, Reason: reason}); err != nil {
 		writeError(w, http.StatusServiceUnavailable, "the event log is unavailable; retry shortly")
 		return
 	}
@@ -375,7 +378,7 @@ func (s *Server) progress(w http.ResponseWriter, r *http.Request) {
 	}
 	p := principalFrom(r.Context())
 	if err := s.send(r.Context(), wire.Command{Kind: wire.CmdProgress, ExecutionID: x.ID, UserID: p.UserID,
-		Stage: truncate(body.Stage, 64), Percent: body.Percent, Message: truncate(body.Message, 200)}); err != nil {
+		Stage: truncate(body.Stage, 64), Percent: body.Percent, Message: first(maskIdentifiers(truncate(body.Message, 200)))}); err != nil {
 		writeError(w, http.StatusServiceUnavailable, "the event log is unavailable; retry shortly")
 		return
 	}
@@ -412,11 +415,28 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"execution_id": x.ID, "events": list, "verified": verified, "problem": problem})
 }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
+// maskIdentifiers masks personal identifiers in free text a user sends
+// (review notes, cancel reasons, progress messages) before it enters the
+// audit trail, with type tags such as [EMAIL]; it returns how many.
+func maskIdentifiers(text string) (string, int) {
+	spans := pii.Detect(text)
+	if len(spans) == 0 {
+		return text, 0
 	}
-	return s
+	return pii.NewMasker(pii.MaskTag, nil).Mask(text, spans), len(spans)
+}
+
+func first[T any](v T, _ int) T { return v }
+
+// truncate cuts s to at most n bytes without splitting a character.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func rawOrNil(raw json.RawMessage) any {
@@ -551,9 +571,12 @@ func (s *Server) acknowledge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := principalFrom(r.Context())
-	if err := s.send(r.Context(), wire.Command{Kind: wire.CmdAckReview, ExecutionID: id, UserID: p.UserID, Review: n, Message: body.Note}); err != nil {
+	// The note enters the permanent audit trail: identifiers in it are
+	// masked like record text, and the reviewer sees what was kept.
+	note, masked := maskIdentifiers(body.Note)
+	if err := s.send(r.Context(), wire.Command{Kind: wire.CmdAckReview, ExecutionID: id, UserID: p.UserID, Review: n, Message: note}); err != nil {
 		writeError(w, http.StatusServiceUnavailable, "the event log is unavailable; retry shortly")
 		return
 	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"execution_id": id, "review": n, "status": "acknowledging"})
+	writeJSON(w, http.StatusAccepted, map[string]any{"execution_id": id, "review": n, "status": "acknowledging", "note": note, "identifiers_masked": masked})
 }

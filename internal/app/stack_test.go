@@ -180,3 +180,17 @@ func readLines(t *testing.T, path string) []map[string]any {
 	require.NoError(t, sc.Err())
 	return out
 }
+
+// waitStatusSeq polls the read model until the execution's trail reaches seq.
+func (s *stack) waitStatusSeq(t *testing.T, id string, seq int64) store.Execution {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		x, err := s.store.Execution(context.Background(), id)
+		if err == nil && x.LastSeq >= seq {
+			return x
+		}
+		require.True(t, time.Now().Before(deadline), "execution %s never reached seq %d", id, seq)
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -37,7 +37,10 @@ type outcome struct {
 // stageRun is an execution's resolved settings for the optional per-record
 // stages; nil turns a stage off.
 type stageRun struct {
-	safety  *safetyRun
+	// keepSourceIDs leaves metadata.source_id as the input had it; by
+	// default it becomes a keyed hash (output.keep_source_ids).
+	keepSourceIDs bool
+	safety        *safetyRun
 	quality *quality.Settings
 	bias    *bias.Settings
 }
@@ -69,6 +72,9 @@ func transform(raw []byte, lim stage.Limits, idKey []byte, spec events.SourceSpe
 	rec, err := stage.Standardize(in, prov, execID, idKey)
 	if err != nil {
 		return outcome{ready: true, stage: events.StageStandardization, reason: err.Error()}
+	}
+	if id := rec.Metadata["source_id"]; id != "" && !run.keepSourceIDs {
+		rec.Metadata["source_id"] = stage.SourceIDHash(idKey, prov.Name, id)
 	}
 	var qr *quality.Result
 	if run.quality != nil {

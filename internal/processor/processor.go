@@ -843,7 +843,7 @@ func (p *Processor) currentRecordStage(x *execState) string {
 // per-record stages.
 func (p *Processor) stagesFor(x *execState) *stageRun {
 	if x.run == nil {
-		run := &stageRun{safety: p.safetyFor(x)}
+		run := &stageRun{safety: p.safetyFor(x), keepSourceIDs: x.req.Output.KeepSourceIDs}
 		if !p.cfg.QualityDisabled {
 			if q, ok := quality.Resolve(x.req.Processing["quality"]); ok {
 				run.quality = &q

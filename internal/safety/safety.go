@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/dspipe/dspipe/internal/content"
 	"github.com/dspipe/dspipe/internal/crisis"
@@ -110,6 +111,19 @@ type Outcome struct {
 	RecordID string
 }
 
+// isSourceIDHash reports a pseudonym from stage.SourceIDHash.
+func isSourceIDHash(v string) bool {
+	if len(v) != 36 || !strings.HasPrefix(v, "sid_") {
+		return false
+	}
+	for _, c := range v[4:] {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // Flags a record can carry.
 const (
 	FlagCrisis               = "crisis"                 // crisis score at the threshold: review
@@ -143,6 +157,28 @@ func Apply(rec *stage.Record, s Settings, salt []byte) Outcome {
 			o.PII[sp.Type]++
 		}
 		msg.Content = m.Mask(msg.Content, spans)
+		changed = true
+	}
+	// Every other string that reaches an output is masked the same way:
+	// metadata values (mapped fields included) and where the record came
+	// from. Keyed source-id pseudonyms and the format name hold none.
+	for k, v := range rec.Metadata {
+		if k == "format" || (k == "source_id" && isSourceIDHash(v)) {
+			continue
+		}
+		if spans := pii.Detect(v); len(spans) > 0 {
+			for _, sp := range spans {
+				o.PII[sp.Type]++
+			}
+			rec.Metadata[k] = m.Mask(v, spans)
+			changed = true
+		}
+	}
+	if spans := pii.Detect(rec.Source.URI); len(spans) > 0 {
+		for _, sp := range spans {
+			o.PII[sp.Type]++
+		}
+		rec.Source.URI = m.Mask(rec.Source.URI, spans)
 		changed = true
 	}
 	o.Crisis = crisis.Assess(userTexts)

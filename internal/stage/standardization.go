@@ -151,6 +151,20 @@ func naturalKey(raw json.RawMessage) string {
 // position, and without the key nobody can test a guessed conversation
 // against an id (an id travels in events and outputs; the text it is
 // computed from holds personal data). A nil key gives a plain SHA-256.
+// SourceIDHash is the keyed pseudonym of an input's own record id:
+// "sid_" and 32 hex digits of HMAC-SHA-256 under the record id key, over
+// the source name and the id. The same id of the same source always maps
+// to the same pseudonym under one key, so joins still work for whoever
+// holds the key; nobody else can test a guess against it.
+func SourceIDHash(key []byte, source, id string) string {
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte("source_id\x00"))
+	h.Write([]byte(source))
+	h.Write([]byte{0})
+	h.Write([]byte(id))
+	return "sid_" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
 func recordID(key []byte, source string, msgs []Message) string {
 	bp := idBufs.Get().(*[]byte)
 	b := append((*bp)[:0], source...)
