@@ -32,6 +32,15 @@ const (
 	TypeExecutionCancelled = "dataset.execution.cancelled"
 	TypeReviewOpened       = "dataset.review.opened"
 	TypeReviewAcknowledged = "dataset.review.acknowledged"
+	// TypeChainCheckpoint signs an execution's chain head at a stage
+	// boundary; TypeExecutionSealed signs it at the end (and again after
+	// any later event, such as a review acknowledged afterwards).
+	TypeChainCheckpoint = "dataset.audit.checkpoint"
+	TypeExecutionSealed = "dataset.execution.sealed"
+	// TypeAccessRecorded is one API call in the access audit;
+	// TypeAccessSealed signs an access chain's head.
+	TypeAccessRecorded = "dataset.access.recorded"
+	TypeAccessSealed   = "dataset.access.sealed"
 )
 
 // Stage names, in pipeline order.
@@ -494,6 +503,66 @@ func (ExecutionCompleted) EventVersion() string { return "1" }
 func (ExecutionFailed) EventVersion() string    { return "1" }
 func (ExecutionCancelled) EventVersion() string { return "1" }
 
+// Seal signs the head of a hash chain: the event just before it (seq and
+// hash) under an Ed25519 key. The signed message is SealMessage.
+type Seal struct {
+	typ string
+	// Seq and Hash are the head the seal covers: always the event right
+	// before the seal itself in the same chain.
+	Seq  uint64 `json:"seq"`
+	Hash string `json:"hash"`
+	// KeyID names the signing key: the first 16 hex digits of the
+	// SHA-256 of its 32-byte public key.
+	KeyID string `json:"key_id"`
+	// Signature is the Ed25519 signature of SealMessage, base64 (standard
+	// alphabet, padded).
+	Signature string `json:"signature"`
+}
+
+// NewSeal is a seal payload of one of the seal types.
+func NewSeal(typ string) *Seal { return &Seal{typ: typ} }
+
+// EventType is the seal's type.
+func (s *Seal) EventType() string { return s.typ }
+
+// EventVersion is the seal's version.
+func (s *Seal) EventVersion() string { return "1" }
+
+// IsSeal reports the event types that carry a Seal.
+func IsSeal(typ string) bool {
+	return typ == TypeChainCheckpoint || typ == TypeExecutionSealed || typ == TypeAccessSealed
+}
+
+// SealMessage is the exact byte string a seal signs: the ASCII lines
+// "dspipe-audit-seal-v1", the seal's event type, the chain's subject, the
+// covered seq in decimal and the covered hash, each ended by "\n".
+func SealMessage(typ, subject string, seq uint64, hash string) []byte {
+	return fmt.Appendf(nil, "dspipe-audit-seal-v1\n%s\n%s\n%d\n%s\n", typ, subject, seq, hash)
+}
+
+// Access is one API call in the access audit: who (user and role), what
+// (action, route, execution, review), when (the envelope's time), from
+// where (remote address) and the outcome (HTTP status). Never a body, a
+// query string, a token or record text.
+type Access struct {
+	UserID      string  `json:"user_id"`
+	Role        string  `json:"role"`
+	Action      string  `json:"action"`
+	Method      string  `json:"method"`
+	Route       string  `json:"route"`
+	ExecutionID string  `json:"execution_id,omitempty"`
+	Review      string  `json:"review,omitempty"`
+	Remote      string  `json:"remote"`
+	Status      int     `json:"status"`
+	DurationMS  float64 `json:"duration_ms"`
+}
+
+// EventType is the access event's type.
+func (Access) EventType() string { return TypeAccessRecorded }
+
+// EventVersion is the access event's version.
+func (Access) EventVersion() string { return "1" }
+
 // Terminal reports whether an event type ends an execution.
 func Terminal(typ string) bool {
 	return typ == TypeExecutionCompleted || typ == TypeExecutionFailed || typ == TypeExecutionCancelled
@@ -538,6 +607,10 @@ func Parse(e Envelope) (Payload, error) {
 		p = &ReviewOpened{}
 	case TypeReviewAcknowledged:
 		p = &ReviewAcknowledged{}
+	case TypeChainCheckpoint, TypeExecutionSealed, TypeAccessSealed:
+		p = NewSeal(e.Type)
+	case TypeAccessRecorded:
+		p = &Access{}
 	default:
 		return nil, fmt.Errorf("%w: unknown type %q", ErrMalformed, e.Type)
 	}

@@ -64,21 +64,36 @@ func principalFrom(ctx context.Context) Principal {
 	return p
 }
 
-// authenticate accepts "Authorization: Bearer <token>", or for WebSocket
-// clients that cannot set headers, the "token" query parameter.
-func (s *Server) authenticate(next http.Handler) http.Handler {
+// authenticate accepts "Authorization: Bearer <token>" only.
+func (s *Server) authenticate(next http.Handler) http.Handler { return s.auth(next, false) }
+
+// authenticateWS also accepts the "token" query parameter, for WebSocket
+// clients (browsers) that cannot set headers. Only the WebSocket route
+// takes it: a token in a URL ends up in proxies' and browsers' histories.
+func (s *Server) authenticateWS(next http.Handler) http.Handler { return s.auth(next, true) }
+
+func (s *Server) auth(next http.Handler, query bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		raw := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if raw == "" || raw == r.Header.Get("Authorization") {
+		h := r.Header.Get("Authorization")
+		raw, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok {
+			raw = ""
+		}
+		if h == "" && query {
 			raw = r.URL.Query().Get("token")
 		}
 		for _, t := range s.tokens {
 			if raw != "" && subtle.ConstantTimeCompare([]byte(raw), t.secret) == 1 {
+				noteAccess(r.Context(), func(a *accessInfo) { a.principal = t.Principal })
 				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, t.Principal)))
 				return
 			}
 		}
-		writeError(w, http.StatusUnauthorized, "missing or unknown bearer token: send Authorization: Bearer <token>")
+		msg := "missing or unknown bearer token: send Authorization: Bearer <token>"
+		if !query && h == "" && r.URL.Query().Has("token") {
+			msg = "the token query parameter is only accepted by the WebSocket endpoint: send Authorization: Bearer <token>"
+		}
+		writeError(w, http.StatusUnauthorized, msg)
 	})
 }
 

@@ -45,6 +45,9 @@ type Config struct {
 	// TrustedS3Endpoints are DSPIPE_S3_ENDPOINTS: an S3 source naming
 	// another endpoint without credentials of its own is refused.
 	TrustedS3Endpoints []string
+	// Access takes every audited call (the access audit); nil records
+	// none (tests of other things).
+	Access AccessRecorder
 }
 
 // Server is the HTTP API.
@@ -57,6 +60,7 @@ type Server struct {
 	log        *slog.Logger
 	outputRoot string
 	trustedS3  []string
+	access     AccessRecorder
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -72,13 +76,13 @@ func NewServer(c Config) *Server {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Server{store: c.Store, prod: c.Producer, topics: c.Topics, tokens: c.Tokens, hub: c.Hub, log: c.Log,
-		outputRoot: c.OutputRoot, trustedS3: c.TrustedS3Endpoints, closing: make(chan struct{})}
+		outputRoot: c.OutputRoot, trustedS3: c.TrustedS3Endpoints, access: c.Access, closing: make(chan struct{})}
 }
 
 // Handler returns the router.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer)
+	r.Use(middleware.Recoverer, s.accessLog)
 	r.Route("/api/v1/datasets", func(r chi.Router) {
 		r.Get("/health", s.health)
 		r.Group(func(r chi.Router) {
@@ -90,8 +94,8 @@ func (s *Server) Handler() http.Handler {
 			r.Get("/{id}/events", s.auditEvents)
 			r.With(requireRole(RoleSubmitter, RoleAdmin)).Post("/{id}/cancel", s.cancel)
 			r.With(requireRole(RoleService, RoleAdmin)).Post("/{id}/progress", s.progress)
-			r.Get("/ws/{id}", s.websocket)
 		})
+		r.With(s.authenticateWS).Get("/ws/{id}", s.websocket)
 	})
 	// The review queue: quarantined records waiting for a reviewer.
 	r.Route("/api/v1/reviews", func(r chi.Router) {
@@ -159,7 +163,11 @@ func (s *Server) send(ctx context.Context, c wire.Command) error {
 func (s *Server) process(w http.ResponseWriter, r *http.Request) {
 	req, err := decodeRequest(r.Body)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		code := http.StatusBadRequest
+		if errors.Is(err, errTooLarge) {
+			code = http.StatusRequestEntityTooLarge
+		}
+		writeError(w, code, err.Error())
 		return
 	}
 	env := source.Env{TrustedS3Endpoints: s.trustedS3}
@@ -175,6 +183,7 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := NewExecutionID()
+	noteAccess(r.Context(), func(a *accessInfo) { a.execution = id })
 	if err := s.send(r.Context(), wire.Command{Kind: wire.CmdProcess, ExecutionID: id, UserID: p.UserID, Request: &req}); err != nil {
 		s.log.Error("api: submit", "execution_id", id, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "the event log is unavailable; retry shortly")
@@ -190,6 +199,9 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request) {
 
 // load fetches an execution the caller may see; it writes the error itself.
 func (s *Server) load(w http.ResponseWriter, r *http.Request) (store.Execution, bool) {
+	if !checkID(w, chi.URLParam(r, "id")) {
+		return store.Execution{}, false
+	}
 	x, err := s.store.Execution(r.Context(), chi.URLParam(r, "id"))
 	return x, s.visible(w, r, x, err)
 }
@@ -251,6 +263,9 @@ func overallProgress(x store.Execution) float64 {
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	if !checkID(w, chi.URLParam(r, "id")) {
+		return
+	}
 	x, stages, err := s.store.ExecutionWithStages(r.Context(), chi.URLParam(r, "id"))
 	if !s.visible(w, r, x, err) {
 		return
@@ -346,7 +361,14 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Reason string `json:"reason"`
 	}
-	_ = json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&body)
+	if code, err := readJSON(r.Body, 4096, &body, true); err != nil {
+		writeError(w, code, "body must be empty or {\"reason\": \"why\"} (at most 4096 bytes): "+err.Error())
+		return
+	}
+	if hasControl(body.Reason) {
+		writeError(w, http.StatusBadRequest, "reason must not contain control characters")
+		return
+	}
 	p := principalFrom(r.Context())
 	reason, _ := maskIdentifiers(truncate(body.Reason, 200))
 	if err := s.send(r.Context(), wire.Command{Kind: wire.CmdCancel, ExecutionID: x.ID, UserID: p.UserID, Reason: reason}); err != nil {
@@ -366,10 +388,12 @@ func (s *Server) progress(w http.ResponseWriter, r *http.Request) {
 		Percent float64 `json:"percent"`
 		Message string  `json:"message"`
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		writeError(w, http.StatusBadRequest, "body must be {\"stage\": string, \"percent\": 0..100, \"message\": string}")
+	if code, err := readJSON(r.Body, 4096, &body, false); err != nil {
+		writeError(w, code, "body must be {\"stage\": string, \"percent\": 0..100, \"message\": string}: "+err.Error())
+		return
+	}
+	if hasControl(body.Stage) || hasControl(body.Message) {
+		writeError(w, http.StatusBadRequest, "stage and message must not contain control characters")
 		return
 	}
 	if body.Percent < 0 || body.Percent > 100 {
@@ -540,6 +564,9 @@ func (s *Server) reviews(w http.ResponseWriter, r *http.Request) {
 // part of the audit trail: it must describe the decision, not the person.
 func (s *Server) acknowledge(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
+	if !checkID(w, id) {
+		return
+	}
 	n, err := strconv.Atoi(chi.URLParam(r, "review"))
 	if err != nil || n < 1 {
 		writeError(w, http.StatusBadRequest, "review must be a positive integer")
@@ -548,10 +575,11 @@ func (s *Server) acknowledge(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Note string `json:"note"`
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8192))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil || strings.TrimSpace(body.Note) == "" {
-		writeError(w, http.StatusBadRequest, "body must be {\"note\": \"what was decided\"} with a non-empty note (at most 1000 characters)")
+	if code, err := readJSON(r.Body, 8192, &body, false); err != nil || strings.TrimSpace(body.Note) == "" {
+		if err == nil {
+			code = http.StatusBadRequest
+		}
+		writeError(w, code, "body must be {\"note\": \"what was decided\"} with a non-empty note (at most 1000 characters)")
 		return
 	}
 	if len(body.Note) > 1000 || hasControl(strings.ReplaceAll(body.Note, "\n", "")) {

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"github.com/dspipe/dspipe/internal/source"
 	"io"
+	"net/http"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -28,6 +29,56 @@ import (
 // maxBody bounds a processing request.
 const maxBody = 1 << 20
 
+// errTooLarge is a body over its endpoint's limit: 413.
+var errTooLarge = errors.New("request body is too large")
+
+// readJSON decodes exactly one JSON object of at most limit bytes into v,
+// refusing unknown fields and anything after the object; optional lets
+// the body be empty. It returns the status to answer with on error: 413
+// for a body over the limit, 400 otherwise.
+func readJSON(body io.Reader, limit int64, v any, optional bool) (int, error) {
+	b, err := io.ReadAll(io.LimitReader(body, limit+1))
+	if err != nil {
+		return http.StatusBadRequest, fmt.Errorf("cannot read the request body")
+	}
+	if int64(len(b)) > limit {
+		return http.StatusRequestEntityTooLarge, fmt.Errorf("%w: at most %d bytes", errTooLarge, limit)
+	}
+	if optional && len(bytes.TrimSpace(b)) == 0 {
+		return 0, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return http.StatusBadRequest, fmt.Errorf("not the expected JSON object")
+	}
+	if !atEOF(dec) {
+		return http.StatusBadRequest, fmt.Errorf("data after the JSON object")
+	}
+	return 0, nil
+}
+
+// atEOF reports whether nothing but white space follows the decoded value.
+func atEOF(dec *json.Decoder) bool {
+	_, err := dec.Token()
+	return errors.Is(err, io.EOF)
+}
+
+// validID matches execution ids: ds_<unix seconds>_<hex>, or any short
+// name of letters, digits, '_', '-' and '.'.
+var validIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+func validID(id string) bool { return validIDRe.MatchString(id) }
+
+// checkID answers 400 for an execution id that cannot be one.
+func checkID(w http.ResponseWriter, id string) bool {
+	if validID(id) {
+		return true
+	}
+	writeError(w, http.StatusBadRequest, "not a valid execution id: ids are letters, digits, '_', '-' and '.', such as ds_1767225600_0123456789abcdef")
+	return false
+}
+
 // decodeRequest parses and validates a processing request, returning a
 // message that says what to fix.
 func decodeRequest(body io.Reader) (events.Request, error) {
@@ -37,7 +88,7 @@ func decodeRequest(body io.Reader) (events.Request, error) {
 		return req, fmt.Errorf("cannot read the request body")
 	}
 	if len(b) > maxBody {
-		return req, fmt.Errorf("request body is over %d bytes", maxBody)
+		return req, fmt.Errorf("%w: a processing request is at most %d bytes", errTooLarge, maxBody)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -57,6 +108,9 @@ func decodeRequest(body io.Reader) (events.Request, error) {
 			return req, fmt.Errorf("request body is empty: send a JSON object with sources and output")
 		}
 		return req, fmt.Errorf("request body is not a valid processing request")
+	}
+	if !atEOF(dec) {
+		return req, fmt.Errorf("request body has data after the JSON object: send exactly one object")
 	}
 	// NUL characters cannot be stored or used in paths; encoding/json writes
 	// them as \u0000, wherever they hide (keys, nested settings).

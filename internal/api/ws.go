@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/coder/websocket"
@@ -151,6 +152,11 @@ func (f *feed) progress(e events.Envelope) map[string]any {
 func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	x, ok := s.load(w, r)
 	if !ok {
+		return
+	}
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		w.Header().Set("Upgrade", "websocket")
+		writeError(w, http.StatusUpgradeRequired, "this endpoint is a WebSocket feed: connect with a WebSocket client (Upgrade: websocket)")
 		return
 	}
 	var since uint64

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -108,6 +109,10 @@ func runAPI(ctx context.Context, cfg config.Config, st *store.Store, log *slog.L
 	}
 	defer prod.Close()
 	log = log.With("service", "api")
+	if cfg.DevToken {
+		log.Warn("DSPIPE_API_TOKENS is unset: the development admin token 'dev-admin-token' is accepted; the API listens on loopback only. Set DSPIPE_API_TOKENS for any shared use.",
+			"addr", cfg.APIAddr)
+	}
 	hub := api.NewHub(cfg.Kafka, log)
 	srv := api.NewServer(api.Config{Store: st, Producer: prod, Topics: cfg.Kafka.Topics(), Tokens: tokens, Hub: hub, Log: log, OutputRoot: cfg.OutputRoot, TrustedS3Endpoints: cfg.TrustedS3Endpoints})
 	h := srv.Handler()
@@ -140,9 +145,14 @@ func runAPI(ctx context.Context, cfg config.Config, st *store.Store, log *slog.L
 	return g.Wait()
 }
 
+// wsBypass sends WebSocket handshakes on the feed's route around the
+// request timeout (a hijacked connection cannot be timed out by
+// http.TimeoutHandler); every other request, whatever its headers, keeps
+// the timeout.
 func wsBypass(direct, timed http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "" {
+		if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/api/v1/datasets/ws/") &&
+			strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 			direct.ServeHTTP(w, r)
 			return
 		}

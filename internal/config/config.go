@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -29,6 +30,10 @@ type Config struct {
 
 	APIAddr   string // DSPIPE_API_ADDR, 127.0.0.1:8080
 	APITokens string // DSPIPE_API_TOKENS, token:user:role,...
+	// DevToken is true when DSPIPE_API_TOKENS was unset and the API
+	// listens on loopback: the development admin token is accepted, and
+	// the API says so in a warning when it starts.
+	DevToken bool
 
 	RequestTimeout   time.Duration // DATASET_REQUEST_TIMEOUT seconds, 600
 	MaxConcurrent    int           // MAX_CONCURRENT_DATASET_PROCESSING, 5
@@ -167,13 +172,24 @@ func Load(getenv func(string) string) (Config, error) {
 		if !isLoopback(c.APIAddr) {
 			errs = append(errs, errors.New("DSPIPE_API_TOKENS is required when DSPIPE_API_ADDR is not a loopback address"))
 		}
-		c.APITokens = DevToken
+		c.APITokens, c.DevToken = DevToken, true
 	}
 	return c, errors.Join(errs...)
 }
 
+// isLoopback reports whether a listen address is on loopback only: a
+// loopback IP literal or "localhost". Host names that merely start like
+// one (127.evil.example) are not.
 func isLoopback(addr string) bool {
-	return strings.HasPrefix(addr, "127.") || strings.HasPrefix(addr, "localhost:") || strings.HasPrefix(addr, "[::1]:")
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func str(getenv func(string) string, k, def string) string {

@@ -43,6 +43,17 @@ func TestPublicAPIAddressNeedsRealTokens(t *testing.T) {
 	t.Parallel()
 	_, err := Load(env(map[string]string{"DSPIPE_API_ADDR": "0.0.0.0:8080"}))
 	require.ErrorContains(t, err, "DSPIPE_API_TOKENS is required")
+	// Finding 7: the loopback check reads the address, not its first
+	// characters.
+	for _, addr := range []string{"127.evil.example:1", "localhost.evil.example:80", "[::]:8080", ":8080", "10.0.0.1:8080"} {
+		_, err := Load(env(map[string]string{"DSPIPE_API_ADDR": addr}))
+		require.ErrorContains(t, err, "DSPIPE_API_TOKENS is required", addr)
+	}
+	for _, addr := range []string{"127.0.0.1:8080", "127.0.0.2:1", "localhost:8080", "[::1]:8080"} {
+		c, err := Load(env(map[string]string{"DSPIPE_API_ADDR": addr}))
+		require.NoError(t, err, addr)
+		require.True(t, c.DevToken, "the development token is on, and the API warns")
+	}
 	c, err := Load(env(map[string]string{"DSPIPE_API_ADDR": "0.0.0.0:8080", "DSPIPE_API_TOKENS": "abcdefgh:u:admin", "KAFKA_BROKERS": "k1:9092, k2:9092"}))
 	require.NoError(t, err)
 	require.False(t, c.Embedded)

@@ -41,8 +41,8 @@ type stageRun struct {
 	// default it becomes a keyed hash (output.keep_source_ids).
 	keepSourceIDs bool
 	safety        *safetyRun
-	quality *quality.Settings
-	bias    *bias.Settings
+	quality       *quality.Settings
+	bias          *bias.Settings
 }
 
 // biasMention is a mention as annotations.bias lists it: which message,

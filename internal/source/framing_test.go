@@ -2,12 +2,15 @@ package source
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -149,6 +152,52 @@ func TestLocalFilesConfinedToRoots(t *testing.T) {
 	require.ErrorIs(t, err, ErrNotAllowed)
 	_, err = LocalFiles(filepath.Join(root, "missing.jsonl"), []string{root})
 	require.ErrorContains(t, err, "not found")
+}
+
+// TestOutsideTheRootsExistingAndMissingAnswerAlike: the refusal of a path
+// outside the roots says nothing about whether it exists.
+func TestOutsideTheRootsExistingAndMissingAnswerAlike(t *testing.T) {
+	t.Parallel()
+	root, outside := t.TempDir(), t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(outside, "there.jsonl"), []byte("{}\n"), 0o600))
+	_, errThere := LocalFiles(filepath.Join(outside, "there.jsonl"), []string{root})
+	_, errMissing := LocalFiles(filepath.Join(outside, "missing.jsonl"), []string{root})
+	require.ErrorIs(t, errThere, ErrNotAllowed)
+	require.ErrorIs(t, errMissing, ErrNotAllowed)
+	strip := func(err error) string { return strings.ReplaceAll(err.Error(), "missing.jsonl", "there.jsonl") }
+	require.Equal(t, strip(errThere), strip(errMissing))
+	_, errDir := LocalFiles(filepath.Join(outside, "nodir", "x.jsonl"), []string{root})
+	require.ErrorIs(t, errDir, ErrNotAllowed)
+}
+
+// TestAFIFOIsRefusedNotRead: a named pipe given as a local source would
+// block ingest for ever; anything but a regular file is refused at once.
+func TestAFIFOIsRefusedNotRead(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	fifo := filepath.Join(root, "pipe.jsonl")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
+	done := make(chan error, 1)
+	go func() {
+		_, err := LocalFiles(fifo, []string{root})
+		if err == nil {
+			l := &Local{Path: fifo, Roots: []string{root}}
+			var rc io.ReadCloser
+			if rc, err = l.Open(context.Background(), Object{Name: fifo}, 0, -1); err == nil {
+				rc.Close()
+			}
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, ErrNotAllowed)
+		require.ErrorContains(t, err, "not a regular file")
+	case <-time.After(5 * time.Second):
+		t.Fatal("a FIFO blocked the source")
+	}
+	_, err := LocalFiles(root, []string{root})
+	require.Error(t, err, "a directory's FIFOs are skipped; with nothing else it holds no files")
 }
 
 func FuzzFramers(f *testing.F) {

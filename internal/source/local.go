@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 )
 
 // Local reads a file, a directory (its regular, non-hidden files) or a glob,
@@ -45,9 +46,16 @@ func (l *Local) Open(_ context.Context, obj Object, off, n int64) (io.ReadCloser
 	if len(files) != 1 || files[0] != obj.Name {
 		return nil, fmt.Errorf("%w: %s changed since it was listed", ErrNotAllowed, obj.Name)
 	}
-	f, err := os.Open(obj.Name)
+	// O_NONBLOCK: should the file have been swapped for a FIFO since it
+	// was checked, opening it must not hang; anything but a regular file
+	// is refused.
+	f, err := os.OpenFile(obj.Name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, localErr(err, obj.Name)
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s is not a regular file", ErrNotAllowed, obj.Name)
 	}
 	if off > 0 {
 		if _, err := f.Seek(off, io.SeekStart); err != nil {

@@ -94,6 +94,11 @@ func LocalFiles(path string, roots []string) ([]string, error) {
 	if strings.Contains(filepath.ToSlash(path), "../") || strings.HasSuffix(path, "..") {
 		return nil, fmt.Errorf("%w: '..' is not allowed", ErrNotAllowed)
 	}
+	// A path outside the roots is refused before the file system is
+	// asked anything, so the answer is the same whether it exists or not.
+	if abs, err := filepath.Abs(path); err != nil || !withinNamed(abs, roots) {
+		return nil, fmt.Errorf("%w: %s", ErrNotAllowed, path)
+	}
 	var candidates []string
 	if strings.ContainsAny(path, "*?[") {
 		m, err := filepath.Glob(path)
@@ -136,10 +141,37 @@ func LocalFiles(path string, roots []string) ([]string, error) {
 		if !within(real, roots) {
 			return nil, fmt.Errorf("%w: %s", ErrNotAllowed, c)
 		}
+		// A FIFO, device or socket would block or never end: only
+		// regular files are read.
+		if st, err := os.Stat(real); err != nil || !st.Mode().IsRegular() {
+			return nil, fmt.Errorf("%w: %s is not a regular file", ErrNotAllowed, c)
+		}
 		out = append(out, real)
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// withinNamed reports whether p lies under one of roots by name, the roots
+// taken as configured or with their links resolved.
+func withinNamed(p string, roots []string) bool {
+	p = filepath.Clean(p)
+	for _, r := range roots {
+		for _, rr := range []string{r, evalOr(r)} {
+			rr = filepath.Clean(rr)
+			if p == rr || strings.HasPrefix(p, rr+string(filepath.Separator)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func evalOr(p string) string {
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return p
 }
 
 func within(p string, roots []string) bool {

@@ -107,7 +107,8 @@ func TestPrivateEndpointsAreRefusedUnlessAllowed(t *testing.T) {
 		"access_key_id": "${AWS_ACCESS_KEY_ID}", "secret_access_key": "${AWS_SECRET_ACCESS_KEY}"}}, env)
 	require.NoError(t, err)
 	_, err = src.List(ctx)
-	require.ErrorIs(t, err, source.ErrNotAllowed)
+	require.ErrorIs(t, err, source.ErrPrivateAddress)
+	require.NotContains(t, err.Error(), "local roots", "the refusal names the endpoint, not local paths")
 	require.True(t, source.Permanent(err))
 }
 

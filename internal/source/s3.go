@@ -191,7 +191,7 @@ func s3Err(err error, what string) error {
 		}
 	}
 	if errors.Is(err, ErrPrivateAddress) {
-		return fmt.Errorf("%w: %w", ErrNotAllowed, ErrPrivateAddress)
+		return fmt.Errorf("s3: %s: %w", what, ErrPrivateAddress)
 	}
 	return fmt.Errorf("s3: %s: %w", what, err)
 }

@@ -61,7 +61,7 @@ var (
 // the read was cancelled.
 func Permanent(err error) bool {
 	return errors.Is(err, ErrNotFound) || errors.Is(err, ErrDenied) || errors.Is(err, ErrConfig) ||
-		errors.Is(err, ErrNotAllowed) || errors.Is(err, ErrBomb) || errors.Is(err, os.ErrNotExist) ||
+		errors.Is(err, ErrNotAllowed) || errors.Is(err, ErrPrivateAddress) || errors.Is(err, ErrBomb) || errors.Is(err, os.ErrNotExist) ||
 		errors.Is(err, os.ErrPermission) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
