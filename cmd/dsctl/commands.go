@@ -245,38 +245,6 @@ func cmdShow(ctx context.Context, what string, args []string, getenv func(string
 	return nil
 }
 
-func cmdAudit(ctx context.Context, args []string, getenv func(string) string) error {
-	if len(args) != 2 || args[0] != "verify" {
-		return errors.New("usage: dsctl audit verify <execution_id>")
-	}
-	var out struct {
-		Events   []json.RawMessage `json:"events"`
-		Verified bool              `json:"verified"`
-		Problem  string            `json:"problem"`
-	}
-	if err := apiClient(getenv).Do(ctx, "GET", "/"+args[1]+"/events", nil, &out); err != nil {
-		return err
-	}
-	// Verify here too: the auditor trusts the hashes, not the server's word.
-	envs := make([]events.Envelope, 0, len(out.Events))
-	for _, raw := range out.Events {
-		e, err := events.Decode(raw)
-		if err != nil {
-			return err
-		}
-		envs = append(envs, e)
-	}
-	if err := events.Verify(envs); err != nil {
-		return fmt.Errorf("audit trail of %s does NOT verify: %w", args[1], err)
-	}
-	last := ""
-	if len(envs) > 0 {
-		last = envs[len(envs)-1].Hash
-	}
-	fmt.Printf("audit trail of %s verifies: %d events, head hash %s\n", args[1], len(envs), last)
-	return nil
-}
-
 func cmdProjector(ctx context.Context, args []string, getenv func(string) string) error {
 	fs := flag.NewFlagSet("projector rebuild", flag.ContinueOnError)
 	schema := fs.String("schema", "rebuild", "schema to rebuild into (dropped first)")

@@ -31,7 +31,10 @@ commands:
   process                 submit a request, show live progress, print statistics
   status <execution_id>   print an execution's status
   stats <execution_id>    print an execution's statistics
-  audit verify <id>       fetch an execution's audit trail and verify its hash chain
+  audit verify <id>       verify an execution's trail (hash chain, signed seals, read model) from the API, Postgres or Kafka
+  audit export <id>       write the trail as published, with the public key, for verification without dsctl
+  audit access            list the access audit (who read or changed what, denials included)
+  audit keygen -o F       make an Ed25519 audit signing key
   projector rebuild       replay the event log from offset zero into a fresh schema
   read [-type T] -c k=v   read one source without the services (dry run): records, MB/s, peak memory
   reviews [ack ID N -note] list the review queue of quarantined records, or acknowledge one with a note

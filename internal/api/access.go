@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -59,7 +60,7 @@ var actions = map[string]string{
 	"POST /api/v1/datasets/{id}/cancel":              "cancel",
 	"POST /api/v1/datasets/{id}/progress":            "progress",
 	"GET /api/v1/datasets/ws/{id}":                   "subscribe",
-	"GET /api/v1/reviews/":                           "reviews",
+	"GET /api/v1/reviews":                            "reviews",
 	"POST /api/v1/reviews/{id}/{review}/acknowledge": "acknowledge",
 	"GET /api/v1/audit/access":                       "audit_access",
 	"GET /api/v1/audit/public-key":                   "audit_public_key",
@@ -71,6 +72,8 @@ var actions = map[string]string{
 // audit.
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.inflight.Add(1)
+		defer s.inflight.Done()
 		start := time.Now()
 		info := &accessInfo{}
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
@@ -78,7 +81,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		rc := chi.RouteContext(r.Context())
 		route := ""
 		if rc != nil {
-			route = rc.RoutePattern()
+			route = strings.TrimSuffix(strings.TrimSuffix(rc.RoutePattern(), "/*"), "/")
 		}
 		status := ww.Status()
 		if status == 0 {

@@ -26,9 +26,13 @@ type Principal struct {
 	Role   string
 }
 
-// seesAll reports whether the caller may read every user's executions.
+// seesAll reports whether the caller may read every user's executions
+// (status, statistics, the active list, the live feed). A viewer is a
+// read-only observer of every execution: operations dashboards and data
+// stewards, who see progress and figures but never a trail, a review or
+// the access audit, and change nothing.
 func (p Principal) seesAll() bool {
-	return p.Role == RoleAdmin || p.Role == RoleAuditor || p.Role == RoleReviewer || p.Role == RoleService
+	return p.Role == RoleAdmin || p.Role == RoleAuditor || p.Role == RoleReviewer || p.Role == RoleService || p.Role == RoleViewer
 }
 
 type token struct {

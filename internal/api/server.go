@@ -11,7 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
+	"regexp"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +27,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/audit"
 	"github.com/dspipe/dspipe/internal/kafka"
 	"github.com/dspipe/dspipe/internal/pii"
 	"github.com/dspipe/dspipe/internal/source"
@@ -48,6 +53,8 @@ type Config struct {
 	// Access takes every audited call (the access audit); nil records
 	// none (tests of other things).
 	Access AccessRecorder
+	// Signer is the audit key; its public half is served to auditors.
+	Signer *audit.Signer
 }
 
 // Server is the HTTP API.
@@ -61,9 +68,22 @@ type Server struct {
 	outputRoot string
 	trustedS3  []string
 	access     AccessRecorder
+	signer     *audit.Signer
+	inflight   sync.WaitGroup
 
 	closing   chan struct{}
 	closeOnce sync.Once
+}
+
+// WaitIdle waits until every request, WebSockets included, has finished
+// and been recorded, or ctx ends.
+func (s *Server) WaitIdle(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { s.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
 // Close tells open WebSockets to close with StatusGoingAway; call it before
@@ -76,7 +96,7 @@ func NewServer(c Config) *Server {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Server{store: c.Store, prod: c.Producer, topics: c.Topics, tokens: c.Tokens, hub: c.Hub, log: c.Log,
-		outputRoot: c.OutputRoot, trustedS3: c.TrustedS3Endpoints, access: c.Access, closing: make(chan struct{})}
+		outputRoot: c.OutputRoot, trustedS3: c.TrustedS3Endpoints, access: c.Access, signer: c.Signer, closing: make(chan struct{})}
 }
 
 // Handler returns the router.
@@ -91,7 +111,7 @@ func (s *Server) Handler() http.Handler {
 			r.Get("/status/{id}", s.status)
 			r.Get("/statistics/{id}", s.statistics)
 			r.Get("/active", s.active)
-			r.Get("/{id}/events", s.auditEvents)
+			r.With(requireRole(RoleSubmitter, RoleReviewer, RoleAuditor, RoleAdmin)).Get("/{id}/events", s.auditEvents)
 			r.With(requireRole(RoleSubmitter, RoleAdmin)).Post("/{id}/cancel", s.cancel)
 			r.With(requireRole(RoleService, RoleAdmin)).Post("/{id}/progress", s.progress)
 		})
@@ -103,20 +123,53 @@ func (s *Server) Handler() http.Handler {
 		r.With(requireRole(RoleReviewer, RoleAdmin, RoleAuditor)).Get("/", s.reviews)
 		r.With(requireRole(RoleReviewer, RoleAdmin)).Post("/{id}/{review}/acknowledge", s.acknowledge)
 	})
-	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint; the API lives under /api/v1/datasets and /api/v1/reviews")
+	// The audit trail's key, and the access audit for auditors.
+	r.Route("/api/v1/audit", func(r chi.Router) {
+		r.Get("/public-key", s.publicKey)
+		r.Group(func(r chi.Router) {
+			r.Use(s.authenticate, requireRole(RoleAuditor, RoleAdmin))
+			r.Get("/access", s.accessRecords)
+			r.Get("/access/chains", s.accessChain)
+		})
 	})
+	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint; the API lives under /api/v1/datasets, /api/v1/reviews and /api/v1/audit")
+	})
+	allow := routeMethods(r)
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
-		var allowed []string
-		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
-			if r.Match(chi.NewRouteContext(), m, req.URL.Path) {
-				allowed = append(allowed, m)
-			}
-		}
+		allowed := allow(req.URL.Path)
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
 		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed here; use %s", req.Method, strings.Join(allowed, " or ")))
 	})
 	return r
+}
+
+// routeMethods lists, for a path, the methods some route serves it with
+// (the Allow header of a 405); mounted sub-routers answer every method to
+// chi's Match, so the routes are walked instead.
+func routeMethods(r chi.Routes) func(path string) []string {
+	type route struct {
+		re     *regexp.Regexp
+		method string
+	}
+	var routes []route
+	param := regexp.MustCompile(`\\\{[^/]+\}`)
+	_ = chi.Walk(r, func(method, pattern string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		p := strings.TrimSuffix(pattern, "/")
+		re := "^" + param.ReplaceAllString(regexp.QuoteMeta(p), "[^/]+") + "/?$"
+		routes = append(routes, route{regexp.MustCompile(re), method})
+		return nil
+	})
+	return func(path string) []string {
+		var out []string
+		for _, rt := range routes {
+			if rt.re.MatchString(path) && !slices.Contains(out, rt.method) {
+				out = append(out, rt.method)
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -409,36 +462,6 @@ func (s *Server) progress(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, map[string]any{"execution_id": x.ID, "accepted": true})
 }
 
-// auditEvents returns an execution's audit trail and whether its hash chain
-// verifies.
-func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request) {
-	x, ok := s.load(w, r)
-	if !ok {
-		return
-	}
-	raws, err := s.store.EventsSince(r.Context(), x.ID, 0, 1_000_000)
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "the database is unavailable; retry shortly")
-		return
-	}
-	envs := make([]events.Envelope, 0, len(raws))
-	list := make([]json.RawMessage, 0, len(raws))
-	for _, b := range raws {
-		e, err := events.Decode(b)
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, "the audit trail holds an undecodable event")
-			return
-		}
-		envs = append(envs, e)
-		list = append(list, b)
-	}
-	verified, problem := true, ""
-	if err := events.Verify(envs); err != nil {
-		verified, problem = false, err.Error()
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"execution_id": x.ID, "events": list, "verified": verified, "problem": problem})
-}
-
 // maskIdentifiers masks personal identifiers in free text a user sends
 // (review notes, cancel reasons, progress messages) before it enters the
 // audit trail, with type tags such as [EMAIL]; it returns how many.
@@ -547,7 +570,7 @@ func (s *Server) reviews(w http.ResponseWriter, r *http.Request) {
 		limit = n
 	}
 	exec := q.Get("execution_id")
-	if len(exec) > 200 || hasControl(exec) {
+	if utf8.RuneCountInString(exec) > 200 || hasControl(exec) {
 		writeError(w, http.StatusBadRequest, "execution_id is not a valid execution id")
 		return
 	}
@@ -568,7 +591,7 @@ func (s *Server) acknowledge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n, err := strconv.Atoi(chi.URLParam(r, "review"))
-	if err != nil || n < 1 {
+	if err != nil || n < 1 || n > math.MaxInt32 {
 		writeError(w, http.StatusBadRequest, "review must be a positive integer")
 		return
 	}
@@ -582,7 +605,7 @@ func (s *Server) acknowledge(w http.ResponseWriter, r *http.Request) {
 		writeError(w, code, "body must be {\"note\": \"what was decided\"} with a non-empty note (at most 1000 characters)")
 		return
 	}
-	if len(body.Note) > 1000 || hasControl(strings.ReplaceAll(body.Note, "\n", "")) {
+	if utf8.RuneCountInString(body.Note) > 1000 || hasControl(strings.ReplaceAll(body.Note, "\n", "")) {
 		writeError(w, http.StatusBadRequest, "note must be at most 1000 characters without control characters")
 		return
 	}

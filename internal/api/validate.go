@@ -22,6 +22,7 @@ import (
 	"regexp"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/dspipe/dspipe/events"
 )
@@ -92,7 +93,13 @@ func decodeRequest(body io.Reader) (events.Request, error) {
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	err = dec.Decode(&req)
+	if err == nil {
+		if at := nullAt(b); at != "" {
+			return req, fmt.Errorf("%s must not be null: leave it out for its default", at)
+		}
+	}
+	if err != nil {
 		var syn *json.SyntaxError
 		var typ *json.UnmarshalTypeError
 		switch {
@@ -121,6 +128,51 @@ func decodeRequest(body io.Reader) (events.Request, error) {
 		return req, err
 	}
 	return req, nil
+}
+
+// nullable are the request fields that may be null (meaning the default).
+var nullable = map[string]bool{"output.compression": true, "output.destination": true}
+
+// nullAt finds a JSON null in the request body outside the nullable
+// fields and returns where, or "". encoding/json would silently read null
+// as the zero value, which the specification does not allow.
+func nullAt(b []byte) string {
+	var v any
+	if json.Unmarshal(b, &v) != nil {
+		return ""
+	}
+	var walk func(v any, at string) string
+	walk = func(v any, at string) string {
+		switch x := v.(type) {
+		case nil:
+			if !nullable[at] {
+				return at
+			}
+		case map[string]any:
+			keys := make([]string, 0, len(x))
+			for k := range x {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			for _, k := range keys {
+				p := k
+				if at != "" {
+					p = at + "." + k
+				}
+				if r := walk(x[k], p); r != "" {
+					return r
+				}
+			}
+		case []any:
+			for i, e := range x {
+				if r := walk(e, fmt.Sprintf("%s[%d]", at, i)); r != "" {
+					return r
+				}
+			}
+		}
+		return ""
+	}
+	return walk(v, "")
 }
 
 // kindName says in words what JSON value a Go kind takes.
@@ -174,6 +226,13 @@ var sourceKeys = map[string][]string{
 	"huggingface":  {"dataset", "config", "split", "revision", "path"},
 }
 
+// keyMax is the longest value (in characters) of config keys that have a
+// tighter limit than 1024.
+var keyMax = map[string]int{"bucket": 63, "region": 32, "file_id": 200, "folder_id": 200, "dataset": 200, "config": 100, "split": 100, "revision": 100}
+
+// nonEmpty are config keys that mean nothing empty.
+var nonEmpty = map[string]bool{"path": true, "key": true, "bucket": true, "file_id": true, "folder_id": true, "dataset": true, "endpoint": true}
+
 var secretKeys = map[string]bool{"access_key_id": true, "secret_access_key": true, "session_token": true}
 
 func validateSourceConfig(at string, s *events.SourceSpec) error {
@@ -182,8 +241,15 @@ func validateSourceConfig(at string, s *events.SourceSpec) error {
 		if !slices.Contains(allowed, k) {
 			return fmt.Errorf("%s.config: %q is not a setting of %s sources (use %s)", at, k, s.Type, strings.Join(allowed, ", "))
 		}
-		if hasControl(v) || len(v) > 1024 {
-			return fmt.Errorf("%s.config.%s: must not contain control characters and be at most 1024 bytes", at, k)
+		limit := 1024
+		if n, ok := keyMax[k]; ok {
+			limit = n
+		}
+		if hasControl(v) || utf8.RuneCountInString(v) > limit {
+			return fmt.Errorf("%s.config.%s: must not contain control characters and be at most %d characters", at, k, limit)
+		}
+		if v == "" && nonEmpty[k] && !(s.Type == "huggingface" && k == "path") {
+			return fmt.Errorf("%s.config.%s: must not be empty", at, k)
 		}
 		if secretKeys[k] {
 			if _, ok := source.SecretRef(v); !ok {
@@ -201,6 +267,14 @@ func validateSourceConfig(at string, s *events.SourceSpec) error {
 			return fmt.Errorf("%s.config.path: required for local sources (a file, a directory or a glob under the allowed roots)", at)
 		}
 	case "s3":
+		if b, ok := c["bucket"]; ok && !safeBucket.MatchString(b) {
+			return fmt.Errorf("%s.config.bucket: an S3 bucket name is 3 to 63 lower-case letters, digits, '.' and '-', starting and ending with a letter or digit", at)
+		}
+		if _, hasKey := c["key"]; hasKey {
+			if _, hasPrefix := c["prefix"]; hasPrefix {
+				return fmt.Errorf("%s.config: give key or prefix, not both", at)
+			}
+		}
 		if c["key"] != "" && c["prefix"] != "" {
 			return fmt.Errorf("%s.config: give key or prefix, not both", at)
 		}
@@ -233,8 +307,10 @@ func validateSourceConfig(at string, s *events.SourceSpec) error {
 		return fmt.Errorf("%s.mapping: at most 64 fields", at)
 	}
 	for from, to := range s.Mapping {
-		if from == "" || to == "" || hasControl(from) || hasControl(to) || len(from) > 128 || len(to) > 128 {
-			return fmt.Errorf("%s.mapping: field names must be non-empty, at most 128 bytes, without control characters", at)
+		// Field names are only looked up, never printed: any text but
+		// NUL (refused everywhere) will do.
+		if utf8.RuneCountInString(from) > 128 || utf8.RuneCountInString(to) > 128 {
+			return fmt.Errorf("%s.mapping: field names must be at most 128 characters", at)
 		}
 	}
 	return nil
@@ -257,8 +333,8 @@ func validateRequest(req *events.Request) error {
 		if err := validateSourceConfig(at, s); err != nil {
 			return err
 		}
-		if hasControl(s.Name) || len(s.Name) > 128 {
-			return fmt.Errorf("%s.name: must not contain control characters and be at most 128 bytes", at)
+		if hasControl(s.Name) || utf8.RuneCountInString(s.Name) > 128 {
+			return fmt.Errorf("%s.name: must not contain control characters and be at most 128 characters", at)
 		}
 		if s.Priority < 0 || s.Priority > MaxPriority {
 			return fmt.Errorf("%s.priority: must be between 0 and %d", at, MaxPriority)
@@ -328,7 +404,7 @@ func validateRequest(req *events.Request) error {
 			return fmt.Errorf("output.destination: s3://bucket/prefix with a bucket name of 3 to 63 lower-case letters, digits, '.' and '-', and a prefix of letters, digits, '.', '_', '-' and '/'")
 		}
 	} else if d != "" {
-		if !safeName.MatchString(d) || strings.Contains(d, "..") || len(d) > 200 {
+		if !safeName.MatchString(d) || strings.Contains(d, "..") || len(d) > 250 {
 			return fmt.Errorf("output.destination: must be a relative directory made of letters, digits, '.', '_', '-' and '/', without '..' (it is placed under the output root)")
 		}
 	}

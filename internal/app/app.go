@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/dspipe/dspipe/internal/api"
+	"github.com/dspipe/dspipe/internal/audit"
 	"github.com/dspipe/dspipe/internal/config"
 	"github.com/dspipe/dspipe/internal/ingest"
 	"github.com/dspipe/dspipe/internal/kafka"
@@ -64,9 +65,22 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, services ...s
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	var st *store.Store
-	needStore := false
+	needStore, needKey := false, false
 	for _, s := range services {
 		needStore = needStore || s == ServiceAPI || s == ServiceProjector
+		needKey = needKey || s == ServiceAPI || s == ServiceProcessor
+	}
+	var signer *audit.Signer
+	if needKey {
+		var created bool
+		var err error
+		if signer, created, err = audit.LoadOrCreateKey(cfg.AuditSigningKey, cfg.AuditKeyGenerated); err != nil {
+			return fmt.Errorf("DSPIPE_AUDIT_SIGNING_KEY: %w", err)
+		}
+		if created {
+			log.Warn("DSPIPE_AUDIT_SIGNING_KEY is unset: made a new audit signing key; every service must sign with the same key, so set DSPIPE_AUDIT_SIGNING_KEY outside development",
+				"path", cfg.AuditSigningKey, "key_id", signer.KeyID())
+		}
 	}
 	if needStore {
 		var err error
@@ -79,14 +93,16 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, services ...s
 	for _, s := range services {
 		switch s {
 		case ServiceAPI:
-			g.Go(func() error { return runAPI(ctx, cfg, st, log) })
+			g.Go(func() error { return runAPI(ctx, cfg, st, signer, log) })
 		case ServiceIngest:
 			in := ingest.New(ingest.Config{Kafka: cfg.Kafka, InstanceID: "ingest-" + cfg.InstanceID, Sources: SourceEnv(cfg),
 				MaxConcurrent: cfg.MaxConcurrent, MaxRecordBytes: cfg.MaxRecordBytes, RetryAttempts: cfg.RetryAttempts,
 				RetryBase: cfg.RetryBase, SourceConcurrency: cfg.SourceConcurrency}, log.With("service", "ingest"))
 			g.Go(func() error { return in.Run(ctx) })
 		case ServiceProcessor:
-			p := processor.New(ProcessorConfig(cfg, "processor-"+cfg.InstanceID), log.With("service", "processor"))
+			pc := ProcessorConfig(cfg, "processor-"+cfg.InstanceID)
+			pc.Signer = signer
+			p := processor.New(pc, log.With("service", "processor"))
 			g.Go(func() error { return p.Run(ctx) })
 		case ServiceProjector:
 			pj := projector.New(cfg.Kafka, st, log.With("service", "projector"))
@@ -98,7 +114,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, services ...s
 	return g.Wait()
 }
 
-func runAPI(ctx context.Context, cfg config.Config, st *store.Store, log *slog.Logger) error {
+func runAPI(ctx context.Context, cfg config.Config, st *store.Store, signer *audit.Signer, log *slog.Logger) error {
 	tokens, err := api.ParseTokens(cfg.APITokens)
 	if err != nil {
 		return err
@@ -114,7 +130,9 @@ func runAPI(ctx context.Context, cfg config.Config, st *store.Store, log *slog.L
 			"addr", cfg.APIAddr)
 	}
 	hub := api.NewHub(cfg.Kafka, log)
-	srv := api.NewServer(api.Config{Store: st, Producer: prod, Topics: cfg.Kafka.Topics(), Tokens: tokens, Hub: hub, Log: log, OutputRoot: cfg.OutputRoot, TrustedS3Endpoints: cfg.TrustedS3Endpoints})
+	access := api.NewAccessLog(prod, cfg.Kafka.Topics().Access, signer, cfg.InstanceID, log)
+	srv := api.NewServer(api.Config{Store: st, Producer: prod, Topics: cfg.Kafka.Topics(), Tokens: tokens, Hub: hub, Log: log,
+		OutputRoot: cfg.OutputRoot, TrustedS3Endpoints: cfg.TrustedS3Endpoints, Access: access, Signer: signer})
 	h := srv.Handler()
 	hs := &http.Server{
 		Addr: cfg.APIAddr,
@@ -129,6 +147,7 @@ func runAPI(ctx context.Context, cfg config.Config, st *store.Store, log *slog.L
 	log.Info("api listening", "addr", ln.Addr().String())
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return hub.Run(gctx) })
+	g.Go(func() error { return access.Run(gctx) })
 	g.Go(func() error {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -140,7 +159,12 @@ func runAPI(ctx context.Context, cfg config.Config, st *store.Store, log *slog.L
 		srv.Close()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		return hs.Shutdown(sctx)
+		err := hs.Shutdown(sctx)
+		// WebSocket handlers (hijacked, so Shutdown does not wait for
+		// them) finish and record their access before the log closes.
+		srv.WaitIdle(sctx)
+		access.Close()
+		return err
 	})
 	return g.Wait()
 }

@@ -110,7 +110,8 @@ func TestPipelineCountsAgreeEverywhere(t *testing.T) {
 		require.NotContains(t, string(b), "My name is", "events never carry conversation text")
 	}
 	require.NoError(t, events.Verify(envs))
-	require.Len(t, msgs, len(envs), "the feed delivered every event once")
+	require.Equal(t, events.TypeExecutionSealed, envs[len(envs)-1].Type, "the trail ends with its signed seal")
+	require.Len(t, msgs, len(envs)-1, "the feed delivered every event once, up to the terminal one (the seal follows it)")
 }
 
 // TestMalformedInputIsRejectedOrFailsClearly feeds every kind of bad input
@@ -224,8 +225,9 @@ func TestWebSocketResumeDeliversEveryEventOnce(t *testing.T) {
 	for i, q := range seqs {
 		require.Equal(t, uint64(i+1), q, "events in order, none missed, none twice")
 	}
-	x := s.waitStatus(t, id, "completed")
-	require.EqualValues(t, len(seqs), x.LastSeq)
+	s.waitStatus(t, id, "completed")
+	x := s.waitStatusSeq(t, id, int64(len(seqs)+1))
+	require.EqualValues(t, len(seqs)+1, x.LastSeq, "every event up to the terminal one, then the final seal")
 }
 
 // TestProjectorRebuildEqualsLive replays the log from offset zero into a

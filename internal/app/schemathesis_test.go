@@ -35,7 +35,11 @@ func TestAPIFuzzedFromItsSpecification(t *testing.T) {
 	cmd := exec.CommandContext(ctx, st, "run", spec,
 		"--url", s.client.Base+"/api/v1",
 		"-H", "Authorization: Bearer dev-admin-token",
-		"--checks", "not_a_server_error",
+		"--checks", "all",
+		// OpenAPI 3.0 cannot describe a WebSocket handshake: the feed's
+		// route answers a plain GET with 426 (documented) and is tested by
+		// the WebSocket tests instead.
+		"--exclude-path", "/datasets/ws/{id}",
 		"--max-examples", "25",
 		"--seed", "1",
 		"--report-dir", t.TempDir())

@@ -178,7 +178,7 @@ func TestFailingSourceRetriesThenFallsBackOrFails(t *testing.T) {
 		t.Run(policy, func(t *testing.T) {
 			req := events.Request{Sources: []events.SourceSpec{
 				{Name: "good", Type: "local", Config: map[string]string{"path": good}, Priority: 2},
-				{Name: "flaky", Type: "s3", Priority: 1, OnFailure: policy, Config: map[string]string{"bucket": "b", "key": "k.jsonl", "endpoint": "http://127.0.0.1:1",
+				{Name: "flaky", Type: "s3", Priority: 1, OnFailure: policy, Config: map[string]string{"bucket": "bkt", "key": "k.jsonl", "endpoint": "http://127.0.0.1:1",
 					"access_key_id": "${AWS_ACCESS_KEY_ID}", "secret_access_key": "${AWS_SECRET_ACCESS_KEY}"}},
 			}}
 			id, msgs := s.run(t, req)

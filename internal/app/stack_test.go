@@ -17,6 +17,7 @@ import (
 
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/app"
+	"github.com/dspipe/dspipe/internal/audit"
 	"github.com/dspipe/dspipe/internal/client"
 	"github.com/dspipe/dspipe/internal/config"
 	"github.com/dspipe/dspipe/internal/store"
@@ -60,6 +61,9 @@ func startStack(t *testing.T, o stackOpts) *stack {
 	kc, cluster := testenv.Kafka(t, o.partitions, o.kfake...)
 	dir := t.TempDir()
 	port := freePort(t)
+	keyPath := filepath.Join(dir, "audit-signing-key.pem")
+	_, _, err := audit.LoadOrCreateKey(keyPath, true)
+	require.NoError(t, err)
 	cfg, err := config.Load(func(k string) string {
 		if v, ok := o.env[k]; ok {
 			return v
@@ -72,6 +76,7 @@ func startStack(t *testing.T, o stackOpts) *stack {
 			"DSPIPE_OUTPUT_ROOT":                filepath.Join(dir, "out"),
 			"MAX_CONCURRENT_DATASET_PROCESSING": strconv.Itoa(max(o.maxConcurrent, 1)),
 			"DSPIPE_API_TOKENS":                 o.tokens,
+			"DSPIPE_AUDIT_SIGNING_KEY":          keyPath,
 			// Spine tests count records one for one; safety_test.go turns
 			// the stage on.
 			"ENABLE_SAFETY_VALIDATION": "false",

@@ -35,7 +35,7 @@ type Report struct {
 }
 
 // OK reports whether the trail verified.
-func (r *Report) OK() bool { return r.Problem == "" }
+func (r Report) OK() bool { return r.Problem == "" }
 
 func (r *Report) fail(at uint64, format string, args ...any) {
 	if r.Problem == "" {
@@ -83,6 +83,8 @@ func verify(subject string, envs []events.Envelope, keys Keys, access bool) Repo
 		switch {
 		case e.Subject != subject:
 			r.fail(want, "event %d belongs to %q, not to this trail", want, e.Subject)
+		case e.Seq > want && later(envs[i+1:], want):
+			r.fail(want, "event %d is out of order: it appears after event %d", want, e.Seq)
 		case e.Seq > want:
 			r.fail(want, "event %d is missing: the trail goes from %d to %d", want, c.Seq, e.Seq)
 		case e.Seq < want:
@@ -123,6 +125,16 @@ func verify(subject string, envs []events.Envelope, keys Keys, access bool) Repo
 	return r
 }
 
+// later reports whether seq appears among envs.
+func later(envs []events.Envelope, seq uint64) bool {
+	for i := range envs {
+		if envs[i].Seq == seq {
+			return true
+		}
+	}
+	return false
+}
+
 func sealedBefore(r Report) uint64 {
 	if r.SignedThrough == 0 {
 		return 0
@@ -136,8 +148,11 @@ func checkSeal(e *events.Envelope, keys Keys) error {
 		return err
 	}
 	s := p.(*events.Seal)
-	if s.Seq != e.Seq-1 || s.Hash != e.PrevHash {
+	if s.Seq != e.Seq-1 {
 		return fmt.Errorf("the seal covers event %d, not the event right before it", s.Seq)
+	}
+	if s.Hash != e.PrevHash {
+		return fmt.Errorf("the seal signed event %d with another hash: events up to it were changed and the chain re-hashed", s.Seq)
 	}
 	pub, ok := keys[s.KeyID]
 	if !ok {

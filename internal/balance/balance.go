@@ -60,15 +60,13 @@ func ParseRequest(raw []byte) (Settings, bool, error) {
 	if len(s.Targets) == 0 && s.Cap <= 0 {
 		return s, false, errors.New("processing.balancing: give targets (group shares) or a cap (most records per group)")
 	}
-	var sum float64
-	for g, v := range s.Targets {
-		if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
-			return s, false, fmt.Errorf("processing.balancing.targets.%s: a share must be a number of at least 0", g)
-		}
-		sum += v
+	if s.Targets != nil && len(s.Targets) == 0 {
+		return s, false, errors.New("processing.balancing.targets: name at least one group, or leave targets out")
 	}
-	if len(s.Targets) > 0 && sum <= 0 {
-		return s, false, errors.New("processing.balancing.targets: give at least one group a positive share")
+	for g, v := range s.Targets {
+		if v <= 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+			return s, false, fmt.Errorf("processing.balancing.targets.%s: a share must be a positive number; leave a group out to give it none", g)
+		}
 	}
 	if s.Cap < 0 {
 		return s, false, errors.New("processing.balancing.cap: must be 0 (none) or more")

@@ -146,8 +146,8 @@ func (c *Client) Watch(ctx context.Context, id string, since uint64, fn func(Mes
 // it closes; it returns true when the terminal event was seen or fn failed.
 func (c *Client) watchOnce(ctx context.Context, id string, last *uint64, fn func(Message) error) (bool, error) {
 	u := strings.Replace(c.Base, "http", "ws", 1) + "/api/v1/datasets/ws/" + url.PathEscape(id) +
-		"?since=" + strconv.FormatUint(*last, 10) + "&token=" + url.QueryEscape(c.Token)
-	conn, resp, err := websocket.Dial(ctx, u, nil)
+		"?since=" + strconv.FormatUint(*last, 10)
+	conn, resp, err := websocket.Dial(ctx, u, c.dialOptions())
 	if err != nil {
 		if resp != nil {
 			return false, &APIError{Status: resp.StatusCode, Message: "websocket dial refused"}
@@ -184,7 +184,13 @@ func (c *Client) watchOnce(ctx context.Context, id string, last *uint64, fn func
 // disconnect on purpose).
 func (c *Client) Dial(ctx context.Context, id string, since uint64) (*websocket.Conn, error) {
 	u := strings.Replace(c.Base, "http", "ws", 1) + "/api/v1/datasets/ws/" + url.PathEscape(id) +
-		"?since=" + strconv.FormatUint(since, 10) + "&token=" + url.QueryEscape(c.Token)
-	conn, _, err := websocket.Dial(ctx, u, nil)
+		"?since=" + strconv.FormatUint(since, 10)
+	conn, _, err := websocket.Dial(ctx, u, c.dialOptions())
 	return conn, err
+}
+
+// dialOptions send the token in the Authorization header: a token in a
+// URL ends up in proxies' logs (the ?token= parameter is for browsers).
+func (c *Client) dialOptions() *websocket.DialOptions {
+	return &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + c.Token}}}
 }

@@ -81,6 +81,14 @@ type Config struct {
 	// (DSPIPE_RECORD_ID_KEY): without it an id is a plain hash of the
 	// conversation, which anyone can test a guessed conversation against.
 	RecordIDKey string
+	// AuditSigningKey is the Ed25519 private key (PKCS #8 PEM) that seals
+	// the audit trail (DSPIPE_AUDIT_SIGNING_KEY, a file path). Unset, a key
+	// is made at .dspipe/audit-signing-key.pem on first use, with a
+	// warning: every service must use the same key.
+	AuditSigningKey string
+	// AuditKeyGenerated says AuditSigningKey is the development default,
+	// which may be created.
+	AuditKeyGenerated bool
 	// Getenv is the environment the configuration was read from; sources
 	// resolve ${NAME} credential references through it.
 	Getenv func(string) string
@@ -134,6 +142,10 @@ func Load(getenv func(string) string) (Config, error) {
 		Getenv:                getenv,
 		PIISalt:               getenv("DSPIPE_PII_SALT"),
 		RecordIDKey:           getenv("DSPIPE_RECORD_ID_KEY"),
+		AuditSigningKey:       getenv("DSPIPE_AUDIT_SIGNING_KEY"),
+	}
+	if c.AuditSigningKey == "" {
+		c.AuditSigningKey, c.AuditKeyGenerated = filepath.Join(wd, ".dspipe", "audit-signing-key.pem"), true
 	}
 	for _, n := range strings.Split(getenv("DSPIPE_SOURCE_SECRETS"), ",") {
 		if n = strings.TrimSpace(n); n != "" {

@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/audit"
 	"github.com/dspipe/dspipe/internal/client"
 	"github.com/dspipe/dspipe/internal/gen"
 	"github.com/dspipe/dspipe/internal/store"
@@ -144,7 +145,12 @@ func startCluster(t *testing.T) *cluster {
 	_, schema := testenv.Schema(t)
 	dir := t.TempDir()
 	brokerPort, apiPort := freePort(t), freePort(t)
+	keyPath := filepath.Join(dir, "audit-signing-key.pem")
+	if _, _, err := audit.LoadOrCreateKey(keyPath, true); err != nil {
+		t.Fatal(err)
+	}
 	env := append(os.Environ(),
+		"DSPIPE_AUDIT_SIGNING_KEY="+keyPath,
 		"KAFKA_BROKERS=127.0.0.1:"+strconv.Itoa(brokerPort),
 		"KAFKA_PARTITIONS=3",
 		"DATABASE_URL="+testenv.DatabaseURL(),

@@ -26,6 +26,9 @@ type Topics struct {
 	Raw         string
 	Staged      string
 	Checkpoints string
+	// Access is the access audit: one hash chain per API instance run,
+	// keyed by the chain's id.
+	Access string
 }
 
 // TopicNames returns the topic names under a prefix ("" for the defaults).
@@ -36,6 +39,7 @@ func TopicNames(prefix string) Topics {
 		Raw:         prefix + "dataset.records.raw",
 		Staged:      prefix + "dataset.records.staged",
 		Checkpoints: prefix + "dataset.ingest.checkpoints",
+		Access:      prefix + "dataset.access",
 	}
 }
 
@@ -150,10 +154,14 @@ func (c Config) EnsureTopics(ctx context.Context) error {
 	plain := map[string]*string{"max.message.bytes": &maxMsg}
 	compact, policy := map[string]*string{"max.message.bytes": &maxMsg}, "compact"
 	compact["cleanup.policy"] = &policy
+	// The event log and the access log are the audit trail: never deleted
+	// by age or size (Kafka's default would drop them after 7 days).
+	never := "-1"
+	forever := map[string]*string{"max.message.bytes": &maxMsg, "retention.ms": &never, "retention.bytes": &never}
 	var resps kadm.CreateTopicResponses
 	var err2 error
 	for attempt := 0; ; attempt++ {
-		resps, err2 = adm.CreateTopics(ctx, c.Partitions, c.Replication, plain, t.Commands, t.Events, t.Raw, t.Staged)
+		resps, err2 = adm.CreateTopics(ctx, c.Partitions, c.Replication, plain, t.Commands, t.Raw, t.Staged)
 		if err2 == nil {
 			break
 		}
@@ -166,7 +174,11 @@ func (c Config) EnsureTopics(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("kafka: create topics: %w", err)
 	}
-	for _, rs := range []kadm.CreateTopicResponses{resps, cresps} {
+	fresps, err := adm.CreateTopics(ctx, c.Partitions, c.Replication, forever, t.Events, t.Access)
+	if err != nil {
+		return fmt.Errorf("kafka: create topics: %w", err)
+	}
+	for _, rs := range []kadm.CreateTopicResponses{resps, cresps, fresps} {
 		for _, r := range rs {
 			if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
 				return fmt.Errorf("kafka: create topic %s: %w", r.Topic, r.Err)
@@ -175,8 +187,12 @@ func (c Config) EnsureTopics(ctx context.Context) error {
 	}
 	// Topics created by an older version get the limit too.
 	alter := []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "max.message.bytes", Value: &maxMsg}}
-	if _, err := adm.AlterTopicConfigs(ctx, alter, t.Commands, t.Events, t.Raw, t.Staged, t.Checkpoints); err != nil {
+	if _, err := adm.AlterTopicConfigs(ctx, alter, t.Commands, t.Events, t.Raw, t.Staged, t.Checkpoints, t.Access); err != nil {
 		return fmt.Errorf("kafka: set max.message.bytes: %w", err)
+	}
+	keep := []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: &never}, {Op: kadm.SetConfig, Name: "retention.bytes", Value: &never}}
+	if _, err := adm.AlterTopicConfigs(ctx, keep, t.Events, t.Access); err != nil {
+		return fmt.Errorf("kafka: keep the audit topics for ever: %w", err)
 	}
 	return nil
 }

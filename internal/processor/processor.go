@@ -28,6 +28,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/audit"
 	"github.com/dspipe/dspipe/internal/kafka"
 	"github.com/dspipe/dspipe/internal/stage"
 	"github.com/dspipe/dspipe/internal/wire"
@@ -65,6 +66,9 @@ type Config struct {
 	// come from the default AWS chain.
 	OutputS3Endpoint, OutputS3Region string
 	BiasThreshold                    float64
+	// Signer seals each execution's chain head at every stage boundary
+	// and at the end (DSPIPE_AUDIT_SIGNING_KEY); nil signs nothing.
+	Signer *audit.Signer
 	// Now is the clock; tests may fix it.
 	Now func() time.Time
 }
@@ -344,8 +348,32 @@ func (p *Processor) producerErr() error {
 }
 
 // emit seals an event into the execution's chain, applies it to the state
-// and produces it in the current transaction.
+// and produces it in the current transaction. At a stage boundary the
+// chain head is then signed (a checkpoint); once the execution has ended,
+// every event is followed by a final seal, so a finished trail always
+// ends with a signature over all of it.
 func (p *Processor) emit(x *execState, payload events.Payload) error {
+	if err := p.emitOne(x, payload); err != nil {
+		return err
+	}
+	if p.cfg.Signer == nil {
+		return nil
+	}
+	typ := ""
+	switch payload.(type) {
+	case events.StageCompleted, events.StageFailed:
+		typ = events.TypeChainCheckpoint
+	}
+	if x.status == statusDone {
+		typ = events.TypeExecutionSealed
+	}
+	if typ == "" {
+		return nil
+	}
+	return p.emitOne(x, p.cfg.Signer.Seal(typ, x.id, x.chain.Seq, x.chain.Hash))
+}
+
+func (p *Processor) emitOne(x *execState, payload events.Payload) error {
 	e, err := events.New(eventSource, x.id, p.cfg.Now(), payload)
 	if err != nil {
 		return err
@@ -397,10 +425,12 @@ func (p *Processor) ensureLoaded(ctx context.Context, partition int32) error {
 	if err != nil {
 		return fmt.Errorf("processor: load partition %d: %w", partition, err)
 	}
-	// Finished executions need no memory beyond their id (to ignore late records).
+	// Finished executions need no memory beyond their id (to ignore late
+	// records), their chain head and their reviews (a review may be
+	// acknowledged long after the execution ended).
 	for id, x := range p.execs {
 		if x.partition == partition && x.status == statusDone {
-			p.execs[id] = &execState{id: id, partition: partition, status: statusDone}
+			p.execs[id] = &execState{id: id, partition: partition, status: statusDone, user: x.user, chain: x.chain, reviews: x.reviews}
 		}
 	}
 	p.loaded[partition] = true

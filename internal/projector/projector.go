@@ -14,32 +14,59 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/kafka"
 	"github.com/dspipe/dspipe/internal/store"
 )
 
-// Projector is the projection service.
+// Projector is the projection service: it projects the event topic into
+// the execution read models and the access topic into the access audit
+// tables, each with its own consumer group.
 type Projector struct {
 	kafka kafka.Config
 	store *store.Store
 	log   *slog.Logger
+}
+
+// New builds a projector writing into st.
+func New(kc kafka.Config, st *store.Store, log *slog.Logger) *Projector {
+	return &Projector{kafka: kc, store: st, log: log}
+}
+
+// Run consumes the event and access topics until ctx ends.
+func (p *Projector) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	t := p.kafka.Topics()
+	for _, c := range []*consumer{
+		{kafka: p.kafka, store: p.store, log: p.log, topic: t.Events, group: "dspipe-projector-" + p.store.Schema(), apply: Apply, gens: map[int32]int32{}},
+		{kafka: p.kafka, store: p.store, log: p.log, topic: t.Access, group: "dspipe-projector-access-" + p.store.Schema(), apply: ApplyAccess, gens: map[int32]int32{}},
+	} {
+		g.Go(func() error { return c.run(ctx) })
+	}
+	return g.Wait()
+}
+
+// applyFunc projects one partition's records in one transaction.
+type applyFunc func(ctx context.Context, st *store.Store, topic string, partition, gen int32, recs []*kgo.Record, log *slog.Logger) error
+
+// consumer projects one topic.
+type consumer struct {
+	kafka kafka.Config
+	store *store.Store
+	log   *slog.Logger
 	topic string
+	group string
+	apply applyFunc
 
 	mu   sync.Mutex
 	gens map[int32]int32
 }
 
-// New builds a projector writing into st.
-func New(kc kafka.Config, st *store.Store, log *slog.Logger) *Projector {
-	return &Projector{kafka: kc, store: st, log: log, topic: kc.Topics().Events, gens: map[int32]int32{}}
-}
-
-// Run consumes the event topic until ctx ends.
-func (p *Projector) Run(ctx context.Context) error {
+func (p *consumer) run(ctx context.Context) error {
 	cl, err := p.kafka.Client(
-		kgo.ConsumerGroup("dspipe-projector-"+p.store.Schema()),
+		kgo.ConsumerGroup(p.group),
 		kgo.ConsumeTopics(p.topic),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.DisableAutoCommit(),
@@ -73,7 +100,7 @@ func (p *Projector) Run(ctx context.Context) error {
 			if !ok {
 				return // revoked while polling
 			}
-			applyErr = p.apply(ctx, fp.Partition, gen, fp.Records)
+			applyErr = p.apply(ctx, p.store, p.topic, fp.Partition, gen, fp.Records, p.log)
 		})
 		if applyErr != nil {
 			if ctx.Err() != nil {
@@ -96,7 +123,7 @@ func (p *Projector) Run(ctx context.Context) error {
 	}
 }
 
-func (p *Projector) claim(ctx context.Context, assigned map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+func (p *consumer) claim(ctx context.Context, assigned map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	out := map[string]map[int32]kgo.Offset{}
 	for topic, parts := range assigned {
 		out[topic] = map[int32]kgo.Offset{}
@@ -114,7 +141,7 @@ func (p *Projector) claim(ctx context.Context, assigned map[string]map[int32]kgo
 	return out, nil
 }
 
-func (p *Projector) release(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+func (p *consumer) release(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, parts := range revoked {
@@ -124,14 +151,19 @@ func (p *Projector) release(_ context.Context, _ *kgo.Client, revoked map[string
 	}
 }
 
-func (p *Projector) apply(ctx context.Context, partition, gen int32, recs []*kgo.Record) error {
-	return Apply(ctx, p.store, p.topic, partition, gen, recs, p.log)
-}
-
 // Apply projects records of one partition in one transaction. An event that
 // cannot be decoded is logged and skipped (its offset still advances): one
 // bad record must not stop every read model.
 func Apply(ctx context.Context, st *store.Store, topic string, partition, gen int32, recs []*kgo.Record, log *slog.Logger) error {
+	return st.Apply(ctx, batch(topic, partition, gen, recs, log))
+}
+
+// ApplyAccess projects records of the access topic like Apply.
+func ApplyAccess(ctx context.Context, st *store.Store, topic string, partition, gen int32, recs []*kgo.Record, log *slog.Logger) error {
+	return st.ApplyAccess(ctx, batch(topic, partition, gen, recs, log))
+}
+
+func batch(topic string, partition, gen int32, recs []*kgo.Record, log *slog.Logger) store.Batch {
 	b := store.Batch{Topic: topic, Partition: partition, Generation: gen}
 	for _, r := range recs {
 		b.NextOffset = r.Offset + 1
@@ -143,32 +175,40 @@ func Apply(ctx context.Context, st *store.Store, topic string, partition, gen in
 		b.Events = append(b.Events, e)
 		b.Raw = append(b.Raw, r.Value)
 	}
-	return st.Apply(ctx, b)
+	return b
 }
 
 // Rebuild replays every partition of the event topic from offset zero into
 // st, which should be a fresh schema. It returns the number of events read.
 func Rebuild(ctx context.Context, kc kafka.Config, st *store.Store, log *slog.Logger) (int64, error) {
-	topic := kc.Topics().Events
+	n, err := rebuild(ctx, kc, st, kc.Topics().Events, Apply, log)
+	if err != nil {
+		return n, err
+	}
+	m, err := rebuild(ctx, kc, st, kc.Topics().Access, ApplyAccess, log)
+	return n + m, err
+}
+
+func rebuild(ctx context.Context, kc kafka.Config, st *store.Store, topic string, apply applyFunc, log *slog.Logger) (int64, error) {
 	var n int64
 	for part := int32(0); part < kc.Partitions; part++ {
 		gen, next, err := st.Claim(ctx, topic, part)
 		if err != nil {
 			return n, err
 		}
-		var batch []*kgo.Record
+		var pending []*kgo.Record
 		flush := func() error {
-			if len(batch) == 0 {
+			if len(pending) == 0 {
 				return nil
 			}
-			err := Apply(ctx, st, topic, part, gen, batch, log)
-			batch = batch[:0]
+			err := apply(ctx, st, topic, part, gen, pending, log)
+			pending = pending[:0]
 			return err
 		}
 		err = kc.ReadPartition(ctx, topic, part, next, func(r *kgo.Record) error {
 			n++
-			batch = append(batch, r)
-			if len(batch) >= 500 {
+			pending = append(pending, r)
+			if len(pending) >= 500 {
 				return flush()
 			}
 			return nil

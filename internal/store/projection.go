@@ -42,29 +42,43 @@ func (s *Store) Claim(ctx context.Context, topic string, partition int32) (gen i
 // harmless. A newer generation's offset row fences this writer.
 func (s *Store) Apply(ctx context.Context, b Batch) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var gen int32
-		err := tx.QueryRow(ctx, `SELECT generation FROM projector_offsets WHERE topic=$1 AND partition=$2 FOR UPDATE`,
-			b.Topic, b.Partition).Scan(&gen)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			return fmt.Errorf("%w: partition %d was never claimed", ErrFenced, b.Partition)
-		case err != nil:
-			return fmt.Errorf("store: lock offset: %w", err)
-		case gen != b.Generation:
-			return fmt.Errorf("%w: partition %d claimed by generation %d, this writer holds %d", ErrFenced, b.Partition, gen, b.Generation)
+		if err := lockOffset(ctx, tx, b); err != nil {
+			return err
 		}
 		for i := range b.Events {
 			if err := applyEvent(ctx, tx, &b.Events[i], b.Raw[i]); err != nil {
 				return fmt.Errorf("store: apply %s seq %d: %w", b.Events[i].Type, b.Events[i].Seq, err)
 			}
 		}
-		_, err = tx.Exec(ctx, `UPDATE projector_offsets SET next_offset = $3 WHERE topic = $1 AND partition = $2`,
-			b.Topic, b.Partition, b.NextOffset)
-		if err != nil {
-			return fmt.Errorf("store: save offset: %w", err)
-		}
-		return nil
+		return saveOffset(ctx, tx, b)
 	})
+}
+
+// lockOffset locks the batch's partition offset row, failing with
+// ErrFenced when a newer generation owns the partition.
+func lockOffset(ctx context.Context, tx pgx.Tx, b Batch) error {
+	var gen int32
+	err := tx.QueryRow(ctx, `SELECT generation FROM projector_offsets WHERE topic=$1 AND partition=$2 FOR UPDATE`,
+		b.Topic, b.Partition).Scan(&gen)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("%w: partition %d was never claimed", ErrFenced, b.Partition)
+	case err != nil:
+		return fmt.Errorf("store: lock offset: %w", err)
+	case gen != b.Generation:
+		return fmt.Errorf("%w: partition %d claimed by generation %d, this writer holds %d", ErrFenced, b.Partition, gen, b.Generation)
+	}
+	return nil
+}
+
+// saveOffset stores the batch's next offset.
+func saveOffset(ctx context.Context, tx pgx.Tx, b Batch) error {
+	_, err := tx.Exec(ctx, `UPDATE projector_offsets SET next_offset = $3 WHERE topic = $1 AND partition = $2`,
+		b.Topic, b.Partition, b.NextOffset)
+	if err != nil {
+		return fmt.Errorf("store: save offset: %w", err)
+	}
+	return nil
 }
 
 func applyEvent(ctx context.Context, tx pgx.Tx, e *events.Envelope, raw []byte) error {
@@ -209,6 +223,9 @@ func project(ctx context.Context, tx pgx.Tx, e *events.Envelope, p events.Payloa
 		if err == nil {
 			_, err = tx.Exec(ctx, `UPDATE stage_runs SET status='cancelled', finished_at=$2 WHERE execution_id=$1 AND status='running'`, id, at)
 		}
+	case *events.Seal:
+		// A signed checkpoint: part of the chain (audit_events), nothing
+		// else to project.
 	default:
 		err = fmt.Errorf("no projection for %T", p)
 	}
