@@ -59,23 +59,7 @@ func TestIdentifiersOutsideMessagesAreMasked(t *testing.T) {
 	for _, e := range ents {
 		p := filepath.Join(x.OutputDir, e.Name())
 		if strings.Contains(e.Name(), ".parquet") {
-			f, err := os.Open(p)
-			require.NoError(t, err)
-			st, _ := f.Stat()
-			pf, err := parquet.OpenFile(f, st.Size())
-			require.NoError(t, err)
-			rows := make([]parquet.Row, 16)
-			for _, rg := range pf.RowGroups() {
-				rr := rg.Rows()
-				n, _ := rr.ReadRows(rows)
-				for _, row := range rows[:n] {
-					for _, v := range row {
-						all.WriteString(v.String() + "\n")
-					}
-				}
-				rr.Close()
-			}
-			f.Close()
+			all.WriteString(parquetText(t, p))
 			continue
 		}
 		all.WriteString(readAllText(t, p))
@@ -123,4 +107,35 @@ func TestIdentifiersOutsideMessagesAreMasked(t *testing.T) {
 	require.Equal(t, "[EMAIL_1]", data[0]["metadata"].(map[string]any)["source_id"])
 	b, _ := json.Marshal(data)
 	require.NotContains(t, string(b), "canary-7731")
+}
+
+// parquetText is every value of a Parquet file as text, one a line.
+func parquetText(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	st, err := f.Stat()
+	require.NoError(t, err)
+	pf, err := parquet.OpenFile(f, st.Size())
+	require.NoError(t, err)
+	var b strings.Builder
+	rows := make([]parquet.Row, 64)
+	for _, rg := range pf.RowGroups() {
+		rr := rg.Rows()
+		for {
+			n, err := rr.ReadRows(rows)
+			for _, row := range rows[:n] {
+				for _, v := range row {
+					b.WriteString(v.String() + "\n")
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+		rr.Close()
+	}
+	require.NotZero(t, b.Len(), "the Parquet file holds values")
+	return b.String()
 }

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -43,6 +45,8 @@ type stackOpts struct {
 	kfake         []kfake.Opt
 	tokens        string
 	env           map[string]string
+	// logs, when set, receives every service's log lines (JSON, debug level).
+	logs io.Writer
 }
 
 func freePort(t *testing.T) int {
@@ -101,7 +105,11 @@ func startStack(t *testing.T, o stackOpts) *stack {
 		done: make(chan error, 1), cancel: cancel,
 		client: client.New("http://127.0.0.1:"+strconv.Itoa(port), "dev-admin-token")}
 	require.NoError(t, os.MkdirAll(s.data, 0o755))
-	go func() { s.done <- app.Run(ctx, cfg, testenv.Logger(t), app.All...) }()
+	log := testenv.Logger(t)
+	if o.logs != nil {
+		log = slog.New(slog.NewJSONHandler(o.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	go func() { s.done <- app.Run(ctx, cfg, log, app.All...) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
