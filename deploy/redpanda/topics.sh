@@ -6,10 +6,12 @@ set -euo pipefail
 P=${1:-6}
 R=${2:-1}
 PREFIX=${KAFKA_TOPIC_PREFIX:-}
-for t in dataset.commands dataset.events dataset.records.raw dataset.records.staged; do
+for t in dataset.commands dataset.events dataset.records.raw dataset.records.staged dataset.access; do
   rpk topic create "${PREFIX}$t" -p "$P" -r "$R" || true
 done
-# The event log is the audit trail: keep it forever.
-rpk topic alter-config "${PREFIX}dataset.events" --set retention.ms=-1 || true
+# The event log and the access log are the audit trail: keep them forever.
+for t in dataset.events dataset.access; do
+  rpk topic alter-config "${PREFIX}$t" --set retention.ms=-1 --set retention.bytes=-1 || true
+done
 # Ingest checkpoints: only the latest per execution matters.
 rpk topic create "${PREFIX}dataset.ingest.checkpoints" -p "$P" -r "$R" -c cleanup.policy=compact || true

@@ -162,8 +162,44 @@ func TestAuditTrailVerifiesEverywhereAndCatchesTampering(t *testing.T) {
 	restore()
 	require.Error(t, err)
 	require.Contains(t, out, "first broken position 3")
-	out, err = dsctl("export", "-o", filepath.Join(t.TempDir(), "t.jsonl"), id)
+	exported := filepath.Join(t.TempDir(), "t.jsonl")
+	out, err = dsctl("export", "-o", exported, id)
 	require.NoError(t, err, out)
+
+	// docs/AUDIT.md's verifier, which uses no code of ours, agrees.
+	if err := exec.Command("python3", "-c", "import cryptography").Run(); err != nil {
+		t.Skip("SKIPPED: python3 with cryptography is not installed; .ci/run installs it")
+	}
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "AUDIT.md"))
+	require.NoError(t, err)
+	_, code, ok := strings.Cut(string(doc), "```python\n")
+	require.True(t, ok)
+	code, _, _ = strings.Cut(code, "```")
+	script := filepath.Join(t.TempDir(), "verify_trail.py")
+	require.NoError(t, os.WriteFile(script, []byte(code), 0o644))
+	py := func(trail string) (string, error) {
+		out, err := exec.Command("python3", script, trail, exported+".pub.pem").CombinedOutput()
+		return string(out), err
+	}
+	out, err = py(exported)
+	require.NoError(t, err, out)
+	require.Contains(t, out, fmt.Sprintf("OK: %d events", last))
+	lines := strings.SplitAfter(strings.TrimSuffix(readFile(t, exported), "\n"), "\n")
+	cut := filepath.Join(t.TempDir(), "cut.jsonl")
+	require.NoError(t, os.WriteFile(cut, []byte(strings.Join(append(lines[:2:2], lines[3:]...), "")), 0o644))
+	out, err = py(cut)
+	require.Error(t, err)
+	require.Contains(t, out, "BROKEN at event 3")
+	require.NoError(t, os.WriteFile(cut, []byte(strings.Join(lines[:len(lines)-1], "")), 0o644))
+	out, err = py(cut)
+	require.Error(t, err)
+	require.Contains(t, out, "does not end with its final seal")
+}
+
+func readFile(t *testing.T, p string) string {
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	return string(b)
 }
 
 // progressSeq is the seq of the execution's first progress event.
