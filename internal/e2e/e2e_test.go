@@ -257,10 +257,14 @@ func TestSeparateProcessesEndToEnd(t *testing.T) {
 		require.EqualValues(t, 5000, recs["valid"])
 		keys := outputKeys(t, filepath.Join(stats["output_dir"].(string), "data.jsonl.zst"))
 		require.Len(t, keys, 5000)
-		status, err := c.client.Status(ctx, id)
-		require.NoError(t, err)
+		var status map[string]any
+		// The trail ends with the final seal, one event after the terminal
+		// one the feed closes on.
+		require.Eventually(t, func() bool {
+			status, err = c.client.Status(ctx, id)
+			return err == nil && status["last_seq"] == float64(n+1)
+		}, 30*time.Second, 50*time.Millisecond, "the feed delivered every event up to the terminal one: %d, last_seq %v", n, status["last_seq"])
 		require.EqualValues(t, 5000, status["valid_records"])
-		require.EqualValues(t, n, status["last_seq"], "the feed delivered every event")
 		for _, sr := range stats["sources"].([]any) {
 			src := sr.(map[string]any)
 			require.EqualValues(t, src["records"], src["valid_records"])
@@ -268,7 +272,8 @@ func TestSeparateProcessesEndToEnd(t *testing.T) {
 
 		// The CLI an auditor and an operator use, against the same cluster.
 		out := c.dsctl(t, "audit", "verify", id)
-		require.Contains(t, out, fmt.Sprintf("audit trail of %s verifies: %d events", id, n))
+		require.Contains(t, out, fmt.Sprintf("audit trail of %s (from api) verifies: %d events", id, n+1))
+		require.Contains(t, out, "sealed")
 		require.Contains(t, c.dsctl(t, "status", id), `"status": "completed"`)
 		require.Contains(t, c.dsctl(t, "stats", id), `"valid": 5000`)
 		rebuilt := "rebuilt_" + strings.ReplaceAll(strings.ToLower(id), "ds_", "")
