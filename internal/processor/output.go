@@ -596,7 +596,11 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputRe
 		for i, f := range res.files {
 			names[i] = f.Name
 		}
-		if err := sink.UploadDir(ctx, p.s3, s3dest, final, names); err != nil {
+		// An S3 prefix belongs to one execution for ever, like a directory.
+		if s3dest, err = sink.ClaimS3(ctx, p.s3, s3dest, me, x.req.Output.Overwrite == events.OverwriteNewVersion); err != nil {
+			return fail(err)
+		}
+		if err := sink.UploadDir(ctx, p.s3, s3dest, final, names, &me); err != nil {
 			return fail(err)
 		}
 		_ = os.RemoveAll(final)

@@ -61,8 +61,9 @@ func NewS3Client(ctx context.Context, region, endpoint string) (*s3.Client, erro
 // UploadDir puts the named files of dir under the destination, the
 // manifest last: each object appears whole or not at all, and a reader
 // takes the output as complete once manifest.json exists. Uploading again
-// after a crash writes the same bytes.
-func UploadDir(ctx context.Context, c *s3.Client, d S3Destination, dir string, names []string) error {
+// after a crash writes the same bytes. When me is set, the destination
+// must still be its claim (ClaimS3) before the manifest goes up.
+func UploadDir(ctx context.Context, c *s3.Client, d S3Destination, dir string, names []string, me *Ownership) error {
 	var manifest string
 	for _, n := range names {
 		if n == "manifest.json" {
@@ -70,6 +71,11 @@ func UploadDir(ctx context.Context, c *s3.Client, d S3Destination, dir string, n
 			continue
 		}
 		if err := put(ctx, c, d, dir, n); err != nil {
+			return err
+		}
+	}
+	if me != nil {
+		if err := StillOwnedS3(ctx, c, d, *me); err != nil {
 			return err
 		}
 	}

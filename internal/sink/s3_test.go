@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,7 +56,7 @@ func uploadDir(t *testing.T, endpoint, access, secret string) {
 	d, ok, err := ParseS3("s3://" + bucket + "/run/1")
 	require.True(t, ok)
 	require.NoError(t, err)
-	require.NoError(t, UploadDir(ctx, c, d, dir, []string{"manifest.json", "data.jsonl"}))
+	require.NoError(t, UploadDir(ctx, c, d, dir, []string{"manifest.json", "data.jsonl"}, nil))
 	for name, want := range map[string][]byte{"data.jsonl": big, "manifest.json": []byte(`{}`)} {
 		o, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String("run/1/" + name)})
 		require.NoError(t, err)
@@ -66,4 +67,46 @@ func uploadDir(t *testing.T, endpoint, access, secret string) {
 	}
 	_, _, err = ParseS3("s3:///nobucket")
 	require.Error(t, err)
+}
+
+// TestClaimS3NeverTakesAnotherExecutionsPrefix is finding 1 for S3
+// destinations: the first execution claims an empty prefix with an owner
+// object; another user's execution is refused; the owner's new_version goes
+// to prefix.v2; a prefix holding objects of unknown origin is refused; an
+// upload whose claim was taken over stops before its manifest.
+func TestClaimS3NeverTakesAnotherExecutionsPrefix(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	ctx := context.Background()
+	c, err := NewS3Client(ctx, "us-east-1", remotetest.StartS3(t))
+	require.NoError(t, err)
+	_, err = c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("out")})
+	require.NoError(t, err)
+	d := S3Destination{Bucket: "out", Prefix: "shared"}
+	alice := Ownership{ExecutionID: "ds_a1", UserID: "alice"}
+	got, err := ClaimS3(ctx, c, d, alice, false)
+	require.NoError(t, err)
+	require.Equal(t, d, got)
+	got, err = ClaimS3(ctx, c, d, alice, false)
+	require.NoError(t, err, "a rerun finds its own claim")
+	require.Equal(t, d, got)
+
+	_, err = ClaimS3(ctx, c, d, Ownership{ExecutionID: "ds_b1", UserID: "bob"}, true)
+	require.ErrorIs(t, err, ErrTaken)
+	got, err = ClaimS3(ctx, c, d, Ownership{ExecutionID: "ds_a2", UserID: "alice"}, true)
+	require.NoError(t, err)
+	require.Equal(t, "shared.v2", got.Prefix)
+
+	_, err = c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("out"), Key: aws.String("stray/data.jsonl"), Body: strings.NewReader("{}")})
+	require.NoError(t, err)
+	_, err = ClaimS3(ctx, c, S3Destination{Bucket: "out", Prefix: "stray"}, alice, false)
+	require.ErrorIs(t, err, ErrTaken)
+
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(`{}`), 0o600))
+	err = UploadDir(ctx, c, d, dir, []string{"manifest.json"}, &Ownership{ExecutionID: "ds_b1", UserID: "bob"})
+	require.ErrorIs(t, err, ErrTaken)
+	_, err = c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("out"), Key: aws.String("shared/manifest.json")})
+	require.Error(t, err, "no manifest was published over alice's claim")
 }

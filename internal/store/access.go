@@ -13,59 +13,84 @@ import (
 
 // ApplyAccess projects a batch of the access topic and stores its offset in
 // one transaction, like Apply: each chain advances only by its next event,
-// so replays are harmless and a broken chain stops the batch.
+// so replays are harmless and a broken chain stops the batch. Records are
+// written with one COPY per batch: the access log grows with every API
+// call, so its projection must stay cheap.
 func (s *Store) ApplyAccess(ctx context.Context, b Batch) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := lockOffset(ctx, tx, b); err != nil {
 			return err
 		}
+		heads := map[string]*accessHead{}
+		var rows [][]any
 		for i := range b.Events {
-			if err := applyAccess(ctx, tx, &b.Events[i], b.Raw[i]); err != nil {
-				return fmt.Errorf("store: apply access %s seq %d: %w", b.Events[i].Subject, b.Events[i].Seq, err)
+			e := &b.Events[i]
+			h, err := head(ctx, tx, heads, e)
+			if err != nil {
+				return err
+			}
+			if int64(e.Seq) <= int64(h.chain.Seq) {
+				continue // replayed
+			}
+			if err := h.chain.Next(e); err != nil {
+				return fmt.Errorf("store: apply access %s seq %d: %w", e.Subject, e.Seq, err)
+			}
+			h.time = e.Time
+			if events.IsSeal(e.Type) {
+				h.sealed = int64(e.Seq)
+			}
+			var a events.Access
+			if e.Type == events.TypeAccessRecorded {
+				p, err := events.Parse(*e)
+				if err != nil {
+					return fmt.Errorf("store: apply access %s seq %d: %w", e.Subject, e.Seq, err)
+				}
+				a = *p.(*events.Access)
+			}
+			rows = append(rows, []any{e.Subject, int64(e.Seq), e.Type, e.Time, a.UserID, a.Role, a.Action, a.Method, a.Route,
+				a.ExecutionID, a.Review, a.Remote, int32(a.Status), e.PrevHash, e.Hash, b.Raw[i]})
+		}
+		if len(rows) > 0 {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"access_events"}, []string{"chain", "seq", "type", "time", "user_id", "role",
+				"action", "method", "route", "execution_id", "review", "remote", "status", "prevhash", "hash", "envelope"},
+				pgx.CopyFromRows(rows)); err != nil {
+				return fmt.Errorf("store: copy access events: %w", err)
+			}
+		}
+		for id, h := range heads {
+			if _, err := tx.Exec(ctx, `INSERT INTO access_chains (chain, last_seq, last_hash, sealed_seq, updated_at) VALUES ($1,$2,$3,$4,$5)
+				ON CONFLICT (chain) DO UPDATE SET last_seq=EXCLUDED.last_seq, last_hash=EXCLUDED.last_hash,
+				sealed_seq=EXCLUDED.sealed_seq, updated_at=EXCLUDED.updated_at`,
+				id, int64(h.chain.Seq), h.chain.Hash, h.sealed, h.time); err != nil {
+				return err
 			}
 		}
 		return saveOffset(ctx, tx, b)
 	})
 }
 
-func applyAccess(ctx context.Context, tx pgx.Tx, e *events.Envelope, raw []byte) error {
-	p, err := events.Parse(*e)
-	if err != nil {
-		return err
+// accessHead is one access chain's head while a batch is applied.
+type accessHead struct {
+	chain  events.Chain
+	sealed int64
+	time   time.Time
+}
+
+// head loads (and locks) a chain's head the first time the batch meets it.
+func head(ctx context.Context, tx pgx.Tx, heads map[string]*accessHead, e *events.Envelope) (*accessHead, error) {
+	if h, ok := heads[e.Subject]; ok {
+		return h, nil
 	}
-	var lastSeq int64
-	var lastHash string
-	err = tx.QueryRow(ctx, `SELECT last_seq, last_hash FROM access_chains WHERE chain=$1 FOR UPDATE`, e.Subject).Scan(&lastSeq, &lastHash)
-	if errors.Is(err, pgx.ErrNoRows) {
-		_, err = tx.Exec(ctx, `INSERT INTO access_chains (chain, last_seq, last_hash, updated_at) VALUES ($1, 0, '', $2)`, e.Subject, e.Time)
+	h := &accessHead{time: e.Time}
+	var seq int64
+	err := tx.QueryRow(ctx, `SELECT last_seq, last_hash, sealed_seq FROM access_chains WHERE chain=$1 FOR UPDATE`, e.Subject).
+		Scan(&seq, &h.chain.Hash, &h.sealed)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, err
 	}
-	if err != nil {
-		return err
-	}
-	if int64(e.Seq) <= lastSeq {
-		return nil
-	}
-	c := events.Chain{Seq: uint64(lastSeq), Hash: lastHash}
-	if err := c.Next(e); err != nil {
-		return err
-	}
-	var a events.Access
-	if x, ok := p.(*events.Access); ok {
-		a = *x
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO access_events (chain, seq, type, time, user_id, role, action, method, route, execution_id, review,
-			remote, status, prevhash, hash, envelope) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16) ON CONFLICT DO NOTHING`,
-		e.Subject, int64(e.Seq), e.Type, e.Time, a.UserID, a.Role, a.Action, a.Method, a.Route, a.ExecutionID, a.Review,
-		a.Remote, a.Status, e.PrevHash, e.Hash, raw); err != nil {
-		return err
-	}
-	sealed := "sealed_seq"
-	if events.IsSeal(e.Type) {
-		sealed = "$2"
-	}
-	_, err = tx.Exec(ctx, `UPDATE access_chains SET last_seq=$2, last_hash=$3, updated_at=$4, sealed_seq=`+sealed+` WHERE chain=$1`,
-		e.Subject, int64(e.Seq), e.Hash, e.Time)
-	return err
+	h.chain.Seq = uint64(seq)
+	heads[e.Subject] = h
+	return h, nil
 }
 
 // AccessFilter selects access records.
