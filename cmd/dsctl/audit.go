@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/audit"
 	"github.com/dspipe/dspipe/internal/store"
 	"github.com/dspipe/dspipe/internal/trail"
@@ -22,6 +23,7 @@ const auditUsage = `usage:
   dsctl audit verify [-from api|postgres|kafka] [-public-key file.pem] <execution_id>
   dsctl audit export [-o trail.jsonl] <execution_id>     the trail as published, one event a line, and its public key
   dsctl audit access [-user U] [-execution ID] [-since RFC3339] [-limit N]
+  dsctl audit access -verify [-public-key file.pem]          verify every access chain
   dsctl audit keygen -o key.pem                           a new Ed25519 signing key (DSPIPE_AUDIT_SIGNING_KEY)`
 
 func cmdAudit(ctx context.Context, args []string, getenv func(string) string) error {
@@ -66,18 +68,9 @@ func cmdAuditVerify(ctx context.Context, args []string, getenv func(string) stri
 		return errors.New(auditUsage)
 	}
 	id := fs.Arg(0)
-	var keys audit.Keys
-	var err error
-	if *keyFile != "" {
-		b, err := os.ReadFile(*keyFile)
-		if err != nil {
-			return err
-		}
-		if keys, err = audit.ParsePublicKeys(b); err != nil {
-			return err
-		}
-	} else if keys, err = trail.PublicKeyFromAPI(ctx, apiClient(getenv)); err != nil {
-		return fmt.Errorf("fetch the public key (or give -public-key): %w", err)
+	keys, err := loadKeys(ctx, getenv, *keyFile)
+	if err != nil {
+		return err
 	}
 	var t trail.Trail
 	switch *from {
@@ -176,8 +169,13 @@ func cmdAuditAccess(ctx context.Context, args []string, getenv func(string) stri
 	since := fs.String("since", "", "only calls at or after this RFC 3339 time")
 	limit := fs.Int("limit", 1000, "at most this many (1..10000)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	verify := fs.Bool("verify", false, "verify every access chain (hash chain and seals) with the published key instead of listing")
+	keyFile := fs.String("public-key", "", "with -verify: PEM file of the trusted public key(s)")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
 		return errors.New(auditUsage)
+	}
+	if *verify {
+		return verifyAccessChains(ctx, getenv, *keyFile)
 	}
 	q := []string{fmt.Sprintf("limit=%d", *limit)}
 	for k, v := range map[string]string{"user": *user, "execution": *exec, "since": *since} {
@@ -200,6 +198,69 @@ func cmdAuditAccess(ctx context.Context, args []string, getenv func(string) stri
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", a.Time.Format(time.RFC3339), dash(a.UserID), dash(a.Role), a.Action, dash(a.ExecutionID), a.Status, a.Remote)
 	}
 	return tw.Flush()
+}
+
+// verifyAccessChains fetches every access chain through the API and
+// verifies each locally.
+func verifyAccessChains(ctx context.Context, getenv func(string) string, keyFile string) error {
+	c := apiClient(getenv)
+	keys, err := loadKeys(ctx, getenv, keyFile)
+	if err != nil {
+		return err
+	}
+	var list struct {
+		Chains []string `json:"chains"`
+	}
+	if err := c.DoV1(ctx, "GET", "/audit/access/chains", nil, &list); err != nil {
+		return err
+	}
+	broken := 0
+	for _, ch := range list.Chains {
+		var one struct {
+			Events []json.RawMessage `json:"events"`
+		}
+		if err := c.DoV1(ctx, "GET", "/audit/access/chains?chain="+url.QueryEscape(ch), nil, &one); err != nil {
+			return err
+		}
+		envs := make([]events.Envelope, 0, len(one.Events))
+		for _, b := range one.Events {
+			e, err := events.Decode(b)
+			if err != nil {
+				return fmt.Errorf("access chain %s: %w", ch, err)
+			}
+			envs = append(envs, e)
+		}
+		r := audit.VerifyAccess(ch, envs, keys)
+		switch {
+		case !r.OK():
+			broken++
+			fmt.Printf("%s: does NOT verify: first broken position %d: %s\n", ch, r.BrokenAt, r.Problem)
+		case r.Sealed:
+			fmt.Printf("%s: verifies: %d records and seals, sealed\n", ch, r.Events)
+		default:
+			fmt.Printf("%s: verifies: %d records and seals; %s\n", ch, r.Events, strings.Join(r.Notes, "; "))
+		}
+	}
+	if broken > 0 {
+		return fmt.Errorf("%d of %d access chains do not verify", broken, len(list.Chains))
+	}
+	return nil
+}
+
+// loadKeys reads pinned public keys, or fetches the one the API publishes.
+func loadKeys(ctx context.Context, getenv func(string) string, keyFile string) (audit.Keys, error) {
+	if keyFile == "" {
+		keys, err := trail.PublicKeyFromAPI(ctx, apiClient(getenv))
+		if err != nil {
+			return nil, fmt.Errorf("fetch the public key (or give -public-key): %w", err)
+		}
+		return keys, nil
+	}
+	b, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	return audit.ParsePublicKeys(b)
 }
 
 func dash(s string) string {
