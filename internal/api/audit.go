@@ -46,16 +46,10 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "the database is unavailable; retry shortly")
 		return
 	}
-	envs := make([]events.Envelope, 0, len(raws))
-	list := make([]json.RawMessage, 0, len(raws))
-	for _, b := range raws {
-		e, err := events.Decode(b)
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, "the audit trail holds an undecodable event")
-			return
-		}
-		envs = append(envs, e)
-		list = append(list, b)
+	envs, list, err := decodeTrail(raws)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "the audit trail holds an undecodable event")
+		return
 	}
 	rm := ReadModelOf(x)
 	rep := audit.VerifyExecution(x.ID, envs, s.trustedKeys())
@@ -139,17 +133,27 @@ func (s *Server) accessChain(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no access chain %q", chain))
 		return
 	}
+	envs, list, err := decodeTrail(raws)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "the access chain holds an undecodable event")
+		return
+	}
+	rep := audit.VerifyAccess(chain, envs, s.trustedKeys())
+	writeJSON(w, http.StatusOK, map[string]any{"chain": chain, "events": list, "verified": rep.OK(), "report": rep})
+}
+
+// decodeTrail decodes a trail as stored, keeping each event's bytes as
+// published for the answer.
+func decodeTrail(raws [][]byte) ([]events.Envelope, []json.RawMessage, error) {
 	envs := make([]events.Envelope, 0, len(raws))
 	list := make([]json.RawMessage, 0, len(raws))
 	for _, b := range raws {
 		e, err := events.Decode(b)
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, "the access chain holds an undecodable event")
-			return
+			return nil, nil, err
 		}
 		envs = append(envs, e)
 		list = append(list, b)
 	}
-	rep := audit.VerifyAccess(chain, envs, s.trustedKeys())
-	writeJSON(w, http.StatusOK, map[string]any{"chain": chain, "events": list, "verified": rep.OK(), "report": rep})
+	return envs, list, nil
 }
