@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -132,4 +133,33 @@ func TestDestinationThroughALinkIsRefused(t *testing.T) {
 	ents, err := os.ReadDir(outside)
 	require.NoError(t, err)
 	require.Empty(t, ents)
+}
+
+// TestDeploymentsSharingAClusterDoNotFenceEachOther: two deployments on
+// one Kafka cluster under different KAFKA_TOPIC_PREFIX values, both with
+// instance id 0, run executions at the same time. Before the prefix also
+// named transactional ids and consumer groups, each fenced the other's
+// producers and joined the other's groups.
+func TestDeploymentsSharingAClusterDoNotFenceEachOther(t *testing.T) {
+	t.Parallel()
+	a := startStack(t, stackOpts{prefix: "a."})
+	b := startStack(t, stackOpts{shared: a.cluster, prefix: "b."})
+	done := make(chan string, 2)
+	for _, s := range []*stack{a, b} {
+		sum, err := gen.Write(gen.Options{Dir: s.data, Records: 3000, Sources: 2, Format: "chatml", Seed: 5})
+		require.NoError(t, err)
+		go func() {
+			id, msgs := s.run(t, localRequest(sum.Files...))
+			x := waitProjected(t, s, id, msgs)
+			done <- fmt.Sprintf("%s %d", x.Status, x.Valid)
+		}()
+	}
+	for range 2 {
+		select {
+		case got := <-done:
+			require.Equal(t, "completed 3000", got)
+		case <-time.After(3 * time.Minute):
+			t.Fatal("an execution never finished")
+		}
+	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/dspipe/dspipe/internal/audit"
 	"github.com/dspipe/dspipe/internal/client"
 	"github.com/dspipe/dspipe/internal/config"
+	"github.com/dspipe/dspipe/internal/kafka"
 	"github.com/dspipe/dspipe/internal/store"
 	"github.com/dspipe/dspipe/internal/testenv"
 )
@@ -47,6 +48,10 @@ type stackOpts struct {
 	env           map[string]string
 	// logs, when set, receives every service's log lines (JSON, debug level).
 	logs io.Writer
+	// shared, when set, is the Kafka cluster to use (another stack's) and
+	// prefix this deployment's topic prefix.
+	shared *kfake.Cluster
+	prefix string
 }
 
 func freePort(t *testing.T) int {
@@ -62,7 +67,14 @@ func startStack(t *testing.T, o stackOpts) *stack {
 		o.partitions = 3
 	}
 	st, schema := testenv.Schema(t)
-	kc, cluster := testenv.Kafka(t, o.partitions, o.kfake...)
+	var kc kafka.Config
+	var cluster *kfake.Cluster
+	if o.shared != nil {
+		cluster = o.shared
+		kc = kafka.Config{Brokers: cluster.ListenAddrs(), Partitions: o.partitions, Replication: 1, TopicPrefix: o.prefix}
+	} else {
+		kc, cluster = testenv.Kafka(t, o.partitions, o.kfake...)
+	}
 	dir := t.TempDir()
 	port := freePort(t)
 	keyPath := filepath.Join(dir, "audit-signing-key.pem")
@@ -93,7 +105,6 @@ func startStack(t *testing.T, o stackOpts) *stack {
 	})
 	require.NoError(t, err)
 	cfg.Kafka = kc
-	cfg.Kafka.TopicPrefix = ""
 	if o.maxConcurrent == 0 {
 		cfg.MaxConcurrent = 5
 	}

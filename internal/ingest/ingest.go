@@ -120,7 +120,7 @@ func (in *Ingest) Run(ctx context.Context) error {
 	}
 	defer func() { in.mu.Lock(); in.prod.Close(); in.mu.Unlock() }()
 	cons, err := in.cfg.Kafka.Client(
-		kgo.ConsumerGroup("dspipe-ingest"),
+		kgo.ConsumerGroup(in.cfg.Kafka.Name("dspipe-ingest")),
 		kgo.ConsumeTopics(in.topics.Events),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
@@ -292,7 +292,7 @@ func (in *Ingest) abandon(ctx context.Context, id string, cause error) {
 
 func (in *Ingest) newProducer() error {
 	cl, err := in.cfg.Kafka.Client(
-		kgo.TransactionalID("dspipe-"+in.cfg.InstanceID),
+		kgo.TransactionalID(in.cfg.Kafka.Name("dspipe-"+in.cfg.InstanceID)),
 		kgo.TransactionTimeout(20*time.Second),
 	)
 	if err != nil {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -38,6 +40,14 @@ func StartEmbedded(dataDir string, port int) (*Embedded, error) {
 	repaired := 0
 	if dataDir != "" {
 		if err := os.MkdirAll(dataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("kafka: embedded data dir: %w", err)
+		}
+		// The log holds record payloads: only this user may read it. kfake
+		// creates its files with the process umask, so the process's
+		// files are private from here on (outputs included), and files of
+		// an older run are made so too.
+		syscall.Umask(0o077)
+		if err := privatise(dataDir); err != nil {
 			return nil, fmt.Errorf("kafka: embedded data dir: %w", err)
 		}
 		_, metaErr := os.Stat(filepath.Join(dataDir, "meta.json"))
@@ -87,6 +97,23 @@ func repairDataDir(dataDir string) (int, error) {
 		return 0, fmt.Errorf("kafka: repair the embedded broker's log after an unclean stop: %w", err)
 	}
 	return n, nil
+}
+
+// privatise makes dir and everything below it readable by its owner only.
+func privatise(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		mode := os.FileMode(0o600)
+		if d.IsDir() {
+			mode = 0o700
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			return nil
+		}
+		return os.Chmod(p, mode)
+	})
 }
 
 // Addrs are the broker addresses to give clients.

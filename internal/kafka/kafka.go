@@ -51,7 +51,17 @@ type Config struct {
 	TopicPrefix string
 	// Compression of produced batches: none, snappy (default), lz4 or zstd.
 	Compression string
+	// RecordRetention is how long the record topics (raw and staged, which
+	// hold conversation text) keep their records
+	// (DSPIPE_RECORD_RETENTION_HOURS, 168); the event and access topics
+	// are the audit trail and are kept for ever.
+	RecordRetention time.Duration
 }
+
+// Name prefixes a consumer group or transactional id with TopicPrefix, so
+// deployments sharing a cluster under different prefixes never join each
+// other's groups or fence each other's transactions.
+func (c Config) Name(id string) string { return c.TopicPrefix + id }
 
 // codec returns the producer compression codecs for c.Compression.
 func (c Config) codec() kgo.CompressionCodec {
@@ -80,8 +90,17 @@ func (c Config) ProducerOpts() []kgo.Opt {
 // ConfigFromEnv reads KAFKA_BROKERS, KAFKA_PARTITIONS, KAFKA_REPLICATION and
 // KAFKA_TOPIC_PREFIX.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	c := Config{Partitions: 3, Replication: 1, TopicPrefix: getenv("KAFKA_TOPIC_PREFIX"), Compression: getenv("KAFKA_COMPRESSION")}
+	c := Config{Partitions: 3, Replication: 1, TopicPrefix: getenv("KAFKA_TOPIC_PREFIX"), Compression: getenv("KAFKA_COMPRESSION"),
+		RecordRetention: 7 * 24 * time.Hour}
 	var errs []error
+	if v := getenv("DSPIPE_RECORD_RETENTION_HOURS"); v != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 1 || n > 24*365 {
+			errs = append(errs, fmt.Errorf("DSPIPE_RECORD_RETENTION_HOURS must be an integer between 1 and 8760, got %q", v))
+		} else {
+			c.RecordRetention = time.Duration(n) * time.Hour
+		}
+	}
 	switch c.Compression {
 	case "", "none", "snappy", "lz4", "zstd":
 	default:
@@ -158,10 +177,16 @@ func (c Config) EnsureTopics(ctx context.Context) error {
 	// by age or size (Kafka's default would drop them after 7 days).
 	never := "-1"
 	forever := map[string]*string{"max.message.bytes": &maxMsg, "retention.ms": &never, "retention.bytes": &never}
+	retention := c.RecordRetention
+	if retention <= 0 {
+		retention = 7 * 24 * time.Hour
+	}
+	recMS := strconv.FormatInt(retention.Milliseconds(), 10)
+	records := map[string]*string{"max.message.bytes": &maxMsg, "retention.ms": &recMS}
 	var resps kadm.CreateTopicResponses
 	var err2 error
 	for attempt := 0; ; attempt++ {
-		resps, err2 = adm.CreateTopics(ctx, c.Partitions, c.Replication, plain, t.Commands, t.Raw, t.Staged)
+		resps, err2 = adm.CreateTopics(ctx, c.Partitions, c.Replication, plain, t.Commands)
 		if err2 == nil {
 			break
 		}
@@ -178,7 +203,11 @@ func (c Config) EnsureTopics(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("kafka: create topics: %w", err)
 	}
-	for _, rs := range []kadm.CreateTopicResponses{resps, cresps, fresps} {
+	rresps, err := adm.CreateTopics(ctx, c.Partitions, c.Replication, records, t.Raw, t.Staged)
+	if err != nil {
+		return fmt.Errorf("kafka: create topics: %w", err)
+	}
+	for _, rs := range []kadm.CreateTopicResponses{resps, cresps, fresps, rresps} {
 		for _, r := range rs {
 			if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
 				return fmt.Errorf("kafka: create topic %s: %w", r.Topic, r.Err)
@@ -193,6 +222,10 @@ func (c Config) EnsureTopics(ctx context.Context) error {
 	keep := []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: &never}, {Op: kadm.SetConfig, Name: "retention.bytes", Value: &never}}
 	if _, err := adm.AlterTopicConfigs(ctx, keep, t.Events, t.Access); err != nil {
 		return fmt.Errorf("kafka: keep the audit topics for ever: %w", err)
+	}
+	expire := []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: &recMS}}
+	if _, err := adm.AlterTopicConfigs(ctx, expire, t.Raw, t.Staged); err != nil {
+		return fmt.Errorf("kafka: set the record topics' retention: %w", err)
 	}
 	return nil
 }

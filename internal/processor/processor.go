@@ -131,12 +131,12 @@ func (p *Processor) newSession() error {
 	onRevoke := func(context.Context, *kgo.Client, map[string][]int32) { p.reset.Store(true) }
 	opts := append(p.cfg.Kafka.ProducerOpts(),
 		kgo.SeedBrokers(p.cfg.Kafka.Brokers...),
-		kgo.TransactionalID("dspipe-"+p.cfg.InstanceID),
+		kgo.TransactionalID(p.cfg.Kafka.Name("dspipe-"+p.cfg.InstanceID)),
 		kgo.TransactionTimeout(20*time.Second),
-		kgo.ConsumerGroup("dspipe-processor"),
+		kgo.ConsumerGroup(p.cfg.Kafka.Name("dspipe-processor")),
 		// Static membership: a restarted instance takes its partitions back
 		// at once instead of waiting for the session timeout.
-		kgo.InstanceID("dspipe-"+p.cfg.InstanceID),
+		kgo.InstanceID(p.cfg.Kafka.Name("dspipe-"+p.cfg.InstanceID)),
 		kgo.ConsumeTopics(p.topics.Commands, p.topics.Raw),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),

@@ -40,8 +40,8 @@ func (p *Projector) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	t := p.kafka.Topics()
 	for _, c := range []*consumer{
-		{kafka: p.kafka, store: p.store, log: p.log, topic: t.Events, group: "dspipe-projector-" + p.store.Schema(), apply: Apply, gens: map[int32]int32{}},
-		{kafka: p.kafka, store: p.store, log: p.log, topic: t.Access, group: "dspipe-projector-access-" + p.store.Schema(), apply: ApplyAccess, gens: map[int32]int32{}},
+		{kafka: p.kafka, store: p.store, log: p.log, topic: t.Events, group: p.kafka.Name("dspipe-projector-" + p.store.Schema()), apply: Apply, gens: map[int32]int32{}},
+		{kafka: p.kafka, store: p.store, log: p.log, topic: t.Access, group: p.kafka.Name("dspipe-projector-access-" + p.store.Schema()), apply: ApplyAccess, gens: map[int32]int32{}},
 	} {
 		g.Go(func() error { return c.run(ctx) })
 	}
