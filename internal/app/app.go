@@ -23,6 +23,8 @@ import (
 	"github.com/dspipe/dspipe/internal/api"
 	"github.com/dspipe/dspipe/internal/audit"
 	"github.com/dspipe/dspipe/internal/config"
+	"github.com/dspipe/dspipe/internal/crypt"
+	"github.com/dspipe/dspipe/internal/keys"
 	"github.com/dspipe/dspipe/internal/ingest"
 	"github.com/dspipe/dspipe/internal/kafka"
 	"github.com/dspipe/dspipe/internal/processor"
@@ -65,10 +67,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, services ...s
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	var st *store.Store
-	needStore, needKey := false, false
+	needStore, needKey, needData := false, false, false
 	for _, s := range services {
-		needStore = needStore || s == ServiceAPI || s == ServiceProjector
+		needStore = needStore || s == ServiceAPI || s == ServiceProjector || s == ServiceIngest || s == ServiceProcessor
 		needKey = needKey || s == ServiceAPI || s == ServiceProcessor
+		needData = needData || s == ServiceIngest || s == ServiceProcessor
 	}
 	var signer *audit.Signer
 	if needKey {
@@ -90,6 +93,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, services ...s
 		}
 		defer st.Close()
 	}
+	var dataKeys *keys.Manager
+	if needData {
+		p, err := KeyProvider(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		dataKeys = keys.New(st, p)
+	}
 	for _, s := range services {
 		switch s {
 		case ServiceAPI:
@@ -97,11 +108,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, services ...s
 		case ServiceIngest:
 			in := ingest.New(ingest.Config{Kafka: cfg.Kafka, InstanceID: "ingest-" + cfg.InstanceID, Sources: SourceEnv(cfg),
 				MaxConcurrent: cfg.MaxConcurrent, MaxRecordBytes: cfg.MaxRecordBytes, RetryAttempts: cfg.RetryAttempts,
-				RetryBase: cfg.RetryBase, SourceConcurrency: cfg.SourceConcurrency}, log.With("service", "ingest"))
+				RetryBase: cfg.RetryBase, SourceConcurrency: cfg.SourceConcurrency, Keys: dataKeys}, log.With("service", "ingest"))
 			g.Go(func() error { return in.Run(ctx) })
 		case ServiceProcessor:
 			pc := ProcessorConfig(cfg, "processor-"+cfg.InstanceID)
-			pc.Signer = signer
+			pc.Signer, pc.Keys = signer, dataKeys
 			p := processor.New(pc, log.With("service", "processor"))
 			g.Go(func() error { return p.Run(ctx) })
 		case ServiceProjector:
@@ -198,6 +209,23 @@ func RunEmbedded(ctx context.Context, cfg config.Config, log *slog.Logger, servi
 	}
 	log.Info("embedded broker listening", "addrs", b.Addrs(), "data_dir", cfg.BrokerDataDir)
 	return Run(ctx, cfg, log, services...)
+}
+
+// KeyProvider is the key-encryption provider the configuration names:
+// AWS KMS when DSPIPE_KMS_KEY_ID is set, else the local keyring.
+func KeyProvider(ctx context.Context, cfg config.Config, log *slog.Logger) (crypt.Provider, error) {
+	if cfg.KMSKeyID != "" {
+		return crypt.NewKMS(ctx, cfg.KMSKeyID, cfg.AWSRegion, cfg.KMSEndpoint)
+	}
+	k, created, err := crypt.LoadKeyring(cfg.Keyring, cfg.KeyringGenerated)
+	if err != nil {
+		return nil, fmt.Errorf("DSPIPE_KEYRING: %w", err)
+	}
+	if created {
+		log.Warn("DSPIPE_KEYRING is unset: made a new local keyring for record encryption; every ingest and processor instance must use the same one, and production should use DSPIPE_KMS_KEY_ID",
+			"path", cfg.Keyring)
+	}
+	return k, nil
 }
 
 // All lists every service.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dspipe/dspipe/events"
@@ -39,21 +40,24 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// canaries are the planted identifiers; none may appear anywhere but in
-// the raw record topic (plaintext until records are encrypted, issue 12).
+// canaries are the planted identifiers; none may appear anywhere in
+// plaintext (record payloads are encrypted at rest; outputs hold masks).
 var canaries = []string{"canary-7731@example.org", "Zelda", "Quarrington", "123-45-6789", "(415) 555-0142"}
 
 // TestCanariesAppearNowhere plants unique identifiers in message text, in
 // metadata, in a record's own id and in a review note, runs the pipeline
-// with every output format, and scans every service log line, every event
-// on the event and access topics, every other topic, a pg_dump of the
-// schema and every output file: the canaries appear only in the raw
-// record topic, and as masks everywhere else.
+// with every output format, and scans every service log line, every
+// record of every topic (read by a plain consumer), the broker's data
+// directory (batches uncompressed), a pg_dump of the schema and every file
+// under the output root: the canaries appear nowhere in plaintext, only
+// as masks in the outputs.
 func TestCanariesAppearNowhere(t *testing.T) {
 	t.Parallel()
 	logs := &lockedBuffer{}
-	s := startStack(t, stackOpts{tokens: twoUsers, logs: logs,
-		env: map[string]string{"ENABLE_SAFETY_VALIDATION": "true", "CRISIS_DETECTION_THRESHOLD": "0.5", "DSPIPE_LOG_LEVEL": "debug"}})
+	brokerDir := t.TempDir()
+	s := startStack(t, stackOpts{tokens: twoUsers, logs: logs, kfake: []kfake.Opt{kfake.DataDir(brokerDir), kfake.SyncWrites()},
+		env: map[string]string{"ENABLE_SAFETY_VALIDATION": "true", "CRISIS_DETECTION_THRESHOLD": "0.5", "DSPIPE_LOG_LEVEL": "debug",
+			"KAFKA_COMPRESSION": "none"}})
 	in := filepath.Join(s.data, "canary.jsonl")
 	recs := canaryRecords + `{"id":"q-3","topic":"call (415) 555-0142","messages":[{"role":"user","content":"Zelda Quarrington here, my number is (415) 555-0142."},{"role":"assistant","content":"Thanks, Zelda. How can I help today?"}]}` + "\n"
 	require.NoError(t, os.WriteFile(in, []byte(recs), 0o644))
@@ -118,6 +122,19 @@ func TestCanariesAppearNowhere(t *testing.T) {
 		scan("topic "+topic, all.String())
 	}
 
+	// The broker's files, as bytes.
+	var disk strings.Builder
+	require.NoError(t, filepath.Walk(brokerDir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		disk.Write(b)
+		return err
+	}))
+	require.Contains(t, disk.String(), "dataset.execution.requested", "the broker's files hold the batches, uncompressed")
+	scan("broker data directory", disk.String())
+
 	// Every row of the schema.
 	scan("postgres", dumpSchema(t, s.cfg.DBSchema))
 
@@ -140,8 +157,7 @@ func TestCanariesAppearNowhere(t *testing.T) {
 	scan("logs", logs.String())
 	require.NotEmpty(t, logs.String())
 
-	require.Equal(t, map[string][]string{"topic " + topics.Raw: canaries}, found,
-		"the canaries appear only in the raw record topic (plaintext until issue 12 encrypts it)")
+	require.Empty(t, found, "no canary in plaintext anywhere")
 	// And they were masked, not dropped: the masks are there.
 	require.Contains(t, readAllText(t, filepath.Join(x.OutputDir, "data.jsonl.zst")), "[PERSON_")
 	trail := readEvents(t, s, id)

@@ -439,7 +439,7 @@ func TestSecondIngestJoiningMidAcquisitionDuplicatesNothing(t *testing.T) {
 	t.Parallel()
 	xs, _, _ := withSecondInstance(t, 40, func(x store.Execution) bool { return x.Received > 2000 }, func(s *stack) runner {
 		return ingest.New(ingest.Config{Kafka: s.cfg.Kafka, InstanceID: "ingest-second", Sources: app.SourceEnv(s.cfg),
-			MaxConcurrent: 5, MaxRecordBytes: s.cfg.MaxRecordBytes}, testenv.Logger(t))
+			MaxConcurrent: 5, MaxRecordBytes: s.cfg.MaxRecordBytes, Keys: s.keys}, testenv.Logger(t))
 	})
 	for _, x := range xs {
 		require.EqualValues(t, 60000, x.Total, "acquisition counted each record once")
@@ -457,7 +457,7 @@ func TestSecondProcessorJoiningMidExecutionDuplicatesNothing(t *testing.T) {
 	t.Parallel()
 	xs, s, files := withSecondInstance(t, 50, func(x store.Execution) bool { return x.Valid > 5000 }, func(s *stack) runner {
 		c := app.ProcessorConfig(s.cfg, "processor-second")
-		c.MaxConcurrent = 5
+		c.MaxConcurrent, c.Keys = 5, s.keys
 		return processor.New(c, testenv.Logger(t))
 	})
 	for _, x := range xs {

@@ -22,7 +22,9 @@ import (
 	"github.com/dspipe/dspipe/internal/audit"
 	"github.com/dspipe/dspipe/internal/client"
 	"github.com/dspipe/dspipe/internal/config"
+	"github.com/dspipe/dspipe/internal/crypt"
 	"github.com/dspipe/dspipe/internal/kafka"
+	"github.com/dspipe/dspipe/internal/keys"
 	"github.com/dspipe/dspipe/internal/store"
 	"github.com/dspipe/dspipe/internal/testenv"
 )
@@ -37,6 +39,8 @@ type stack struct {
 	out     string
 	done    chan error
 	cancel  context.CancelFunc
+	// keys opens the stack's data keys (a second instance needs them).
+	keys *keys.Manager
 }
 
 type stackOpts struct {
@@ -80,6 +84,8 @@ func startStack(t *testing.T, o stackOpts) *stack {
 	keyPath := filepath.Join(dir, "audit-signing-key.pem")
 	_, _, err := audit.LoadOrCreateKey(keyPath, true)
 	require.NoError(t, err)
+	keyring, _, err := crypt.LoadKeyring(filepath.Join(dir, "keyring.json"), true)
+	require.NoError(t, err)
 	cfg, err := config.Load(func(k string) string {
 		if v, ok := o.env[k]; ok {
 			return v
@@ -93,6 +99,7 @@ func startStack(t *testing.T, o stackOpts) *stack {
 			"MAX_CONCURRENT_DATASET_PROCESSING": strconv.Itoa(max(o.maxConcurrent, 1)),
 			"DSPIPE_API_TOKENS":                 o.tokens,
 			"DSPIPE_AUDIT_SIGNING_KEY":          keyPath,
+			"DSPIPE_KEYRING":                    filepath.Join(dir, "keyring.json"),
 			// Spine tests count records one for one; safety_test.go turns
 			// the stage on.
 			"ENABLE_SAFETY_VALIDATION": "false",
@@ -105,6 +112,9 @@ func startStack(t *testing.T, o stackOpts) *stack {
 	})
 	require.NoError(t, err)
 	cfg.Kafka = kc
+	if v := o.env["KAFKA_COMPRESSION"]; v != "" {
+		cfg.Kafka.Compression = v
+	}
 	if o.maxConcurrent == 0 {
 		cfg.MaxConcurrent = 5
 	}
@@ -113,7 +123,7 @@ func startStack(t *testing.T, o stackOpts) *stack {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &stack{cfg: cfg, cluster: cluster, store: st, data: filepath.Join(dir, "data"), out: filepath.Join(dir, "out"),
-		done: make(chan error, 1), cancel: cancel,
+		done: make(chan error, 1), cancel: cancel, keys: keys.New(st, keyring),
 		client: client.New("http://127.0.0.1:"+strconv.Itoa(port), "dev-admin-token")}
 	require.NoError(t, os.MkdirAll(s.data, 0o755))
 	log := testenv.Logger(t)

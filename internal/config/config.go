@@ -89,6 +89,15 @@ type Config struct {
 	// AuditKeyGenerated says AuditSigningKey is the development default,
 	// which may be created.
 	AuditKeyGenerated bool
+	// Keyring is the local keyring file that wraps data keys
+	// (DSPIPE_KEYRING, .dspipe/keyring.json, made on first use with a
+	// warning when unset); KeyringGenerated says it is that default.
+	Keyring          string
+	KeyringGenerated bool
+	// KMSKeyID, when set, wraps data keys with AWS KMS instead
+	// (DSPIPE_KMS_KEY_ID, with AWS_REGION and DSPIPE_KMS_ENDPOINT for a
+	// KMS-compatible server).
+	KMSKeyID, KMSEndpoint string
 	// Getenv is the environment the configuration was read from; sources
 	// resolve ${NAME} credential references through it.
 	Getenv func(string) string
@@ -143,6 +152,10 @@ func Load(getenv func(string) string) (Config, error) {
 		PIISalt:               getenv("DSPIPE_PII_SALT"),
 		RecordIDKey:           getenv("DSPIPE_RECORD_ID_KEY"),
 		AuditSigningKey:       getenv("DSPIPE_AUDIT_SIGNING_KEY"),
+	}
+	c.Keyring, c.KMSKeyID, c.KMSEndpoint = getenv("DSPIPE_KEYRING"), getenv("DSPIPE_KMS_KEY_ID"), getenv("DSPIPE_KMS_ENDPOINT")
+	if c.Keyring == "" {
+		c.Keyring, c.KeyringGenerated = filepath.Join(wd, ".dspipe", "keyring.json"), true
 	}
 	if c.AuditSigningKey == "" {
 		c.AuditSigningKey, c.AuditKeyGenerated = filepath.Join(wd, ".dspipe", "audit-signing-key.pem"), true

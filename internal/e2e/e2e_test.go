@@ -24,6 +24,7 @@ import (
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/audit"
 	"github.com/dspipe/dspipe/internal/client"
+	"github.com/dspipe/dspipe/internal/crypt"
 	"github.com/dspipe/dspipe/internal/gen"
 	"github.com/dspipe/dspipe/internal/store"
 	"github.com/dspipe/dspipe/internal/testenv"
@@ -149,8 +150,12 @@ func startCluster(t *testing.T) *cluster {
 	if _, _, err := audit.LoadOrCreateKey(keyPath, true); err != nil {
 		t.Fatal(err)
 	}
+	if _, _, err := crypt.LoadKeyring(filepath.Join(dir, "keyring.json"), true); err != nil {
+		t.Fatal(err)
+	}
 	env := append(os.Environ(),
 		"DSPIPE_AUDIT_SIGNING_KEY="+keyPath,
+		"DSPIPE_KEYRING="+filepath.Join(dir, "keyring.json"),
 		"KAFKA_BROKERS=127.0.0.1:"+strconv.Itoa(brokerPort),
 		"KAFKA_PARTITIONS=3",
 		"DATABASE_URL="+testenv.DatabaseURL(),

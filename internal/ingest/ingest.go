@@ -18,7 +18,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/crypt"
 	"github.com/dspipe/dspipe/internal/kafka"
+	"github.com/dspipe/dspipe/internal/keys"
 	"github.com/dspipe/dspipe/internal/source"
 	"github.com/dspipe/dspipe/internal/wire"
 )
@@ -45,6 +47,9 @@ type Config struct {
 	MaxRecordBytes int
 	// ChunkRecords is the number of records per transaction.
 	ChunkRecords int
+	// Keys hands out executions' data keys: every record payload is
+	// encrypted before it leaves the process. Required.
+	Keys *keys.Manager
 }
 
 func (c *Config) defaults() {
@@ -115,6 +120,9 @@ type sourceCheckpoint struct {
 // committing offsets: on every assignment it replays its partitions from the
 // start, which rebuilds which executions still need acquisition.
 func (in *Ingest) Run(ctx context.Context) error {
+	if in.cfg.Keys == nil {
+		return errors.New("ingest: no data key manager: record payloads are always encrypted")
+	}
 	if err := in.newProducer(); err != nil {
 		return err
 	}
@@ -498,6 +506,13 @@ func (in *Ingest) readSource(ctx context.Context, c *chunker, ix int, spec event
 	if err != nil {
 		return err
 	}
+	var dk *crypt.DataKey
+	if in.cfg.Keys != nil {
+		if dk, err = in.cfg.Keys.Get(ctx, c.ex.id, true); err != nil {
+			return err
+		}
+	}
+	var ad []byte
 	sc := &c.pending
 	opt := source.ReadOptions{Format: spec.Config["format"], MaxRecord: in.cfg.MaxRecordBytes, Mapping: spec.Mapping, Attempts: in.cfg.Sources.RetryAttempts}
 	for o := sc.Objects; o < len(objs); o++ {
@@ -516,7 +531,12 @@ func (in *Ingest) readSource(ctx context.Context, c *chunker, ix int, spec event
 			sc.Emitted++
 			sc.InObject++
 			sc.Bytes += cnt.Take()
-			c.add(&kgo.Record{Topic: in.topics.Raw, Key: []byte(c.ex.id), Value: it.Data, Headers: meta.Headers()})
+			val := it.Data
+			if dk != nil && len(val) > 0 {
+				ad = crypt.AD(ad[:0], c.ex.id, crypt.PlaceRaw, meta.Kind, ix, it.Position)
+				val = dk.Seal(make([]byte, 0, len(val)+crypt.Overhead), val, ad)
+			}
+			c.add(&kgo.Record{Topic: in.topics.Raw, Key: []byte(c.ex.id), Value: val, Headers: meta.Headers()})
 			if c.full() {
 				return c.flush(ctx)
 			}

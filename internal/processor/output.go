@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/crypt"
 	"github.com/dspipe/dspipe/internal/sink"
 	"github.com/dspipe/dspipe/internal/stage"
 	"github.com/dspipe/dspipe/internal/wire"
@@ -275,8 +277,12 @@ func (p *Processor) planDataset(ctx context.Context, x *execState, set *fusion.S
 		if err != nil || m.Kind != wire.KindStaged {
 			return err
 		}
+		v, err := p.openStaged(x, m, r.Value)
+		if err != nil {
+			return err
+		}
 		rec.ID, rec.Messages, rec.Metadata, rec.Annotations = "", rec.Messages[:0], nil, nil
-		if err := json.Unmarshal(r.Value, &rec); err != nil {
+		if err := json.Unmarshal(v, &rec); err != nil {
 			return fmt.Errorf("staged record at offset %d: %w", r.Offset, err)
 		}
 		if bal != nil {
@@ -435,7 +441,13 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputRe
 	// directory carry it), so two runs over the same input with the same
 	// settings write the same bytes and can be compared by SHA-256.
 	execField := []byte(`"execution_id":` + strconv.Quote(x.id) + `,`)
-	spools, err := newSpools(st.Dir, len(x.req.Sources))
+	dk, err := p.keyOf(x)
+	if err != nil {
+		rejected.Abort()
+		quarantine.Abort()
+		return fail(err)
+	}
+	spools, err := newSpools(st.Dir, len(x.req.Sources), x.id, dk)
 	if err != nil {
 		rejected.Abort()
 		quarantine.Abort()
@@ -451,6 +463,11 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputRe
 		m, err := wire.ReadMeta(r)
 		if err != nil {
 			return err
+		}
+		if m.Kind == wire.KindStaged || m.Kind == wire.KindRejected || m.Kind == wire.KindQuarantined {
+			if r.Value, err = p.openStaged(x, m, r.Value); err != nil {
+				return err
+			}
 		}
 		switch m.Kind {
 		case wire.KindStaged:
@@ -620,15 +637,23 @@ func withLineage(v []byte, l stage.Lineage) ([]byte, error) {
 }
 
 // spools hold one source's kept records each, in log order, until the data
-// file is written in source order.
+// file is written in source order. With a data key, every spooled record
+// is encrypted (AES-256-GCM, bound to its spool and line): record text is
+// never at rest in plaintext inside the service. Records are framed by a
+// 4-byte length.
 type spools struct {
 	dir   string
 	files []*os.File
 	ws    []*bufio.Writer
+	lines []int64
+	id    string
+	dk    *crypt.DataKey
+	buf   []byte
+	ad    []byte
 }
 
-func newSpools(dir string, n int) (*spools, error) {
-	s := &spools{dir: dir}
+func newSpools(dir string, n int, id string, dk *crypt.DataKey) (*spools, error) {
+	s := &spools{dir: dir, id: id, dk: dk}
 	for i := 0; i < max(n, 1); i++ {
 		f, err := os.CreateTemp(dir, ".spool-*")
 		if err != nil {
@@ -637,6 +662,7 @@ func newSpools(dir string, n int) (*spools, error) {
 		}
 		s.files = append(s.files, f)
 		s.ws = append(s.ws, bufio.NewWriterSize(f, 256<<10))
+		s.lines = append(s.lines, 0)
 	}
 	return s, nil
 }
@@ -645,15 +671,25 @@ func (s *spools) write(src int, v []byte) error {
 	if src < 0 || src >= len(s.ws) {
 		src = 0
 	}
+	if s.dk != nil {
+		s.ad = crypt.AD(s.ad[:0], s.id, crypt.PlaceSpool, "", src, s.lines[src])
+		s.buf = s.dk.Seal(s.buf[:0], v, s.ad)
+		v = s.buf
+	}
+	s.lines[src]++
 	w := s.ws[src]
-	if _, err := w.Write(v); err != nil {
+	var n [4]byte
+	binary.BigEndian.PutUint32(n[:], uint32(len(v)))
+	if _, err := w.Write(n[:]); err != nil {
 		return err
 	}
-	return w.WriteByte('\n')
+	_, err := w.Write(v)
+	return err
 }
 
-// drain hands every spooled line to fn, source by source.
+// drain hands every spooled record to fn, source by source.
 func (s *spools) drain(fn func([]byte) error) error {
+	var frame, plain []byte
 	for i, f := range s.files {
 		if err := s.ws[i].Flush(); err != nil {
 			return err
@@ -662,22 +698,32 @@ func (s *spools) drain(fn func([]byte) error) error {
 			return err
 		}
 		r := bufio.NewReaderSize(f, 256<<10)
-		for {
-			line, err := r.ReadSlice('\n')
-			if errors.Is(err, bufio.ErrBufferFull) {
-				// A record longer than the buffer: read the rest.
-				rest, err2 := r.ReadBytes('\n')
-				line, err = append(append([]byte(nil), line...), rest...), err2
-			}
-			if l := bytes.TrimSuffix(line, []byte("\n")); len(l) > 0 {
-				if werr := fn(l); werr != nil {
-					return werr
+		for line := int64(0); ; line++ {
+			var n [4]byte
+			if _, err := io.ReadFull(r, n[:]); err != nil {
+				if errors.Is(err, io.EOF) {
+					break
 				}
+				return fmt.Errorf("spool %d: %w", i, err)
 			}
-			if errors.Is(err, io.EOF) {
-				break
+			size := int(binary.BigEndian.Uint32(n[:]))
+			if cap(frame) < size {
+				frame = make([]byte, size)
 			}
-			if err != nil {
+			frame = frame[:size]
+			if _, err := io.ReadFull(r, frame); err != nil {
+				return fmt.Errorf("spool %d: %w", i, err)
+			}
+			v := frame
+			if s.dk != nil {
+				var err error
+				s.ad = crypt.AD(s.ad[:0], s.id, crypt.PlaceSpool, "", i, line)
+				if plain, err = s.dk.Open(plain[:0], frame, s.ad); err != nil {
+					return fmt.Errorf("spool %d record %d: %w", i, line, err)
+				}
+				v = plain
+			}
+			if err := fn(v); err != nil {
 				return err
 			}
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/crypt"
 	"github.com/dspipe/dspipe/internal/stage"
 	"github.com/dspipe/dspipe/internal/wire"
 )
@@ -56,9 +57,16 @@ type biasMention struct {
 
 // transform runs validation and standardization on one record. It touches no
 // shared state, so records of one poll are transformed in parallel.
-func transform(raw []byte, lim stage.Limits, idKey []byte, spec events.SourceSpec, m wire.Meta, execID string, run *stageRun) outcome {
+func transform(raw []byte, lim stage.Limits, idKey []byte, spec events.SourceSpec, m wire.Meta, execID string, run *stageRun, dk *crypt.DataKey) outcome {
 	if m.Kind == wire.KindBad {
 		return outcome{ready: true, stage: events.StageAcquisition, reason: m.Err}
+	}
+	if dk != nil {
+		plain, err := dk.Open(nil, raw, crypt.AD(nil, execID, crypt.PlaceRaw, m.Kind, m.Source, m.Position))
+		if err != nil {
+			return outcome{ready: true, stage: events.StageAcquisition, reason: "the record does not decrypt with its execution's data key (altered or moved)"}
+		}
+		raw = plain
 	}
 	in, err := stage.Validate(raw, lim)
 	if err != nil {
@@ -152,6 +160,7 @@ func (p *Processor) precompute(recs []*kgo.Record) []outcome {
 		m    wire.Meta
 		id   string
 		run  *stageRun
+		dk   *crypt.DataKey
 	}
 	var jobs []job
 	for i, r := range recs {
@@ -166,12 +175,16 @@ func (p *Processor) precompute(recs []*kgo.Record) []outcome {
 		if err != nil || (m.Kind != wire.KindRecord && m.Kind != wire.KindBad) || m.Source < 0 || m.Source >= len(x.req.Sources) {
 			continue
 		}
-		jobs = append(jobs, job{i: i, spec: x.req.Sources[m.Source], m: m, id: x.id, run: p.stagesFor(x)})
+		dk, err := p.keyOf(x)
+		if err != nil {
+			continue // record() fetches it again and reports the failure
+		}
+		jobs = append(jobs, job{i: i, spec: x.req.Sources[m.Source], m: m, id: x.id, run: p.stagesFor(x), dk: dk})
 	}
 	workers := runtime.GOMAXPROCS(0)
 	if len(jobs) < 64 || workers < 2 {
 		for _, j := range jobs {
-			out[j.i] = transform(recs[j.i].Value, p.cfg.Limits, p.cfg.RecordIDKey, j.spec, j.m, j.id, j.run)
+			out[j.i] = transform(recs[j.i].Value, p.cfg.Limits, p.cfg.RecordIDKey, j.spec, j.m, j.id, j.run, j.dk)
 		}
 		return out
 	}
@@ -183,7 +196,7 @@ func (p *Processor) precompute(recs []*kgo.Record) []outcome {
 		go func() {
 			defer wg.Done()
 			for _, j := range part {
-				out[j.i] = transform(recs[j.i].Value, p.cfg.Limits, p.cfg.RecordIDKey, j.spec, j.m, j.id, j.run)
+				out[j.i] = transform(recs[j.i].Value, p.cfg.Limits, p.cfg.RecordIDKey, j.spec, j.m, j.id, j.run, j.dk)
 			}
 		}()
 	}

@@ -29,7 +29,9 @@ import (
 
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/audit"
+	"github.com/dspipe/dspipe/internal/crypt"
 	"github.com/dspipe/dspipe/internal/kafka"
+	"github.com/dspipe/dspipe/internal/keys"
 	"github.com/dspipe/dspipe/internal/stage"
 	"github.com/dspipe/dspipe/internal/wire"
 )
@@ -69,6 +71,9 @@ type Config struct {
 	// Signer seals each execution's chain head at every stage boundary
 	// and at the end (DSPIPE_AUDIT_SIGNING_KEY); nil signs nothing.
 	Signer *audit.Signer
+	// Keys hands out executions' data keys: raw payloads are decrypted,
+	// staged payloads and spools encrypted. Required.
+	Keys *keys.Manager
 	// Now is the clock; tests may fix it.
 	Now func() time.Time
 }
@@ -163,6 +168,9 @@ func (p *Processor) newSession() error {
 
 // Run consumes until ctx ends.
 func (p *Processor) Run(ctx context.Context) error {
+	if p.cfg.Keys == nil {
+		return errors.New("processor: no data key manager: record payloads are always encrypted")
+	}
 	aux, err := p.cfg.Kafka.Client()
 	if err != nil {
 		return err
@@ -690,7 +698,11 @@ func (p *Processor) record(x *execState, r *kgo.Record, m wire.Meta, pre *outcom
 	}
 	o := *pre
 	if !o.ready { // not precomputed (the execution started within this poll)
-		o = transform(r.Value, p.cfg.Limits, p.cfg.RecordIDKey, x.req.Sources[m.Source], m, x.id, p.stagesFor(x))
+		dk, err := p.keyOf(x)
+		if err != nil {
+			return err
+		}
+		o = transform(r.Value, p.cfg.Limits, p.cfg.RecordIDKey, x.req.Sources[m.Source], m, x.id, p.stagesFor(x), dk)
 	}
 	p.countQuality(x, o)
 	if o.value == nil {
@@ -706,9 +718,7 @@ func (p *Processor) record(x *execState, r *kgo.Record, m wire.Meta, pre *outcom
 			return err
 		}
 		if o.safety.Quarantined {
-			p.produce(&kgo.Record{Topic: p.topics.Staged, Key: []byte(x.id), Value: o.value,
-				Headers: wire.Meta{Kind: wire.KindQuarantined, Source: m.Source, Position: m.Position}.Headers()})
-			return nil
+			return p.stage(x, wire.Meta{Kind: wire.KindQuarantined, Source: m.Source, Position: m.Position}, o.value)
 		}
 	}
 	if o.biasRan {
@@ -719,9 +729,52 @@ func (p *Processor) record(x *execState, r *kgo.Record, m wire.Meta, pre *outcom
 	}
 	x.counts.Valid++
 	x.perSource[m.Source]++
-	p.produce(&kgo.Record{Topic: p.topics.Staged, Key: []byte(x.id), Value: o.value,
-		Headers: wire.Meta{Kind: wire.KindStaged, Source: m.Source, Position: m.Position}.Headers()})
+	return p.stage(x, wire.Meta{Kind: wire.KindStaged, Source: m.Source, Position: m.Position}, o.value)
+}
+
+// stage produces one staged payload, encrypted under the execution's data
+// key for its place (kind, source, position).
+func (p *Processor) stage(x *execState, m wire.Meta, v []byte) error {
+	dk, err := p.keyOf(x)
+	if err != nil {
+		return err
+	}
+	if dk != nil {
+		v = dk.Seal(make([]byte, 0, len(v)+crypt.Overhead), v, crypt.AD(nil, x.id, crypt.PlaceStaged, m.Kind, m.Source, m.Position))
+	}
+	p.produce(&kgo.Record{Topic: p.topics.Staged, Key: []byte(x.id), Value: v, Headers: m.Headers()})
 	return nil
+}
+
+// openStaged decrypts a staged payload read back by the output stage.
+func (p *Processor) openStaged(x *execState, m wire.Meta, v []byte) ([]byte, error) {
+	dk, err := p.keyOf(x)
+	if err != nil || dk == nil {
+		return v, err
+	}
+	out, err := dk.Open(nil, v, crypt.AD(nil, x.id, crypt.PlaceStaged, m.Kind, m.Source, m.Position))
+	if err != nil {
+		return nil, fmt.Errorf("staged record %d of source %d: %w", m.Position, m.Source, err)
+	}
+	return out, nil
+}
+
+// keyOf is the execution's data key (nil without a key manager).
+func (p *Processor) keyOf(x *execState) (*crypt.DataKey, error) {
+	if p.cfg.Keys == nil {
+		return nil, nil
+	}
+	if x.dk != nil {
+		return x.dk, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dk, err := p.cfg.Keys.Get(ctx, x.id, true)
+	if err != nil {
+		return nil, fmt.Errorf("processor: data key of %s: %w", x.id, err)
+	}
+	x.dk = dk
+	return dk, nil
 }
 
 func (p *Processor) reject(x *execState, m wire.Meta, st, reason string) error {
@@ -734,9 +787,7 @@ func (p *Processor) reject(x *execState, m wire.Meta, st, reason string) error {
 	if err != nil {
 		return err
 	}
-	p.produce(&kgo.Record{Topic: p.topics.Staged, Key: []byte(x.id), Value: b,
-		Headers: wire.Meta{Kind: wire.KindRejected, Source: m.Source, Position: m.Position}.Headers()})
-	return nil
+	return p.stage(x, wire.Meta{Kind: wire.KindRejected, Source: m.Source, Position: m.Position}, b)
 }
 
 // acquisitionEnded closes the per-record stages and hands the execution to

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/crypt"
 	"github.com/dspipe/dspipe/internal/safety"
 )
 
@@ -40,6 +41,7 @@ type execState struct {
 	run         *stageRun      // resolved lazily from the request
 	quality     *events.QualitySummary
 	bias        *events.BiasSummary
+	dk          *crypt.DataKey // the data key, fetched when first needed
 }
 
 // Review states.
