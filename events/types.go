@@ -40,6 +40,9 @@ const (
 	// TypeAccessRecorded is one API call in the access audit;
 	// TypeAccessSealed signs an access chain's head.
 	TypeAccessRecorded = "dataset.access.recorded"
+	// TypeExecutionDataDeleted records the right to deletion carried out
+	// for one execution: outputs deleted, data key destroyed.
+	TypeExecutionDataDeleted = "dataset.execution.data_deleted"
 	TypeAccessSealed   = "dataset.access.sealed"
 )
 
@@ -540,6 +543,22 @@ func SealMessage(typ, subject string, seq uint64, hash string) []byte {
 	return fmt.Appendf(nil, "dspipe-audit-seal-v1\n%s\n%s\n%d\n%s\n", typ, subject, seq, hash)
 }
 
+// ExecutionDataDeleted says an execution's data was deleted: its outputs
+// removed and its data key destroyed, so its records on Kafka are
+// ciphertext no key opens. Ids and counts only.
+type ExecutionDataDeleted struct {
+	By           string `json:"by"`
+	OutputDir    string `json:"output_dir,omitempty"`
+	FilesDeleted int    `json:"files_deleted"`
+	KeyDestroyed bool   `json:"key_destroyed"`
+}
+
+// EventType is the event's type.
+func (ExecutionDataDeleted) EventType() string { return TypeExecutionDataDeleted }
+
+// EventVersion is the event's version.
+func (ExecutionDataDeleted) EventVersion() string { return "1" }
+
 // Access is one API call in the access audit: who (user and role), what
 // (action, route, execution, review), when (the envelope's time), from
 // where (remote address) and the outcome (HTTP status). Never a body, a
@@ -611,6 +630,8 @@ func Parse(e Envelope) (Payload, error) {
 		p = NewSeal(e.Type)
 	case TypeAccessRecorded:
 		p = &Access{}
+	case TypeExecutionDataDeleted:
+		p = &ExecutionDataDeleted{}
 	default:
 		return nil, fmt.Errorf("%w: unknown type %q", ErrMalformed, e.Type)
 	}

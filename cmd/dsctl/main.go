@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -38,6 +39,7 @@ commands:
   projector rebuild       replay the event log from offset zero into a fresh schema
   read [-type T] -c k=v   read one source without the services (dry run): records, MB/s, peak memory
   reviews [ack ID N -note] list the review queue of quarantined records, or acknowledge one with a note
+  delete <execution_id>   the right to deletion: remove an execution's outputs and destroy its data key
   analyze pii|crisis|content|quality|bias  run an analyzer over JSON Lines (stdin to stdout, fields in ../shared/eval/README.md)
   migrate                 apply the database migrations
   demo                    generate data, run everything embedded, process it, print statistics
@@ -68,6 +70,16 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		return cmdMigrate(ctx, getenv)
 	case "reviews":
 		return cmdReviews(ctx, rest, getenv)
+	case "delete":
+		if len(rest) != 1 {
+			return errors.New("usage: dsctl delete <execution_id>   (deletes its outputs and destroys its data key; cannot be undone)")
+		}
+		var out map[string]any
+		if err := apiClient(getenv).Do(ctx, "DELETE", "/"+rest[0]+"/data", map[string]string{"confirm": rest[0]}, &out); err != nil {
+			return err
+		}
+		fmt.Printf("deleting the data of %s: its outputs are removed and its data key destroyed; the trail records it\n", rest[0])
+		return nil
 	case "analyze":
 		return cmdAnalyze(ctx, rest, getenv)
 	case "read":

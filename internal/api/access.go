@@ -59,6 +59,7 @@ var actions = map[string]string{
 	"GET /api/v1/datasets/{id}/events":               "events",
 	"POST /api/v1/datasets/{id}/cancel":              "cancel",
 	"POST /api/v1/datasets/{id}/progress":            "progress",
+	"DELETE /api/v1/datasets/{id}/data":              "delete_data",
 	"GET /api/v1/datasets/ws/{id}":                   "subscribe",
 	"GET /api/v1/reviews":                            "reviews",
 	"POST /api/v1/reviews/{id}/{review}/acknowledge": "acknowledge",

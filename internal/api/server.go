@@ -114,6 +114,7 @@ func (s *Server) Handler() http.Handler {
 			r.With(requireRole(RoleSubmitter, RoleReviewer, RoleAuditor, RoleAdmin)).Get("/{id}/events", s.auditEvents)
 			r.With(requireRole(RoleSubmitter, RoleAdmin)).Post("/{id}/cancel", s.cancel)
 			r.With(requireRole(RoleService, RoleAdmin)).Post("/{id}/progress", s.progress)
+			r.With(requireRole(RoleSubmitter, RoleAdmin)).Delete("/{id}/data", s.deleteData)
 		})
 		r.With(s.authenticateWS).Get("/ws/{id}", s.websocket)
 	})
@@ -299,6 +300,7 @@ type StatusResponse struct {
 	CreatedAt           time.Time        `json:"created_at"`
 	StartedAt           *time.Time       `json:"started_at,omitempty"`
 	FinishedAt          *time.Time       `json:"finished_at,omitempty"`
+	DataDeletedAt       *time.Time       `json:"data_deleted_at,omitempty"`
 }
 
 // overallProgress is 100 once completed; while records flow it is the share
@@ -327,7 +329,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		OverallProgress: overallProgress(x), StagesCompleted: []string{}, Stages: stages, RecordsProcessed: x.Received,
 		TotalRecords: x.Total, ValidRecords: x.Valid, RejectedRecords: x.Rejected, ProcessingRate: x.RatePerSec,
 		Error: x.ErrorReason, ErrorCategory: x.ErrorCategory, OutputDir: x.OutputDir, LastSeq: x.LastSeq,
-		CreatedAt: x.CreatedAt, StartedAt: x.StartedAt, FinishedAt: x.FinishedAt}
+		CreatedAt: x.CreatedAt, StartedAt: x.StartedAt, FinishedAt: x.FinishedAt, DataDeletedAt: x.DataDeletedAt}
 	for _, st := range stages {
 		if st.Status == "completed" {
 			resp.StagesCompleted = append(resp.StagesCompleted, st.Stage)
@@ -371,6 +373,7 @@ func (s *Server) statistics(w http.ResponseWriter, r *http.Request) {
 		"sources":         sources,
 		"output_files":    files,
 		"output_dir":      x.OutputDir,
+		"data_deleted_at": x.DataDeletedAt,
 		"alerts":          alerts,
 		"safety":          safetyReport(x.Safety, x.Received),
 		"quality":         rawOrNil(x.Quality),
@@ -429,6 +432,42 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"execution_id": x.ID, "status": "cancelling"})
+}
+
+// deleteData carries out the right to deletion for a finished execution:
+// its outputs are deleted and its data key destroyed, so its records on
+// Kafka become ciphertext no key opens; the trail records it and stays
+// verifiable. The body must confirm the id: {"confirm": "<execution id>"}.
+func (s *Server) deleteData(w http.ResponseWriter, r *http.Request) {
+	x, ok := s.load(w, r)
+	if !ok {
+		return
+	}
+	var body struct {
+		Confirm string `json:"confirm"`
+	}
+	if code, err := readJSON(r.Body, 4096, &body, false); err != nil {
+		writeError(w, code, "body must be {\"confirm\": \"<execution id>\"}: "+err.Error())
+		return
+	}
+	if body.Confirm != x.ID {
+		writeError(w, http.StatusBadRequest, "deleting an execution's data cannot be undone: confirm with {\"confirm\": \""+x.ID+"\"}")
+		return
+	}
+	switch {
+	case x.DataDeletedAt != nil:
+		writeError(w, http.StatusConflict, "the execution's data is already deleted")
+		return
+	case x.Status != "completed" && x.Status != "failed" && x.Status != "cancelled":
+		writeError(w, http.StatusConflict, fmt.Sprintf("execution is %s: cancel it first, then delete its data", x.Status))
+		return
+	}
+	p := principalFrom(r.Context())
+	if err := s.send(r.Context(), wire.Command{Kind: wire.CmdDeleteData, ExecutionID: x.ID, UserID: p.UserID}); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "the event log is unavailable; retry shortly")
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"execution_id": x.ID, "status": "deleting"})
 }
 
 func (s *Server) progress(w http.ResponseWriter, r *http.Request) {

@@ -69,6 +69,8 @@ func (f *feed) message(e events.Envelope) (Message, error) {
 		m.EventType, m.Data = "dataset_status", map[string]any{"status": "cancelled", "reason": d.Reason}
 	case *events.StageFailed:
 		m.EventType, m.Data = "dataset_status", map[string]any{"status": "stage_failed", "stage": d.Stage, "error": d.Reason, "error_category": d.Category}
+	case *events.ExecutionDataDeleted:
+		m.EventType, m.Data = "dataset_status", map[string]any{"status": "data_deleted", "files_deleted": d.FilesDeleted}
 	case *events.Seal:
 		// Signed checkpoints keep the feed gap-free; dashboards may ignore them.
 		m.EventType, m.Data = "dataset_audit", map[string]any{"checkpoint_seq": d.Seq, "hash": d.Hash, "key_id": d.KeyID,

@@ -438,7 +438,8 @@ func (p *Processor) ensureLoaded(ctx context.Context, partition int32) error {
 	// acknowledged long after the execution ended).
 	for id, x := range p.execs {
 		if x.partition == partition && x.status == statusDone {
-			p.execs[id] = &execState{id: id, partition: partition, status: statusDone, user: x.user, chain: x.chain, reviews: x.reviews}
+			p.execs[id] = &execState{id: id, partition: partition, status: statusDone, user: x.user, chain: x.chain, reviews: x.reviews,
+				outputDir: x.outputDir, dataDeleted: x.dataDeleted}
 		}
 	}
 	p.loaded[partition] = true
@@ -481,6 +482,11 @@ func (p *Processor) handleCommand(ctx context.Context, r *kgo.Record) (*execStat
 			return nil, nil // unknown or already acknowledged (the API checked; this is a duplicate)
 		}
 		return nil, p.emit(x, events.ReviewAcknowledged{Review: c.Review, By: c.UserID, Note: c.Message})
+	case wire.CmdDeleteData:
+		if x == nil || x.status != statusDone || x.dataDeleted {
+			return nil, nil // the API checked; a duplicate or a late command
+		}
+		return nil, p.deleteData(ctx, x, c.UserID)
 	case wire.CmdFinalize:
 		if x == nil || x.status != statusFinalizing {
 			return nil, nil

@@ -42,6 +42,8 @@ type execState struct {
 	quality     *events.QualitySummary
 	bias        *events.BiasSummary
 	dk          *crypt.DataKey // the data key, fetched when first needed
+	outputDir   string         // where the output went (a directory or s3://)
+	dataDeleted bool
 }
 
 // Review states.
@@ -107,7 +109,11 @@ func (x *execState) apply(e *events.Envelope, p events.Payload) {
 		if x.reviews != nil {
 			x.reviews[d.Review] = reviewAcknowledged
 		}
-	case *events.ExecutionCompleted, *events.ExecutionFailed, *events.ExecutionCancelled:
+	case *events.ExecutionCompleted:
+		x.status, x.outputDir = statusDone, d.OutputDir
+	case *events.ExecutionFailed, *events.ExecutionCancelled:
 		x.status = statusDone
+	case *events.ExecutionDataDeleted:
+		x.dataDeleted = true
 	}
 }

@@ -104,3 +104,31 @@ func StillOwnedS3(ctx context.Context, c *s3.Client, d S3Destination, me Ownersh
 	}
 	return nil
 }
+
+// DeleteS3Prefix deletes every object of an output prefix but its owner
+// object, which stays as a tombstone (the prefix remains that execution's
+// for ever), and returns how many it deleted.
+func DeleteS3Prefix(ctx context.Context, c *s3.Client, d S3Destination) (int, error) {
+	prefix := d.Prefix
+	if prefix != "" {
+		prefix += "/"
+	}
+	n := 0
+	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String(d.Bucket), Prefix: aws.String(prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return n, fmt.Errorf("sink: list %s: %w", d, err)
+		}
+		for _, o := range page.Contents {
+			if path.Base(aws.ToString(o.Key)) == OwnerObject {
+				continue
+			}
+			if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(d.Bucket), Key: o.Key}); err != nil {
+				return n, fmt.Errorf("sink: delete s3://%s/%s: %w", d.Bucket, aws.ToString(o.Key), err)
+			}
+			n++
+		}
+	}
+	return n, nil
+}

@@ -223,6 +223,8 @@ func project(ctx context.Context, tx pgx.Tx, e *events.Envelope, p events.Payloa
 		if err == nil {
 			_, err = tx.Exec(ctx, `UPDATE stage_runs SET status='cancelled', finished_at=$2 WHERE execution_id=$1 AND status='running'`, id, at)
 		}
+	case *events.ExecutionDataDeleted:
+		_, err = tx.Exec(ctx, `UPDATE executions SET data_deleted_at=$2 WHERE execution_id=$1`, id, at)
 	case *events.Seal:
 		// A signed checkpoint: part of the chain (audit_events), nothing
 		// else to project.

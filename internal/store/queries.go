@@ -44,6 +44,9 @@ type Execution struct {
 	Fusion json.RawMessage `json:"-"`
 	// Balancing is the balancing stage's summary (events.BalancingSummary).
 	Balancing json.RawMessage `json:"-"`
+	// DataDeletedAt is when the execution's data was deleted (outputs
+	// removed, data key destroyed), nil while it exists.
+	DataDeletedAt *time.Time `json:"data_deleted_at,omitempty"`
 }
 
 // StageRun is one stage of an execution.
@@ -85,13 +88,13 @@ type Alert struct {
 }
 
 const executionCols = `execution_id, user_id, status, current_stage, request, received, valid, rejected, total, rate_per_sec,
-	reported_percent, error_reason, error_category, output_dir, last_seq, created_at, started_at, finished_at, updated_at, safety, quality, bias, fusion, balancing`
+	reported_percent, error_reason, error_category, output_dir, last_seq, created_at, started_at, finished_at, updated_at, safety, quality, bias, fusion, balancing, data_deleted_at`
 
 func scanExecution(row pgx.Row) (Execution, error) {
 	var x Execution
 	err := row.Scan(&x.ID, &x.UserID, &x.Status, &x.CurrentStage, &x.Request, &x.Received, &x.Valid, &x.Rejected, &x.Total,
 		&x.RatePerSec, &x.ReportedPercent, &x.ErrorReason, &x.ErrorCategory, &x.OutputDir, &x.LastSeq, &x.CreatedAt,
-		&x.StartedAt, &x.FinishedAt, &x.UpdatedAt, &x.Safety, &x.Quality, &x.Bias, &x.Fusion, &x.Balancing)
+		&x.StartedAt, &x.FinishedAt, &x.UpdatedAt, &x.Safety, &x.Quality, &x.Bias, &x.Fusion, &x.Balancing, &x.DataDeletedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return x, ErrNotFound
 	}
@@ -231,7 +234,7 @@ func (s *Store) Snapshot(ctx context.Context) (string, error) {
 	queries := []string{
 		`SELECT execution_id, user_id, status, current_stage, request::text, received, valid, rejected, total, rate_per_sec,
 			reported_percent, error_reason, error_category, output_dir, last_seq, last_hash, created_at, started_at, finished_at, updated_at,
-			safety::text, quality::text, bias::text, fusion::text, balancing::text FROM executions ORDER BY execution_id`,
+			safety::text, quality::text, bias::text, fusion::text, balancing::text, data_deleted_at FROM executions ORDER BY execution_id`,
 		`SELECT * FROM stage_runs ORDER BY execution_id, stage`,
 		`SELECT * FROM source_runs ORDER BY execution_id, source_index`,
 		`SELECT * FROM output_files ORDER BY execution_id, name`,

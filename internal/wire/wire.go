@@ -24,6 +24,9 @@ const (
 	CmdFinalize = "finalize"
 	// CmdAckReview closes a review with a note (Review, Message).
 	CmdAckReview = "ack_review"
+	// CmdDeleteData deletes a finished execution's outputs and destroys
+	// its data key (the right to deletion).
+	CmdDeleteData = "delete_data"
 )
 
 // Command is a request to the processor, keyed by execution id.
