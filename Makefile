@@ -49,7 +49,7 @@ eval: build
 	$(GO) run ./internal/eval/cmd -shared ../shared/eval -out docs/EVALUATION.md
 
 bench: build pg-start
-	$(GO) test -run XXX -bench . -benchmem -count 1 ./events ./internal/stage ./internal/source ./internal/pii ./internal/crisis ./internal/content ./internal/quality ./internal/bias ./internal/lang ./internal/fusion | grep -E '^(Benchmark|goos|cpu|pkg)' > bin/micro.txt
+	$(GO) test -run XXX -bench . -benchmem -count 1 ./events ./internal/stage ./internal/source ./internal/pii ./internal/crisis ./internal/content ./internal/quality ./internal/bias ./internal/lang ./internal/fusion ./internal/crypt | grep -E '^(Benchmark|goos|cpu|pkg)' > bin/micro.txt
 	$(GO) run ./internal/bench/cmd -out docs/BENCHMARKS.md -micro bin/micro.txt
 	@cat docs/BENCHMARKS.md
 

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	_ "net/http/pprof" // served only when DSPIPE_PPROF_ADDR is set
 	"os"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/dspipe/dspipe/internal/app"
 	"github.com/dspipe/dspipe/internal/client"
 	"github.com/dspipe/dspipe/internal/config"
+	"github.com/dspipe/dspipe/internal/crypt"
 	"github.com/dspipe/dspipe/internal/gen"
 	"github.com/dspipe/dspipe/internal/kafka"
 	"github.com/dspipe/dspipe/internal/projector"
@@ -270,8 +273,66 @@ func cmdProjector(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return err
 	}
-	fmt.Printf("rebuilt schema %s from %d events; point DSPIPE_DB_SCHEMA=%s at it to switch\n", *schema, n, *schema)
+	// Data keys are not a projection: they come from the live schema.
+	k, err := st.CopyDataKeys(ctx, cfg.DBSchema)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("rebuilt schema %s from %d events, with %d data keys from %s; point DSPIPE_DB_SCHEMA=%s at it to switch\n", *schema, n, k, cfg.DBSchema, *schema)
 	return nil
+}
+
+// cmdKeys manages the local keyring that wraps data keys.
+func cmdKeys(args []string, getenv func(string) string) error {
+	const usage = "usage: dsctl keys list|rotate|remove <version>   (the keyring at DSPIPE_KEYRING)"
+	if len(args) == 0 {
+		return errors.New(usage)
+	}
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	if cfg.KMSKeyID != "" {
+		return errors.New("DSPIPE_KMS_KEY_ID is set: data keys are wrapped by KMS; rotate the KMS key there")
+	}
+	k, _, err := crypt.LoadKeyring(cfg.Keyring, false)
+	if err != nil {
+		return err
+	}
+	switch args[0] {
+	case "list":
+		vs, active := k.Versions()
+		sort.Ints(vs)
+		for _, v := range vs {
+			mark := ""
+			if v == active {
+				mark = " (active)"
+			}
+			fmt.Printf("version %d%s\n", v, mark)
+		}
+		return nil
+	case "rotate":
+		v, err := k.Rotate()
+		if err != nil {
+			return err
+		}
+		fmt.Printf("version %d is active: new data keys are wrapped by it; older versions keep opening older data. Restart ingest and processor to use it.\n", v)
+		return nil
+	case "remove":
+		if len(args) != 2 {
+			return errors.New(usage)
+		}
+		v, err := strconv.Atoi(args[1])
+		if err != nil {
+			return errors.New(usage)
+		}
+		if err := k.Remove(v); err != nil {
+			return err
+		}
+		fmt.Printf("version %d removed: every execution whose data key it wrapped is unreadable for good\n", v)
+		return nil
+	}
+	return errors.New(usage)
 }
 
 func cmdMigrate(ctx context.Context, getenv func(string) string) error {
