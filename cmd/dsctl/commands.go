@@ -284,7 +284,7 @@ func cmdProjector(ctx context.Context, args []string, getenv func(string) string
 
 // cmdKeys manages the local keyring that wraps data keys.
 func cmdKeys(args []string, getenv func(string) string) error {
-	const usage = "usage: dsctl keys list|rotate|remove <version>   (the keyring at DSPIPE_KEYRING)"
+	const usage = "usage: dsctl keys init|list|rotate|remove <version>   (the keyring at DSPIPE_KEYRING)"
 	if len(args) == 0 {
 		return errors.New(usage)
 	}
@@ -295,7 +295,14 @@ func cmdKeys(args []string, getenv func(string) string) error {
 	if cfg.KMSKeyID != "" {
 		return errors.New("DSPIPE_KMS_KEY_ID is set: data keys are wrapped by KMS; rotate the KMS key there")
 	}
-	k, _, err := crypt.LoadKeyring(cfg.Keyring, false)
+	k, created, err := crypt.LoadKeyring(cfg.Keyring, args[0] == "init")
+	if args[0] == "init" && err == nil {
+		if !created {
+			return fmt.Errorf("%s exists; a keyring is never overwritten", cfg.Keyring)
+		}
+		fmt.Printf("wrote %s (mode 0600) with version 1\n", cfg.Keyring)
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -40,7 +40,7 @@ commands:
   read [-type T] -c k=v   read one source without the services (dry run): records, MB/s, peak memory
   reviews [ack ID N -note] list the review queue of quarantined records, or acknowledge one with a note
   delete <execution_id>   the right to deletion: remove an execution's outputs and destroy its data key
-  keys list|rotate|remove N  the local keyring that wraps data keys (DSPIPE_KEYRING)
+  keys init|list|rotate|remove N  the local keyring that wraps data keys (DSPIPE_KEYRING)
   analyze pii|crisis|content|quality|bias  run an analyzer over JSON Lines (stdin to stdout, fields in ../shared/eval/README.md)
   migrate                 apply the database migrations
   demo                    generate data, run everything embedded, process it, print statistics
