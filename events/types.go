@@ -92,6 +92,14 @@ type SourceSpec struct {
 	// Mapping renames input fields to the names standardization reads, for
 	// example {"prompt": "question", "response": "answer"}.
 	Mapping map[string]string `json:"mapping,omitempty"`
+	// ConsentField names the top-level input field that records the data
+	// subject's consent, and ConsentValues the values that mean consent
+	// given (default true, yes, 1, granted; compared case-insensitively).
+	// With processing.require_consent, a record without one of those
+	// values is rejected with reason no_consent. Optional: compatible
+	// additions to version 1.
+	ConsentField  string   `json:"consent_field,omitempty"`
+	ConsentValues []string `json:"consent_values,omitempty"`
 }
 
 // Source failure policies.
@@ -205,6 +213,9 @@ type StageProgress struct {
 	Stage     string  `json:"stage"`
 	Counts    Counts  `json:"counts"`
 	PerSource []int64 `json:"per_source,omitempty"`
+	// NoConsent counts, per source, the records rejected for want of
+	// consent. Optional: a compatible addition to version 1.
+	NoConsent []int64 `json:"no_consent,omitempty"`
 	// RatePerSec is records per second since the execution started.
 	RatePerSec float64 `json:"rate_per_sec"`
 	// MemoryMB is the memory held by the processor instance emitting the
@@ -432,6 +443,9 @@ type ProgressReported struct {
 type ExecutionCompleted struct {
 	Counts    Counts       `json:"counts"`
 	PerSource []int64      `json:"per_source"`
+	// NoConsent counts, per source, the records rejected for want of
+	// consent. Optional: a compatible addition to version 1.
+	NoConsent []int64 `json:"no_consent,omitempty"`
 	StagesRun []string     `json:"stages_run"`
 	OutputDir string       `json:"output_dir"`
 	Files     []OutputFile `json:"files"`

@@ -98,6 +98,15 @@ func decodeRequest(body io.Reader) (events.Request, error) {
 		if at := nullAt(b); at != "" {
 			return req, fmt.Errorf("%s must not be null: leave it out for its default", at)
 		}
+		var shape struct {
+			Sources []map[string]any `json:"sources"`
+		}
+		_ = json.Unmarshal(b, &shape)
+		for i, src := range shape.Sources {
+			if v, ok := src["consent_field"]; ok && v == "" {
+				return req, fmt.Errorf("sources[%d].consent_field: must not be empty; leave it out when the source records no consent", i)
+			}
+		}
 	}
 	if err != nil {
 		var syn *json.SyntaxError
@@ -306,6 +315,17 @@ func validateSourceConfig(at string, s *events.SourceSpec) error {
 	if len(s.Mapping) > 64 {
 		return fmt.Errorf("%s.mapping: at most 64 fields", at)
 	}
+	if utf8.RuneCountInString(s.ConsentField) > 128 || hasControl(s.ConsentField) {
+		return fmt.Errorf("%s.consent_field: a field name of at most 128 characters without control characters", at)
+	}
+	if len(s.ConsentValues) > 16 {
+		return fmt.Errorf("%s.consent_values: at most 16 values", at)
+	}
+	for _, v := range s.ConsentValues {
+		if v == "" || utf8.RuneCountInString(v) > 64 || hasControl(v) {
+			return fmt.Errorf("%s.consent_values: values of 1 to 64 characters without control characters", at)
+		}
+	}
 	for from, to := range s.Mapping {
 		// Field names are only looked up, never printed: any text but
 		// NUL (refused everywhere) will do.
@@ -362,8 +382,20 @@ func validateRequest(req *events.Request) error {
 			_, err = bias.ParseRequest(raw)
 		case "balancing":
 			_, _, err = balance.ParseRequest(raw)
+		case "require_consent":
+			var required bool
+			if json.Unmarshal(raw, &required) != nil {
+				err = fmt.Errorf("processing.require_consent: must be true or false")
+			} else if required {
+				for i, src := range req.Sources {
+					if src.ConsentField == "" {
+						err = fmt.Errorf("processing.require_consent: sources[%d] names no consent_field, so none of its records could show consent", i)
+						break
+					}
+				}
+			}
 		default:
-			err = fmt.Errorf("processing.%s: unknown stage settings; processing takes quality, bias and balancing", k)
+			err = fmt.Errorf("processing.%s: unknown stage settings; processing takes quality, bias, balancing and require_consent", k)
 		}
 		if err != nil {
 			return err

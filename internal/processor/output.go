@@ -108,6 +108,8 @@ type ManifestSource struct {
 	Type   string `json:"type"`
 	Valid  int64  `json:"valid"`
 	Output int64  `json:"output"`
+	// NoConsent counts the records rejected for want of consent.
+	NoConsent int64 `json:"no_consent"`
 }
 
 // ManifestStage is one stage that ran.
@@ -195,7 +197,7 @@ func (p *Processor) finalize(ctx context.Context, x *execState) error {
 	for i, s := range run {
 		names[i] = s.Name
 	}
-	if err := p.emit(x, events.ExecutionCompleted{Counts: x.counts, PerSource: append([]int64(nil), x.perSource...),
+	if err := p.emit(x, events.ExecutionCompleted{Counts: x.counts, PerSource: append([]int64(nil), x.perSource...), NoConsent: append([]int64(nil), x.noConsent...),
 		StagesRun: names, OutputDir: dir, Files: files}); err != nil {
 		return err
 	}
@@ -582,6 +584,9 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputRe
 	}
 	for i, s := range x.req.Sources {
 		ms := ManifestSource{Name: s.DisplayName(i), Type: s.Type, Valid: x.perSource[i], Output: x.perSource[i]}
+		if i < len(x.noConsent) {
+			ms.NoConsent = x.noConsent[i]
+		}
 		if plan != nil && plan.fusion != nil && plan.balancing == nil {
 			ms.Output = plan.fusion.KeptPerSource[i]
 		}

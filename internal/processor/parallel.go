@@ -41,6 +41,9 @@ type stageRun struct {
 	// keepSourceIDs leaves metadata.source_id as the input had it; by
 	// default it becomes a keyed hash (output.keep_source_ids).
 	keepSourceIDs bool
+	// requireConsent rejects records whose source's consent field does
+	// not say consent was given (processing.require_consent).
+	requireConsent bool
 	safety        *safetyRun
 	quality       *quality.Settings
 	bias          *bias.Settings
@@ -71,6 +74,11 @@ func transform(raw []byte, lim stage.Limits, idKey []byte, spec events.SourceSpe
 	in, err := stage.Validate(raw, lim)
 	if err != nil {
 		return outcome{ready: true, stage: events.StageValidation, reason: err.Error()}
+	}
+	if run.requireConsent {
+		if why := consentMissing(raw, spec); why != "" {
+			return outcome{ready: true, stage: events.StageValidation, reason: NoConsent + ": " + why}
+		}
 	}
 	uri := m.Object
 	if uri == "" {
@@ -136,6 +144,47 @@ func transform(raw []byte, lim stage.Limits, idKey []byte, spec events.SourceSpe
 		return outcome{ready: true, stage: events.StageStandardization, reason: "cannot encode the canonical record"}
 	}
 	return outcome{ready: true, value: b, safety: so, quality: qr, biasRan: run.bias != nil, mentions: mentions}
+}
+
+// NoConsent is the reason of records rejected for want of consent.
+const NoConsent = "no_consent"
+
+// defaultConsent are the values that mean consent given when a source
+// names none.
+var defaultConsent = []string{"true", "yes", "1", "granted"}
+
+// consentMissing says why a record's consent field does not record consent
+// given, or "" when it does.
+func consentMissing(raw []byte, spec events.SourceSpec) string {
+	if spec.ConsentField == "" {
+		return "the source names no consent_field"
+	}
+	var top map[string]json.RawMessage
+	if json.Unmarshal(raw, &top) != nil {
+		return "the record is not a JSON object"
+	}
+	v, ok := top[spec.ConsentField]
+	if !ok {
+		return fmt.Sprintf("field %q is absent", spec.ConsentField)
+	}
+	var got string
+	var str string
+	if json.Unmarshal(v, &str) == nil {
+		got = str
+	} else {
+		got = string(v) // true, false, a number
+	}
+	got = strings.ToLower(strings.TrimSpace(got))
+	values := spec.ConsentValues
+	if len(values) == 0 {
+		values = defaultConsent
+	}
+	for _, c := range values {
+		if got == strings.ToLower(c) {
+			return ""
+		}
+	}
+	return fmt.Sprintf("field %q does not say consent was given", spec.ConsentField)
 }
 
 // annotate sets annotations[key] to v encoded.

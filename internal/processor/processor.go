@@ -587,7 +587,7 @@ func (p *Processor) emitProgress() {
 			rate = float64(x.counts.Received) / el
 		}
 		counts, per := x.counts, append([]int64(nil), x.perSource...)
-		_ = p.emit(x, events.StageProgress{Stage: p.currentRecordStage(x), Counts: counts, PerSource: per, RatePerSec: rate, MemoryMB: memoryMB(), Safety: x.safety.Clone(), Quality: x.quality.Clone(), Bias: p.biasSummary(x)})
+		_ = p.emit(x, events.StageProgress{Stage: p.currentRecordStage(x), Counts: counts, PerSource: per, NoConsent: append([]int64(nil), x.noConsent...), RatePerSec: rate, MemoryMB: memoryMB(), Safety: x.safety.Clone(), Quality: x.quality.Clone(), Bias: p.biasSummary(x)})
 	}
 }
 
@@ -711,6 +711,9 @@ func (p *Processor) record(x *execState, r *kgo.Record, m wire.Meta, pre *outcom
 		o = transform(r.Value, p.cfg.Limits, p.cfg.RecordIDKey, x.req.Sources[m.Source], m, x.id, p.stagesFor(x), dk)
 	}
 	p.countQuality(x, o)
+	if o.value == nil && strings.HasPrefix(o.reason, NoConsent) {
+		x.noConsent[m.Source]++
+	}
 	if o.value == nil {
 		if o.safety != nil {
 			if err := p.countSafety(x, m, o); err != nil {
@@ -823,7 +826,7 @@ func (p *Processor) acquisitionEnded(x *execState, v []byte) error {
 	if el := now.Sub(x.startedAt).Seconds(); el > 0 {
 		rate = float64(x.counts.Received) / el
 	}
-	if err := p.emit(x, events.StageProgress{Stage: p.currentRecordStage(x), Counts: x.counts, PerSource: append([]int64(nil), x.perSource...), RatePerSec: rate, MemoryMB: memoryMB(), Safety: x.safety.Clone(), Quality: x.quality.Clone(), Bias: p.biasSummary(x)}); err != nil {
+	if err := p.emit(x, events.StageProgress{Stage: p.currentRecordStage(x), Counts: x.counts, PerSource: append([]int64(nil), x.perSource...), NoConsent: append([]int64(nil), x.noConsent...), RatePerSec: rate, MemoryMB: memoryMB(), Safety: x.safety.Clone(), Quality: x.quality.Clone(), Bias: p.biasSummary(x)}); err != nil {
 		return err
 	}
 	for _, s := range p.recordStages(x) {
@@ -931,6 +934,7 @@ func (p *Processor) currentRecordStage(x *execState) string {
 func (p *Processor) stagesFor(x *execState) *stageRun {
 	if x.run == nil {
 		run := &stageRun{safety: p.safetyFor(x), keepSourceIDs: x.req.Output.KeepSourceIDs}
+		_ = json.Unmarshal(x.req.Processing["require_consent"], &run.requireConsent)
 		if !p.cfg.QualityDisabled {
 			if q, ok := quality.Resolve(x.req.Processing["quality"]); ok {
 				run.quality = &q

@@ -32,6 +32,7 @@ type execState struct {
 	stagedFrom  int64
 	counts      events.Counts
 	perSource   []int64
+	noConsent   []int64 // per source: records rejected for want of consent
 	stages      map[string]time.Time // started stages and when
 	sources     map[int]bool         // sources whose start was announced
 	dirty       bool                 // records processed in this transaction
@@ -71,6 +72,7 @@ func (x *execState) apply(e *events.Envelope, p events.Payload) {
 	case *events.ExecutionRequested:
 		x.user, x.req, x.status, x.requestedAt = d.UserID, d.Request, statusRequested, e.Time
 		x.perSource = make([]int64, len(d.Request.Sources))
+		x.noConsent = make([]int64, len(d.Request.Sources))
 	case *events.ExecutionQueued:
 		x.status = statusQueued
 	case *events.ExecutionStarted:
@@ -95,6 +97,9 @@ func (x *execState) apply(e *events.Envelope, p events.Payload) {
 		}
 		if len(d.PerSource) == len(x.perSource) {
 			copy(x.perSource, d.PerSource)
+		}
+		if len(d.NoConsent) == len(x.noConsent) {
+			copy(x.noConsent, d.NoConsent)
 		}
 	case *events.StageCompleted:
 		if d.Stage == events.StageAcquisition {

@@ -174,6 +174,7 @@ func project(ctx context.Context, tx pgx.Tx, e *events.Envelope, p events.Payloa
 			}
 			_, err = tx.Exec(ctx, `UPDATE source_runs SET output=$3 WHERE execution_id=$1 AND source_index=$2`, id, i, n)
 		}
+		err = storeNoConsent(ctx, tx, id, d.NoConsent, err)
 	case *events.StageCompleted:
 		_, err = tx.Exec(ctx, `UPDATE stage_runs SET status='completed', received=$3, valid=$4, rejected=$5, duration_ms=$6, finished_at=$7
 			WHERE execution_id=$1 AND stage=$2`, id, d.Stage, d.Counts.Received, d.Counts.Valid, d.Counts.Rejected, d.DurationMS, at)
@@ -204,6 +205,7 @@ func project(ctx context.Context, tx pgx.Tx, e *events.Envelope, p events.Payloa
 	case *events.ExecutionCompleted:
 		_, err = tx.Exec(ctx, `UPDATE executions SET status='completed', finished_at=$2, received=$3, valid=$4, rejected=$5, total=$6, output_dir=$7
 			WHERE execution_id=$1`, id, at, d.Counts.Received, d.Counts.Valid, d.Counts.Rejected, d.Counts.Total, d.OutputDir)
+		err = storeNoConsent(ctx, tx, id, d.NoConsent, err)
 		for _, f := range d.Files {
 			if err != nil {
 				break
@@ -230,6 +232,18 @@ func project(ctx context.Context, tx pgx.Tx, e *events.Envelope, p events.Payloa
 		// else to project.
 	default:
 		err = fmt.Errorf("no projection for %T", p)
+	}
+	return err
+}
+
+// storeNoConsent stores the per-source counts of records rejected for want
+// of consent (unless an earlier statement failed).
+func storeNoConsent(ctx context.Context, tx pgx.Tx, id string, counts []int64, err error) error {
+	for i, n := range counts {
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE source_runs SET no_consent=$3 WHERE execution_id=$1 AND source_index=$2`, id, i, n)
 	}
 	return err
 }

@@ -72,6 +72,8 @@ type SourceRun struct {
 	Output      int64  `json:"valid_records"`
 	Bytes       int64  `json:"bytes"`
 	ErrorReason string `json:"error,omitempty"`
+	// NoConsent counts the records rejected for want of consent.
+	NoConsent int64 `json:"no_consent"`
 }
 
 // OutputFile is one file written by the output stage.
@@ -179,14 +181,14 @@ func (s *Store) ExecutionWithStages(ctx context.Context, id string) (Execution, 
 
 // Sources lists an execution's sources.
 func (s *Store) Sources(ctx context.Context, id string) ([]SourceRun, error) {
-	rows, err := s.pool.Query(ctx, `SELECT source_index, name, kind, status, records, output, bytes, error_reason
+	rows, err := s.pool.Query(ctx, `SELECT source_index, name, kind, status, records, output, bytes, error_reason, no_consent
 		FROM source_runs WHERE execution_id=$1 ORDER BY source_index`, id)
 	if err != nil {
 		return nil, fmt.Errorf("store: sources: %w", err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (SourceRun, error) {
 		var sr SourceRun
-		err := r.Scan(&sr.Index, &sr.Name, &sr.Kind, &sr.Status, &sr.Records, &sr.Output, &sr.Bytes, &sr.ErrorReason)
+		err := r.Scan(&sr.Index, &sr.Name, &sr.Kind, &sr.Status, &sr.Records, &sr.Output, &sr.Bytes, &sr.ErrorReason, &sr.NoConsent)
 		return sr, err
 	})
 }

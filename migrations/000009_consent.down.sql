@@ -1,0 +1,1 @@
+ALTER TABLE source_runs DROP COLUMN no_consent;
