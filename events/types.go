@@ -43,7 +43,7 @@ const (
 	// TypeExecutionDataDeleted records the right to deletion carried out
 	// for one execution: outputs deleted, data key destroyed.
 	TypeExecutionDataDeleted = "dataset.execution.data_deleted"
-	TypeAccessSealed   = "dataset.access.sealed"
+	TypeAccessSealed         = "dataset.access.sealed"
 )
 
 // Stage names, in pipeline order.
@@ -441,11 +441,11 @@ type ProgressReported struct {
 
 // ExecutionCompleted closes a successful execution.
 type ExecutionCompleted struct {
-	Counts    Counts       `json:"counts"`
-	PerSource []int64      `json:"per_source"`
+	Counts    Counts  `json:"counts"`
+	PerSource []int64 `json:"per_source"`
 	// NoConsent counts, per source, the records rejected for want of
 	// consent. Optional: a compatible addition to version 1.
-	NoConsent []int64 `json:"no_consent,omitempty"`
+	NoConsent []int64      `json:"no_consent,omitempty"`
 	StagesRun []string     `json:"stages_run"`
 	OutputDir string       `json:"output_dir"`
 	Files     []OutputFile `json:"files"`

@@ -44,9 +44,9 @@ type stageRun struct {
 	// requireConsent rejects records whose source's consent field does
 	// not say consent was given (processing.require_consent).
 	requireConsent bool
-	safety        *safetyRun
-	quality       *quality.Settings
-	bias          *bias.Settings
+	safety         *safetyRun
+	quality        *quality.Settings
+	bias           *bias.Settings
 }
 
 // biasMention is a mention as annotations.bias lists it: which message,

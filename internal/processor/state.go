@@ -32,7 +32,7 @@ type execState struct {
 	stagedFrom  int64
 	counts      events.Counts
 	perSource   []int64
-	noConsent   []int64 // per source: records rejected for want of consent
+	noConsent   []int64              // per source: records rejected for want of consent
 	stages      map[string]time.Time // started stages and when
 	sources     map[int]bool         // sources whose start was announced
 	dirty       bool                 // records processed in this transaction
