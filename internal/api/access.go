@@ -63,6 +63,7 @@ var actions = map[string]string{
 	"GET /api/v1/datasets/ws/{id}":                   "subscribe",
 	"GET /api/v1/reviews":                            "reviews",
 	"POST /api/v1/reviews/{id}/{review}/acknowledge": "acknowledge",
+	"POST /api/v1/erasures":                          "erasure",
 	"GET /api/v1/audit/access":                       "audit_access",
 	"GET /api/v1/audit/public-key":                   "audit_public_key",
 	"GET /api/v1/datasets/{id}/output/{file}":        "output",

@@ -39,7 +39,7 @@ func TestOpenAPIListsEveryRoute(t *testing.T) {
 		return nil
 	})
 	require.NoError(t, err)
-	require.Len(t, served, 15, "the seed's eight endpoints, the audit trail, the review queue's two, the audit key and access audit's three, and data deletion")
+	require.Len(t, served, 16, "the seed's eight endpoints, the audit trail, the review queue's two, the audit key and access audit's three, data deletion and erasures")
 	sort.Strings(documented)
 	sort.Strings(served)
 	require.Equal(t, served, documented)

@@ -55,21 +55,25 @@ type Config struct {
 	Access AccessRecorder
 	// Signer is the audit key; its public half is served to auditors.
 	Signer *audit.Signer
+	// RecordIDKey keys source-id pseudonyms (DSPIPE_RECORD_ID_KEY), for
+	// erasures named by sources' own ids.
+	RecordIDKey []byte
 }
 
 // Server is the HTTP API.
 type Server struct {
-	store      *store.Store
-	prod       *kgo.Client
-	topics     kafka.Topics
-	tokens     []token
-	hub        *Hub
-	log        *slog.Logger
-	outputRoot string
-	trustedS3  []string
-	access     AccessRecorder
-	signer     *audit.Signer
-	inflight   sync.WaitGroup
+	store       *store.Store
+	prod        *kgo.Client
+	topics      kafka.Topics
+	tokens      []token
+	hub         *Hub
+	log         *slog.Logger
+	outputRoot  string
+	trustedS3   []string
+	access      AccessRecorder
+	signer      *audit.Signer
+	recordIDKey []byte
+	inflight    sync.WaitGroup
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -96,7 +100,7 @@ func NewServer(c Config) *Server {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Server{store: c.Store, prod: c.Producer, topics: c.Topics, tokens: c.Tokens, hub: c.Hub, log: c.Log,
-		outputRoot: c.OutputRoot, trustedS3: c.TrustedS3Endpoints, access: c.Access, signer: c.Signer, closing: make(chan struct{})}
+		outputRoot: c.OutputRoot, trustedS3: c.TrustedS3Endpoints, access: c.Access, signer: c.Signer, recordIDKey: c.RecordIDKey, closing: make(chan struct{})}
 }
 
 // Handler returns the router.
@@ -124,6 +128,8 @@ func (s *Server) Handler() http.Handler {
 		r.With(requireRole(RoleReviewer, RoleAdmin, RoleAuditor)).Get("/", s.reviews)
 		r.With(requireRole(RoleReviewer, RoleAdmin)).Post("/{id}/{review}/acknowledge", s.acknowledge)
 	})
+	// Erasures of data subjects (admin).
+	r.With(s.authenticate, requireRole(RoleAdmin)).Post("/api/v1/erasures", s.erase)
 	// The audit trail's key, and the access audit for auditors.
 	r.Route("/api/v1/audit", func(r chi.Router) {
 		r.Get("/public-key", s.publicKey)
@@ -134,7 +140,7 @@ func (s *Server) Handler() http.Handler {
 		})
 	})
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint; the API lives under /api/v1/datasets, /api/v1/reviews and /api/v1/audit")
+		writeError(w, http.StatusNotFound, "no such endpoint; the API lives under /api/v1/datasets, /api/v1/reviews, /api/v1/erasures and /api/v1/audit")
 	})
 	allow := routeMethods(r)
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {

@@ -112,7 +112,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, services ...s
 			g.Go(func() error { return in.Run(ctx) })
 		case ServiceProcessor:
 			pc := ProcessorConfig(cfg, "processor-"+cfg.InstanceID)
-			pc.Signer, pc.Keys = signer, dataKeys
+			pc.Signer, pc.Keys, pc.Erased = signer, dataKeys, st.Erased
 			p := processor.New(pc, log.With("service", "processor"))
 			g.Go(func() error { return p.Run(ctx) })
 		case ServiceProjector:
@@ -143,7 +143,7 @@ func runAPI(ctx context.Context, cfg config.Config, st *store.Store, signer *aud
 	hub := api.NewHub(cfg.Kafka, log)
 	access := api.NewAccessLog(prod, cfg.Kafka.Topics().Access, signer, cfg.InstanceID, log)
 	srv := api.NewServer(api.Config{Store: st, Producer: prod, Topics: cfg.Kafka.Topics(), Tokens: tokens, Hub: hub, Log: log,
-		OutputRoot: cfg.OutputRoot, TrustedS3Endpoints: cfg.TrustedS3Endpoints, Access: access, Signer: signer})
+		OutputRoot: cfg.OutputRoot, TrustedS3Endpoints: cfg.TrustedS3Endpoints, Access: access, Signer: signer, RecordIDKey: []byte(cfg.RecordIDKey)})
 	h := srv.Handler()
 	hs := &http.Server{
 		Addr: cfg.APIAddr,

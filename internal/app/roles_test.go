@@ -29,7 +29,7 @@ func TestRoleMatrix(t *testing.T) {
 		"no token": "", "wrong token": "wrong-token-123",
 	}
 	bodies := map[string]string{"/datasets/process": `{}`, "/datasets/{id}/progress": `{"percent": 500}`, "/reviews/{id}/{review}/acknowledge": `{"note":"x"}`,
-		"/datasets/{id}/data": `{"confirm": "not this one"}`}
+		"/datasets/{id}/data": `{"confirm": "not this one"}`, "/erasures": `{}`}
 	var header []string
 	rows := 0
 	for _, line := range strings.Split(string(doc), "\n") {
@@ -68,7 +68,7 @@ func TestRoleMatrix(t *testing.T) {
 		}
 		rows++
 	}
-	require.Equal(t, 15, rows, "every endpoint has a row")
+	require.Equal(t, 16, rows, "every endpoint has a row")
 
 	// What /active shows depends on the role.
 	_, mine := rawDo(t, http.MethodGet, s.client.Base+"/api/v1/datasets/active", "bobby-token-1", strings.NewReader(""), nil)

@@ -44,9 +44,13 @@ type stageRun struct {
 	// requireConsent rejects records whose source's consent field does
 	// not say consent was given (processing.require_consent).
 	requireConsent bool
-	safety         *safetyRun
-	quality        *quality.Settings
-	bias           *bias.Settings
+	// erased maps erased record ids and source-id hashes to their erasure;
+	// erasedErr says they could not be read (the record is not processed).
+	erased    map[string]string
+	erasedErr error
+	safety    *safetyRun
+	quality   *quality.Settings
+	bias      *bias.Settings
 }
 
 // biasMention is a mention as annotations.bias lists it: which message,
@@ -89,8 +93,20 @@ func transform(raw []byte, lim stage.Limits, idKey []byte, spec events.SourceSpe
 	if err != nil {
 		return outcome{ready: true, stage: events.StageStandardization, reason: err.Error()}
 	}
-	if id := rec.Metadata["source_id"]; id != "" && !run.keepSourceIDs {
-		rec.Metadata["source_id"] = stage.SourceIDHash(idKey, prov.Name, id)
+	sid := ""
+	if id := rec.Metadata["source_id"]; id != "" {
+		sid = stage.SourceIDHash(idKey, prov.Name, id)
+		if !run.keepSourceIDs {
+			rec.Metadata["source_id"] = sid
+		}
+	}
+	if len(run.erased) > 0 {
+		if er, ok := run.erased[rec.ID]; ok {
+			return outcome{ready: true, stage: events.StageValidation, reason: Erased + ": " + er}
+		}
+		if er, ok := run.erased[sid]; ok && sid != "" {
+			return outcome{ready: true, stage: events.StageValidation, reason: Erased + ": " + er}
+		}
 	}
 	var qr *quality.Result
 	if run.quality != nil {
@@ -145,6 +161,9 @@ func transform(raw []byte, lim stage.Limits, idKey []byte, spec events.SourceSpe
 	}
 	return outcome{ready: true, value: b, safety: so, quality: qr, biasRan: run.bias != nil, mentions: mentions}
 }
+
+// Erased is the reason of records an erasure names.
+const Erased = "erased"
 
 // NoConsent is the reason of records rejected for want of consent.
 const NoConsent = "no_consent"
@@ -225,8 +244,8 @@ func (p *Processor) precompute(recs []*kgo.Record) []outcome {
 			continue
 		}
 		dk, err := p.keyOf(x)
-		if err != nil {
-			continue // record() fetches it again and reports the failure
+		if err != nil || p.stagesFor(x).erasedErr != nil {
+			continue // record() tries again and reports the failure
 		}
 		jobs = append(jobs, job{i: i, spec: x.req.Sources[m.Source], m: m, id: x.id, run: p.stagesFor(x), dk: dk})
 	}

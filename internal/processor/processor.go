@@ -71,6 +71,10 @@ type Config struct {
 	// Signer seals each execution's chain head at every stage boundary
 	// and at the end (DSPIPE_AUDIT_SIGNING_KEY); nil signs nothing.
 	Signer *audit.Signer
+	// Erased lists the erased record ids and source-id hashes with their
+	// erasure ids; records an execution meets that it names are dropped
+	// with reason "erased". Nil: no erasures.
+	Erased func(context.Context) (map[string]string, error)
 	// Keys hands out executions' data keys: raw payloads are decrypted,
 	// staged payloads and spools encrypted. Required.
 	Keys *keys.Manager
@@ -702,6 +706,9 @@ func (p *Processor) record(x *execState, r *kgo.Record, m wire.Meta, pre *outcom
 	if m.Source < 0 || m.Source >= len(x.req.Sources) {
 		return p.reject(x, m, events.StageValidation, "record names an unknown source")
 	}
+	if run := p.stagesFor(x); run.erasedErr != nil {
+		return run.erasedErr
+	}
 	o := *pre
 	if !o.ready { // not precomputed (the execution started within this poll)
 		dk, err := p.keyOf(x)
@@ -766,6 +773,21 @@ func (p *Processor) openStaged(x *execState, m wire.Meta, v []byte) ([]byte, err
 		return nil, fmt.Errorf("staged record %d of source %d: %w", m.Position, m.Source, err)
 	}
 	return out, nil
+}
+
+// erased is the erasures in force, read when an execution's stages are
+// first resolved (so at its start, or again after a restart).
+func (p *Processor) erased() (map[string]string, error) {
+	if p.cfg.Erased == nil {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m, err := p.cfg.Erased(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("processor: read erasures: %w", err)
+	}
+	return m, nil
 }
 
 // keyOf is the execution's data key (nil without a key manager).
@@ -934,6 +956,13 @@ func (p *Processor) currentRecordStage(x *execState) string {
 func (p *Processor) stagesFor(x *execState) *stageRun {
 	if x.run == nil {
 		run := &stageRun{safety: p.safetyFor(x), keepSourceIDs: x.req.Output.KeepSourceIDs}
+		var err error
+		if run.erased, err = p.erased(); err != nil {
+			// Not cached: an execution must not run past an erasure it
+			// could not read; record() fails the transaction, which retries.
+			run.erasedErr = err
+			return run
+		}
 		_ = json.Unmarshal(x.req.Processing["require_consent"], &run.requireConsent)
 		if !p.cfg.QualityDisabled {
 			if q, ok := quality.Resolve(x.req.Processing["quality"]); ok {

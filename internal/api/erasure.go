@@ -1,0 +1,63 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"unicode/utf8"
+
+	"github.com/dspipe/dspipe/internal/stage"
+	"github.com/dspipe/dspipe/internal/store"
+)
+
+// MaxErased bounds the records one erasure names.
+const MaxErased = 10000
+
+// erase records an erasure of data subjects or records: the request names
+// record ids (as in outputs) or sources' own record ids with their source
+// names. Only pseudonyms are kept: record ids, and source ids as the keyed
+// hashes outputs carry in metadata.source_id; the ids themselves are never
+// stored, logged or put in the trail. Every execution that starts
+// afterwards drops those records with reason "erased". Rewriting outputs of
+// finished executions is not built: delete them (DELETE …/data) or rerun.
+func (s *Server) erase(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		RecordIDs []string `json:"record_ids"`
+		SourceIDs []struct {
+			Source string `json:"source"`
+			ID     string `json:"id"`
+		} `json:"source_ids"`
+	}
+	if code, err := readJSON(r.Body, 4<<20, &body, false); err != nil {
+		writeError(w, code, `body must be {"record_ids": ["..."], "source_ids": [{"source": "name", "id": "..."}]}: `+err.Error())
+		return
+	}
+	n := len(body.RecordIDs) + len(body.SourceIDs)
+	if n == 0 || n > MaxErased {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("name between 1 and %d records in record_ids and source_ids", MaxErased))
+		return
+	}
+	e := store.Erasure{ID: "er_" + NewExecutionID()[3:], By: principalFrom(r.Context()).UserID}
+	for i, id := range body.RecordIDs {
+		if id == "" || len(id) > 128 || hasControl(id) {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("record_ids[%d]: a record id of 1 to 128 characters", i))
+			return
+		}
+		e.RecordIDs = append(e.RecordIDs, id)
+	}
+	for i, sid := range body.SourceIDs {
+		if sid.Source == "" || sid.ID == "" || utf8.RuneCountInString(sid.Source) > 128 || utf8.RuneCountInString(sid.ID) > 1024 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("source_ids[%d]: give the source's name and the record's own id", i))
+			return
+		}
+		e.SourceIDHashes = append(e.SourceIDHashes, stage.SourceIDHash(s.recordIDKey, sid.Source, sid.ID))
+	}
+	if err := s.store.InsertErasure(r.Context(), e); err != nil {
+		s.log.Error("api: erasure", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "the database is unavailable; retry shortly")
+		return
+	}
+	noteAccess(r.Context(), func(a *accessInfo) { a.execution = e.ID })
+	writeJSON(w, http.StatusCreated, map[string]any{"erasure_id": e.ID, "records": n,
+		"applies_to": "every execution that starts from now on drops these records with reason erased",
+		"rewritten":  []string{}})
+}

@@ -1,0 +1,74 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestErasedRecordsAreDroppedByLaterExecutions: an erasure naming records
+// by their sources' own ids (10 of 1000) and by output record id (1) makes
+// the next execution over the same source drop exactly those records with
+// reason "erased: <erasure id>"; everything else comes out in the same
+// order, and the erased ids themselves are stored nowhere.
+func TestErasedRecordsAreDroppedByLaterExecutions(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, stackOpts{tokens: twoUsers})
+	var b strings.Builder
+	for i := 0; i < 1000; i++ {
+		fmt.Fprintf(&b, `{"id":"subject-%04d@example.org","messages":[{"role":"user","content":"Question number %d about sleep."},{"role":"assistant","content":"Answer number %d: keep a regular schedule."}]}`+"\n", i, i, i)
+	}
+	in := filepath.Join(s.data, "subjects.jsonl")
+	require.NoError(t, os.WriteFile(in, []byte(b.String()), 0o644))
+	req := localRequest(in)
+	req.Output.Compression = "none"
+	req.Output.KeepSourceIDs = false
+	alice, admin := s.as("alice-token-1"), s.as("admin-token-1")
+	first, status := runAs(t, s, alice, req)
+	require.Equal(t, "completed", status)
+	ctx := context.Background()
+	x1, err := s.store.Execution(ctx, first)
+	require.NoError(t, err)
+	before := readLines(t, filepath.Join(x1.OutputDir, "data.jsonl"))
+	require.Len(t, before, 1000)
+
+	var sources []map[string]string
+	erase := map[int]bool{}
+	for i := 3; i < 970; i += 97 { // 10 subjects
+		erase[i] = true
+		sources = append(sources, map[string]string{"source": "s1", "id": fmt.Sprintf("subject-%04d@example.org", i)})
+	}
+	byRecordID := before[500]["id"].(string)
+	erase[500] = true
+	var out map[string]any
+	err = alice.DoV1(ctx, "POST", "/erasures", map[string]any{"source_ids": sources}, &out)
+	require.Equal(t, 403, apiStatus(err), "erasure is for admins")
+	require.NoError(t, admin.DoV1(ctx, "POST", "/erasures", map[string]any{"source_ids": sources, "record_ids": []string{byRecordID}}, &out))
+	erasure := out["erasure_id"].(string)
+	require.EqualValues(t, 11, out["records"])
+
+	second, status := runAs(t, s, alice, req)
+	require.Equal(t, "completed", status)
+	x2, err := s.store.Execution(ctx, second)
+	require.NoError(t, err)
+	after := readLines(t, filepath.Join(x2.OutputDir, "data.jsonl"))
+	require.Len(t, after, 989)
+	var kept []map[string]any
+	for i, r := range before {
+		if !erase[i] {
+			kept = append(kept, r)
+		}
+	}
+	require.Equal(t, kept, after, "everything else is identical, in the same order")
+	rejected := readLines(t, filepath.Join(x2.OutputDir, "rejected.jsonl"))
+	require.Len(t, rejected, 11)
+	for _, r := range rejected {
+		require.Equal(t, "erased: "+erasure, r["reason"])
+	}
+	require.NotContains(t, dumpSchema(t, s.cfg.DBSchema), "subject-0003@example.org", "the erased ids are stored as pseudonyms only")
+}
