@@ -3,13 +3,14 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/dspipe/dspipe/internal/stage"
 	"github.com/dspipe/dspipe/internal/store"
 )
 
-// MaxErased bounds the records one erasure names.
+// MaxErased bounds the records one erasure names in each list.
 const MaxErased = 10000
 
 // erase records an erasure of data subjects or records: the request names
@@ -32,8 +33,8 @@ func (s *Server) erase(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n := len(body.RecordIDs) + len(body.SourceIDs)
-	if n == 0 || n > MaxErased {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("name between 1 and %d records in record_ids and source_ids", MaxErased))
+	if n == 0 || len(body.RecordIDs) > MaxErased || len(body.SourceIDs) > MaxErased {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("name at least one record, and at most %d in each of record_ids and source_ids", MaxErased))
 		return
 	}
 	e := store.Erasure{ID: "er_" + NewExecutionID()[3:], By: principalFrom(r.Context()).UserID}
@@ -45,7 +46,8 @@ func (s *Server) erase(w http.ResponseWriter, r *http.Request) {
 		e.RecordIDs = append(e.RecordIDs, id)
 	}
 	for i, sid := range body.SourceIDs {
-		if sid.Source == "" || sid.ID == "" || utf8.RuneCountInString(sid.Source) > 128 || utf8.RuneCountInString(sid.ID) > 1024 {
+		if sid.Source == "" || sid.ID == "" || utf8.RuneCountInString(sid.Source) > 128 || utf8.RuneCountInString(sid.ID) > 1024 ||
+			strings.ContainsRune(sid.Source+sid.ID, 0) {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("source_ids[%d]: give the source's name and the record's own id", i))
 			return
 		}

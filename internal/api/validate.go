@@ -56,6 +56,9 @@ func readJSON(body io.Reader, limit int64, v any, optional bool) (int, error) {
 	if !atEOF(dec) {
 		return http.StatusBadRequest, fmt.Errorf("data after the JSON object")
 	}
+	if at := nullAt(b); at != "" {
+		return http.StatusBadRequest, fmt.Errorf("%s must not be null", at)
+	}
 	return 0, nil
 }
 
