@@ -416,7 +416,7 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if x.Status == "completed" || x.Status == "failed" || x.Status == "cancelled" {
+	if finished(x.Status) {
 		writeError(w, http.StatusConflict, fmt.Sprintf("execution is already %s", x.Status))
 		return
 	}
@@ -464,7 +464,7 @@ func (s *Server) deleteData(w http.ResponseWriter, r *http.Request) {
 	case x.DataDeletedAt != nil:
 		writeError(w, http.StatusConflict, "the execution's data is already deleted")
 		return
-	case x.Status != "completed" && x.Status != "failed" && x.Status != "cancelled":
+	case !finished(x.Status):
 		writeError(w, http.StatusConflict, fmt.Sprintf("execution is %s: cancel it first, then delete its data", x.Status))
 		return
 	}
@@ -505,6 +505,11 @@ func (s *Server) progress(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"execution_id": x.ID, "accepted": true})
+}
+
+// finished reports whether an execution status is terminal.
+func finished(status string) bool {
+	return status == "completed" || status == "failed" || status == "cancelled"
 }
 
 // maskIdentifiers masks personal identifiers in free text a user sends
