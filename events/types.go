@@ -43,7 +43,10 @@ const (
 	// TypeExecutionDataDeleted records the right to deletion carried out
 	// for one execution: outputs deleted, data key destroyed.
 	TypeExecutionDataDeleted = "dataset.execution.data_deleted"
-	TypeAccessSealed         = "dataset.access.sealed"
+	// TypeOutputRewritten records a finished execution's output written
+	// again without the records an erasure names.
+	TypeOutputRewritten = "dataset.execution.output_rewritten"
+	TypeAccessSealed    = "dataset.access.sealed"
 )
 
 // Stage names, in pipeline order.
@@ -573,6 +576,23 @@ func (ExecutionDataDeleted) EventType() string { return TypeExecutionDataDeleted
 // EventVersion is the event's version.
 func (ExecutionDataDeleted) EventVersion() string { return "1" }
 
+// OutputRewritten says an erasure removed records from a finished
+// execution's output: a new version was written without them and the old
+// one deleted. Ids and counts only.
+type OutputRewritten struct {
+	Erasure   string       `json:"erasure"`
+	Removed   int64        `json:"removed"`
+	Previous  string       `json:"previous_output_dir"`
+	OutputDir string       `json:"output_dir"`
+	Files     []OutputFile `json:"files"`
+}
+
+// EventType is the event's type.
+func (OutputRewritten) EventType() string { return TypeOutputRewritten }
+
+// EventVersion is the event's version.
+func (OutputRewritten) EventVersion() string { return "1" }
+
 // Access is one API call in the access audit: who (user and role), what
 // (action, route, execution, review), when (the envelope's time), from
 // where (remote address) and the outcome (HTTP status). Never a body, a
@@ -646,6 +666,8 @@ func Parse(e Envelope) (Payload, error) {
 		p = &Access{}
 	case TypeExecutionDataDeleted:
 		p = &ExecutionDataDeleted{}
+	case TypeOutputRewritten:
+		p = &OutputRewritten{}
 	default:
 		return nil, fmt.Errorf("%w: unknown type %q", ErrMalformed, e.Type)
 	}

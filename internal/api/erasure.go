@@ -8,6 +8,7 @@ import (
 
 	"github.com/dspipe/dspipe/internal/stage"
 	"github.com/dspipe/dspipe/internal/store"
+	"github.com/dspipe/dspipe/internal/wire"
 )
 
 // MaxErased bounds the records one erasure names in each list.
@@ -59,7 +60,25 @@ func (s *Server) erase(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	noteAccess(r.Context(), func(a *accessInfo) { a.execution = e.ID })
+	// Finished outputs that may hold the records are rewritten without
+	// them by the processor that owns each execution.
+	ids, err := s.store.FinishedOutputs(r.Context())
+	if err != nil {
+		s.log.Error("api: erasure", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "the erasure is recorded, but finished outputs could not be listed; send it again to rewrite them")
+		return
+	}
+	for _, id := range ids {
+		if err := s.send(r.Context(), wire.Command{Kind: wire.CmdApplyErasure, ExecutionID: id, UserID: e.By, Message: e.ID}); err != nil {
+			writeError(w, http.StatusServiceUnavailable, "the erasure is recorded, but the event log is unavailable; send it again to rewrite finished outputs")
+			return
+		}
+	}
+	if ids == nil {
+		ids = []string{}
+	}
 	writeJSON(w, http.StatusCreated, map[string]any{"erasure_id": e.ID, "records": n,
 		"applies_to": "every execution that starts from now on drops these records with reason erased",
-		"rewritten":  []string{}})
+		"checking":   ids,
+		"rewritten":  "each finished output holding any of them is written again without them (event dataset.execution.output_rewritten; statistics show the new output_dir)"})
 }

@@ -69,6 +69,8 @@ func (f *feed) message(e events.Envelope) (Message, error) {
 		m.EventType, m.Data = "dataset_status", map[string]any{"status": "cancelled", "reason": d.Reason}
 	case *events.StageFailed:
 		m.EventType, m.Data = "dataset_status", map[string]any{"status": "stage_failed", "stage": d.Stage, "error": d.Reason, "error_category": d.Category}
+	case *events.OutputRewritten:
+		m.EventType, m.Data = "dataset_status", map[string]any{"status": "output_rewritten", "removed": d.Removed, "output_dir": d.OutputDir}
 	case *events.ExecutionDataDeleted:
 		m.EventType, m.Data = "dataset_status", map[string]any{"status": "data_deleted", "files_deleted": d.FilesDeleted}
 	case *events.Seal:

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -71,4 +72,32 @@ func TestErasedRecordsAreDroppedByLaterExecutions(t *testing.T) {
 		require.Equal(t, "erased: "+erasure, r["reason"])
 	}
 	require.NotContains(t, dumpSchema(t, s.cfg.DBSchema), "subject-0003@example.org", "the erased ids are stored as pseudonyms only")
+
+	// The finished first output was written again without them: a new
+	// version beside the old one, which is gone; everything else equal in
+	// content and order; the manifest and the trail name the erasure.
+	var x1b = x1
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if x1b, err = s.store.Execution(ctx, first); err == nil && x1b.OutputDir != x1.OutputDir {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the finished output was never rewritten")
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.Equal(t, x1.OutputDir+".v2", x1b.OutputDir)
+	require.NoDirExists(t, x1.OutputDir)
+	rewritten := readLines(t, filepath.Join(x1b.OutputDir, "data.jsonl"))
+	require.Equal(t, kept, rewritten)
+	filesMatch(t, x1b.OutputDir, first)
+	mb, err := os.ReadFile(filepath.Join(x1b.OutputDir, "manifest.json"))
+	require.NoError(t, err)
+	require.Contains(t, string(mb), erasure)
+	require.Contains(t, readEvents(t, s, first), `"erasure":"`+erasure+`","removed":11`)
+	files, err := s.store.OutputFiles(ctx, first)
+	require.NoError(t, err)
+	for _, f := range files {
+		if f.Name == "data.jsonl" {
+			require.EqualValues(t, 989, f.Records)
+		}
+	}
 }

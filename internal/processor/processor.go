@@ -443,7 +443,7 @@ func (p *Processor) ensureLoaded(ctx context.Context, partition int32) error {
 	for id, x := range p.execs {
 		if x.partition == partition && x.status == statusDone {
 			p.execs[id] = &execState{id: id, partition: partition, status: statusDone, user: x.user, chain: x.chain, reviews: x.reviews,
-				outputDir: x.outputDir, dataDeleted: x.dataDeleted}
+				outputDir: x.outputDir, dataDeleted: x.dataDeleted, req: events.Request{Output: x.req.Output}}
 		}
 	}
 	p.loaded[partition] = true
@@ -491,6 +491,11 @@ func (p *Processor) handleCommand(ctx context.Context, r *kgo.Record) (*execStat
 			return nil, nil // the API checked; a duplicate or a late command
 		}
 		return nil, p.deleteData(ctx, x, c.UserID)
+	case wire.CmdApplyErasure:
+		if x == nil || x.status != statusDone || x.dataDeleted || x.outputDir == "" {
+			return nil, nil
+		}
+		return nil, p.applyErasure(ctx, x, c.Message)
 	case wire.CmdFinalize:
 		if x == nil || x.status != statusFinalizing {
 			return nil, nil

@@ -120,5 +120,7 @@ func (x *execState) apply(e *events.Envelope, p events.Payload) {
 		x.status = statusDone
 	case *events.ExecutionDataDeleted:
 		x.dataDeleted = true
+	case *events.OutputRewritten:
+		x.outputDir = d.OutputDir
 	}
 }

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Erasure is one erasure request, as pseudonyms.
@@ -49,4 +51,15 @@ func (s *Store) Erased(ctx context.Context) (map[string]string, error) {
 		}
 	}
 	return out, rows.Err()
+}
+
+// FinishedOutputs lists the completed executions whose output still
+// exists (an erasure may have to rewrite them).
+func (s *Store) FinishedOutputs(ctx context.Context) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT execution_id FROM executions
+		WHERE status = 'completed' AND data_deleted_at IS NULL AND output_dir <> '' ORDER BY execution_id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: finished outputs: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }

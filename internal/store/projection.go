@@ -225,6 +225,18 @@ func project(ctx context.Context, tx pgx.Tx, e *events.Envelope, p events.Payloa
 		if err == nil {
 			_, err = tx.Exec(ctx, `UPDATE stage_runs SET status='cancelled', finished_at=$2 WHERE execution_id=$1 AND status='running'`, id, at)
 		}
+	case *events.OutputRewritten:
+		_, err = tx.Exec(ctx, `UPDATE executions SET output_dir=$2 WHERE execution_id=$1`, id, d.OutputDir)
+		if err == nil {
+			_, err = tx.Exec(ctx, `DELETE FROM output_files WHERE execution_id=$1`, id)
+		}
+		for _, f := range d.Files {
+			if err != nil {
+				break
+			}
+			_, err = tx.Exec(ctx, `INSERT INTO output_files (execution_id, name, records, bytes, sha256) VALUES ($1,$2,$3,$4,$5)
+				ON CONFLICT DO NOTHING`, id, f.Name, f.Records, f.Bytes, f.SHA256)
+		}
 	case *events.ExecutionDataDeleted:
 		_, err = tx.Exec(ctx, `UPDATE executions SET data_deleted_at=$2 WHERE execution_id=$1`, id, at)
 	case *events.Seal:

@@ -27,6 +27,10 @@ const (
 	// CmdDeleteData deletes a finished execution's outputs and destroys
 	// its data key (the right to deletion).
 	CmdDeleteData = "delete_data"
+	// CmdApplyErasure asks the processor to rewrite a finished
+	// execution's output without the records erasures name (Message: the
+	// erasure id).
+	CmdApplyErasure = "apply_erasure"
 )
 
 // Command is a request to the processor, keyed by execution id.

@@ -1,0 +1,229 @@
+package processor
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/sink"
+)
+
+// versionSuffix is the ".vN" a rewritten output's directory carries.
+var versionSuffix = regexp.MustCompile(`\.v[0-9]+$`)
+
+// applyErasure rewrites a finished execution's local output without the
+// records the erasures in force name: the JSONL data files are read back,
+// every kept line is written again through the same data writer (so CSV
+// and Parquet follow, byte-identical in content and order but for the
+// erased lines), quarantine.jsonl is filtered the same way, the manifest
+// names the erasure and the previous version, and the old directory is
+// deleted once the new one is published. An output without JSONL, or on
+// S3, is left as it is (SECURITY.md says to delete or rerun it).
+func (p *Processor) applyErasure(ctx context.Context, x *execState, erasure string) error {
+	if _, ok, _ := sink.ParseS3(x.outputDir); ok || !slices.Contains(x.req.Output.Formats, sink.FormatJSONL) {
+		p.log.Warn("processor: an erasure cannot rewrite this output (S3, or no JSONL to read back)", "execution_id", x.id, "erasure", erasure)
+		return nil
+	}
+	erased, err := p.erased()
+	if err != nil {
+		return err
+	}
+	root, err := sink.Root(p.cfg.OutputRoot)
+	if err != nil {
+		return err
+	}
+	old, err := sink.Confine(root, x.outputDir)
+	if err != nil {
+		return err
+	}
+	var m map[string]any
+	b, err := os.ReadFile(filepath.Join(old, "manifest.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // already rewritten (a redelivered command) or deleted
+	}
+	if err != nil || json.Unmarshal(b, &m) != nil {
+		return fmt.Errorf("processor: erasure %s: read the manifest of %s: %v", erasure, x.id, err)
+	}
+	var dataFiles []string
+	files, _ := m["files"].([]any)
+	for _, f := range files {
+		name, _ := f.(map[string]any)["name"].(string)
+		if sink.IsData(name) && strings.Contains(name, ".jsonl") {
+			dataFiles = append(dataFiles, name)
+		}
+	}
+	slices.Sort(dataFiles)
+	isErased := func(line []byte) bool {
+		var r struct {
+			ID       string            `json:"id"`
+			Metadata map[string]string `json:"metadata"`
+		}
+		if json.Unmarshal(line, &r) != nil {
+			return false
+		}
+		if _, ok := erased[r.ID]; ok {
+			return true
+		}
+		sid := r.Metadata["source_id"]
+		_, ok := erased[sid]
+		return ok && sid != ""
+	}
+	// A first pass counts: nothing to erase, nothing to rewrite.
+	var removed int64
+	for _, n := range dataFiles {
+		if err := eachLine(filepath.Join(old, n), func(l []byte) error {
+			if isErased(l) {
+				removed++
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	if removed == 0 {
+		return nil
+	}
+	base := versionSuffix.ReplaceAllString(old, "")
+	next := ""
+	for v := 2; v < 10000; v++ {
+		cand := fmt.Sprintf("%s.v%d", base, v)
+		if _, err := os.Lstat(cand); errors.Is(err, os.ErrNotExist) {
+			next = cand
+			break
+		}
+	}
+	if next == "" {
+		return fmt.Errorf("processor: erasure %s: no free version beside %s", erasure, old)
+	}
+	st, err := sink.NewStaging(root, next)
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			st.Abort()
+		}
+	}()
+	comp := x.req.Output.Compression
+	if comp == "" {
+		comp = sink.CompressNone
+	}
+	data := sink.NewDataWriter(st.Dir, x.req.Output.Formats, comp, x.req.Output.ShardBytes)
+	for _, n := range dataFiles {
+		if err := eachLine(filepath.Join(old, n), func(l []byte) error {
+			if isErased(l) {
+				return nil
+			}
+			return data.Write(l)
+		}); err != nil {
+			data.Abort()
+			return err
+		}
+	}
+	out, err := data.Close()
+	if err != nil {
+		return err
+	}
+	for _, n := range []string{"rejected.jsonl", "quarantine.jsonl"} {
+		lf, err := sink.Create(st.Dir, n, sink.CompressNone)
+		if err != nil {
+			return err
+		}
+		if err := eachLine(filepath.Join(old, n), func(l []byte) error {
+			if isErased(l) {
+				return nil
+			}
+			return lf.WriteLine(l)
+		}); err != nil && !errors.Is(err, os.ErrNotExist) {
+			lf.Abort()
+			return err
+		}
+		f, err := lf.Close()
+		if err != nil {
+			return err
+		}
+		out = append(out, f)
+	}
+	if b, err := os.ReadFile(filepath.Join(old, "safety_report.json")); err == nil {
+		f, err := sink.WriteFileHashed(st.Dir, "safety_report.json", b)
+		if err != nil {
+			return err
+		}
+		out = append(out, f)
+	}
+	m["files"] = out
+	prior, _ := m["erasures"].([]any)
+	m["erasures"] = append(prior, map[string]any{"erasure": erasure, "removed": removed, "previous_version": filepath.Base(old)})
+	mb, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	mf, err := sink.WriteFileHashed(st.Dir, "manifest.json", append(mb, '\n'))
+	if err != nil {
+		return err
+	}
+	out = append(out, mf)
+	if err := st.Commit(false); err != nil {
+		return err
+	}
+	ok = true
+	if err := os.RemoveAll(old); err != nil {
+		return err
+	}
+	return p.emit(x, events.OutputRewritten{Erasure: erasure, Removed: removed, Previous: x.outputDir, OutputDir: next, Files: out})
+}
+
+// eachLine hands every line of a possibly compressed JSONL file to fn.
+func eachLine(path string, fn func([]byte) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var r io.Reader = f
+	switch {
+	case strings.HasSuffix(path, ".zst"):
+		zr, err := zstd.NewReader(f)
+		if err != nil {
+			return err
+		}
+		defer zr.Close()
+		r = zr
+	case strings.HasSuffix(path, ".gz"):
+		gr, err := gzip.NewReader(f)
+		if err != nil {
+			return err
+		}
+		defer gr.Close()
+		r = gr
+	}
+	br := bufio.NewReaderSize(r, 256<<10)
+	for {
+		line, err := br.ReadBytes('\n')
+		if l := bytes.TrimSuffix(line, []byte("\n")); len(l) > 0 {
+			if ferr := fn(l); ferr != nil {
+				return ferr
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
