@@ -103,6 +103,11 @@ type SourceSpec struct {
 	// additions to version 1.
 	ConsentField  string   `json:"consent_field,omitempty"`
 	ConsentValues []string `json:"consent_values,omitempty"`
+	// ConsentWithdrawn are the consent field's values that mean consent
+	// withdrawn (default withdrawn, revoked): besides being rejected, such
+	// a record's data subject is erased from every later execution and
+	// every finished output. Optional: a compatible addition to version 1.
+	ConsentWithdrawn []string `json:"consent_withdrawn_values,omitempty"`
 }
 
 // Source failure policies.

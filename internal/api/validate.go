@@ -321,12 +321,14 @@ func validateSourceConfig(at string, s *events.SourceSpec) error {
 	if utf8.RuneCountInString(s.ConsentField) > 128 || hasControl(s.ConsentField) {
 		return fmt.Errorf("%s.consent_field: a field name of at most 128 characters without control characters", at)
 	}
-	if len(s.ConsentValues) > 16 {
-		return fmt.Errorf("%s.consent_values: at most 16 values", at)
-	}
-	for _, v := range s.ConsentValues {
-		if v == "" || utf8.RuneCountInString(v) > 64 || hasControl(v) {
-			return fmt.Errorf("%s.consent_values: values of 1 to 64 characters without control characters", at)
+	for name, values := range map[string][]string{"consent_values": s.ConsentValues, "consent_withdrawn_values": s.ConsentWithdrawn} {
+		if len(values) > 16 {
+			return fmt.Errorf("%s.%s: at most 16 values", at, name)
+		}
+		for _, v := range values {
+			if v == "" || utf8.RuneCountInString(v) > 64 || hasControl(v) {
+				return fmt.Errorf("%s.%s: values of 1 to 64 characters without control characters", at, name)
+			}
 		}
 	}
 	for from, to := range s.Mapping {

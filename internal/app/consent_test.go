@@ -6,8 +6,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/dspipe/dspipe/internal/store"
 )
 
 // TestRecordsWithoutConsentAreRejected: with processing.require_consent,
@@ -55,4 +58,43 @@ func TestRecordsWithoutConsentAreRejected(t *testing.T) {
 	stats, err := s.client.Statistics(t.Context(), id)
 	require.NoError(t, err)
 	require.EqualValues(t, 3, stats["sources"].([]any)[0].(map[string]any)["no_consent"])
+}
+
+// TestWithdrawnConsentErasesTheSubject: a record saying its data subject
+// withdrew consent is rejected, and the subject is erased: a finished
+// output that holds the subject's earlier record is rewritten without it.
+func TestWithdrawnConsentErasesTheSubject(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, stackOpts{})
+	row := func(id, consent, text string) string {
+		return `{"id":"` + id + `","consent":"` + consent + `","messages":[{"role":"user","content":"` + text + `"},{"role":"assistant","content":"Thank you for telling me about it."}]}` + "\n"
+	}
+	first := filepath.Join(s.data, "first.jsonl")
+	require.NoError(t, os.WriteFile(first, []byte(row("subject-a", "yes", "I sleep badly since the move.")+row("subject-b", "yes", "Work has been stressful lately.")), 0o644))
+	second := filepath.Join(s.data, "second.jsonl")
+	require.NoError(t, os.WriteFile(second, []byte(row("subject-a", "withdrawn", "Please remove what I shared.")), 0o644))
+	run := func(path string) (string, []map[string]any) {
+		req := localRequest(path)
+		req.Output.Compression = "none"
+		req.Sources[0].ConsentField = "consent"
+		req.Processing = map[string]json.RawMessage{"require_consent": json.RawMessage(`true`)}
+		id, feed := s.run(t, req)
+		x := waitProjected(t, s, id, feed)
+		return id, readLines(t, filepath.Join(x.OutputDir, "data.jsonl"))
+	}
+	a, before := run(first)
+	require.Len(t, before, 2)
+	b, _ := run(second)
+	require.Contains(t, readEvents(t, s, b), `"code":"consent_withdrawn"`)
+	var x store.Execution
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		var err error
+		if x, err = s.store.Execution(t.Context(), a); err == nil && strings.HasSuffix(x.OutputDir, ".v2") {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the finished output was never rewritten")
+		time.Sleep(20 * time.Millisecond)
+	}
+	after := readLines(t, filepath.Join(x.OutputDir, "data.jsonl"))
+	require.Equal(t, before[1:], after, "subject-a is gone, subject-b untouched")
 }

@@ -13,7 +13,7 @@ import (
 )
 
 // TestErasedRecordsAreDroppedByLaterExecutions: an erasure naming records
-// by their sources' own ids (10 of 1000) and by output record id (1) makes
+// by their sources' own ids (10 of 10,000) and by output record id (1) makes
 // the next execution over the same source drop exactly those records with
 // reason "erased: <erasure id>"; everything else comes out in the same
 // order, and the erased ids themselves are stored nowhere.
@@ -21,7 +21,7 @@ func TestErasedRecordsAreDroppedByLaterExecutions(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, stackOpts{tokens: twoUsers})
 	var b strings.Builder
-	for i := 0; i < 1000; i++ {
+	for i := 0; i < 10000; i++ {
 		fmt.Fprintf(&b, `{"id":"subject-%04d@example.org","messages":[{"role":"user","content":"Question number %d about sleep."},{"role":"assistant","content":"Answer number %d: keep a regular schedule."}]}`+"\n", i, i, i)
 	}
 	in := filepath.Join(s.data, "subjects.jsonl")
@@ -36,16 +36,16 @@ func TestErasedRecordsAreDroppedByLaterExecutions(t *testing.T) {
 	x1, err := s.store.Execution(ctx, first)
 	require.NoError(t, err)
 	before := readLines(t, filepath.Join(x1.OutputDir, "data.jsonl"))
-	require.Len(t, before, 1000)
+	require.Len(t, before, 10000)
 
 	var sources []map[string]string
 	erase := map[int]bool{}
-	for i := 3; i < 970; i += 97 { // 10 subjects
+	for i := 3; i < 9970; i += 997 { // 10 subjects
 		erase[i] = true
 		sources = append(sources, map[string]string{"source": "s1", "id": fmt.Sprintf("subject-%04d@example.org", i)})
 	}
-	byRecordID := before[500]["id"].(string)
-	erase[500] = true
+	byRecordID := before[5000]["id"].(string)
+	erase[5000] = true
 	var out map[string]any
 	err = alice.DoV1(ctx, "POST", "/erasures", map[string]any{"source_ids": sources}, &out)
 	require.Equal(t, 403, apiStatus(err), "erasure is for admins")
@@ -58,7 +58,7 @@ func TestErasedRecordsAreDroppedByLaterExecutions(t *testing.T) {
 	x2, err := s.store.Execution(ctx, second)
 	require.NoError(t, err)
 	after := readLines(t, filepath.Join(x2.OutputDir, "data.jsonl"))
-	require.Len(t, after, 989)
+	require.Len(t, after, 9989)
 	var kept []map[string]any
 	for i, r := range before {
 		if !erase[i] {
@@ -97,7 +97,7 @@ func TestErasedRecordsAreDroppedByLaterExecutions(t *testing.T) {
 	require.NoError(t, err)
 	for _, f := range files {
 		if f.Name == "data.jsonl" {
-			require.EqualValues(t, 989, f.Records)
+			require.EqualValues(t, 9989, f.Records)
 		}
 	}
 }

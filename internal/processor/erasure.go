@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,13 +15,56 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/sink"
+	"github.com/dspipe/dspipe/internal/store"
+	"github.com/dspipe/dspipe/internal/wire"
 )
+
+// eraseWithdrawn turns a record saying its data subject withdrew consent
+// into an erasure of that subject (by pseudonym): executions that start
+// afterwards drop the subject's records, and every finished output is
+// checked and rewritten without them. The erasure id is derived from the
+// record's place, so a replayed record records it once.
+func (p *Processor) eraseWithdrawn(x *execState, m wire.Meta, subject string) error {
+	if p.cfg.Erase == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%d\x00%d", x.id, m.Source, m.Position))
+	id := "er_withdrawn_" + hex.EncodeToString(sum[:8])
+	e := store.Erasure{ID: id, By: "consent-withdrawn"}
+	if strings.HasPrefix(subject, "sid_") {
+		e.SourceIDHashes = []string{subject}
+	} else {
+		e.RecordIDs = []string{subject}
+	}
+	if err := p.cfg.Erase(ctx, e); err != nil {
+		return fmt.Errorf("processor: record the erasure of a withdrawn consent: %w", err)
+	}
+	if p.cfg.FinishedOutputs == nil {
+		return nil
+	}
+	ids, err := p.cfg.FinishedOutputs(ctx)
+	if err != nil {
+		return fmt.Errorf("processor: list finished outputs: %w", err)
+	}
+	for _, other := range ids {
+		rec, err := wire.Command{Kind: wire.CmdApplyErasure, ExecutionID: other, UserID: e.By, Message: id}.Record(p.topics.Commands)
+		if err != nil {
+			return err
+		}
+		p.produce(rec)
+	}
+	return p.emit(x, events.Alert{Severity: "warning", Code: "consent_withdrawn", Stage: events.StageValidation,
+		Message: fmt.Sprintf("record %d of source %d says its data subject withdrew consent: erasure %s drops the subject from later executions and finished outputs", m.Position, m.Source, id)})
+}
 
 // versionSuffix is the ".vN" a rewritten output's directory carries.
 var versionSuffix = regexp.MustCompile(`\.v[0-9]+$`)

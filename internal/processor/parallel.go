@@ -33,6 +33,9 @@ type outcome struct {
 	quality  *quality.Result
 	biasRan  bool
 	mentions []bias.Mention
+	// withdrawn is the pseudonym of a data subject whose consent this
+	// record says was withdrawn: the subject is to be erased.
+	withdrawn string
 }
 
 // stageRun is an execution's resolved settings for the optional per-record
@@ -79,11 +82,6 @@ func transform(raw []byte, lim stage.Limits, idKey []byte, spec events.SourceSpe
 	if err != nil {
 		return outcome{ready: true, stage: events.StageValidation, reason: err.Error()}
 	}
-	if run.requireConsent {
-		if why := consentMissing(raw, spec); why != "" {
-			return outcome{ready: true, stage: events.StageValidation, reason: NoConsent + ": " + why}
-		}
-	}
 	uri := m.Object
 	if uri == "" {
 		uri = spec.Config["path"]
@@ -98,6 +96,18 @@ func transform(raw []byte, lim stage.Limits, idKey []byte, spec events.SourceSpe
 		sid = stage.SourceIDHash(idKey, prov.Name, id)
 		if !run.keepSourceIDs {
 			rec.Metadata["source_id"] = sid
+		}
+	}
+	if run.requireConsent {
+		if why, withdrawn := consentMissing(raw, spec); why != "" {
+			o := outcome{ready: true, stage: events.StageValidation, reason: NoConsent + ": " + why}
+			if withdrawn { // the data subject: its source id, else the record
+				o.withdrawn = sid
+				if o.withdrawn == "" {
+					o.withdrawn = rec.ID
+				}
+			}
+			return o
 		}
 	}
 	if len(run.erased) > 0 {
@@ -172,19 +182,23 @@ const NoConsent = "no_consent"
 // names none.
 var defaultConsent = []string{"true", "yes", "1", "granted"}
 
+// defaultWithdrawn are the values that mean consent withdrawn when a
+// source names none.
+var defaultWithdrawn = []string{"withdrawn", "revoked"}
+
 // consentMissing says why a record's consent field does not record consent
-// given, or "" when it does.
-func consentMissing(raw []byte, spec events.SourceSpec) string {
+// given, or "" when it does, and whether it says consent was withdrawn.
+func consentMissing(raw []byte, spec events.SourceSpec) (string, bool) {
 	if spec.ConsentField == "" {
-		return "the source names no consent_field"
+		return "the source names no consent_field", false
 	}
 	var top map[string]json.RawMessage
 	if json.Unmarshal(raw, &top) != nil {
-		return "the record is not a JSON object"
+		return "the record is not a JSON object", false
 	}
 	v, ok := top[spec.ConsentField]
 	if !ok {
-		return fmt.Sprintf("field %q is absent", spec.ConsentField)
+		return fmt.Sprintf("field %q is absent", spec.ConsentField), false
 	}
 	var got string
 	var str string
@@ -200,10 +214,19 @@ func consentMissing(raw []byte, spec events.SourceSpec) string {
 	}
 	for _, c := range values {
 		if got == strings.ToLower(c) {
-			return ""
+			return "", false
 		}
 	}
-	return fmt.Sprintf("field %q does not say consent was given", spec.ConsentField)
+	withdrawn := spec.ConsentWithdrawn
+	if len(withdrawn) == 0 {
+		withdrawn = defaultWithdrawn
+	}
+	for _, c := range withdrawn {
+		if got == strings.ToLower(c) {
+			return fmt.Sprintf("field %q says consent was withdrawn", spec.ConsentField), true
+		}
+	}
+	return fmt.Sprintf("field %q does not say consent was given", spec.ConsentField), false
 }
 
 // annotate sets annotations[key] to v encoded.

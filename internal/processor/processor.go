@@ -32,6 +32,7 @@ import (
 	"github.com/dspipe/dspipe/internal/crypt"
 	"github.com/dspipe/dspipe/internal/kafka"
 	"github.com/dspipe/dspipe/internal/keys"
+	"github.com/dspipe/dspipe/internal/store"
 	"github.com/dspipe/dspipe/internal/stage"
 	"github.com/dspipe/dspipe/internal/wire"
 )
@@ -75,6 +76,11 @@ type Config struct {
 	// erasure ids; records an execution meets that it names are dropped
 	// with reason "erased". Nil: no erasures.
 	Erased func(context.Context) (map[string]string, error)
+	// Erase records an erasure (a withdrawn consent), and FinishedOutputs
+	// lists the executions whose outputs it may have to rewrite. Nil: a
+	// withdrawn consent only rejects the record.
+	Erase           func(context.Context, store.Erasure) error
+	FinishedOutputs func(context.Context) ([]string, error)
 	// Keys hands out executions' data keys: raw payloads are decrypted,
 	// staged payloads and spools encrypted. Required.
 	Keys *keys.Manager
@@ -725,6 +731,11 @@ func (p *Processor) record(x *execState, r *kgo.Record, m wire.Meta, pre *outcom
 	p.countQuality(x, o)
 	if o.value == nil && strings.HasPrefix(o.reason, NoConsent) {
 		x.noConsent[m.Source]++
+	}
+	if o.withdrawn != "" {
+		if err := p.eraseWithdrawn(x, m, o.withdrawn); err != nil {
+			return err
+		}
 	}
 	if o.value == nil {
 		if o.safety != nil {

@@ -23,7 +23,8 @@ func (s *Store) InsertErasure(ctx context.Context, e Erasure) error {
 	if e.SourceIDHashes == nil {
 		e.SourceIDHashes = []string{}
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO erasures (erasure_id, by_user, record_ids, source_id_hashes) VALUES ($1,$2,$3,$4)`,
+	_, err := s.pool.Exec(ctx, `INSERT INTO erasures (erasure_id, by_user, record_ids, source_id_hashes) VALUES ($1,$2,$3,$4)
+		ON CONFLICT (erasure_id) DO NOTHING`,
 		e.ID, e.By, e.RecordIDs, e.SourceIDHashes)
 	if err != nil {
 		return fmt.Errorf("store: insert erasure: %w", err)
