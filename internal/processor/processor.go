@@ -32,8 +32,8 @@ import (
 	"github.com/dspipe/dspipe/internal/crypt"
 	"github.com/dspipe/dspipe/internal/kafka"
 	"github.com/dspipe/dspipe/internal/keys"
-	"github.com/dspipe/dspipe/internal/store"
 	"github.com/dspipe/dspipe/internal/stage"
+	"github.com/dspipe/dspipe/internal/store"
 	"github.com/dspipe/dspipe/internal/wire"
 )
 
