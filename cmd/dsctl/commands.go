@@ -396,3 +396,40 @@ func cmdReviews(ctx context.Context, args []string, getenv func(string) string) 
 	fmt.Println(string(b))
 	return nil
 }
+
+// cmdErase posts an erasure: records named by output record id (-record)
+// or by a source's own id (-source name=id), repeatable.
+func cmdErase(ctx context.Context, args []string, getenv func(string) string) error {
+	fs := flag.NewFlagSet("erase", flag.ContinueOnError)
+	var records, sources sourceFlags
+	fs.Var(&records, "record", "a record id as outputs carry it; repeat for several")
+	fs.Var(&sources, "source", "a source's own record id as name=id; repeat for several")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	body := map[string]any{}
+	if len(records) > 0 {
+		body["record_ids"] = []string(records)
+	}
+	var sids []map[string]string
+	for _, s := range sources {
+		name, id, ok := strings.Cut(s, "=")
+		if !ok || name == "" || id == "" {
+			return fmt.Errorf("-source takes name=id, got %q", s)
+		}
+		sids = append(sids, map[string]string{"source": name, "id": id})
+	}
+	if len(sids) > 0 {
+		body["source_ids"] = sids
+	}
+	if len(body) == 0 {
+		return errors.New("usage: dsctl erase -record ID | -source NAME=ID ... (admin token in DSPIPE_TOKEN)")
+	}
+	var out map[string]any
+	if err := apiClient(getenv).DoV1(ctx, "POST", "/erasures", body, &out); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(out, "", "  ")
+	fmt.Println(string(b))
+	return nil
+}

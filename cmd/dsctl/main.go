@@ -40,6 +40,7 @@ commands:
   read [-type T] -c k=v   read one source without the services (dry run): records, MB/s, peak memory
   reviews [ack ID N -note] list the review queue of quarantined records, or acknowledge one with a note
   delete <execution_id>   the right to deletion: remove an execution's outputs and destroy its data key
+  erase -record ID | -source NAME=ID ...  erase data subjects from later executions and finished outputs (admin)
   keys init|list|rotate|remove N  the local keyring that wraps data keys (DSPIPE_KEYRING)
   analyze pii|crisis|content|quality|bias  run an analyzer over JSON Lines (stdin to stdout, fields in ../shared/eval/README.md)
   migrate                 apply the database migrations
@@ -73,6 +74,8 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		return cmdReviews(ctx, rest, getenv)
 	case "keys":
 		return cmdKeys(rest, getenv)
+	case "erase":
+		return cmdErase(ctx, rest, getenv)
 	case "delete":
 		if len(rest) != 1 {
 			return errors.New("usage: dsctl delete <execution_id>   (deletes its outputs and destroys its data key; cannot be undone)")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -93,6 +94,17 @@ func TestErasedRecordsAreDroppedByLaterExecutions(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(mb), erasure)
 	require.Contains(t, readEvents(t, s, first), `"erasure":"`+erasure+`","removed":11`)
+	// dsctl erase posts the same call.
+	if bin, err := filepath.Abs(filepath.Join("..", "..", "bin", "dsctl")); err == nil {
+		if _, err := os.Stat(bin); err == nil {
+			cmd := exec.Command(bin, "erase", "-source", "s1=subject-9999@example.org", "-record", "no-such-record")
+			cmd.Env = append(os.Environ(), "DSPIPE_API_URL="+s.client.Base, "DSPIPE_TOKEN=admin-token-1")
+			out, err := cmd.CombinedOutput()
+			require.NoError(t, err, string(out))
+			require.Contains(t, string(out), `"erasure_id": "er_`)
+			require.Contains(t, string(out), `"records": 2`)
+		}
+	}
 	files, err := s.store.OutputFiles(ctx, first)
 	require.NoError(t, err)
 	for _, f := range files {
