@@ -64,6 +64,9 @@ type proc struct {
 
 type cluster struct {
 	brokerArgs []string
+	// external is set when the cluster runs on Apache Kafka through
+	// scripts/kafka.sh (DSPIPE_TEST_KAFKA_BROKERS) instead of dsctl broker.
+	external bool
 	t          *testing.T
 	env        []string
 	// killPhase makes killMidExecution wait for a phase before it kills:
@@ -142,10 +145,42 @@ func waitPort(t *testing.T, port int) {
 	t.Fatalf("nothing listens on port %d", port)
 }
 
-func startCluster(t *testing.T) *cluster {
+// kafkaScript runs scripts/kafka.sh (start, kill) for the external broker.
+func kafkaScript(t *testing.T, arg string) {
+	t.Helper()
+	script, err := filepath.Abs(filepath.Join("..", "..", "scripts", "kafka.sh"))
+	require.NoError(t, err)
+	out, err := exec.Command("bash", script, arg).CombinedOutput()
+	require.NoError(t, err, "scripts/kafka.sh %s:\n%s", arg, out)
+}
+
+// restartBroker SIGKILLs the broker and starts it again on its data.
+func (c *cluster) restartBroker(t *testing.T) {
+	if c.external {
+		start := time.Now()
+		kafkaScript(t, "kill")
+		kafkaScript(t, "start")
+		t.Logf("Apache Kafka killed with SIGKILL and restarted in %s", time.Since(start).Round(time.Second))
+		return
+	}
+	c.stop("broker", syscall.SIGKILL)
+	c.start("broker", c.brokerArgs...)
+}
+
+// startCluster runs every service as its own process, on the embedded
+// broker (dsctl broker), or on Apache Kafka when external is set.
+func startCluster(t *testing.T, external bool) *cluster {
 	_, schema := testenv.Schema(t)
 	dir := t.TempDir()
 	brokerPort, apiPort := freePort(t), freePort(t)
+	brokers := "127.0.0.1:" + strconv.Itoa(brokerPort)
+	prefix := ""
+	if external {
+		brokers = os.Getenv("DSPIPE_TEST_KAFKA_BROKERS")
+		// The prefix also names groups and transactional ids: runs never
+		// see each other on the shared broker.
+		prefix = "e2e_" + strings.ToLower(strings.ReplaceAll(schema, "_", "")) + "."
+	}
 	keyPath := filepath.Join(dir, "audit-signing-key.pem")
 	if _, _, err := audit.LoadOrCreateKey(keyPath, true); err != nil {
 		t.Fatal(err)
@@ -156,7 +191,8 @@ func startCluster(t *testing.T) *cluster {
 	env := append(os.Environ(),
 		"DSPIPE_AUDIT_SIGNING_KEY="+keyPath,
 		"DSPIPE_KEYRING="+filepath.Join(dir, "keyring.json"),
-		"KAFKA_BROKERS=127.0.0.1:"+strconv.Itoa(brokerPort),
+		"KAFKA_BROKERS="+brokers,
+		"KAFKA_TOPIC_PREFIX="+prefix,
 		"KAFKA_PARTITIONS=3",
 		"DATABASE_URL="+testenv.DatabaseURL(),
 		"DSPIPE_DB_SCHEMA="+schema,
@@ -171,11 +207,13 @@ func startCluster(t *testing.T) *cluster {
 		"ENABLE_BIAS_DETECTION=false",
 		"ENABLE_FUSION=false",
 	)
-	c := &cluster{t: t, env: env, dir: dir, procs: map[string]*proc{},
+	c := &cluster{t: t, env: env, dir: dir, procs: map[string]*proc{}, external: external,
 		client: client.New("http://127.0.0.1:"+strconv.Itoa(apiPort), "dev-admin-token")}
-	c.brokerArgs = []string{"broker", "-port", strconv.Itoa(brokerPort), "-data-dir", filepath.Join(dir, "broker")}
-	c.start("broker", c.brokerArgs...)
-	waitPort(t, brokerPort)
+	if !external {
+		c.brokerArgs = []string{"broker", "-port", strconv.Itoa(brokerPort), "-data-dir", filepath.Join(dir, "broker")}
+		c.start("broker", c.brokerArgs...)
+		waitPort(t, brokerPort)
+	}
 	for _, s := range []string{"projector", "processor", "ingest", "api"} {
 		c.start(s)
 	}
@@ -238,8 +276,25 @@ func TestSeparateProcessesEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process end-to-end test skipped in -short mode")
 	}
-	c := startCluster(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	endToEnd(t, startCluster(t, false))
+}
+
+// TestSeparateProcessesEndToEndOnApacheKafka runs the same test on a real
+// Apache Kafka broker (scripts/kafka.sh; DSPIPE_TEST_KAFKA_BROKERS), killing
+// and restarting the Java broker through the script.
+func TestSeparateProcessesEndToEndOnApacheKafka(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process end-to-end test skipped in -short mode")
+	}
+	if os.Getenv("DSPIPE_TEST_KAFKA_BROKERS") == "" {
+		t.Skip("SKIPPED: DSPIPE_TEST_KAFKA_BROKERS is unset (eval \"$(scripts/kafka.sh start)\" runs Apache Kafka)")
+	}
+	t.Logf("Apache Kafka %s at %s", os.Getenv("DSPIPE_TEST_KAFKA_VERSION"), os.Getenv("DSPIPE_TEST_KAFKA_BROKERS"))
+	endToEnd(t, startCluster(t, true))
+}
+
+func endToEnd(t *testing.T, c *cluster) {
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 
 	t.Run("counts agree across output, statistics and read models", func(t *testing.T) {
@@ -335,10 +390,7 @@ func TestSeparateProcessesEndToEnd(t *testing.T) {
 		t.Run("a broker killed with SIGKILL while "+phase+" and restarted loses and duplicates nothing", func(t *testing.T) {
 			c.killPhase = phase
 			defer func() { c.killPhase = "" }()
-			c.killMidExecution(ctx, t, "big-broker-"+phase, uint64(23+i), func() {
-				c.stop("broker", syscall.SIGKILL)
-				c.start("broker", c.brokerArgs...)
-			})
+			c.killMidExecution(ctx, t, "big-broker-"+phase, uint64(23+i), func() { c.restartBroker(t) })
 		})
 	}
 }
