@@ -12,7 +12,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 version=${DSPIPE_KAFKA_VERSION:-3.9.1}
 cache=${DSPIPE_KAFKA_CACHE:-$HOME/.cache/dspipe-kafka/$version}
 data=${DSPIPE_KAFKA_DATA:-$root/.kafka}
-port=${DSPIPE_KAFKA_PORT:-$(cat "$data/port" 2>/dev/null || echo 59092)}
+port=${DSPIPE_KAFKA_PORT:-$(cat "$data/port" 2>/dev/null || echo 29092)}
 cport=$((port + 1))
 url="127.0.0.1:$port"
 

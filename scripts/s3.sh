@@ -8,7 +8,7 @@ set -euo pipefail
 cmd=${1:-start}
 root=$(cd "$(dirname "$0")/.." && pwd)
 data=${DSPIPE_S3DATA:-$root/.s3data}
-port=${DSPIPE_S3PORT:-$(cat "$data.port" 2>/dev/null || echo 57070)}
+port=${DSPIPE_S3PORT:-$(cat "$data.port" 2>/dev/null || echo 27070)}
 access=dspipe-test
 secret=dspipe-test-secret-key
 bin="$(go env GOPATH)/bin/versitygw"
