@@ -58,10 +58,11 @@ func cmdBroker(ctx context.Context, args []string, getenv func(string) string) e
 	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
 	port := fs.Int("port", cfg.BrokerPort, "port to listen on")
 	dir := fs.String("data-dir", cfg.BrokerDataDir, "data directory (persists across graceful restarts)")
+	sync := fs.Bool("sync", false, "fsync every produced batch before acknowledging it: a SIGKILL then loses nothing acknowledged (slower)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	b, err := kafka.StartEmbedded(*dir, *port)
+	b, err := kafka.StartEmbeddedSync(*dir, *port, *sync)
 	if err != nil {
 		return err
 	}

@@ -41,7 +41,11 @@ func TestBrokerCrashTransactionRecovery(t *testing.T) {
 			dir := t.TempDir()
 			port := freePort(t)
 			c := &cluster{t: t, dir: dir, procs: map[string]*proc{}}
-			args := []string{"broker", "-port", strconv.Itoa(port), "-data-dir", filepath.Join(dir, "broker")}
+			// -sync: what the broker acknowledged is on disk when it is
+			// killed, so the open transaction is there to be repaired
+			// (without it kfake's buffers may lose the last batches, and the
+			// test would depend on timing).
+			args := []string{"broker", "-port", strconv.Itoa(port), "-data-dir", filepath.Join(dir, "broker"), "-sync"}
 			c.start("broker", args...)
 			t.Cleanup(func() { c.stop("broker", syscall.SIGTERM) })
 			waitPort(t, port)

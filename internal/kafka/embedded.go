@@ -37,6 +37,15 @@ const cleanMark = "dspipe-clean-shutdown"
 // After an unclean stop it first repairs the log (see RepairOpenTransactions)
 // on a private port, so no client sees the log before the repair.
 func StartEmbedded(dataDir string, port int) (*Embedded, error) {
+	return StartEmbeddedSync(dataDir, port, false)
+}
+
+// StartEmbeddedSync is StartEmbedded with sync set: every produced batch
+// is written and fsynced before it is acknowledged, so a SIGKILL loses
+// nothing acknowledged (slower; dsctl broker -sync). Without it kfake
+// writes through its own buffers, and the last acknowledged batches can be
+// lost when the process is killed.
+func StartEmbeddedSync(dataDir string, port int, sync bool) (*Embedded, error) {
 	repaired := 0
 	if dataDir != "" {
 		if err := os.MkdirAll(dataDir, 0o700); err != nil {
@@ -59,7 +68,7 @@ func StartEmbedded(dataDir string, port int) (*Embedded, error) {
 			}
 		}
 	}
-	c, err := newCluster(dataDir, port)
+	c, err := newCluster(dataDir, port, sync)
 	if err != nil {
 		return nil, err
 	}
@@ -72,10 +81,13 @@ func StartEmbedded(dataDir string, port int) (*Embedded, error) {
 	return &Embedded{cluster: c, dataDir: dataDir, Repaired: repaired}, nil
 }
 
-func newCluster(dataDir string, port int) (*kfake.Cluster, error) {
+func newCluster(dataDir string, port int, sync bool) (*kfake.Cluster, error) {
 	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.Ports(port), kfake.ClusterID("dspipe")}
 	if dataDir != "" {
 		opts = append(opts, kfake.DataDir(dataDir))
+		if sync {
+			opts = append(opts, kfake.SyncWrites())
+		}
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
@@ -85,7 +97,7 @@ func newCluster(dataDir string, port int) (*kfake.Cluster, error) {
 }
 
 func repairDataDir(dataDir string) (int, error) {
-	c, err := newCluster(dataDir, 0)
+	c, err := newCluster(dataDir, 0, false)
 	if err != nil {
 		return 0, err
 	}
