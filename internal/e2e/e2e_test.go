@@ -67,8 +67,8 @@ type cluster struct {
 	// external is set when the cluster runs on Apache Kafka through
 	// scripts/kafka.sh (DSPIPE_TEST_KAFKA_BROKERS) instead of dsctl broker.
 	external bool
-	t          *testing.T
-	env        []string
+	t        *testing.T
+	env      []string
 	// killPhase makes killMidExecution wait for a phase before it kills:
 	// "acquiring" (ingest still committing chunks) or "acquired" (every
 	// record committed); empty kills once processing is under way.
