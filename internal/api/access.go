@@ -9,6 +9,8 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/dspipe/dspipe/events"
 )
 
 // accessInfo is what the access middleware learns about one request as
@@ -28,21 +30,12 @@ func noteAccess(ctx context.Context, fn func(*accessInfo)) {
 	}
 }
 
-// Access is one API call as the access audit records it: who, what, when,
-// from where and with which outcome. Never a body, a query string or a
-// token.
+// Access is one API call as the access audit records it: when, and the
+// record itself (who, what, from where, with which outcome). Never a body,
+// a query string or a token.
 type Access struct {
-	Time        time.Time
-	UserID      string
-	Role        string
-	Method      string
-	Route       string // the route pattern, e.g. /api/v1/datasets/status/{id}
-	Action      string
-	ExecutionID string
-	Review      string
-	Remote      string // the client's address, without its port
-	Status      int
-	DurationMS  float64
+	Time time.Time
+	events.Access
 }
 
 // AccessRecorder takes the API's access records (the access audit).
@@ -93,9 +86,9 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		if err != nil {
 			remote = r.RemoteAddr
 		}
-		a := Access{Time: start.UTC(), UserID: info.principal.UserID, Role: info.principal.Role, Method: r.Method,
+		a := Access{Time: start.UTC(), Access: events.Access{UserID: info.principal.UserID, Role: info.principal.Role, Method: r.Method,
 			Route: route, Action: actions[r.Method+" "+route], Remote: remote, Status: status,
-			DurationMS: float64(time.Since(start).Microseconds()) / 1000}
+			DurationMS: float64(time.Since(start).Microseconds()) / 1000}}
 		if rc != nil {
 			a.ExecutionID, a.Review = rc.URLParam("id"), rc.URLParam("review")
 		}

@@ -101,8 +101,7 @@ func (a *AccessLog) Run(ctx context.Context) error {
 				}
 				return nil
 			}
-			a.append(events.Access{UserID: x.UserID, Role: x.Role, Action: x.Action, Method: x.Method, Route: x.Route,
-				ExecutionID: x.ExecutionID, Review: x.Review, Remote: x.Remote, Status: x.Status, DurationMS: x.DurationMS}, x.Time)
+			a.append(x.Access, x.Time)
 		case <-tick.C:
 			a.seal()
 		}

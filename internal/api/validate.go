@@ -56,8 +56,8 @@ func readJSON(body io.Reader, limit int64, v any, optional bool) (int, error) {
 	if !atEOF(dec) {
 		return http.StatusBadRequest, fmt.Errorf("data after the JSON object")
 	}
-	if at := nullAt(b); at != "" {
-		return http.StatusBadRequest, fmt.Errorf("%s must not be null", at)
+	if problem := shapeProblem(b); problem != "" {
+		return http.StatusBadRequest, errors.New(problem)
 	}
 	return 0, nil
 }
@@ -98,17 +98,8 @@ func decodeRequest(body io.Reader) (events.Request, error) {
 	dec.DisallowUnknownFields()
 	err = dec.Decode(&req)
 	if err == nil {
-		if at := nullAt(b); at != "" {
-			return req, fmt.Errorf("%s must not be null: leave it out for its default", at)
-		}
-		var shape struct {
-			Sources []map[string]any `json:"sources"`
-		}
-		_ = json.Unmarshal(b, &shape)
-		for i, src := range shape.Sources {
-			if v, ok := src["consent_field"]; ok && v == "" {
-				return req, fmt.Errorf("sources[%d].consent_field: must not be empty; leave it out when the source records no consent", i)
-			}
+		if problem := shapeProblem(b); problem != "" {
+			return req, errors.New(problem)
 		}
 	}
 	if err != nil {
@@ -145,10 +136,15 @@ func decodeRequest(body io.Reader) (events.Request, error) {
 // nullable are the request fields that may be null (meaning the default).
 var nullable = map[string]bool{"output.compression": true, "output.destination": true}
 
-// nullAt finds a JSON null in the request body outside the nullable
-// fields and returns where, or "". encoding/json would silently read null
-// as the zero value, which the specification does not allow.
-func nullAt(b []byte) string {
+// emptyConsentField matches a source's consent_field, which means nothing
+// empty (encoding/json cannot tell it from an absent one).
+var emptyConsentField = regexp.MustCompile(`^sources\[[0-9]+\]\.consent_field$`)
+
+// shapeProblem finds, in one walk over a body, what encoding/json would
+// silently accept but the specification does not: a JSON null outside the
+// nullable fields (read as the zero value), or an empty consent_field. It
+// returns the message that says what to fix, or "".
+func shapeProblem(b []byte) string {
 	var v any
 	if json.Unmarshal(b, &v) != nil {
 		return ""
@@ -158,7 +154,11 @@ func nullAt(b []byte) string {
 		switch x := v.(type) {
 		case nil:
 			if !nullable[at] {
-				return at
+				return at + " must not be null: leave it out for its default"
+			}
+		case string:
+			if x == "" && emptyConsentField.MatchString(at) {
+				return at + ": must not be empty; leave it out when the source records no consent"
 			}
 		case map[string]any:
 			keys := make([]string, 0, len(x))

@@ -58,8 +58,7 @@ func finalSeal(access bool) string {
 // execution's trail ends with a final seal. It reports the first position
 // that fails.
 func VerifyExecution(subject string, envs []events.Envelope, keys Keys) Report {
-	r := verify(subject, envs, keys, false)
-	return r
+	return verify(subject, envs, keys, false)
 }
 
 // VerifyAccess checks one access chain the same way. A chain that was

@@ -17,11 +17,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
-
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/sink"
+	"github.com/dspipe/dspipe/internal/source"
 	"github.com/dspipe/dspipe/internal/store"
 	"github.com/dspipe/dspipe/internal/wire"
 )
@@ -163,11 +161,7 @@ func (p *Processor) applyErasure(ctx context.Context, x *execState, erasure stri
 			st.Abort()
 		}
 	}()
-	comp := x.req.Output.Compression
-	if comp == "" {
-		comp = sink.CompressNone
-	}
-	data := sink.NewDataWriter(st.Dir, x.req.Output.Formats, comp, x.req.Output.ShardBytes)
+	data := sink.NewDataWriter(st.Dir, x.req.Output.Formats, outputCompression(x), x.req.Output.ShardBytes)
 	for _, n := range dataFiles {
 		if err := eachLine(filepath.Join(old, n), func(l []byte) error {
 			if isErased(l) {
@@ -232,6 +226,15 @@ func (p *Processor) applyErasure(ctx context.Context, x *execState, erasure stri
 	return p.emit(x, events.OutputRewritten{Erasure: erasure, Removed: removed, Previous: x.outputDir, OutputDir: next, Files: out})
 }
 
+// outputCompression is the execution's data file compression (none unless
+// the request names one).
+func outputCompression(x *execState) string {
+	if c := x.req.Output.Compression; c != "" {
+		return c
+	}
+	return sink.CompressNone
+}
+
 // eachLine hands every line of a possibly compressed JSONL file to fn.
 func eachLine(path string, fn func([]byte) error) error {
 	f, err := os.Open(path)
@@ -239,23 +242,11 @@ func eachLine(path string, fn func([]byte) error) error {
 		return err
 	}
 	defer f.Close()
-	var r io.Reader = f
-	switch {
-	case strings.HasSuffix(path, ".zst"):
-		zr, err := zstd.NewReader(f)
-		if err != nil {
-			return err
-		}
-		defer zr.Close()
-		r = zr
-	case strings.HasSuffix(path, ".gz"):
-		gr, err := gzip.NewReader(f)
-		if err != nil {
-			return err
-		}
-		defer gr.Close()
-		r = gr
+	r, release, err := source.Decompress(f)
+	if err != nil {
+		return err
 	}
+	defer release()
 	br := bufio.NewReaderSize(r, 256<<10)
 	for {
 		line, err := br.ReadBytes('\n')

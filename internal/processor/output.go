@@ -421,10 +421,7 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputRe
 			st.Abort()
 		}
 	}()
-	comp := x.req.Output.Compression
-	if comp == "" {
-		comp = sink.CompressNone
-	}
+	comp := outputCompression(x)
 	rejected, err := sink.Create(st.Dir, "rejected.jsonl", sink.CompressNone)
 	if err != nil {
 		return fail(err)

@@ -718,6 +718,7 @@ func (p *Processor) record(x *execState, r *kgo.Record, m wire.Meta, pre *outcom
 		return p.reject(x, m, events.StageValidation, "record names an unknown source")
 	}
 	if run := p.stagesFor(x); run.erasedErr != nil {
+		x.run = nil
 		return run.erasedErr
 	}
 	o := *pre
@@ -972,13 +973,10 @@ func (p *Processor) currentRecordStage(x *execState) string {
 func (p *Processor) stagesFor(x *execState) *stageRun {
 	if x.run == nil {
 		run := &stageRun{safety: p.safetyFor(x), keepSourceIDs: x.req.Output.KeepSourceIDs}
-		var err error
-		if run.erased, err = p.erased(); err != nil {
-			// Not cached: an execution must not run past an erasure it
-			// could not read; record() fails the transaction, which retries.
-			run.erasedErr = err
-			return run
-		}
+		// An execution must not run past an erasure it could not read:
+		// record() fails the transaction on erasedErr and drops this run,
+		// so the retry reads the erasures again (once, not per record).
+		run.erased, run.erasedErr = p.erased()
 		_ = json.Unmarshal(x.req.Processing["require_consent"], &run.requireConsent)
 		if !p.cfg.QualityDisabled {
 			if q, ok := quality.Resolve(x.req.Processing["quality"]); ok {
