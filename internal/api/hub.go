@@ -2,31 +2,76 @@ package api
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/kafka"
 )
 
-// subscriberBuffer is how many events a WebSocket client may lag behind
-// before it is disconnected; it resumes with ?since=<seq>.
-const subscriberBuffer = 256
+const (
+	// subscriberBuffer is how many events a WebSocket client may lag
+	// behind before it is disconnected; it resumes with ?since=<seq>.
+	subscriberBuffer = 256
+	// recentEvents is how many of an execution's latest events the hub
+	// keeps, so a subscriber catches up from memory instead of Postgres.
+	recentEvents = 256
+	// maxTails bounds the executions whose recent events are kept; the
+	// oldest without subscribers is forgotten first.
+	maxTails = 128
+	// DefaultFeedsPerUser caps the live feeds one user may hold open.
+	DefaultFeedsPerUser = 64
+)
 
-// Hub tails the event topic and fans events out to WebSocket subscribers of
-// each execution. It never blocks on a subscriber: one whose buffer is full
-// is dropped.
+// ErrTooManyFeeds is returned when a user already holds the most feeds
+// allowed.
+var ErrTooManyFeeds = errors.New("too many live feeds open")
+
+// Positions tells the hub how far the projector has applied the event
+// topic (store.Store implements it).
+type Positions interface {
+	ProjectedOffsets(ctx context.Context, topic string) (map[int32]int64, error)
+}
+
+// Hub tails the event topic once for the whole API and fans events out to
+// WebSocket subscribers of each execution, keeping each execution's latest
+// events and the highest seq it has seen. A subscriber therefore needs
+// Postgres only for events older than the hub's memory, and never polls:
+// the hub knows which seqs exist, so it can tell a gap from a quiet
+// execution. It never blocks on a subscriber: one whose buffer is full is
+// dropped and resumes with ?since=.
 type Hub struct {
-	kafka kafka.Config
-	log   *slog.Logger
+	kafka     kafka.Config
+	positions Positions
+	log       *slog.Logger
+	perUser   int
 
-	mu   sync.Mutex
-	subs map[string]map[*subscriber]struct{}
+	// ready is closed once the projector has applied every event that was
+	// in the topic when the hub started: from then on an event is in
+	// Postgres or has passed through the hub.
+	ready chan struct{}
+
+	mu    sync.Mutex
+	tails map[string]*tail
+	users map[string]int
+}
+
+// tail is the hub's view of one execution.
+type tail struct {
+	subs   map[*subscriber]struct{}
+	recent []hubEvent // the latest events, in seq order
+	head   uint64     // the highest seq seen
+	seen   time.Time
 }
 
 type subscriber struct {
+	user    string
 	ch      chan hubEvent
 	dropped chan struct{}
 	once    sync.Once
@@ -37,23 +82,61 @@ type hubEvent struct {
 	raw []byte
 }
 
-// NewHub builds a hub.
-func NewHub(kc kafka.Config, log *slog.Logger) *Hub {
-	return &Hub{kafka: kc, log: log, subs: map[string]map[*subscriber]struct{}{}}
+// NewHub builds a hub; perUser ≤ 0 takes DefaultFeedsPerUser. positions
+// may be nil only in tests that drive publish by hand.
+func NewHub(kc kafka.Config, positions Positions, perUser int, log *slog.Logger) *Hub {
+	if perUser <= 0 {
+		perUser = DefaultFeedsPerUser
+	}
+	h := &Hub{kafka: kc, positions: positions, perUser: perUser, log: log, ready: make(chan struct{}),
+		tails: map[string]*tail{}, users: map[string]int{}}
+	if positions == nil {
+		close(h.ready)
+	}
+	return h
 }
 
 // Run tails the event topic from its end until ctx ends.
 func (h *Hub) Run(ctx context.Context) error {
+	topic := h.kafka.Topics().Events
+	adm, err := h.kafka.Client()
+	if err != nil {
+		return err
+	}
+	var ends kadm.ListedOffsets
+	for {
+		ends, err = kadm.NewClient(adm).ListEndOffsets(ctx, topic)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		h.log.Warn("api: hub: list event topic offsets; retrying", "err", err)
+		if !sleep(ctx, time.Second) {
+			break
+		}
+	}
+	adm.Close()
+	if ctx.Err() != nil {
+		return nil
+	}
+	start := map[int32]kgo.Offset{}
+	want := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		start[o.Partition] = kgo.NewOffset().At(o.Offset)
+		want[o.Partition] = o.Offset
+	})
 	cl, err := h.kafka.Client(
-		kgo.ConsumeTopics(h.kafka.Topics().Events),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.FetchMaxWait(100e6),
+		kgo.FetchMaxWait(100*time.Millisecond),
 	)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
+	go h.awaitProjector(ctx, topic, want)
 	for {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -69,37 +152,139 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 }
 
+// awaitProjector closes ready once the projector has passed want on every
+// partition, asking Postgres a few times a second until then (at start
+// only).
+func (h *Hub) awaitProjector(ctx context.Context, topic string, want map[int32]int64) {
+	for {
+		got, err := h.positions.ProjectedOffsets(ctx, topic)
+		if err == nil {
+			behind := false
+			for p, w := range want {
+				if w > 0 && got[p] < w {
+					behind = true
+				}
+			}
+			if !behind {
+				close(h.ready)
+				return
+			}
+		}
+		if !sleep(ctx, 200*time.Millisecond) {
+			return
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
 func (h *Hub) publish(ev hubEvent) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for s := range h.subs[ev.env.Subject] {
+	t := h.tails[ev.env.Subject]
+	if t == nil {
+		h.forgetOldest()
+		t = &tail{subs: map[*subscriber]struct{}{}}
+		h.tails[ev.env.Subject] = t
+	}
+	t.seen = time.Now()
+	if ev.env.Seq > t.head {
+		t.head = ev.env.Seq
+		if len(t.recent) == recentEvents {
+			copy(t.recent, t.recent[1:])
+			t.recent = t.recent[:recentEvents-1]
+		}
+		t.recent = append(t.recent, ev)
+	}
+	for s := range t.subs {
 		select {
 		case s.ch <- ev:
 		default:
 			s.drop()
-			delete(h.subs[ev.env.Subject], s)
+			h.remove(ev.env.Subject, s)
 		}
+	}
+}
+
+// forgetOldest makes room for one more tail, forgetting the least recently
+// active execution nobody is watching. Called with mu held.
+func (h *Hub) forgetOldest() {
+	if len(h.tails) < maxTails {
+		return
+	}
+	var oldest string
+	var at time.Time
+	for id, t := range h.tails {
+		if len(t.subs) == 0 && (oldest == "" || t.seen.Before(at)) {
+			oldest, at = id, t.seen
+		}
+	}
+	if oldest != "" {
+		delete(h.tails, oldest)
 	}
 }
 
 func (s *subscriber) drop() { s.once.Do(func() { close(s.dropped) }) }
 
-func (h *Hub) subscribe(id string) *subscriber {
-	s := &subscriber{ch: make(chan hubEvent, subscriberBuffer), dropped: make(chan struct{})}
+// subscribe registers a subscriber of id for user and returns, taken at
+// the same instant, the execution's recent events and the highest seq the
+// hub has seen (0: none since it started). Every later event goes to the
+// subscriber's channel.
+func (h *Hub) subscribe(id, user string) (*subscriber, []hubEvent, uint64, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.subs[id] == nil {
-		h.subs[id] = map[*subscriber]struct{}{}
+	if h.users[user] >= h.perUser {
+		return nil, nil, 0, fmt.Errorf("%w: %d per user", ErrTooManyFeeds, h.perUser)
 	}
-	h.subs[id][s] = struct{}{}
-	return s
+	s := &subscriber{user: user, ch: make(chan hubEvent, subscriberBuffer), dropped: make(chan struct{})}
+	t := h.tails[id]
+	if t == nil {
+		h.forgetOldest()
+		t = &tail{subs: map[*subscriber]struct{}{}, seen: time.Now()}
+		h.tails[id] = t
+	}
+	t.subs[s] = struct{}{}
+	h.users[user]++
+	return s, append([]hubEvent(nil), t.recent...), t.head, nil
+}
+
+// Subscribers returns how many live feeds of id are open.
+func (h *Hub) Subscribers(id string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if t := h.tails[id]; t != nil {
+		return len(t.subs)
+	}
+	return 0
 }
 
 func (h *Hub) unsubscribe(id string, s *subscriber) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	delete(h.subs[id], s)
-	if len(h.subs[id]) == 0 {
-		delete(h.subs, id)
+	h.remove(id, s)
+}
+
+// remove forgets s; called with mu held, at most once per subscriber
+// counted.
+func (h *Hub) remove(id string, s *subscriber) {
+	t := h.tails[id]
+	if t == nil {
+		return
+	}
+	if _, ok := t.subs[s]; !ok {
+		return
+	}
+	delete(t.subs, s)
+	if h.users[s.user]--; h.users[s.user] <= 0 {
+		delete(h.users, s.user)
 	}
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -15,10 +16,10 @@ import (
 // buffer and checks publish neither blocks nor starves the other.
 func TestSlowSubscriberIsDroppedWithoutBlockingOthers(t *testing.T) {
 	t.Parallel()
-	h := NewHub(kafka.Config{}, testenv.Logger(t))
-	slow := h.subscribe("ds_1")
-	fast := h.subscribe("ds_1")
-	other := h.subscribe("ds_2")
+	h := NewHub(kafka.Config{}, nil, 0, testenv.Logger(t))
+	slow := sub(t, h, "ds_1")
+	fast := sub(t, h, "ds_1")
+	other := sub(t, h, "ds_2")
 	got := 0
 	start := time.Now()
 	for i := 1; i <= subscriberBuffer*3; i++ {
@@ -41,4 +42,75 @@ func TestSlowSubscriberIsDroppedWithoutBlockingOthers(t *testing.T) {
 		t.Fatal("the fast subscriber was dropped")
 	default:
 	}
+}
+
+func sub(t *testing.T, h *Hub, id string) *subscriber {
+	t.Helper()
+	s, _, _, err := h.subscribe(id, "u")
+	require.NoError(t, err)
+	return s
+}
+
+// TestFeedsPerUserAreCapped opens feeds up to the cap, checks the next is
+// refused for that user only, and that closing one frees its place.
+func TestFeedsPerUserAreCapped(t *testing.T) {
+	t.Parallel()
+	h := NewHub(kafka.Config{}, nil, 3, testenv.Logger(t))
+	var subs []*subscriber
+	for i := 0; i < 3; i++ {
+		s, _, _, err := h.subscribe("ds_1", "alice")
+		require.NoError(t, err)
+		subs = append(subs, s)
+	}
+	_, _, _, err := h.subscribe("ds_2", "alice")
+	require.ErrorIs(t, err, ErrTooManyFeeds)
+	_, _, _, err = h.subscribe("ds_1", "bobby")
+	require.NoError(t, err, "the cap is per user")
+	h.unsubscribe("ds_1", subs[0])
+	h.unsubscribe("ds_1", subs[0]) // twice: counted once
+	_, _, _, err = h.subscribe("ds_2", "alice")
+	require.NoError(t, err)
+	_, _, _, err = h.subscribe("ds_2", "alice")
+	require.ErrorIs(t, err, ErrTooManyFeeds)
+
+	// A dropped (too slow) subscriber frees its place too.
+	for i := 1; i <= subscriberBuffer+1; i++ {
+		h.publish(hubEvent{env: events.Envelope{Subject: "ds_1", Seq: uint64(i)}})
+	}
+	_, _, _, err = h.subscribe("ds_3", "alice")
+	require.NoError(t, err)
+}
+
+// TestHubRemembersRecentEventsWithinBounds checks a late subscriber gets
+// the latest events and the head seq, that the memory per execution and
+// the number of executions remembered stay bounded, and that an execution
+// being watched is never forgotten.
+func TestHubRemembersRecentEventsWithinBounds(t *testing.T) {
+	t.Parallel()
+	h := NewHub(kafka.Config{}, nil, 0, testenv.Logger(t))
+	watched, _, _, err := h.subscribe("ds_watched", "u")
+	require.NoError(t, err)
+	for i := 1; i <= recentEvents+40; i++ {
+		h.publish(hubEvent{env: events.Envelope{Subject: "ds_1", Seq: uint64(i)}})
+	}
+	h.publish(hubEvent{env: events.Envelope{Subject: "ds_1", Seq: 7}}) // a replayed seq changes nothing
+	_, recent, head, err := h.subscribe("ds_1", "u")
+	require.NoError(t, err)
+	require.Equal(t, uint64(recentEvents+40), head)
+	require.Len(t, recent, recentEvents)
+	require.Equal(t, uint64(41), recent[0].env.Seq)
+	require.Equal(t, head, recent[len(recent)-1].env.Seq)
+
+	for i := 0; i < maxTails*3; i++ {
+		h.publish(hubEvent{env: events.Envelope{Subject: fmt.Sprintf("ds_x%d", i), Seq: 1}})
+	}
+	h.mu.Lock()
+	n := len(h.tails)
+	_, keptWatched := h.tails["ds_watched"]
+	_, keptOne := h.tails["ds_1"]
+	h.mu.Unlock()
+	require.LessOrEqual(t, n, maxTails)
+	require.True(t, keptWatched && keptOne, "executions with subscribers are never forgotten")
+	h.publish(hubEvent{env: events.Envelope{Subject: "ds_watched", Seq: 1}})
+	require.Len(t, watched.ch, 1)
 }

@@ -176,7 +176,11 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		}
 		since = n
 	}
-	sub := s.hub.subscribe(x.ID)
+	sub, recent, head, err := s.hub.subscribe(x.ID, principalFrom(r.Context()).UserID)
+	if err != nil {
+		writeError(w, http.StatusTooManyRequests, err.Error()+"; close a feed you no longer read (the operator sets the cap with DSPIPE_WS_FEEDS_PER_USER)")
+		return
+	}
 	defer s.hub.unsubscribe(x.ID, sub)
 	c, err := websocket.Accept(w, r, nil)
 	if err != nil {
@@ -184,7 +188,17 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	}
 	defer c.CloseNow()
 	ctx := c.CloseRead(r.Context())
-	err = s.stream(ctx, c, sub, &feed{x: x}, since)
+	// Until the projector has applied what was in the topic when the hub
+	// started, Postgres may lack events the hub never saw.
+	select {
+	case <-s.hub.ready:
+	case <-ctx.Done():
+		return
+	case <-s.closing:
+		c.Close(websocket.StatusGoingAway, "server shutting down; reconnect with ?since=<last seq>")
+		return
+	}
+	err = s.stream(ctx, c, sub, recent, head, &feed{x: x}, since)
 	s.log.Debug("api: websocket closed", "execution_id", x.ID, "err", err)
 	switch {
 	case errors.Is(err, errDone):
@@ -205,7 +219,11 @@ var (
 	errShutdown = errors.New("shutting down")
 )
 
-func (s *Server) stream(ctx context.Context, c *websocket.Conn, sub *subscriber, f *feed, last uint64) error {
+// stream sends every event after last in seq order: those older than the
+// hub's memory from Postgres, then the hub's recent events, then live ones.
+// It asks Postgres only for what the hub no longer holds, and waits for the
+// projector only when the hub has seen a seq that Postgres lacks.
+func (s *Server) stream(ctx context.Context, c *websocket.Conn, sub *subscriber, recent []hubEvent, head uint64, f *feed, last uint64) error {
 	send := func(e events.Envelope) error {
 		m, err := f.message(e)
 		if err != nil {
@@ -222,9 +240,9 @@ func (s *Server) stream(ctx context.Context, c *websocket.Conn, sub *subscriber,
 		}
 		return nil
 	}
-	// catchUp sends every audited event after last, up to and including upTo
-	// (0: all there are).
-	catchUp := func(upTo uint64) error {
+	// fromStore sends the audited events after last, up to and including
+	// upTo (0: all there are).
+	fromStore := func(upTo uint64) error {
 		for {
 			raws, err := s.store.EventsSince(ctx, f.x.ID, last, 500)
 			if err != nil {
@@ -247,20 +265,50 @@ func (s *Server) stream(ctx context.Context, c *websocket.Conn, sub *subscriber,
 			}
 		}
 	}
-	if err := catchUp(0); err != nil {
-		return err
-	}
-	// Events published before we subscribed but projected after our first
-	// catch-up reach us through neither path; polling the audit table while
-	// the live feed is quiet closes that window.
-	idle := time.NewTicker(250 * time.Millisecond)
-	defer idle.Stop()
-	for {
-		select {
-		case <-idle.C:
-			if err := catchUp(0); err != nil {
+	// fill sends every event up to upTo, waiting for the projector to
+	// apply those the hub no longer holds.
+	fill := func(upTo uint64) error {
+		deadline := time.Now().Add(15 * time.Second)
+		for last < upTo {
+			if err := fromStore(upTo); err != nil || last >= upTo {
 				return err
 			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("events %d..%d not yet projected", last+1, upTo)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		return nil
+	}
+	switch {
+	case len(recent) == 0:
+		// The hub has seen nothing of this execution since it started:
+		// Postgres holds all of it.
+		if err := fromStore(0); err != nil {
+			return err
+		}
+	case recent[0].env.Seq > last+1:
+		if err := fill(recent[0].env.Seq - 1); err != nil {
+			return err
+		}
+	}
+	for _, ev := range recent {
+		if ev.env.Seq <= last {
+			continue
+		}
+		if err := send(ev.env); err != nil {
+			return err
+		}
+	}
+	if err := fill(head); err != nil {
+		return err
+	}
+	for {
+		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-s.closing:
@@ -271,31 +319,12 @@ func (s *Server) stream(ctx context.Context, c *websocket.Conn, sub *subscriber,
 			if ev.env.Seq <= last {
 				continue
 			}
-			if ev.env.Seq > last+1 {
-				// The projector is behind the live tail: fill the gap from the
-				// audit table, waiting for it to catch up.
-				deadline := time.Now().Add(15 * time.Second)
-				for last < ev.env.Seq-1 {
-					if err := catchUp(ev.env.Seq - 1); err != nil {
-						return err
-					}
-					if last >= ev.env.Seq-1 {
-						break
-					}
-					if time.Now().After(deadline) {
-						return fmt.Errorf("events %d..%d not yet projected", last+1, ev.env.Seq-1)
-					}
-					select {
-					case <-ctx.Done():
-						return ctx.Err()
-					case <-time.After(50 * time.Millisecond):
-					}
-				}
+			if err := fill(ev.env.Seq - 1); err != nil {
+				return err
 			}
 			if err := send(ev.env); err != nil {
 				return err
 			}
-			idle.Reset(250 * time.Millisecond)
 		}
 	}
 }

@@ -140,7 +140,7 @@ func runAPI(ctx context.Context, cfg config.Config, st *store.Store, signer *aud
 		log.Warn("DSPIPE_API_TOKENS is unset: the development admin token 'dev-admin-token' is accepted; the API listens on loopback only. Set DSPIPE_API_TOKENS for any shared use.",
 			"addr", cfg.APIAddr)
 	}
-	hub := api.NewHub(cfg.Kafka, log)
+	hub := api.NewHub(cfg.Kafka, st, cfg.FeedsPerUser, log)
 	access := api.NewAccessLog(prod, cfg.Kafka.Topics().Access, signer, cfg.InstanceID, log)
 	srv := api.NewServer(api.Config{Store: st, Producer: prod, Topics: cfg.Kafka.Topics(), Tokens: tokens, Hub: hub, Log: log,
 		OutputRoot: cfg.OutputRoot, TrustedS3Endpoints: cfg.TrustedS3Endpoints, Access: access, Signer: signer, RecordIDKey: []byte(cfg.RecordIDKey)})

@@ -36,6 +36,7 @@ type Config struct {
 	DevToken bool
 
 	RequestTimeout   time.Duration // DATASET_REQUEST_TIMEOUT seconds, 600
+	FeedsPerUser     int           // DSPIPE_WS_FEEDS_PER_USER, 64: live WebSocket feeds one user may hold open
 	MaxConcurrent    int           // MAX_CONCURRENT_DATASET_PROCESSING, 5
 	ExecutionTimeout time.Duration // DATASET_EXECUTION_TIMEOUT_MINUTES, 120
 	RetryAttempts    int           // DATASET_RETRY_ATTEMPTS, 2
@@ -123,6 +124,7 @@ func Load(getenv func(string) string) (Config, error) {
 		APIAddr:          str(getenv, "DSPIPE_API_ADDR", "127.0.0.1:8080"),
 		APITokens:        getenv("DSPIPE_API_TOKENS"),
 		RequestTimeout:   time.Duration(intVar(getenv, "DATASET_REQUEST_TIMEOUT", 600, 1, 86400, &errs)) * time.Second,
+		FeedsPerUser:     intVar(getenv, "DSPIPE_WS_FEEDS_PER_USER", 64, 1, 100000, &errs),
 		MaxConcurrent:    intVar(getenv, "MAX_CONCURRENT_DATASET_PROCESSING", 5, 1, 1000, &errs),
 		ExecutionTimeout: time.Duration(intVar(getenv, "DATASET_EXECUTION_TIMEOUT_MINUTES", 120, 1, 7*24*60, &errs)) * time.Minute,
 		RetryAttempts:    intVar(getenv, "DATASET_RETRY_ATTEMPTS", 2, 0, 20, &errs),

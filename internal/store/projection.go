@@ -272,3 +272,20 @@ func storeSummaries(ctx context.Context, tx pgx.Tx, id string, sa *events.Safety
 		id, sa, q, b, f, bl)
 	return err
 }
+
+// ProjectedOffsets returns, per partition of topic, the next offset the
+// projector will apply: every event below it is in the read models.
+func (s *Store) ProjectedOffsets(ctx context.Context, topic string) (map[int32]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT partition, next_offset FROM projector_offsets WHERE topic = $1`, topic)
+	if err != nil {
+		return nil, fmt.Errorf("store: projected offsets: %w", err)
+	}
+	out := map[int32]int64{}
+	var p int32
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&p, &n}, func() error { out[p] = n; return nil })
+	if err != nil {
+		return nil, fmt.Errorf("store: projected offsets: %w", err)
+	}
+	return out, nil
+}
