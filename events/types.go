@@ -3,6 +3,7 @@ package events
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 )
 
 // Payload is the data of one event type. EventType is the stable wire name
@@ -172,6 +173,11 @@ type OutputFile struct {
 type ExecutionRequested struct {
 	UserID  string  `json:"user_id"`
 	Request Request `json:"request"`
+	// SubmittedAt is when the API accepted the request: the queue's order
+	// (requests reach the processor through several partitions, so the
+	// event's own time is not). Absent in events written before it
+	// existed, where the event's time stands in.
+	SubmittedAt time.Time `json:"submitted_at,omitzero"`
 }
 
 // ExecutionQueued says the execution waits for a free processing slot.

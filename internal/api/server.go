@@ -244,7 +244,7 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request) {
 	}
 	id := NewExecutionID()
 	noteAccess(r.Context(), func(a *accessInfo) { a.execution = id })
-	if err := s.send(r.Context(), wire.Command{Kind: wire.CmdProcess, ExecutionID: id, UserID: p.UserID, Request: &req}); err != nil {
+	if err := s.send(r.Context(), wire.Command{Kind: wire.CmdProcess, ExecutionID: id, UserID: p.UserID, Request: &req, SubmittedAt: time.Now().UTC()}); err != nil {
 		s.log.Error("api: submit", "execution_id", id, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "the event log is unavailable; retry shortly")
 		return

@@ -282,6 +282,32 @@ func TestQueueingAndCancellation(t *testing.T) {
 	require.Equal(t, 409, ae.Status)
 }
 
+// TestQueueKeepsSubmissionOrder submits executions faster than they run,
+// through several partitions, and checks they start in the order they
+// were submitted.
+func TestQueueKeepsSubmissionOrder(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, stackOpts{maxConcurrent: 1, partitions: 4})
+	small, err := gen.Write(gen.Options{Dir: s.data, Records: 200, Sources: 1, Format: "chatml", Seed: 6})
+	require.NoError(t, err)
+	ctx := context.Background()
+	var ids []string
+	for i := 0; i < 12; i++ {
+		id, err := s.client.Submit(ctx, localRequest(small.Files...))
+		require.NoError(t, err)
+		ids = append(ids, id)
+	}
+	var started []time.Time
+	for _, id := range ids {
+		x := s.waitStatus(t, id, "completed")
+		require.NotNil(t, x.StartedAt)
+		started = append(started, *x.StartedAt)
+	}
+	for i := 1; i < len(started); i++ {
+		require.False(t, started[i].Before(started[i-1]), "execution %d started before execution %d, submitted earlier", i+1, i)
+	}
+}
+
 func TestExecutionTimeoutFailsTheExecution(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, stackOpts{timeout: 300 * time.Millisecond, partitions: 1})

@@ -303,6 +303,9 @@ func (p *Processor) transact(ctx context.Context, recs []*kgo.Record) error {
 	if err == nil {
 		err = p.housekeeping(ctx)
 	}
+	if err == nil && p.inTxn {
+		err = p.schedule(ctx)
+	}
 	if err == nil {
 		p.emitProgress()
 	}
@@ -470,10 +473,10 @@ func (p *Processor) handleCommand(ctx context.Context, r *kgo.Record) (*execStat
 		}
 		x = newExec(c.ExecutionID, r.Partition)
 		p.execs[x.id] = x
-		if err := p.emit(x, events.ExecutionRequested{UserID: c.UserID, Request: *c.Request}); err != nil {
-			return nil, err
-		}
-		return nil, p.schedule(ctx)
+		// Scheduled once the whole poll is handled: requests that arrived
+		// together start in the order they were made, whatever partition
+		// each came from.
+		return nil, p.emit(x, events.ExecutionRequested{UserID: c.UserID, Request: *c.Request, SubmittedAt: c.SubmittedAt})
 	case wire.CmdCancel:
 		if x == nil || x.status == statusDone {
 			return nil, nil

@@ -71,6 +71,9 @@ func (x *execState) apply(e *events.Envelope, p events.Payload) {
 	switch d := p.(type) {
 	case *events.ExecutionRequested:
 		x.user, x.req, x.status, x.requestedAt = d.UserID, d.Request, statusRequested, e.Time
+		if !d.SubmittedAt.IsZero() {
+			x.requestedAt = d.SubmittedAt
+		}
 		x.perSource = make([]int64, len(d.Request.Sources))
 		x.noConsent = make([]int64, len(d.Request.Sources))
 	case *events.ExecutionQueued:

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -44,6 +45,8 @@ type Command struct {
 	Percent     float64         `json:"percent,omitempty"`
 	Message     string          `json:"message,omitempty"`
 	Review      int             `json:"review,omitempty"`
+	// SubmittedAt is when the API accepted a process command.
+	SubmittedAt time.Time `json:"submitted_at,omitzero"`
 }
 
 // Record wraps a command for the commands topic.

@@ -47,6 +47,8 @@ func main() {
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the services process during the spine run to this file")
 	flag.Float64Var(&acqJSONLGB, "acq-jsonl-gb", 2, "GB of JSONL text (zstd-compressed) for the acquisition benchmark; 0 skips it")
 	flag.Float64Var(&acqParquetGB, "acq-parquet-gb", 1, "GB of Parquet file for the acquisition benchmark; 0 skips it")
+	flag.IntVar(&fusionRecords, "fusion-records", 1_000_000, "records for the fusion cost measure; 0 skips it")
+	flag.BoolVar(&withLoad, "load", true, "run the load phase (every service as its own process)")
 	flag.Parse()
 	if err := run(*out, *records, *micro); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -64,12 +66,15 @@ func freePort() int {
 }
 
 var (
-	cpuProfile   string
-	acqJSONLGB   float64
-	acqParquetGB float64
+	cpuProfile    string
+	acqJSONLGB    float64
+	acqParquetGB  float64
+	withLoad      bool
+	fusionRecords int
 )
 
 type result struct {
+	load          *loadResult
 	records       int
 	inputBytes    int64
 	spineSeconds  float64
@@ -294,12 +299,30 @@ func run(out string, records int, micro string) error {
 	}
 
 	// 4b. Fusion's cost on a million conversations.
-	fr := fusionCost(1_000_000)
-	res.fusion = &fr
+	if fusionRecords > 0 {
+		fr := fusionCost(fusionRecords)
+		res.fusion = &fr
+	}
 
 	// 5. Peak RSS of the service and broker processes.
 	res.peakRSSMB = peakRSS(cmd.Process.Pid)
 	res.brokerRSSMB = peakRSS(broker.Process.Pid)
+
+	// 6. Load: every service as its own process, a burst of executions,
+	// a thousand live feeds, a thousand status pollers.
+	if withLoad {
+		// The spine's processes stop first: the load phase counts
+		// Postgres transactions for the whole database.
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		_ = broker.Process.Signal(syscall.SIGTERM)
+		_ = broker.Wait()
+		lr, err := loadPhase(ctx, dir, dbURL)
+		if err != nil {
+			return fmt.Errorf("load: %w", err)
+		}
+		res.load = &lr
+	}
 
 	var microOut string
 	if micro != "" {
@@ -485,6 +508,9 @@ func writeReport(path string, r result, micro string) error {
 			f.HeapMB*(1<<20)/float64(f.Records), f.Removed, f.Clusters)
 		b.WriteString("\nThe index grows with the execution (about 160 bytes per record: a 64-value signature at 16 bits a value, the exact hash, the rank, slice growth); " +
 			"a disk-backed index for executions of many millions of records is not built.\n")
+	}
+	if r.load != nil {
+		writeLoad(&b, *r.load)
 	}
 	if micro != "" {
 		b.WriteString("\n## Analyzers, per core\n\nEach analyzer on generated conversation text, one goroutine (`go test -bench`). Target: ≥ 20 MB/s of text per core.\n\n")
