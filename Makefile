@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 export DATABASE_URL ?= postgres://postgres@127.0.0.1:55432/postgres?sslmode=disable
 
-.PHONY: build demo test test-race test-short fuzz bench eval pg-start pg-stop clean
+.PHONY: build demo test test-kafka chaos test-race test-short fuzz bench eval pg-start pg-stop clean
 
 build:
 	$(GO) build -o bin/ ./cmd/...
@@ -19,9 +19,17 @@ demo: build pg-start
 	./bin/dsctl demo -dir .demo -records 20000
 
 # The whole suite: unit, integration (real Postgres, kfake), multi-process end to end.
+# With DSPIPE_TEST_KAFKA_BROKERS set (scripts/kafka.sh start prints it), the
+# service suites run a second time against that Apache Kafka broker.
 test: build pg-start
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
+	@if [ -n "$$DSPIPE_TEST_KAFKA_BROKERS" ]; then $(MAKE) --no-print-directory test-kafka; fi
+
+# The in-process service suites against Apache Kafka (scripts/kafka.sh start).
+test-kafka: build pg-start
+	@test -n "$$DSPIPE_TEST_KAFKA_BROKERS" || { echo 'run: eval "$$(scripts/kafka.sh start)"'; exit 1; }
+	DSPIPE_TEST_KAFKA=external $(GO) test -count=1 -timeout 15m ./internal/app ./internal/api
 
 # The race detector over everything but the two slowest pipeline tests.
 test-race: build pg-start

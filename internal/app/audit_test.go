@@ -146,7 +146,7 @@ func TestAuditTrailVerifiesEverywhereAndCatchesTampering(t *testing.T) {
 		cmd := exec.Command(bin, append([]string{"audit"}, args...)...)
 		cmd.Env = append(os.Environ(), "DSPIPE_API_URL="+s.client.Base, "DSPIPE_TOKEN=audit-token-1",
 			"DATABASE_URL="+testenv.DatabaseURL(), "DSPIPE_DB_SCHEMA="+s.cfg.DBSchema,
-			"KAFKA_BROKERS="+strings.Join(s.cfg.Kafka.Brokers, ","), "KAFKA_PARTITIONS="+fmt.Sprint(s.cfg.Kafka.Partitions),
+			"KAFKA_BROKERS="+strings.Join(s.cfg.Kafka.Brokers, ","), "KAFKA_PARTITIONS="+fmt.Sprint(s.cfg.Kafka.Partitions), "KAFKA_TOPIC_PREFIX="+s.cfg.Kafka.TopicPrefix,
 			"DSPIPE_AUDIT_SIGNING_KEY="+s.cfg.AuditSigningKey)
 		out, err := cmd.CombinedOutput()
 		return string(out), err

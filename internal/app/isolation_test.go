@@ -143,7 +143,7 @@ func TestDestinationThroughALinkIsRefused(t *testing.T) {
 func TestDeploymentsSharingAClusterDoNotFenceEachOther(t *testing.T) {
 	t.Parallel()
 	a := startStack(t, stackOpts{prefix: "a."})
-	b := startStack(t, stackOpts{shared: a.cluster, prefix: "b."})
+	b := startStack(t, stackOpts{shared: a, prefix: "b."})
 	done := make(chan string, 2)
 	for _, s := range []*stack{a, b} {
 		sum, err := gen.Write(gen.Options{Dir: s.data, Records: 3000, Sources: 2, Format: "chatml", Seed: 5})

@@ -327,7 +327,7 @@ func TestExecutionTimeoutFailsTheExecution(t *testing.T) {
 // and the output still holds every record exactly once.
 func TestProcessorSurvivesBrokerFaults(t *testing.T) {
 	t.Parallel()
-	s := startStack(t, stackOpts{partitions: 2})
+	s := startStack(t, stackOpts{partitions: 2, faults: true})
 	sum, err := gen.Write(gen.Options{Dir: s.data, Records: 40000, Sources: 2, Format: "chatml", Seed: 13})
 	require.NoError(t, err)
 	produceFault := s.cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "dataset.records.staged",

@@ -54,7 +54,10 @@ type stackOpts struct {
 	logs io.Writer
 	// shared, when set, is the Kafka cluster to use (another stack's) and
 	// prefix this deployment's topic prefix.
-	shared *kfake.Cluster
+	shared *stack
+	// faults asks for kfake whatever the test broker: the test injects
+	// faults through s.cluster.
+	faults bool
 	prefix string
 }
 
@@ -73,10 +76,18 @@ func startStack(t *testing.T, o stackOpts) *stack {
 	st, schema := testenv.Schema(t)
 	var kc kafka.Config
 	var cluster *kfake.Cluster
-	if o.shared != nil {
-		cluster = o.shared
-		kc = kafka.Config{Brokers: cluster.ListenAddrs(), Partitions: o.partitions, Replication: 1, TopicPrefix: o.prefix}
-	} else {
+	switch {
+	case o.shared != nil:
+		// Another deployment on the same broker, under another prefix.
+		cluster = o.shared.cluster
+		kc = o.shared.cfg.Kafka
+		kc.Partitions, kc.TopicPrefix = o.partitions, o.prefix+kc.TopicPrefix
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		require.NoError(t, kc.EnsureTopics(ctx))
+		cancel()
+	case o.faults:
+		kc, cluster = testenv.KFake(t, o.partitions, o.kfake...)
+	default:
 		kc, cluster = testenv.Kafka(t, o.partitions, o.kfake...)
 	}
 	dir := t.TempDir()

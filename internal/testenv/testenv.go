@@ -10,11 +10,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/dspipe/dspipe/internal/kafka"
@@ -62,9 +64,56 @@ func Schema(t testing.TB) (*store.Store, string) {
 	return st, name
 }
 
-// Kafka starts an in-process kfake cluster and returns its configuration
-// with topics created.
+// ExternalKafka returns the external broker the tests may use
+// (DSPIPE_TEST_KAFKA_BROKERS, which scripts/kafka.sh prints), or nil.
+func ExternalKafka() []string {
+	if v := os.Getenv("DSPIPE_TEST_KAFKA_BROKERS"); v != "" {
+		return strings.Split(v, ",")
+	}
+	return nil
+}
+
+// Kafka returns a broker with the services' topics created. It is an
+// in-process kfake cluster, unless DSPIPE_TEST_KAFKA=external and
+// DSPIPE_TEST_KAFKA_BROKERS name an Apache Kafka broker: then the test gets
+// that broker (and a nil cluster) under a prefix of its own, which also
+// names its consumer groups and transactional ids, so tests sharing the
+// broker never see each other; its topics are deleted when it ends. Tests
+// that inject faults (kfake options) always get kfake.
 func Kafka(t testing.TB, partitions int32, opts ...kfake.Opt) (kafka.Config, *kfake.Cluster) {
+	t.Helper()
+	if brokers := ExternalKafka(); len(opts) == 0 && brokers != nil && os.Getenv("DSPIPE_TEST_KAFKA") == "external" {
+		return external(t, brokers, partitions), nil
+	}
+	return KFake(t, partitions, opts...)
+}
+
+func external(t testing.TB, brokers []string, partitions int32) kafka.Config {
+	t.Helper()
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	kc := kafka.Config{Brokers: brokers, Partitions: partitions, Replication: 1, TopicPrefix: "t" + hex.EncodeToString(b[:]) + "."}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	require.NoError(t, kc.EnsureTopics(ctx), "topics on the external broker %v", brokers)
+	t.Cleanup(func() {
+		cl, err := kc.Client()
+		if err != nil {
+			return
+		}
+		defer cl.Close()
+		tp := kc.Topics()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_, _ = kadm.NewClient(cl).DeleteTopics(ctx, tp.Commands, tp.Events, tp.Raw, tp.Staged, tp.Checkpoints, tp.Access)
+	})
+	t.Logf("Kafka: external broker %v, prefix %s", brokers, kc.TopicPrefix)
+	return kc
+}
+
+// KFake starts an in-process kfake cluster and returns its configuration
+// with topics created.
+func KFake(t testing.TB, partitions int32, opts ...kfake.Opt) (kafka.Config, *kfake.Cluster) {
 	t.Helper()
 	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
 	require.NoError(t, err)
