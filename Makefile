@@ -32,6 +32,14 @@ test-kafka: build pg-start
 	DSPIPE_TEST_KAFKA=external $(GO) test -count=1 -timeout 15m ./internal/app ./internal/api
 
 # The race detector over everything but the two slowest pipeline tests.
+# The fault campaign (docs/RELIABILITY.md): seeded, on kfake and, when
+# scripts/kafka.sh runs, Apache Kafka. DSPIPE_CHAOS_SEED and
+# DSPIPE_CHAOS_ROUNDS replay a campaign.
+chaos: build pg-start
+	@if [ -z "$$DSPIPE_TEST_KAFKA_BROKERS" ] && env=$$(scripts/kafka.sh start); then eval "$$env"; fi; \
+	DSPIPE_CHAOS_SEED=$${DSPIPE_CHAOS_SEED:-1} DSPIPE_CHAOS_ROUNDS=$${DSPIPE_CHAOS_ROUNDS:-20} DSPIPE_CHAOS_OUT=$(CURDIR)/docs/RELIABILITY.md \
+		$(GO) test -count=1 -timeout 80m -run 'TestChaos' -v ./internal/e2e 2>&1 | grep -E '^(=== RUN|--- |\s+chaos_test|ok|FAIL|PASS)|round [0-9]+:|replay'
+
 test-race: build pg-start
 	$(GO) test -race -count=1 -timeout 20m -skip 'TestMalformed|TestExecutionTimeout' ./...
 

@@ -52,9 +52,9 @@ type Hub struct {
 	log       *slog.Logger
 	perUser   int
 
-	// ready is closed once the projector has applied every event that was
-	// in the topic when the hub started: from then on an event is in
-	// Postgres or has passed through the hub.
+	// ready is closed once the hub consumes from where the projector
+	// stands: from then on an event is in Postgres or passes through the
+	// hub.
 	ready chan struct{}
 
 	mu    sync.Mutex
@@ -96,37 +96,16 @@ func NewHub(kc kafka.Config, positions Positions, perUser int, log *slog.Logger)
 	return h
 }
 
-// Run tails the event topic from its end until ctx ends.
+// Run tails the event topic until ctx ends. It starts where the projector
+// stands (its offsets are in Postgres, committed with what it applied), so
+// every event is either in Postgres or passes through the hub, and a feed
+// can always tell a gap from a quiet execution.
 func (h *Hub) Run(ctx context.Context) error {
 	topic := h.kafka.Topics().Events
-	adm, err := h.kafka.Client()
-	if err != nil {
+	start, err := h.startOffsets(ctx, topic)
+	if err != nil || ctx.Err() != nil {
 		return err
 	}
-	var ends kadm.ListedOffsets
-	for {
-		ends, err = kadm.NewClient(adm).ListEndOffsets(ctx, topic)
-		if err == nil {
-			err = ends.Error()
-		}
-		if err == nil || ctx.Err() != nil {
-			break
-		}
-		h.log.Warn("api: hub: list event topic offsets; retrying", "err", err)
-		if !sleep(ctx, time.Second) {
-			break
-		}
-	}
-	adm.Close()
-	if ctx.Err() != nil {
-		return nil
-	}
-	start := map[int32]kgo.Offset{}
-	want := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		start[o.Partition] = kgo.NewOffset().At(o.Offset)
-		want[o.Partition] = o.Offset
-	})
 	cl, err := h.kafka.Client(
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -136,7 +115,7 @@ func (h *Hub) Run(ctx context.Context) error {
 		return err
 	}
 	defer cl.Close()
-	go h.awaitProjector(ctx, topic, want)
+	close(h.ready)
 	for {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -152,26 +131,32 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 }
 
-// awaitProjector closes ready once the projector has passed want on every
-// partition, asking Postgres a few times a second until then (at start
-// only).
-func (h *Hub) awaitProjector(ctx context.Context, topic string, want map[int32]int64) {
+// startOffsets returns, for every partition of the event topic, the
+// projector's next offset (the start of a partition it has not claimed),
+// retrying until the broker and Postgres answer.
+func (h *Hub) startOffsets(ctx context.Context, topic string) (map[int32]kgo.Offset, error) {
+	adm, err := h.kafka.Client()
+	if err != nil {
+		return nil, err
+	}
+	defer adm.Close()
 	for {
-		got, err := h.positions.ProjectedOffsets(ctx, topic)
+		ends, err := kadm.NewClient(adm).ListEndOffsets(ctx, topic)
 		if err == nil {
-			behind := false
-			for p, w := range want {
-				if w > 0 && got[p] < w {
-					behind = true
-				}
-			}
-			if !behind {
-				close(h.ready)
-				return
-			}
+			err = ends.Error()
 		}
-		if !sleep(ctx, 200*time.Millisecond) {
-			return
+		var projected map[int32]int64
+		if err == nil {
+			projected, err = h.positions.ProjectedOffsets(ctx, topic)
+		}
+		if err == nil {
+			start := map[int32]kgo.Offset{}
+			ends.Each(func(o kadm.ListedOffset) { start[o.Partition] = kgo.NewOffset().At(projected[o.Partition]) })
+			return start, nil
+		}
+		h.log.Warn("api: hub: reading where the projector stands; retrying", "err", err)
+		if !sleep(ctx, time.Second) {
+			return nil, nil
 		}
 	}
 }

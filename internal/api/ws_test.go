@@ -25,11 +25,14 @@ import (
 func TestFeedIsGapFreeWhateverTheProjectorLags(t *testing.T) {
 	t.Parallel()
 	st, _ := testenv.Schema(t)
-	kc, _ := testenv.Kafka(t, 1)
+	kc, _ := testenv.Kafka(t, 2)
 	topic := kc.Topics().Events
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	prod, err := kc.Client()
+	// Events are written in transactions, as the processor writes them:
+	// each commit leaves a control record in the partition, so the
+	// offsets of events are not their positions.
+	prod, err := kc.Client(kgo.TransactionalID(kc.Name("ws-test-producer")), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	require.NoError(t, err)
 	defer prod.Close()
 
@@ -55,21 +58,52 @@ func TestFeedIsGapFreeWhateverTheProjectorLags(t *testing.T) {
 		require.NoError(t, err)
 		envs, raws = append(envs, e), append(raws, b)
 	}
-	produce := func(i, j int) {
-		for _, b := range raws[i:j] {
-			require.NoError(t, prod.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte("ds_late"), Value: b}).FirstErr())
+	offsets := make([]int64, n)
+	produce := func(i, j int) { // events i..j-1 in one transaction
+		require.NoError(t, prod.BeginTransaction())
+		for k := i; k < j; k++ {
+			r, err := prod.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 0, Key: []byte("ds_late"), Value: raws[k]}).First()
+			require.NoError(t, err)
+			offsets[k] = r.Offset
 		}
+		require.NoError(t, prod.EndTransaction(ctx, kgo.TryCommit))
 	}
 	gen, _, err := st.Claim(ctx, topic, 0)
 	require.NoError(t, err)
-	apply := func(i, j int) { // events i..j-1 sit at offsets i..j-1
-		require.NoError(t, st.Apply(ctx, store.Batch{Topic: topic, Partition: 0, Generation: gen, NextOffset: int64(j),
+	apply := func(i, j int) { // what the projector stores: the offset after the last event applied
+		require.NoError(t, st.Apply(ctx, store.Batch{Topic: topic, Partition: 0, Generation: gen, NextOffset: offsets[j-1] + 1,
 			Events: envs[i:j], Raw: raws[i:j]}))
 	}
 	// Before the hub starts: the request is projected (the API can find
 	// the execution), two more events are in the topic only.
 	produce(0, 3)
 	apply(0, 1)
+
+	// Another execution, finished and wholly projected before the hub
+	// starts, alone on the other partition: it ends with a transaction's
+	// control record, past the projector's last applied event.
+	var qc events.Chain
+	var quiet [][]byte
+	var quietEnvs []events.Envelope
+	for _, p := range []events.Payload{events.ExecutionRequested{UserID: "u"}, events.ExecutionStarted{}, events.ExecutionCompleted{}} {
+		e, err := events.New("test", "ds_quiet", at, p)
+		require.NoError(t, err)
+		qc.Seal(&e)
+		b, err := events.Encode(e)
+		require.NoError(t, err)
+		quiet, quietEnvs = append(quiet, b), append(quietEnvs, e)
+	}
+	require.NoError(t, prod.BeginTransaction())
+	var lastQuiet int64
+	for _, b := range quiet {
+		r, err := prod.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 1, Key: []byte("ds_quiet"), Value: b}).First()
+		require.NoError(t, err)
+		lastQuiet = r.Offset
+	}
+	require.NoError(t, prod.EndTransaction(ctx, kgo.TryCommit))
+	gen1, _, err := st.Claim(ctx, topic, 1)
+	require.NoError(t, err)
+	require.NoError(t, st.Apply(ctx, store.Batch{Topic: topic, Partition: 1, Generation: gen1, NextOffset: lastQuiet + 1, Events: quietEnvs, Raw: quiet}))
 
 	tokens, err := api.ParseTokens("test-token-123:u:admin")
 	require.NoError(t, err)
@@ -80,13 +114,13 @@ func TestFeedIsGapFreeWhateverTheProjectorLags(t *testing.T) {
 	defer hs.Close()
 	defer srv.Close()
 
-	watch := func() chan []uint64 {
+	watch := func(id string) chan []uint64 {
 		got := make(chan []uint64, 1)
 		go func() {
 			var seqs []uint64
 			wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 			defer cancel()
-			_ = client.New(hs.URL, "test-token-123").Watch(wctx, "ds_late", 0, func(m client.Message) error {
+			_ = client.New(hs.URL, "test-token-123").Watch(wctx, id, 0, func(m client.Message) error {
 				seqs = append(seqs, m.Seq)
 				return nil
 			})
@@ -98,10 +132,17 @@ func TestFeedIsGapFreeWhateverTheProjectorLags(t *testing.T) {
 	for i := range want {
 		want[i] = uint64(i + 1)
 	}
-	first := watch()
+	select {
+	case seqs := <-watch("ds_quiet"):
+		require.Equal(t, []uint64{1, 2, 3}, seqs, "a finished execution's feed is served at once")
+	case <-time.After(30 * time.Second):
+		t.Fatal("the feed of a finished execution never ended")
+	}
+	first := watch("ds_late")
 	require.Eventually(t, func() bool { return hub.Subscribers("ds_late") == 1 }, 20*time.Second, 10*time.Millisecond)
 	// Live: the hub sees the rest long before the projector applies it.
-	produce(3, n)
+	produce(3, n/3)
+	produce(n/3, n)
 	apply(1, n/2)
 	apply(n/2, n)
 	select {
@@ -111,7 +152,7 @@ func TestFeedIsGapFreeWhateverTheProjectorLags(t *testing.T) {
 		t.Fatal("the feed never delivered every event")
 	}
 	select {
-	case seqs := <-watch():
+	case seqs := <-watch("ds_late"):
 		require.Equal(t, want, seqs, "a late subscriber gets the whole feed")
 	case <-time.After(70 * time.Second):
 		t.Fatal("the late feed never ended")

@@ -74,13 +74,20 @@ type cluster struct {
 	// record committed); empty kills once processing is under way.
 	killPhase string
 	dir       string
-	procs     map[string]*proc
-	client    *client.Client
+	schema    string
+	// brokerPort is the embedded broker's port (0 when external).
+	brokerPort int
+	// outputFS is set when the output root is a small tmpfs of its own.
+	outputFS bool
+	procs    map[string]*proc
+	client   *client.Client
 }
 
 func (c *cluster) start(name string, args ...string) {
 	c.t.Helper()
-	bin := filepath.Join(binDir, name)
+	// "processor-1" is instance 1 of bin/processor.
+	service, instance, _ := strings.Cut(name, "-")
+	bin := filepath.Join(binDir, service)
 	if name == "broker" {
 		bin = filepath.Join(binDir, "dsctl")
 	}
@@ -89,6 +96,9 @@ func (c *cluster) start(name string, args ...string) {
 	require.NoError(c.t, err)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = c.env
+	if instance != "" {
+		cmd.Env = append(append([]string(nil), c.env...), "DSPIPE_INSTANCE_ID="+instance)
+	}
 	cmd.Stdout, cmd.Stderr = f, f
 	require.NoError(c.t, cmd.Start())
 	f.Close()
@@ -170,6 +180,36 @@ func (c *cluster) restartBroker(t *testing.T) {
 // startCluster runs every service as its own process, on the embedded
 // broker (dsctl broker), or on Apache Kafka when external is set.
 func startCluster(t *testing.T, external bool) *cluster {
+	return startClusterWith(t, external, clusterOpts{})
+}
+
+type clusterOpts struct {
+	// instances of processor and of ingest (1 when 0); instance i > 0 is
+	// named "processor-i".
+	instances int
+	// env adds to (and overrides) every service's environment.
+	env []string
+	// brokerSync makes the embedded broker fsync before acknowledging.
+	brokerSync bool
+	// outputFS, when set, is the size of a tmpfs mounted on the output
+	// root before the services start (a round of the fault campaign
+	// fills it); mounted reports whether that worked (it needs root).
+	outputFS string
+}
+
+// services lists the service processes in start order.
+func (o clusterOpts) services() []string {
+	out := []string{"projector"}
+	for _, s := range []string{"processor", "ingest"} {
+		out = append(out, s)
+		for i := 1; i < o.instances; i++ {
+			out = append(out, s+"-"+strconv.Itoa(i))
+		}
+	}
+	return append(out, "api")
+}
+
+func startClusterWith(t *testing.T, external bool, o clusterOpts) *cluster {
 	_, schema := testenv.Schema(t)
 	dir := t.TempDir()
 	brokerPort, apiPort := freePort(t), freePort(t)
@@ -207,22 +247,37 @@ func startCluster(t *testing.T, external bool) *cluster {
 		"ENABLE_BIAS_DETECTION=false",
 		"ENABLE_FUSION=false",
 	)
-	c := &cluster{t: t, env: env, dir: dir, procs: map[string]*proc{}, external: external,
+	env = append(env, o.env...)
+	mounted := false
+	if o.outputFS != "" {
+		out := filepath.Join(dir, "out")
+		require.NoError(t, os.MkdirAll(out, 0o755))
+		if exec.Command("mount", "-t", "tmpfs", "-o", "size="+o.outputFS, "tmpfs", out).Run() == nil {
+			t.Cleanup(func() { _ = exec.Command("umount", "-l", out).Run() })
+			mounted = true
+		}
+	}
+	c := &cluster{outputFS: mounted, t: t, env: env, dir: dir, schema: schema, procs: map[string]*proc{}, external: external,
 		client: client.New("http://127.0.0.1:"+strconv.Itoa(apiPort), "dev-admin-token")}
 	if !external {
 		c.brokerArgs = []string{"broker", "-port", strconv.Itoa(brokerPort), "-data-dir", filepath.Join(dir, "broker")}
+		if o.brokerSync {
+			c.brokerArgs = append(c.brokerArgs, "-sync")
+		}
+		c.brokerPort = brokerPort
 		c.start("broker", c.brokerArgs...)
 		waitPort(t, brokerPort)
 	}
-	for _, s := range []string{"projector", "processor", "ingest", "api"} {
+	for _, s := range o.services() {
 		c.start(s)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			c.dumpLogs()
 		}
-		for _, s := range []string{"api", "ingest", "processor", "projector", "broker"} {
-			c.stop(s, syscall.SIGTERM)
+		services := append(o.services(), "broker")
+		for i := len(services) - 1; i >= 0; i-- {
+			c.stop(services[i], syscall.SIGTERM)
 		}
 	})
 	deadline := time.Now().Add(60 * time.Second)
