@@ -47,6 +47,7 @@ type roundResult struct {
 	held    bool
 	skipped string
 	problem string
+	note    string // how a round that was meant to fail ended
 	secs    float64
 }
 
@@ -118,6 +119,10 @@ func campaign(t *testing.T, external bool, seed uint64, rounds int) campaignRepo
 	for round := 1; round <= rounds; round++ {
 		if len(order) == 0 {
 			order = append([]string(nil), faults...)
+			if only := os.Getenv("DSPIPE_CHAOS_ONLY"); only != "" {
+				// One fault, round after round (to study it).
+				order = []string{only}
+			}
 			rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		}
 		fault := order[0]
@@ -127,6 +132,9 @@ func campaign(t *testing.T, external bool, seed uint64, rounds int) campaignRepo
 		start := time.Now()
 		r := c.chaosRound(ctx, t, req, want, round, fault, point, pick, proxy, hubBytes, mounted, outRoot)
 		r.secs = time.Since(start).Seconds()
+		if os.Getenv("DSPIPE_CHAOS_SLOW_LOGS") != "" && r.secs > 15 {
+			c.dumpLogs()
+		}
 		rep.rounds = append(rep.rounds, r)
 		switch {
 		case r.skipped != "":
@@ -141,7 +149,7 @@ func campaign(t *testing.T, external bool, seed uint64, rounds int) campaignRepo
 }
 
 type finished struct {
-	status, reason, outputDir string
+	status, reason, stage, outputDir string
 	valid                     int64
 	lastSeq                   float64
 	feedErr                   error
@@ -161,6 +169,7 @@ func (c *cluster) finish(ctx context.Context, t *testing.T, id string) finished 
 		if err == nil && events.Terminal("dataset.execution."+fmt.Sprint(st["status"])) && st["last_seq"] == float64(n+1) {
 			f.status, f.lastSeq = fmt.Sprint(st["status"]), st["last_seq"].(float64)
 			f.reason, _ = st["error"].(string)
+			f.stage, _ = st["current_stage"].(string)
 			f.outputDir, _ = st["output_dir"].(string)
 			v, _ := st["valid_records"].(float64)
 			f.valid = int64(v)
@@ -218,6 +227,7 @@ func (c *cluster) chaosRound(ctx context.Context, t *testing.T, req events.Reque
 		if f.status != "failed" || !strings.Contains(strings.ToLower(f.reason), "no space") {
 			problems = append(problems, fmt.Sprintf("want failed with a no-space reason, got %s: %q", f.status, f.reason))
 		}
+		r.note = fmt.Sprintf("failed in %s: %q", f.stage, f.reason)
 		if left, _ := filepath.Glob(filepath.Join(outRoot, "*")); len(left) > 0 {
 			problems = append(problems, fmt.Sprintf("left behind in the output root: %v", left))
 		}
@@ -464,6 +474,9 @@ func reliabilityReport(seed uint64, rounds int, reports []campaignReport) string
 	for _, rep := range reports {
 		for _, r := range rep.rounds {
 			result := "held"
+			if r.note != "" {
+				result += " (" + r.note + ")"
+			}
 			switch {
 			case r.skipped != "":
 				result = "skipped: " + r.skipped
