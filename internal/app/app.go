@@ -116,7 +116,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, services ...s
 			p := processor.New(pc, log.With("service", "processor"))
 			g.Go(func() error { return p.Run(ctx) })
 		case ServiceProjector:
-			pj := projector.New(cfg.Kafka, st, cfg.InstanceID, log.With("service", "projector"))
+			pj := projector.New(cfg.Kafka, st, log.With("service", "projector"))
 			g.Go(func() error { return pj.Run(ctx) })
 		default:
 			return fmt.Errorf("unknown service %q", s)

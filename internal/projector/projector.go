@@ -25,19 +25,14 @@ import (
 // the execution read models and the access topic into the access audit
 // tables, each with its own consumer group.
 type Projector struct {
-	kafka    kafka.Config
-	store    *store.Store
-	instance string
-	log      *slog.Logger
+	kafka kafka.Config
+	store *store.Store
+	log   *slog.Logger
 }
 
-// New builds a projector writing into st. instance (DSPIPE_INSTANCE_ID)
-// must be stable across restarts of one projector and differ between
-// projectors: it makes the projector a static member of its groups, so a
-// restarted projector takes its partitions back at once instead of
-// waiting for the broker to time the old member out.
-func New(kc kafka.Config, st *store.Store, instance string, log *slog.Logger) *Projector {
-	return &Projector{kafka: kc, store: st, instance: instance, log: log}
+// New builds a projector writing into st.
+func New(kc kafka.Config, st *store.Store, log *slog.Logger) *Projector {
+	return &Projector{kafka: kc, store: st, log: log}
 }
 
 // Run consumes the event and access topics until ctx ends.
@@ -48,7 +43,6 @@ func (p *Projector) Run(ctx context.Context) error {
 		{kafka: p.kafka, store: p.store, log: p.log, topic: t.Events, group: p.kafka.Name("dspipe-projector-" + p.store.Schema()), apply: Apply, gens: map[int32]int32{}},
 		{kafka: p.kafka, store: p.store, log: p.log, topic: t.Access, group: p.kafka.Name("dspipe-projector-access-" + p.store.Schema()), apply: ApplyAccess, gens: map[int32]int32{}},
 	} {
-		c.member = c.group + "-" + p.instance
 		g.Go(func() error { return c.run(ctx) })
 	}
 	return g.Wait()
@@ -59,13 +53,12 @@ type applyFunc func(ctx context.Context, st *store.Store, topic string, partitio
 
 // consumer projects one topic.
 type consumer struct {
-	kafka  kafka.Config
-	store  *store.Store
-	log    *slog.Logger
-	topic  string
-	group  string
-	member string // the static member id
-	apply  applyFunc
+	kafka kafka.Config
+	store *store.Store
+	log   *slog.Logger
+	topic string
+	group string
+	apply applyFunc
 
 	mu   sync.Mutex
 	gens map[int32]int32
@@ -74,7 +67,10 @@ type consumer struct {
 func (p *consumer) run(ctx context.Context) error {
 	cl, err := p.kafka.Client(
 		kgo.ConsumerGroup(p.group),
-		kgo.InstanceID(p.member),
+		// A killed projector's partitions go to its successor once the
+		// broker times the old member out. (Static membership would make
+		// that immediate, but a static member cannot force the rebalance
+		// that recovery from a failed apply relies on.)
 		kgo.SessionTimeout(10*time.Second),
 		kgo.ConsumeTopics(p.topic),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
