@@ -209,7 +209,7 @@ func (c *cluster) chaosRound(ctx context.Context, t *testing.T, req events.Reque
 	}
 	var cuts int64
 	if fault != "output disk full" && fault != "source reset mid-object" {
-		c.waitProgress(ctx, id, point)
+		c.waitProgress(ctx, id, point*chaosRecords)
 		c.inject(t, fault, pick)
 	} else if fault == "source reset mid-object" {
 		cuts = proxy.Cuts()
@@ -251,9 +251,9 @@ func (c *cluster) chaosRound(ctx context.Context, t *testing.T, req events.Reque
 	return r
 }
 
-// waitProgress returns once the execution has processed point of its
-// records, or finished.
-func (c *cluster) waitProgress(ctx context.Context, id string, point float64) {
+// waitProgress returns once the execution has processed records, or
+// finished.
+func (c *cluster) waitProgress(ctx context.Context, id string, records float64) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		st, err := c.client.Status(ctx, id)
@@ -261,7 +261,7 @@ func (c *cluster) waitProgress(ctx context.Context, id string, point float64) {
 			if events.Terminal("dataset.execution." + fmt.Sprint(st["status"])) {
 				return
 			}
-			if p, _ := st["records_processed"].(float64); p >= point*chaosRecords {
+			if p, _ := st["records_processed"].(float64); p >= records {
 				return
 			}
 		}
@@ -492,4 +492,53 @@ func reliabilityReport(seed uint64, rounds int, reports []campaignReport) string
 		"every TCP connection to the broker torn down (`ss -K`), the Hub download cut mid-object by a proxy, and the output " +
 		"file system (a 96 MB tmpfs) filled before submission.\n")
 	return b.String()
+}
+
+// TestTwoOfEachOneOfEachKilled runs two processors and two ingest
+// instances in one group, as separate processes, kills one of each with
+// SIGKILL mid-run and starts them again: the output equals a fault-free
+// run's byte for byte, and the trail verifies. On the embedded broker, and
+// on Apache Kafka when DSPIPE_TEST_KAFKA_BROKERS is set.
+func TestTwoOfEachOneOfEachKilled(t *testing.T) {
+	brokers := []bool{false}
+	if testenv.ExternalKafka() != nil {
+		brokers = append(brokers, true)
+	}
+	for _, external := range brokers {
+		name := "kfake"
+		if external {
+			name = "apache-kafka"
+		}
+		t.Run(name, func(t *testing.T) {
+			c := startClusterWith(t, external, clusterOpts{instances: 2, brokerSync: true})
+			ctx := context.Background()
+			sum, err := gen.Write(gen.Options{Dir: filepath.Join(c.dir, "two"), Records: 60000, Sources: 3, Format: "mixed", Seed: 31})
+			require.NoError(t, err)
+			req := request(sum.Files)
+			id, err := c.client.Submit(ctx, req)
+			require.NoError(t, err)
+			ref := c.finish(ctx, t, id)
+			require.NoError(t, ref.feedErr)
+			require.Equal(t, "completed", ref.status, ref.reason)
+			want := digestOutput(t, ref.outputDir)
+
+			id, err = c.client.Submit(ctx, req)
+			require.NoError(t, err)
+			// One processor and one ingest at 30%, the other two at 60%.
+			for pick, at := range []float64{0.3, 0.6} {
+				c.waitProgress(ctx, id, at*60000)
+				st, err := c.client.Status(ctx, id)
+				require.NoError(t, err)
+				require.Equal(t, "running", st["status"], "the kills happen mid-run")
+				c.inject(t, "kill processor and ingest", pick)
+				t.Logf("killed processor and ingest instance %d at %v of 60000 records", pick, st["records_processed"])
+			}
+			f := c.finish(ctx, t, id)
+			require.NoError(t, f.feedErr, "the feed had no gap and no duplicate")
+			require.Equal(t, "completed", f.status, f.reason)
+			require.EqualValues(t, 60000, f.valid)
+			require.Empty(t, diffDigests(want, digestOutput(t, f.outputDir)), "the output equals the fault-free output byte for byte")
+			require.Empty(t, c.checkTrailAndReadModels(t, id, 1))
+		})
+	}
 }
