@@ -21,9 +21,13 @@ demo: build pg-start
 # The whole suite: unit, integration (real Postgres, kfake), multi-process end to end.
 # With DSPIPE_TEST_KAFKA_BROKERS set (scripts/kafka.sh start prints it), the
 # service suites run a second time against that Apache Kafka broker.
+# The multi-process tests run verbosely (filtered) so the log shows which
+# broker they ran on and each kill.
 test: build pg-start
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 15m ./...
+	$(GO) test -count=1 -timeout 15m $$($(GO) list ./... | grep -v /internal/e2e)
+	@mkdir -p bin; if $(GO) test -count=1 -v -timeout 15m ./internal/e2e > bin/e2e.log 2>&1; then \
+		grep -E '^(--- |    --- |ok)|Apache Kafka|killed|SKIPPED' bin/e2e.log; else cat bin/e2e.log; exit 1; fi
 	@if [ -n "$$DSPIPE_TEST_KAFKA_BROKERS" ]; then $(MAKE) --no-print-directory test-kafka; fi
 
 # The in-process service suites against Apache Kafka (scripts/kafka.sh start).
@@ -31,15 +35,17 @@ test-kafka: build pg-start
 	@test -n "$$DSPIPE_TEST_KAFKA_BROKERS" || { echo 'run: eval "$$(scripts/kafka.sh start)"'; exit 1; }
 	DSPIPE_TEST_KAFKA=external $(GO) test -count=1 -timeout 15m ./internal/app ./internal/api
 
-# The race detector over everything but the two slowest pipeline tests.
 # The fault campaign (docs/RELIABILITY.md): seeded, on kfake and, when
 # scripts/kafka.sh runs, Apache Kafka. DSPIPE_CHAOS_SEED and
 # DSPIPE_CHAOS_ROUNDS replay a campaign.
 chaos: build pg-start
 	@if [ -z "$$DSPIPE_TEST_KAFKA_BROKERS" ] && env=$$(scripts/kafka.sh start); then eval "$$env"; fi; \
 	DSPIPE_CHAOS_SEED=$${DSPIPE_CHAOS_SEED:-1} DSPIPE_CHAOS_ROUNDS=$${DSPIPE_CHAOS_ROUNDS:-20} DSPIPE_CHAOS_OUT=$(CURDIR)/docs/RELIABILITY.md \
-		$(GO) test -count=1 -timeout 80m -run 'TestChaos' -v ./internal/e2e 2>&1 | grep -E '^(=== RUN|--- |\s+chaos_test|ok|FAIL|PASS)|round [0-9]+:|replay'
+		$(GO) test -count=1 -timeout 80m -run 'TestChaos' -v ./internal/e2e > bin/chaos.log 2>&1; rc=$$?; \
+	grep -E '^(--- |    --- |ok|FAIL)|round [0-9]+:|replay' bin/chaos.log; \
+	if [ $$rc -ne 0 ]; then echo "full log: bin/chaos.log"; fi; exit $$rc
 
+# The race detector over everything but the two slowest pipeline tests.
 test-race: build pg-start
 	$(GO) test -race -count=1 -timeout 20m -skip 'TestMalformed|TestExecutionTimeout' ./...
 
