@@ -2,6 +2,8 @@ package api_test
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/api"
 	"github.com/dspipe/dspipe/internal/client"
+	"github.com/dspipe/dspipe/internal/kafka"
 	"github.com/dspipe/dspipe/internal/store"
 	"github.com/dspipe/dspipe/internal/testenv"
 )
@@ -157,4 +160,46 @@ func TestFeedIsGapFreeWhateverTheProjectorLags(t *testing.T) {
 	case <-time.After(70 * time.Second):
 		t.Fatal("the late feed never ended")
 	}
+}
+
+// TestFeedsBeyondTheCapAreRefusedWith429 holds one user's only allowed
+// feed open and checks the next is refused with a 429 that says what to
+// do, while another user still connects.
+func TestFeedsBeyondTheCapAreRefusedWith429(t *testing.T) {
+	t.Parallel()
+	st, _ := testenv.Schema(t)
+	ctx := context.Background()
+	e, err := events.New("test", "ds_capped", time.Now(), events.ExecutionRequested{UserID: "u"})
+	require.NoError(t, err)
+	var c events.Chain
+	c.Seal(&e)
+	b, err := events.Encode(e)
+	require.NoError(t, err)
+	gen, _, err := st.Claim(ctx, "ev", 0)
+	require.NoError(t, err)
+	require.NoError(t, st.Apply(ctx, store.Batch{Topic: "ev", Partition: 0, Generation: gen, NextOffset: 1, Events: []events.Envelope{e}, Raw: [][]byte{b}}))
+	tokens, err := api.ParseTokens("alice-token-1:alice:admin,bobby-token-1:bobby:admin")
+	require.NoError(t, err)
+	hub := api.NewHub(kafka.Config{}, nil, 1, testenv.Logger(t)) // fed by hand: nothing live
+	srv := api.NewServer(api.Config{Store: st, Topics: kafka.TopicNames(""), Tokens: tokens, Hub: hub, Log: testenv.Logger(t)})
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	defer srv.Close()
+
+	first, err := client.New(hs.URL, "alice-token-1").Dial(ctx, "ds_capped", 0)
+	require.NoError(t, err)
+	defer first.CloseNow()
+	require.Eventually(t, func() bool { return hub.Subscribers("ds_capped") == 1 }, 10*time.Second, 10*time.Millisecond)
+	req, _ := http.NewRequest(http.MethodGet, hs.URL+"/api/v1/datasets/ws/ds_capped", nil)
+	req.Header.Set("Authorization", "Bearer alice-token-1")
+	req.Header.Set("Upgrade", "websocket")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+	require.Contains(t, string(body), "close a feed")
+	other, err := client.New(hs.URL, "bobby-token-1").Dial(ctx, "ds_capped", 0)
+	require.NoError(t, err, "the cap is per user")
+	other.CloseNow()
 }
