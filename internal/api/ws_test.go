@@ -19,6 +19,24 @@ import (
 	"github.com/dspipe/dspipe/internal/testenv"
 )
 
+// sealed returns one execution's events, chained from seq 1, and their
+// encodings.
+func sealed(t *testing.T, id string, at time.Time, ps ...events.Payload) ([]events.Envelope, [][]byte) {
+	t.Helper()
+	var c events.Chain
+	var envs []events.Envelope
+	var raws [][]byte
+	for _, p := range ps {
+		e, err := events.New("test", id, at, p)
+		require.NoError(t, err)
+		c.Seal(&e)
+		b, err := events.Encode(e)
+		require.NoError(t, err)
+		envs, raws = append(envs, e), append(raws, b)
+	}
+	return envs, raws
+}
+
 // TestFeedIsGapFreeWhateverTheProjectorLags runs a real hub on a broker
 // while the projector (played by the test) lags far behind it: events that
 // were in the topic before the hub started, events the hub has seen but no
@@ -40,27 +58,12 @@ func TestFeedIsGapFreeWhateverTheProjectorLags(t *testing.T) {
 	defer prod.Close()
 
 	const n = 600 // more than the hub keeps per execution
-	var c events.Chain
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	var envs []events.Envelope
-	var raws [][]byte
-	for i := 1; i <= n; i++ {
-		var p events.Payload = events.ProgressReported{Percent: float64(i) / n * 100}
-		switch i {
-		case 1:
-			p = events.ExecutionRequested{UserID: "u"}
-		case 2:
-			p = events.ExecutionStarted{}
-		case n:
-			p = events.ExecutionCompleted{}
-		}
-		e, err := events.New("test", "ds_late", at, p)
-		require.NoError(t, err)
-		c.Seal(&e)
-		b, err := events.Encode(e)
-		require.NoError(t, err)
-		envs, raws = append(envs, e), append(raws, b)
+	payloads := []events.Payload{events.ExecutionRequested{UserID: "u"}, events.ExecutionStarted{}}
+	for i := 3; i < n; i++ {
+		payloads = append(payloads, events.ProgressReported{Percent: float64(i) / n * 100})
 	}
+	envs, raws := sealed(t, "ds_late", at, append(payloads, events.ExecutionCompleted{})...)
 	offsets := make([]int64, n)
 	produce := func(i, j int) { // events i..j-1 in one transaction
 		require.NoError(t, prod.BeginTransaction())
@@ -85,17 +88,7 @@ func TestFeedIsGapFreeWhateverTheProjectorLags(t *testing.T) {
 	// Another execution, finished and wholly projected before the hub
 	// starts, alone on the other partition: it ends with a transaction's
 	// control record, past the projector's last applied event.
-	var qc events.Chain
-	var quiet [][]byte
-	var quietEnvs []events.Envelope
-	for _, p := range []events.Payload{events.ExecutionRequested{UserID: "u"}, events.ExecutionStarted{}, events.ExecutionCompleted{}} {
-		e, err := events.New("test", "ds_quiet", at, p)
-		require.NoError(t, err)
-		qc.Seal(&e)
-		b, err := events.Encode(e)
-		require.NoError(t, err)
-		quiet, quietEnvs = append(quiet, b), append(quietEnvs, e)
-	}
+	quietEnvs, quiet := sealed(t, "ds_quiet", at, events.ExecutionRequested{UserID: "u"}, events.ExecutionStarted{}, events.ExecutionCompleted{})
 	require.NoError(t, prod.BeginTransaction())
 	var lastQuiet int64
 	for _, b := range quiet {
@@ -169,15 +162,10 @@ func TestFeedsBeyondTheCapAreRefusedWith429(t *testing.T) {
 	t.Parallel()
 	st, _ := testenv.Schema(t)
 	ctx := context.Background()
-	e, err := events.New("test", "ds_capped", time.Now(), events.ExecutionRequested{UserID: "u"})
-	require.NoError(t, err)
-	var c events.Chain
-	c.Seal(&e)
-	b, err := events.Encode(e)
-	require.NoError(t, err)
+	envs, raws := sealed(t, "ds_capped", time.Now(), events.ExecutionRequested{UserID: "u"})
 	gen, _, err := st.Claim(ctx, "ev", 0)
 	require.NoError(t, err)
-	require.NoError(t, st.Apply(ctx, store.Batch{Topic: "ev", Partition: 0, Generation: gen, NextOffset: 1, Events: []events.Envelope{e}, Raw: [][]byte{b}}))
+	require.NoError(t, st.Apply(ctx, store.Batch{Topic: "ev", Partition: 0, Generation: gen, NextOffset: 1, Events: envs, Raw: raws}))
 	tokens, err := api.ParseTokens("alice-token-1:alice:admin,bobby-token-1:bobby:admin")
 	require.NoError(t, err)
 	hub := api.NewHub(kafka.Config{}, nil, 1, testenv.Logger(t)) // fed by hand: nothing live

@@ -150,9 +150,9 @@ func campaign(t *testing.T, external bool, seed uint64, rounds int) campaignRepo
 
 type finished struct {
 	status, reason, stage, outputDir string
-	valid                     int64
-	lastSeq                   float64
-	feedErr                   error
+	valid                            int64
+	lastSeq                          float64
+	feedErr                          error
 }
 
 // finish follows the execution's feed to its end (resuming across restarts;

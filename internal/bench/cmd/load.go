@@ -292,13 +292,20 @@ func loadPhase(ctx context.Context, root, dbURL string) (loadResult, error) {
 	time.Sleep(5 * time.Second)
 	tx1 := pgTransactions(ctx, conn)
 	res.PgTxIdle = float64(tx1-tx0) / 5
-	var base []string
-	for i := 0; i < loadConcurrency; i++ {
-		id, err := s.admin.Submit(ctx, req)
-		if err != nil {
-			return res, err
+	submit := func(n int) ([]string, error) {
+		var ids []string
+		for i := 0; i < n; i++ {
+			id, err := s.admin.Submit(ctx, req)
+			if err != nil {
+				return nil, err
+			}
+			ids = append(ids, id)
 		}
-		base = append(base, id)
+		return ids, nil
+	}
+	base, err := submit(loadConcurrency)
+	if err != nil {
+		return res, err
 	}
 	time.Sleep(time.Second)
 	tx0 = pgTransactions(ctx, conn)
@@ -312,13 +319,9 @@ func loadPhase(ctx context.Context, root, dbURL string) (loadResult, error) {
 	// The burst: twenty executions against a limit of five.
 	fmt.Fprintln(os.Stderr, "load: 20 executions, 1,000 live feeds...")
 	start := time.Now()
-	var ids []string
-	for i := 0; i < loadExecutions; i++ {
-		id, err := s.admin.Submit(ctx, req)
-		if err != nil {
-			return res, err
-		}
-		ids = append(ids, id)
+	ids, err := submit(loadExecutions)
+	if err != nil {
+		return res, err
 	}
 	fs := &feedStats{last: map[uint64]time.Time{}, at: map[uint64]time.Time{}}
 	var wg sync.WaitGroup
