@@ -5,6 +5,7 @@
 # Idempotent like scripts/pg.sh: `start` reuses a broker this checkout
 # started. Prints the environment the tests read, for eval:
 #   eval "$(scripts/kafka.sh start)"
+# and the services run on it with KAFKA_BROKERS=$(scripts/kafka.sh url).
 # Usage: scripts/kafka.sh start|stop|kill|url|version
 set -euo pipefail
 cmd=${1:-start}
