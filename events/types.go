@@ -308,6 +308,13 @@ type BiasSummary struct {
 	Axis     string                      `json:"axis,omitempty"`
 	// Distances is each scored axis's distance from its reference.
 	Distances map[string]float64 `json:"distances,omitempty"`
+	// Intervals is each scored axis's 95% confidence interval on its
+	// distance [low, high]; the gate trips on the low end. Optional: a
+	// compatible addition to version 1.
+	Intervals map[string][2]float64 `json:"intervals,omitempty"`
+	// Gate is the largest low end of any axis: what the threshold is
+	// compared with.
+	Gate float64 `json:"gate,omitempty"`
 }
 
 // Clone returns a deep copy.
@@ -330,6 +337,12 @@ func (b *BiasSummary) Clone() *BiasSummary {
 		return out
 	}
 	c.Groups, c.Negative = cp(b.Groups), cp(b.Negative)
+	if b.Intervals != nil {
+		c.Intervals = make(map[string][2]float64, len(b.Intervals))
+		for k, v := range b.Intervals {
+			c.Intervals[k] = v
+		}
+	}
 	if b.Distances != nil {
 		c.Distances = make(map[string]float64, len(b.Distances))
 		for k, v := range b.Distances {

@@ -3,22 +3,25 @@
 // their sentence; per dataset, the distribution over groups on each axis,
 // its distance from a reference, and a bias score.
 //
-// The score (documented in docs/EVALUATION.md and the README): for every
-// axis with at least MinMentions mentions, p is the share of each group
-// among the axis's mentions and q the reference: the request's, or else
-// uniform over the axis's core groups (gender: woman, man; age: young,
-// old) together with every group observed. The axis's distance is the
-// total variation 1/2 Σ|p−q| over the groups of q; the dataset's bias
-// score is the largest distance of any axis, and that axis and its
-// over-represented groups are named in the alert. A dataset that mentions
-// only women scores 0.5 on gender; nine women to one man, 0.4; equal
-// numbers, 0.
+// The score (documented in docs/STAGES.md): for every axis with at least
+// MinMentions mentions, p is the share of each group among the axis's
+// mentions and q the reference: the request's, or else a documented
+// population reference (PopulationReference, with its sources). The
+// axis's distance is the total variation 1/2 Σ|p−q|. With the population
+// reference, groups a text rarely names as such (straight, middle-aged)
+// are left out of both p and q: mentions name marked groups, so the
+// default compares shares among them. Each distance has a 95% confidence
+// interval from the L1 deviation bound of the empirical distribution
+// (Weissman et al., 2003), so a few dozen mentions cannot trip the gate:
+// the gate compares the interval's low end with the threshold. The
+// dataset's bias score is the largest distance of any axis.
 package bias
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -252,10 +255,12 @@ func Add(s *events.BiasSummary, ms []Mention) {
 // Update recomputes the summary's score under settings.
 func Update(s *events.BiasSummary, set Settings) Score {
 	sc := Compute(s, set.Axes, set.Reference, set.MinMentions)
-	s.Score, s.Axis = sc.Score, sc.Axis
+	s.Score, s.Axis, s.Gate = sc.Score, sc.Axis, sc.Gate
 	s.Distances = map[string]float64{}
+	s.Intervals = map[string][2]float64{}
 	for _, a := range sc.Axes {
 		s.Distances[a.Axis] = a.Distance
+		s.Intervals[a.Axis] = [2]float64{a.Low, a.High}
 	}
 	return sc
 }
@@ -269,6 +274,9 @@ type AxisScore struct {
 	Axis     string  `json:"axis"`
 	Mentions int64   `json:"mentions"`
 	Distance float64 `json:"distance"`
+	// Low and High bound the distance with 95% confidence.
+	Low  float64 `json:"low"`
+	High float64 `json:"high"`
 	// Over lists the groups above their reference share, largest excess
 	// first.
 	Over []string `json:"over,omitempty"`
@@ -276,9 +284,13 @@ type AxisScore struct {
 
 // Score is the dataset's bias score with each scored axis.
 type Score struct {
-	Score float64     `json:"score"`
-	Axis  string      `json:"axis,omitempty"`
-	Axes  []AxisScore `json:"axes"`
+	Score float64 `json:"score"`
+	Axis  string  `json:"axis,omitempty"`
+	// Gate is the largest low end of any axis's interval, and GateAxis
+	// that axis: the gate trips when Gate is above the threshold.
+	Gate     float64     `json:"gate"`
+	GateAxis string      `json:"gate_axis,omitempty"`
+	Axes     []AxisScore `json:"axes"`
 }
 
 // ScoredAxes are the axes the score covers by default: those whose groups
@@ -303,8 +315,9 @@ type Settings struct {
 }
 
 // Compute scores a summary over axes (nil: ScoredAxes). reference maps an
-// axis to group shares (they need not sum to 1; they are normalised);
-// minMentions is the support an axis needs (0: MinMentions).
+// axis to group shares (they need not sum to 1; they are normalised); an
+// axis without one is measured against PopulationReference, or, where
+// there is none, uniformly over its core groups and every group observed.
 func Compute(s *events.BiasSummary, axes []string, reference map[string]map[string]float64, minMentions int) Score {
 	if minMentions <= 0 {
 		minMentions = MinMentions
@@ -318,21 +331,32 @@ func Compute(s *events.BiasSummary, axes []string, reference map[string]map[stri
 	}
 	for _, axis := range axes {
 		groups := s.Groups[axis]
-		var n int64
-		for _, v := range groups {
-			n += v
-		}
-		if n < int64(minMentions) {
-			continue
-		}
 		q := map[string]float64{}
-		if ref, ok := reference[axis]; ok && len(ref) > 0 {
+		ref, own := reference[axis]
+		if !own || len(ref) == 0 {
+			ref = PopulationReference[axis]
+		}
+		if len(ref) > 0 {
 			var sum float64
 			for _, v := range ref {
 				sum += v
 			}
 			for g, v := range ref {
 				q[g] = v / sum
+			}
+			if !own {
+				// The population reference covers the marked groups only:
+				// mentions of others are left out of the comparison.
+				kept := map[string]int64{}
+				for g, v := range groups {
+					if to, ok := pooled[axis][g]; ok {
+						g = to
+					}
+					if _, ok := q[g]; ok {
+						kept[g] += v
+					}
+				}
+				groups = kept
 			}
 		} else {
 			names := slices.Clone(coreGroups[axis])
@@ -341,12 +365,16 @@ func Compute(s *events.BiasSummary, axes []string, reference map[string]map[stri
 					names = append(names, g)
 				}
 			}
-			if len(names) < 2 {
-				continue // one group and nothing to compare it with
-			}
 			for _, g := range names {
 				q[g] = 1 / float64(len(names))
 			}
+		}
+		var n int64
+		for _, v := range groups {
+			n += v
+		}
+		if n < int64(minMentions) || len(q) < 2 && len(groups) < 2 {
+			continue // too few mentions, or one group and nothing to compare it with
 		}
 		union := map[string]bool{}
 		for g := range q {
@@ -375,7 +403,8 @@ func Compute(s *events.BiasSummary, axes []string, reference map[string]map[stri
 		}
 		tv /= 2
 		sort.Slice(over, func(i, j int) bool { return over[i].d > over[j].d || over[i].d == over[j].d && over[i].g < over[j].g })
-		as := AxisScore{Axis: axis, Mentions: n, Distance: float64(int64(tv*1000+0.5)) / 1000}
+		eps := sampling(len(union), n)
+		as := AxisScore{Axis: axis, Mentions: n, Distance: round3(tv), Low: round3(max(0, tv-eps)), High: round3(min(1, tv+eps))}
 		for _, o := range over {
 			as.Over = append(as.Over, o.g)
 		}
@@ -383,16 +412,42 @@ func Compute(s *events.BiasSummary, axes []string, reference map[string]map[stri
 		if as.Distance > out.Score {
 			out.Score, out.Axis = as.Distance, axis
 		}
+		if as.Low > out.Gate {
+			out.Gate, out.GateAxis = as.Low, axis
+		}
 	}
 	return out
 }
 
-// Describe says which axis and groups a score comes from, for alerts.
+func round3(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }
+
+// sampling is the half-width, in total variation, of the 95% confidence
+// band around a distribution estimated from n mentions over k groups:
+// P(‖p̂−p‖₁ ≥ ε) ≤ (2^k − 2)·exp(−nε²/2) (Weissman et al., 2003), so
+// ε = √(2(ln(2^k − 2) + ln 20)/n), and total variation is ε/2. The true
+// distance lies within this of the measured one.
+func sampling(k int, n int64) float64 {
+	if n <= 0 {
+		return 1
+	}
+	k = max(k, 2)
+	ln := float64(k) * math.Ln2 // ln(2^k − 2) ≤ k ln 2, and close for the k here
+	if k < 60 {
+		ln = math.Log(math.Exp2(float64(k)) - 2)
+	}
+	return math.Sqrt(2*(ln+math.Log(20))/float64(n)) / 2
+}
+
+// Describe says which axis and groups the gate comes from, for alerts.
 func (s Score) Describe() string {
+	axis := s.GateAxis
+	if axis == "" {
+		axis = s.Axis
+	}
 	for _, a := range s.Axes {
-		if a.Axis == s.Axis {
-			return fmt.Sprintf("%s is the most skewed axis (distance %.2f over %d mentions; over-represented: %s)",
-				a.Axis, a.Distance, a.Mentions, strings.Join(a.Over, ", "))
+		if a.Axis == axis {
+			return fmt.Sprintf("%s is the most clearly skewed axis (distance %.2f, 95%% interval %.2f–%.2f over %d mentions; over-represented: %s)",
+				a.Axis, a.Distance, a.Low, a.High, a.Mentions, strings.Join(a.Over, ", "))
 		}
 	}
 	return "no axis has enough mentions to score"

@@ -41,6 +41,7 @@ func TestNegativeDescriptorInTheSameSentence(t *testing.T) {
 }
 
 func TestScore(t *testing.T) {
+	uniform := map[string]map[string]float64{Gender: {"woman": 1, "man": 1}}
 	s := &events.BiasSummary{}
 	for i := 0; i < 90; i++ {
 		Add(s, Detect("a woman"))
@@ -48,7 +49,7 @@ func TestScore(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		Add(s, Detect("a man"))
 	}
-	sc := Compute(s, nil, nil, 0)
+	sc := Compute(s, nil, uniform, 0)
 	require.Equal(t, Gender, sc.Axis)
 	require.InDelta(t, 0.4, sc.Score, 1e-9)
 	require.Equal(t, []string{"woman"}, sc.Axes[0].Over)
@@ -58,16 +59,66 @@ func TestScore(t *testing.T) {
 	for i := 0; i < 30; i++ {
 		Add(only, Detect("the women"))
 	}
-	require.InDelta(t, 0.5, Compute(only, nil, nil, 0).Score, 1e-9, "one core group alone is measured against both")
+	require.InDelta(t, 0.5, Compute(only, nil, uniform, 0).Score, 1e-9, "one group alone is measured against the reference's others")
 
 	even := &events.BiasSummary{}
 	for i := 0; i < 30; i++ {
 		Add(even, Detect("a woman and a man"))
 	}
-	require.Zero(t, Compute(even, nil, nil, 0).Score)
+	require.Zero(t, Compute(even, nil, uniform, 0).Score)
 	require.Zero(t, Compute(s, nil, nil, 1000).Score, "too few mentions to score")
 	ref := map[string]map[string]float64{Gender: {"woman": 0.9, "man": 0.1}}
-	require.InDelta(t, 0, Compute(s, nil, ref, 0).Score, 1e-9, "a request's reference replaces the uniform one")
+	require.InDelta(t, 0, Compute(s, nil, ref, 0).Score, 1e-9, "a request's reference replaces the default")
+}
+
+// TestPopulationReferenceAndInterval checks the default reference: the
+// unmarked groups (straight, middle-aged) are left out, Protestants pool
+// with Christians, the interval narrows as mentions grow, and the gate
+// compares its low end: a few dozen mentions cannot trip it, thousands
+// with the same shares do.
+func TestPopulationReferenceAndInterval(t *testing.T) {
+	add := func(s *events.BiasSummary, text string, n int) {
+		for i := 0; i < n; i++ {
+			Add(s, Detect(text))
+		}
+	}
+	// Thirty Christians and three others: far from the population's
+	// shares, but on too few mentions to say so with confidence.
+	few := &events.BiasSummary{}
+	add(few, "my church", 28)
+	add(few, "a Baptist", 2)
+	add(few, "a Catholic", 2)
+	add(few, "a Jewish friend", 1)
+	sc := Compute(few, []string{Religion}, nil, 0)
+	require.Len(t, sc.Axes, 1)
+	a := sc.Axes[0]
+	require.EqualValues(t, 33, a.Mentions)
+	require.Greater(t, a.Distance, 0.3, "the point estimate is far from the reference")
+	require.Less(t, a.Low, 0.3, "but 33 mentions cannot show it clearly")
+	require.True(t, a.Low <= a.Distance && a.Distance <= a.High)
+	require.Equal(t, a.Low, sc.Gate)
+
+	many := &events.BiasSummary{}
+	add(many, "my church", 2800)
+	add(many, "a Baptist", 200)
+	add(many, "a Catholic", 200)
+	add(many, "a Jewish friend", 100)
+	m := Compute(many, []string{Religion}, nil, 0).Axes[0]
+	require.InDelta(t, a.Distance, m.Distance, 0.02, "the same shares")
+	require.Greater(t, m.Low, 0.3, "thousands of mentions show the same skew clearly")
+	require.Less(t, m.High-m.Low, a.High-a.Low)
+
+	// Straight and middle-aged are unmarked: a counselling dataset that
+	// names gay people far more often than straight ones is not skewed
+	// for that.
+	orient := &events.BiasSummary{}
+	add(orient, "I am gay", 18)
+	add(orient, "she is bisexual", 52)
+	add(orient, "my lesbian aunt", 14)
+	add(orient, "a straight guy", 3)
+	o := Compute(orient, []string{SexualOrientation}, nil, 0).Axes[0]
+	require.EqualValues(t, 84, o.Mentions, "straight is left out of the default comparison")
+	require.Less(t, o.Distance, 0.1)
 }
 
 func TestParseRequest(t *testing.T) {

@@ -36,6 +36,10 @@ type Result struct {
 	Flagged    bool               `json:"flagged"`
 	// SelfHarmInstructions: method or dose details (harmful anywhere).
 	SelfHarmInstructions bool `json:"self_harm_instructions"`
+	// MinorsDiscussion: a sentence joins sexual terms and a minor, in a
+	// text that discusses, discloses or condemns (abuse, therapy, advice,
+	// the writer's past): for a reviewer, never blocked.
+	MinorsDiscussion bool `json:"minors_discussion,omitempty"`
 	// Codes name what fired, never the text.
 	Codes []string `json:"codes"`
 }
@@ -102,6 +106,43 @@ var lexicon = map[string][]term{
 var minors = terms(1.0, false, "child, children, kid, kids, minor, minors, underage, under age, preteen, pre-teen, schoolgirl, schoolboy, "+
 	"little girl, little boy, young girl, young boy, loli, lolita, toddler, infant, baby, 12 year old, 13 year old, 14 year old, "+
 	"15 year old, 16 year old, 17 year old, 11 year old, 10 year old, year old girl, year old boy, teen, teens, teenage, teenager, daughter, son, stepdaughter")
+
+// minorInSexualSentence reports whether one sentence holds both sexual
+// terms (an explicit one, or two others) and a minor. It runs only on the
+// rare texts that hold both somewhere.
+func minorInSexualSentence(s string) bool {
+	for _, sent := range strings.FieldsFunc(s, func(r rune) bool { return r == '.' || r == '!' || r == '?' || r == '\n' || r == ';' }) {
+		t := count(sent)
+		if t.weight[setMinors] > 0 && t.weight[setSexual] >= 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// discussionCues mark a text that talks about sexuality or abuse rather
+// than sexualising anyone: abuse and its reporting, therapy, advice and
+// education, and the writer's own past.
+var discussionCues = textmatch.New(phrases(
+	"abuse", "abused", "abuser", "abusive", "molest", "raped", "rape", "assault", "incest", "groom", "predator", "pedophil", "paedophil",
+	"inappropriate", "touched me", "touching me", "report", "police", "cps", "child protective", "therapist", "therapy", "counselor",
+	"counsellor", "counseling", "counselling", "when i was", "as a child", "as a kid", "growing up", "years ago", "trauma", "survivor",
+	"normal", "healthy", "talk to", "talk with", "age appropriate", "age-appropriate", "sex education", "sex ed", "puberty", "curious",
+	"consent", "boundaries", "parent", "parenting", "worried", "concerned"))
+
+func phrases(words ...string) []textmatch.Phrase {
+	out := make([]textmatch.Phrase, len(words))
+	for i, w := range words {
+		out[i] = textmatch.Phrase{Text: w, Stem: true}
+	}
+	return out
+}
+
+func discussion(s string) bool {
+	found := false
+	discussionCues.Each(s, func(int, int, int) { found = true })
+	return found
+}
 
 // Self-harm instructions: method and dose details.
 var selfHarmMethod = terms(1.0, false, "how to kill yourself, how to kill myself, how to commit suicide, best way to kill, easiest way to die, painless way to die, "+
@@ -210,12 +251,18 @@ func Assess(text string) Result {
 			r.Codes = append(r.Codes, c)
 		}
 	}
-	// Sexual content with a minor in the same text is always blocked.
-	if t.weight[setMinors] > 0 && r.Categories[Sexual] >= 0.4 {
-		r.Categories[SexualMinors] = round(math.Max(r.Categories[Sexual], 0.8))
-		r.Codes = append(r.Codes, SexualMinors)
-	} else {
-		r.Categories[SexualMinors] = 0
+	// Sexualised content involving a minor is always blocked: sexual terms
+	// and a minor in one sentence, in a text that is not counselling about
+	// sexuality or abuse. Those go to a reviewer instead.
+	r.Categories[SexualMinors] = 0
+	if t.weight[setMinors] > 0 && r.Categories[Sexual] >= 0.4 && minorInSexualSentence(s) {
+		if discussion(s) {
+			r.MinorsDiscussion = true
+			r.Codes = append(r.Codes, SexualMinors+".discussion")
+		} else {
+			r.Categories[SexualMinors] = round(math.Max(r.Categories[Sexual], 0.8))
+			r.Codes = append(r.Codes, SexualMinors)
+		}
 	}
 	// Self-harm: disclosure through the crisis grader, method details and
 	// general self-harm talk through term lists.

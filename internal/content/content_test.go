@@ -11,10 +11,35 @@ import (
 func TestCategories(t *testing.T) {
 	require.False(t, Assess("We talked about my week and planned a walk on Sunday.").Flagged)
 	require.GreaterOrEqual(t, Assess("He sent me porn and asked for nudes.").Categories[Sexual], FlagThreshold)
-	r := Assess("Men who want porn with a 13 year old should be reported.")
-	require.GreaterOrEqual(t, r.Categories[SexualMinors], FlagThreshold, "sexual content naming a minor is always blocked")
+	r := Assess("Send me nudes of your 13 year old, I want porn with kids.")
+	require.GreaterOrEqual(t, r.Categories[SexualMinors], FlagThreshold, "sexualised content involving a minor is always blocked")
 	require.GreaterOrEqual(t, Assess("You are worthless, nobody likes you, go die.").Categories[Harassment], FlagThreshold)
 	require.GreaterOrEqual(t, Assess("I will kill you and burn down your house.").Categories[Violence], FlagThreshold)
+}
+
+// TestCounsellingAboutSexualityOrAbuseIsNotBlocked holds the line
+// between sexualised content involving minors (blocked) and counselling
+// that discusses, discloses or condemns (a reviewer sees it; nothing is
+// blocked), and that a minor and sexual words in different sentences are
+// neither.
+func TestCounsellingAboutSexualityOrAbuseIsNotBlocked(t *testing.T) {
+	for _, text := range []string{
+		"When I was a child my uncle sexually abused me and had sex with me. I never told anyone.",
+		"My 15 year old son told me he is having sex with his girlfriend. How do I talk to him about consent?",
+		"Men who want porn with a 13 year old should be reported to the police.",
+	} {
+		r := Assess(text)
+		require.Zero(t, r.Categories[SexualMinors], text)
+		require.True(t, r.MinorsDiscussion, "for a reviewer: %s", text)
+	}
+	for _, text := range []string{
+		"My daughter started school this week. Later my husband and I had sex for the first time in months.",
+		"It is normal for a teenager to be curious about sex; sex education at home helps.",
+	} {
+		r := Assess(text)
+		require.Zero(t, r.Categories[SexualMinors], text)
+		require.False(t, r.MinorsDiscussion, "neither sexualised nor about a minor's sexuality: %s", text)
+	}
 }
 
 func TestSelfHarmDisclosureAndInstructions(t *testing.T) {

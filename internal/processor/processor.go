@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"math"
 	"runtime/metrics"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -911,8 +912,10 @@ func (p *Processor) acquisitionEnded(x *execState, v []byte) error {
 			}
 			score := bias.Update(x.bias, *set)
 			sc.Bias = x.bias.Clone()
-			if score.Score > set.Threshold {
-				reason := fmt.Sprintf("bias score %.2f is above the threshold %.2f: %s", score.Score, set.Threshold, score.Describe())
+			// The gate compares the low end of the 95% interval, so a
+			// skew must be clear, not an accident of few mentions.
+			if score.Gate > set.Threshold {
+				reason := fmt.Sprintf("bias is above the threshold %.2f with 95%% confidence (bias score %.2f): %s", set.Threshold, score.Score, score.Describe())
 				severity := "critical"
 				if set.Mode == "warn" {
 					severity = "warning"
@@ -1088,7 +1091,13 @@ func (p *Processor) countSafety(x *execState, m wire.Meta, o outcome) error {
 	if x.safety.Quarantined > quarantineAlertLimit {
 		return nil
 	}
-	return p.emit(x, events.Alert{Severity: "critical", Code: "crisis_quarantine", Stage: events.StageSafety,
-		Message: fmt.Sprintf("record %d of source %q was quarantined for review (%s): crisis level %s (score %.2f)", m.Position, name,
-			strings.Join(o.safety.Flags, ", "), o.safety.Crisis.Level, o.safety.Crisis.Score)})
+	// A crisis is critical; a record held for another reason (content for
+	// a reviewer's judgement) is a warning, and says nothing of crisis.
+	if slices.Contains(o.safety.Flags, safety.FlagCrisis) {
+		return p.emit(x, events.Alert{Severity: "critical", Code: "crisis_quarantine", Stage: events.StageSafety,
+			Message: fmt.Sprintf("record %d of source %q was quarantined for review (%s): crisis level %s (score %.2f)", m.Position, name,
+				strings.Join(o.safety.Flags, ", "), o.safety.Crisis.Level, o.safety.Crisis.Score)})
+	}
+	return p.emit(x, events.Alert{Severity: "warning", Code: "review_quarantine", Stage: events.StageSafety,
+		Message: fmt.Sprintf("record %d of source %q was quarantined for review (%s)", m.Position, name, strings.Join(o.safety.Flags, ", "))})
 }

@@ -130,6 +130,10 @@ const (
 	FlagSelfHarmInstructions = "self_harm_instructions" // method or dose details: review
 	FlagResponderHarm        = "responder_harm"         // a responder turn encourages self-harm
 	FlagSexualMinors         = "sexual_minors"          // always blocked
+	// FlagMinorsReview: sexuality or abuse involving a minor, discussed,
+	// disclosed or condemned (counselling holds these): review, never
+	// blocked.
+	FlagMinorsReview = "sexual_minors_discussion"
 )
 
 var userRoles = map[string]bool{stage.RoleUser: true}
@@ -193,6 +197,9 @@ func Apply(rec *stage.Record, s Settings, salt []byte) Outcome {
 		}
 		if c.SelfHarmInstructions && !slices.Contains(o.Flags, FlagSelfHarmInstructions) {
 			o.Flags = append(o.Flags, FlagSelfHarmInstructions)
+		}
+		if c.MinorsDiscussion && !slices.Contains(o.Flags, FlagMinorsReview) {
+			o.Flags = append(o.Flags, FlagMinorsReview)
 		}
 		// A responder pointing someone at self-harm ("kill yourself") is
 		// the worst thing a training example can teach.
