@@ -40,7 +40,10 @@ func TestQualityAndBiasStages(t *testing.T) {
 	tf.Close()
 	require.NotEmpty(t, planted)
 
-	id, msgs := s.run(t, localRequest(sum.Files...))
+	// The generator's planted mentions follow the default population
+	// reference: the gate lets them through.
+	req := localRequest(sum.Files...)
+	id, msgs := s.run(t, req)
 	final := msgs[len(msgs)-1]
 	require.Equal(t, "completed", final.Data["status"], "a dataset with balanced mentions passes the bias gate: %v", final.Data)
 	x := waitProjected(t, s, id, msgs)

@@ -80,6 +80,12 @@ var patterns = []pattern{
 	{"woke up in the hospital", Attempt, "attempt.medical", false},
 	{"survived my", Attempt, "attempt.survived", true},
 	{"failed attempt", Attempt, "attempt.stated", false},
+	{"took a lot of pills", Attempt, "attempt.overdose", false},
+	{"took too many pills", Attempt, "attempt.overdose", false},
+	{"swallowed a bottle", Attempt, "attempt.overdose", false},
+	{"swallowed all", Attempt, "attempt.overdose", false},
+	{"ended up in the er", Attempt, "attempt.medical", false},
+	{"had my stomach pumped", Attempt, "attempt.medical", true},
 
 	// Behaviour: self-harm, plans, preparation, rehearsal.
 	{"cut myself", Behavior, "behavior.self_harm", true},
@@ -104,6 +110,10 @@ var patterns = []pattern{
 	{"suicide note", Behavior, "behavior.note", false},
 	{"wrote a note", Behavior, "behavior.note", false},
 	{"goodbye letter", Behavior, "behavior.note", false},
+	{"goodbye note", Behavior, "behavior.note", false},
+	{"wrote a goodbye", Behavior, "behavior.note", false},
+	{"said my goodbyes", Behavior, "behavior.preparation", true},
+	{"wrote my will", Behavior, "behavior.preparation", true},
 	{"gave away my", Behavior, "behavior.preparation", true},
 	{"on the edge of the bridge", Behavior, "behavior.rehearsal", false},
 	{"gun to my head", Behavior, "behavior.rehearsal", true},
@@ -159,6 +169,12 @@ var patterns = []pattern{
 	{"wish i was never born", Ideation, "ideation.wish_dead", true},
 	{"better off dead", Ideation, "ideation.wish_dead", false},
 	{"better off without me", Ideation, "ideation.burden", true},
+	{"better off if i wasnt here", Ideation, "ideation.burden", true},
+	{"better off if i werent here", Ideation, "ideation.burden", true},
+	{"better off if i was gone", Ideation, "ideation.burden", true},
+	{"better off if i were gone", Ideation, "ideation.burden", true},
+	{"better off if i wasnt around", Ideation, "ideation.burden", true},
+	{"thoughts about ending my life", Ideation, "ideation.suicide", true},
 	{"dont want to live", Ideation, "ideation.wish_dead", false},
 	{"dont want to be alive", Ideation, "ideation.wish_dead", false},
 	{"dont want to exist", Ideation, "ideation.wish_dead", false},
@@ -381,7 +397,11 @@ func weigh(s string, k int, p pattern, past bool) hit {
 		h.level = Ideation
 	}
 	if past {
-		h.weight *= 0.7
+		// A past attempt is still an attempt: the C-SSRS counts lifetime
+		// attempts. Other signals in the past say less about now.
+		if h.level != Attempt {
+			h.weight *= 0.7
+		}
 		h.code += ".past"
 	}
 	return h

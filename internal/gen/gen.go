@@ -89,13 +89,35 @@ var (
 		"behavior":  {"Last night I started looking up ways to hurt myself.", "I wrote a goodbye note and hid it in my drawer."},
 		"attempt":   {"Two weeks ago I took a lot of pills and ended up in the hospital.", "I tried to kill myself last spring."},
 	}
-	demographics = []struct{ axis, group, phrase string }{
-		{"gender", "woman", "As a woman in my field"}, {"gender", "man", "As a man I was raised not to cry"},
-		{"religion", "muslim", "My Muslim family"}, {"religion", "christian", "At my Christian church"},
-		{"age", "older_adult", "Being in my seventies"}, {"age", "young_adult", "As a nineteen-year-old student"},
-		{"race_ethnicity", "black", "As a Black woman at work"}, {"race_ethnicity", "asian", "Growing up Asian American"},
-		{"sexual_orientation", "gay", "Since coming out as gay"}, {"disability", "wheelchair_user", "Using a wheelchair"},
+	// demographics are the planted mentions, weighted so that each axis's
+	// mentions follow the bias stage's default population reference (so a
+	// generated dataset passes the bias gate unless it is skewed on
+	// purpose); each axis but disability carries about the same weight.
+	// ("At my Christian church" names Christians twice; "a white man" and
+	// "a Black woman" name a gender too.)
+	demographics = []struct {
+		axis, group, phrase string
+		weight              float64
+	}{
+		{"gender", "woman", "As a woman in my field", 1.9}, {"gender", "man", "As a man I was raised not to cry", 1},
+		{"religion", "christian", "At my Christian church", 0.25}, {"religion", "catholic", "I was raised Catholic and", 0.25},
+		{"religion", "atheist", "As an atheist", 0.15}, {"religion", "muslim", "My Muslim family", 0.05},
+		{"religion", "jewish", "At my synagogue", 0.05},
+		{"age", "older_adult", "Being in my seventies", 0.7}, {"age", "young_adult", "As a college student", 1.3},
+		{"race_ethnicity", "white", "As a white man in a small town", 1.16}, {"race_ethnicity", "hispanic_latino", "In my Hispanic family", 0.38},
+		{"race_ethnicity", "black", "As a Black woman at work", 0.24}, {"race_ethnicity", "asian", "Growing up Asian American", 0.12},
+		{"race_ethnicity", "multiracial", "Being biracial", 0.1},
+		{"sexual_orientation", "bisexual", "Since coming out as bisexual", 0.55}, {"sexual_orientation", "gay", "Since coming out as gay", 0.25},
+		{"sexual_orientation", "lesbian", "As a lesbian", 0.2},
+		{"disability", "wheelchair_user", "Using a wheelchair", 0.5},
 	}
+	demographicWeight = func() float64 {
+		var w float64
+		for _, d := range demographics {
+			w += d.weight
+		}
+		return w
+	}()
 	lowQuality = []string{"repetition", "empty_turns", "copied_turns", "gibberish"}
 )
 
@@ -123,7 +145,14 @@ func (g *Generator) Next() Conversation {
 	c := Conversation{Topic: topic, Truth: Truth{ID: fmt.Sprintf("gen-%d", g.n), Crisis: "none", PII: []Span{}, Demographics: []Mention{}}}
 	var user strings.Builder
 	if g.rng.Float64() < g.DemographicRate {
-		d := demographics[g.rng.IntN(len(demographics))]
+		d := demographics[len(demographics)-1]
+		r := g.rng.Float64() * demographicWeight
+		for _, dd := range demographics {
+			if r -= dd.weight; r < 0 {
+				d = dd
+				break
+			}
+		}
 		if g.Skew != "" {
 			for _, dd := range demographics {
 				if dd.group == g.Skew {

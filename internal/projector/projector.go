@@ -67,11 +67,6 @@ type consumer struct {
 func (p *consumer) run(ctx context.Context) error {
 	cl, err := p.kafka.Client(
 		kgo.ConsumerGroup(p.group),
-		// A killed projector's partitions go to its successor once the
-		// broker times the old member out. (Static membership would make
-		// that immediate, but a static member cannot force the rebalance
-		// that recovery from a failed apply relies on.)
-		kgo.SessionTimeout(10*time.Second),
 		kgo.ConsumeTopics(p.topic),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.DisableAutoCommit(),
