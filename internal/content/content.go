@@ -47,6 +47,11 @@ type Result struct {
 // FlagThreshold is the score at which a category flags a text.
 const FlagThreshold = 0.5
 
+// ReviewMinors is the sexual_minors score of a text that discusses,
+// discloses or condemns: under FlagThreshold (never blocked), and the
+// record goes to a reviewer.
+const ReviewMinors = 0.45
+
 type term struct {
 	text   string
 	weight float64
@@ -255,9 +260,15 @@ func Assess(text string) Result {
 	// and a minor in one sentence, in a text that is not counselling about
 	// sexuality or abuse. Those go to a reviewer instead.
 	r.Categories[SexualMinors] = 0
-	if t.weight[setMinors] > 0 && r.Categories[Sexual] >= 0.4 && minorInSexualSentence(s) {
+	if t.weight[setMinors] > 0 && r.Categories[Sexual] >= 0.4 && !minorInSexualSentence(s) {
+		// A minor and sexual words in different sentences: weak evidence,
+		// scored (ranked) but neither blocked nor held.
+		r.Categories[SexualMinors] = 0.3
+	} else if t.weight[setMinors] > 0 && r.Categories[Sexual] >= 0.4 {
 		if discussion(s) {
+			// Below the blocking threshold, but ranked: a reviewer sees it.
 			r.MinorsDiscussion = true
+			r.Categories[SexualMinors] = ReviewMinors
 			r.Codes = append(r.Codes, SexualMinors+".discussion")
 		} else {
 			r.Categories[SexualMinors] = round(math.Max(r.Categories[Sexual], 0.8))

@@ -29,7 +29,7 @@ func TestCounsellingAboutSexualityOrAbuseIsNotBlocked(t *testing.T) {
 		"Men who want porn with a 13 year old should be reported to the police.",
 	} {
 		r := Assess(text)
-		require.Zero(t, r.Categories[SexualMinors], text)
+		require.Less(t, r.Categories[SexualMinors], FlagThreshold, "never blocked: %s", text)
 		require.True(t, r.MinorsDiscussion, "for a reviewer: %s", text)
 	}
 	for _, text := range []string{
@@ -37,7 +37,7 @@ func TestCounsellingAboutSexualityOrAbuseIsNotBlocked(t *testing.T) {
 		"It is normal for a teenager to be curious about sex; sex education at home helps.",
 	} {
 		r := Assess(text)
-		require.Zero(t, r.Categories[SexualMinors], text)
+		require.Less(t, r.Categories[SexualMinors], ReviewMinors, text)
 		require.False(t, r.MinorsDiscussion, "neither sexualised nor about a minor's sexuality: %s", text)
 	}
 }
