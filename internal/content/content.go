@@ -83,12 +83,10 @@ func rot13(s string) string {
 }
 
 var lexicon = map[string][]term{
-	Sexual: append(append(terms(1.0, false, "porn, porno, pornography, nude, nudes, naked, orgasm, horny, blowjob, handjob, erotic, nsfw, xxx, dildo, threesome, hentai, "+
-		"cock, dick, pussy, cum, cumming, boobs, tits, clit, genitals, penis, vagina, anal, erection, sexting, onlyfans, stripper, slut, whore, "+
-		"have sex, had sex, having sex, sex with, oral sex, sex toy, sexual intercourse, make love, suck my, fuck me, fucked her, fucked him, "+
-		"naughty, seduce, seduced, aroused, arousing, kinky, fetish, bdsm, bondage, lingerie, undress, undressed, strip for"),
-		terms(1.0, true, "masturbat, ejaculat, fellat, intercours")...),
-		terms(0.5, false, "sex, sexy, sexual, sexually, breasts, butt, bed with, kiss her, kissed her, lust, lick, licking, moan, moaning, hot body, turned on")...),
+	// Explicit: pornographic or vulgar words, flagged in any context.
+	Sexual: terms(1.0, false, "porn, porno, pornography, nudes, horny, blowjob, handjob, erotic, nsfw, xxx, dildo, threesome, hentai, "+
+		"cock, dick, pussy, cum, cumming, boobs, tits, clit, sexting, onlyfans, stripper, slut, whore, suck my, fuck me, fucked her, fucked him, "+
+		"naughty, seduce, seduced, kinky, fetish, bdsm, bondage, lingerie, undress, undressed, strip for"),
 	Hate: append(terms(1.0, false, rot13("avttre, avttref, avttn, snttbg, snt, xvxr, puvax, fcvp, jrgonpx, gbjry urnq, enturnq, penpxre, genaal, ergneq, ergneqf, "+
 		"fhouhzna, fnintrf")),
 		terms(0.6, false, "inferior race, go back to your country, go back to where, white power, white supremacy, heil, ethnic cleansing, master race, "+
@@ -98,13 +96,45 @@ var lexicon = map[string][]term{
 		"youre pathetic, you are worthless, youre worthless, you are ugly, youre ugly, shut the fuck up, fuck you, fuck off, go die, "+
 		"kill yourself, kys, nobody likes you, no one likes you, piece of shit, screw you, you suck, i hope you die, hope you die"),
 		terms(0.35, false, "shut up, dumbass, bitch, cunt, asshole, bastard, stfu, get lost, loser, idiot, moron, stupid, pathetic, disgusting, ugly, retard")...),
-	Violence: append(terms(0.8, false, "i will kill you, ill kill you, gonna kill you, going to kill you, kill him, kill her, kill them, shoot him, shoot her, "+
-		"shoot them, stab him, stab her, stab you, beat him up, beat her up, beat you up, punch you, bomb, bombing, massacre, murder, murdered, "+
-		"assault, assaulted, attack, attacked, rape, raped, shooting, gunman, terrorist, terrorism, hostage, kidnap, kidnapped, strangle, strangled, "+
-		"choke you, slit your, burn down, blow up"),
-		terms(0.35, false, "kill, killed, killing, shot, stabbed, beaten, weapon, gun, knife, war, fight, violent, violence, hit, hurt, punch, slap, kick, destroy, blood")...),
+	// Threats and incitement: flagged in any context.
+	Violence: terms(0.8, false, "i will kill you, ill kill you, gonna kill you, going to kill you, kill him, kill her, kill them, shoot him, shoot her, "+
+		"shoot them, stab him, stab her, stab you, beat him up, beat her up, beat you up, punch you, choke you, slit your, burn down, blow up, "+
+		"bomb, bombing, massacre, gunman, terrorist, terrorism, hostage"),
 	ViolenceGraphic: terms(1.0, true, "gore, gory, dismember, decapitat, disembowel, mutilat, entrails, guts spilled, brains out, blown off, "+
 		"severed head, severed, corpse, rotting flesh, skull crushed, flayed, torture, tortured, blood everywhere, pool of blood, splatter"),
+}
+
+// Discussable words: what a counsellor, a survivor or a patient says when
+// talking about sexual health, violence done to them, or self-harm. They
+// count fully on their own, and at discussionWeight in a counselling
+// context (discussed or disclosed, not explicit: annotated, not flagged).
+var (
+	sexualDiscussable = append(append(terms(1.0, false, "nude, naked, orgasm, genitals, penis, vagina, anal, erection, have sex, had sex, having sex, "+
+		"sex with, oral sex, sex toy, sexual intercourse, make love, aroused, arousing"),
+		terms(1.0, true, "masturbat, ejaculat, fellat, intercours")...),
+		terms(0.5, false, "sex, sexy, sexual, sexually, breasts, butt, bed with, kiss her, kissed her, lust, lick, licking, moan, moaning, hot body, turned on")...)
+	violenceDiscussable = append(terms(0.8, false, "murder, murdered, assault, assaulted, attack, attacked, rape, raped, shooting, kidnap, kidnapped, "+
+		"strangle, strangled"),
+		terms(0.35, false, "kill, killed, killing, shot, stabbed, beaten, weapon, gun, knife, war, fight, violent, violence, hit, hurt, punch, slap, kick, destroy, blood")...)
+)
+
+// discussionWeight scales discussable words in a counselling context.
+const discussionWeight = 0.25
+
+// counsellingCues mark a text that talks about a subject the way
+// counselling does: a professional's or a supporter's framing, advice,
+// feelings and coping, or the writer's own past.
+var counsellingCues = textmatch.New(phrases(
+	"therapist", "therapy", "counselor", "counsellor", "counseling", "counselling", "psychologist", "psychiatrist", "doctor",
+	"it sounds like", "sounds like you", "it is normal", "its normal", "you may want", "you might", "consider", "i would suggest",
+	"i suggest", "i recommend", "i encourage", "talk to", "talk with", "reach out", "support", "professional", "hotline", "crisis line",
+	"feelings", "feel", "cope", "coping", "healthy", "relationship", "trauma", "survivor", "abuse", "abused", "when i was", "as a child",
+	"years ago", "growing up", "report", "police", "safety plan", "self-care", "self care", "boundaries", "consent", "partner"))
+
+func counselling(s string) bool {
+	found := false
+	counsellingCues.Each(s, func(int, int, int) { found = true })
+	return found
 }
 
 // minors are words that put a sexual text in the always-blocked category.
@@ -118,7 +148,7 @@ var minors = terms(1.0, false, "child, children, kid, kids, minor, minors, under
 func minorInSexualSentence(s string) bool {
 	for _, sent := range strings.FieldsFunc(s, func(r rune) bool { return r == '.' || r == '!' || r == '?' || r == '\n' || r == ';' }) {
 		t := count(sent)
-		if t.weight[setMinors] > 0 && t.weight[setSexual] >= 1 {
+		if t.weight[setMinors] > 0 && t.weight[setSexual]+t.weight[setSexualDiscussable] >= 1 {
 			return true
 		}
 	}
@@ -193,6 +223,8 @@ const (
 	setMinors
 	setMethod
 	setTalk
+	setSexualDiscussable
+	setViolenceDiscussable
 	numSets
 )
 
@@ -204,7 +236,8 @@ var (
 )
 
 func init() {
-	lists := [numSets][]term{lexicon[Sexual], lexicon[Hate], lexicon[Harassment], lexicon[Violence], lexicon[ViolenceGraphic], minors, selfHarmMethod, selfHarmTalk}
+	lists := [numSets][]term{lexicon[Sexual], lexicon[Hate], lexicon[Harassment], lexicon[Violence], lexicon[ViolenceGraphic], minors, selfHarmMethod, selfHarmTalk,
+		sexualDiscussable, violenceDiscussable}
 	var ps []textmatch.Phrase
 	for set, ts := range lists {
 		for _, t := range ts {
@@ -249,6 +282,21 @@ func Assess(text string) Result {
 	s := textmatch.Normalise(text)
 	r := Result{Categories: map[string]float64{}, Codes: []string{}}
 	t := count(s)
+	// Discussable words weigh less where the text talks the way
+	// counselling does: discussion and disclosure are annotated, explicit
+	// and instructional content is flagged.
+	scale := 1.0
+	if (t.n[setSexualDiscussable] > 0 || t.n[setViolenceDiscussable] > 0 || t.n[setTalk] > 0) && counselling(s) {
+		scale = discussionWeight
+		r.Codes = append(r.Codes, "discussion")
+	}
+	// Whether sexual words and a minor meet is judged on all of them.
+	rawSexual := squash(t.weight[setSexual] + t.weight[setSexualDiscussable])
+	t.weight[setSexual] += scale * t.weight[setSexualDiscussable]
+	t.n[setSexual] += t.n[setSexualDiscussable]
+	t.weight[setViolence] += scale * t.weight[setViolenceDiscussable]
+	t.n[setViolence] += t.n[setViolenceDiscussable]
+	t.weight[setTalk] *= scale
 	for set := setSexual; set <= setGraphic; set++ {
 		c := categoryOfSet[set]
 		r.Categories[c] = round(squash(t.weight[set]))
@@ -260,18 +308,18 @@ func Assess(text string) Result {
 	// and a minor in one sentence, in a text that is not counselling about
 	// sexuality or abuse. Those go to a reviewer instead.
 	r.Categories[SexualMinors] = 0
-	if t.weight[setMinors] > 0 && r.Categories[Sexual] >= 0.4 && !minorInSexualSentence(s) {
+	if t.weight[setMinors] > 0 && rawSexual >= 0.4 && !minorInSexualSentence(s) {
 		// A minor and sexual words in different sentences: weak evidence,
 		// scored (ranked) but neither blocked nor held.
 		r.Categories[SexualMinors] = 0.3
-	} else if t.weight[setMinors] > 0 && r.Categories[Sexual] >= 0.4 {
+	} else if t.weight[setMinors] > 0 && rawSexual >= 0.4 {
 		if discussion(s) {
 			// Below the blocking threshold, but ranked: a reviewer sees it.
 			r.MinorsDiscussion = true
 			r.Categories[SexualMinors] = ReviewMinors
 			r.Codes = append(r.Codes, SexualMinors+".discussion")
 		} else {
-			r.Categories[SexualMinors] = round(math.Max(r.Categories[Sexual], 0.8))
+			r.Categories[SexualMinors] = round(math.Max(rawSexual, 0.8))
 			r.Codes = append(r.Codes, SexualMinors)
 		}
 	}
