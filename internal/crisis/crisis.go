@@ -220,6 +220,27 @@ var (
 	pastWords   = []string{"years ago", "when i was younger", "as a teen", "in high school", "used to", "back then", "long time ago", "months ago"}
 )
 
+// supportCues mark a writer who is talking to someone else about their
+// risk: advice, referrals, reassurance.
+var supportCues = textmatch.New(func() []textmatch.Phrase {
+	var ps []textmatch.Phrase
+	for _, c := range []string{"you should", "you could", "you can", "please reach out", "reach out to", "please talk", "talk to someone",
+		"hotline", "lifeline", "crisis line", "call 988", "text 988", "988", "samaritans", "you are not alone", "youre not alone",
+		"it gets better", "never the answer", "is not the answer", "isnt the answer", "here for you", "if you need to talk", "pm me",
+		"dm me", "stay safe", "hang in there", "sending hugs", "you matter", "you deserve"} {
+		ps = append(ps, textmatch.Phrase{Text: c})
+	}
+	return ps
+}())
+
+// supporting reports whether a normalised text reads as support of
+// another person.
+func supporting(s string) bool {
+	found := false
+	supportCues.Each(s, func(int, int, int) { found = true })
+	return found
+}
+
 func toSet(s string) map[string]bool {
 	m := map[string]bool{}
 	for _, w := range strings.Fields(s) {
@@ -247,8 +268,10 @@ func Assess(texts []string) Result {
 	codes := map[string]bool{}
 	counts := map[string]int{}
 	for _, t := range texts {
-		for _, sent := range sentences(textmatch.Normalise(t)) {
-			for _, h := range assessSentence(sent) {
+		norm := textmatch.Normalise(t)
+		supporter := supporting(norm)
+		for _, sent := range sentences(norm) {
+			for _, h := range assessSentence(sent, supporter) {
 				codes[h.code] = true
 				if h.weight <= 0 {
 					continue
@@ -296,7 +319,7 @@ func Assess(texts []string) Result {
 // assessSentence finds the phrases in one normalised sentence. A phrase
 // found inside a longer one of the same sentence (kill myself within
 // tried to kill myself) counts once, at the longer phrase's level.
-func assessSentence(s string) []hit {
+func assessSentence(s string, supporter bool) []hit {
 	type match struct{ p, start, end int }
 	var ms []match
 	matcher.Each(s, func(p, start, end int) { ms = append(ms, match{p, start, end}) })
@@ -323,7 +346,7 @@ func assessSentence(s string) []hit {
 		for b := m.start; b < m.end; b++ {
 			taken[b] = true
 		}
-		hits = append(hits, weigh(s, m.start, patterns[m.p], past))
+		hits = append(hits, weigh(s, m.start, patterns[m.p], past, supporter))
 	}
 	return hits
 }
@@ -340,7 +363,7 @@ var matcher = func() *textmatch.Matcher {
 var stems = map[string]bool{"stockpil": true}
 
 // weigh decides how much a phrase at s[k:] says about the writer now.
-func weigh(s string, k int, p pattern, past bool) hit {
+func weigh(s string, k int, p pattern, past, supporter bool) hit {
 	h := hit{level: p.level, code: p.code, weight: 1}
 	// Only the words just before the phrase matter; a bounded window keeps
 	// a long sentence with many phrases linear.
@@ -387,6 +410,13 @@ func weigh(s string, k int, p pattern, past bool) hit {
 			h.code += ".other_person"
 		case "":
 			h.weight *= 0.5 // no subject: a topic, not a disclosure
+			if supporter {
+				// Someone supporting another ("suicide is never the
+				// answer", "please call a hotline") names the subject
+				// without disclosing anything.
+				h.weight = 0.1
+				h.code += ".supporting"
+			}
 		}
 	} else if strings.Contains(prefix, "you ") && !strings.Contains(prefix, "i ") {
 		h.weight *= 0.3 // "you say you want to kill myself"-style quoting
