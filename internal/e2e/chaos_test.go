@@ -495,8 +495,10 @@ func reliabilityReport(seed uint64, rounds int, reports []campaignReport) string
 		"SIGKILL of the broker (Apache Kafka through `scripts/kafka.sh kill` and `start`), a fast Postgres restart (`scripts/pg.sh`), " +
 		"every TCP connection to the broker torn down (`ss -K`), the Hub download cut mid-object by a proxy, and the output " +
 		"file system (a 96 MB tmpfs) filled before submission. A round's seconds run from submission to the last check; " +
-		"a fault-free round takes about 1.5 s, so the rest is recovery: the embedded broker does not implement static group " +
-		"membership, so there a killed member's partitions wait for its 10 s session to expire.\n")
+		"a fault-free round takes about 1.5 s, so the rest is recovery. A killed projector's partitions wait for its group " +
+		"session to expire (Kafka's default 45 s: a shorter one made its recovery from dropped database connections fail under load); " +
+		"processors and ingests rejoin at once on Apache Kafka (static membership) and within their 10 s session on the embedded broker, " +
+		"which does not implement static membership.\n")
 	return b.String()
 }
 
