@@ -66,6 +66,11 @@ type consumer struct {
 
 func (p *consumer) run(ctx context.Context) error {
 	cl, err := p.kafka.Client(
+		// Kafka's default group session (45 s): a killed projector's
+		// partitions wait that long for a successor. Static membership
+		// cannot force the rebalance that recovery from a failed apply
+		// relies on, and a 10 s session made that recovery fail under load
+		// (TestProjectorRecoversFromDroppedDatabaseConnections).
 		kgo.ConsumerGroup(p.group),
 		kgo.ConsumeTopics(p.topic),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
