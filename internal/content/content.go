@@ -131,11 +131,7 @@ var counsellingCues = textmatch.New(phrases(
 	"feelings", "feel", "cope", "coping", "healthy", "relationship", "trauma", "survivor", "abuse", "abused", "when i was", "as a child",
 	"years ago", "growing up", "report", "police", "safety plan", "self-care", "self care", "boundaries", "consent", "partner"))
 
-func counselling(s string) bool {
-	found := false
-	counsellingCues.Each(s, func(int, int, int) { found = true })
-	return found
-}
+func counselling(s string) bool { return counsellingCues.Any(s) }
 
 // minors are words that put a sexual text in the always-blocked category.
 var minors = terms(1.0, false, "child, children, kid, kids, minor, minors, underage, under age, preteen, pre-teen, schoolgirl, schoolboy, "+
@@ -173,11 +169,7 @@ func phrases(words ...string) []textmatch.Phrase {
 	return out
 }
 
-func discussion(s string) bool {
-	found := false
-	discussionCues.Each(s, func(int, int, int) { found = true })
-	return found
-}
+func discussion(s string) bool { return discussionCues.Any(s) }
 
 // Self-harm instructions: method and dose details.
 var selfHarmMethod = terms(1.0, false, "how to kill yourself, how to kill myself, how to commit suicide, best way to kill, easiest way to die, painless way to die, "+

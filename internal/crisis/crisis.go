@@ -235,11 +235,7 @@ var supportCues = textmatch.New(func() []textmatch.Phrase {
 
 // supporting reports whether a normalised text reads as support of
 // another person.
-func supporting(s string) bool {
-	found := false
-	supportCues.Each(s, func(int, int, int) { found = true })
-	return found
-}
+func supporting(s string) bool { return supportCues.Any(s) }
 
 func toSet(s string) map[string]bool {
 	m := map[string]bool{}

@@ -43,6 +43,13 @@ func New(phrases []Phrase) *Matcher {
 // Len is the number of phrases.
 func (m *Matcher) Len() int { return len(m.phrases) }
 
+// Any reports whether any phrase occurs in s.
+func (m *Matcher) Any(s string) bool {
+	found := false
+	m.Each(s, func(int, int, int) { found = true })
+	return found
+}
+
 // Each calls fn for every match, in text order: the phrase's index and its
 // byte range in s.
 func (m *Matcher) Each(s string, fn func(phrase, start, end int)) {
