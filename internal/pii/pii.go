@@ -32,11 +32,15 @@ const (
 	URL          = "URL"
 	ID           = "ID"
 	Organization = "ORGANIZATION"
+	// Username is a social-media handle (@name, u/name) or a community
+	// name (r/name): "any other unique identifying ... code" under Safe
+	// Harbor.
+	Username = "USERNAME"
 )
 
 // SafeHarbor lists the types that are HIPAA Safe Harbor identifiers
 // (ORGANIZATION is reported but is not one).
-var SafeHarbor = []string{Person, Address, Location, ZIP, Date, Age, Phone, Email, SSN, CreditCard, Account, IPAddress, URL, ID}
+var SafeHarbor = []string{Person, Address, Location, ZIP, Date, Age, Phone, Email, SSN, CreditCard, Account, IPAddress, URL, ID, Username}
 
 // Span is one detected identifier.
 type Span struct {

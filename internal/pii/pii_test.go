@@ -125,3 +125,26 @@ func TestFirmsNamedAfterPeopleAreNotPeople(t *testing.T) {
 	require.NotContains(t, got, "PERSON:Barnes")
 	require.Empty(t, types("Turn left at the lights, then take the second St. on the right."))
 }
+
+// TestHandlesAreUsernamesAndWeekdaysAreNotDates: handles and Reddit user
+// and community names are identifiers (USERNAME); an email address is
+// not a handle; a weekday alone is not a date element.
+func TestHandlesAreUsernamesAndWeekdaysAreNotDates(t *testing.T) {
+	span := func(text, typ string) string {
+		for _, s := range Detect(text) {
+			if s.Type == typ {
+				return text[s.Start:s.End]
+			}
+		}
+		return ""
+	}
+	require.Equal(t, "@jess_91", span("thanks @jess_91 for the advice", Username))
+	require.Equal(t, "/u/throwaway_sad", span("posted by /u/throwaway_sad yesterday", Username))
+	require.Equal(t, "r/depression", span("I found r/depression last week", Username))
+	require.Empty(t, span("mail me at jess@example.com", Username), "an email is not a handle")
+	require.Equal(t, "jess@example.com", span("mail me at jess@example.com", Email))
+	require.Empty(t, span("meet at 5 @ the cafe", Username))
+	require.Empty(t, span("See you on Monday, it was a long Friday.", Date))
+	require.Equal(t, "March 3, 2020", span("We met on March 3, 2020.", Date))
+	require.Contains(t, SafeHarbor, Username)
+}

@@ -91,8 +91,9 @@ func ordinalNumber(w string) bool {
 }
 
 // scanDates finds numeric dates (3/4/2020, 2020-03-04, 03.04.2020), dates
-// with month names (March 3, 2020; 3rd of March; March 2020) and weekday
-// names. A year alone is not an identifier under Safe Harbor and is kept.
+// with month names (March 3, 2020; 3rd of March; March 2020). A year
+// alone is not an identifier under Safe Harbor and is kept, and so is a
+// weekday alone ("see you Monday").
 func scanDates(d *doc, out []Span) []Span {
 	s := d.s
 	for _, r := range d.runs {
@@ -123,8 +124,7 @@ func scanDates(d *doc, out []Span) []Span {
 	ws := d.words
 	for i, w := range ws {
 		if weekdays[w.text] {
-			out = append(out, Span{w.start, w.end, Date, 0.6})
-			continue
+			continue // a weekday alone says no date
 		}
 		if lw := d.lower[w.start:w.end]; !months[lw] || (lw == "may" && w.text != "May") || (len(w.text) <= 4 && !startsUpper(w.text)) {
 			continue

@@ -19,6 +19,7 @@ func wordChar(c byte) bool { return isAlnum(c) || c >= 0x80 }
 // card, SSN, phone, account, IDs, dates, ages, ZIP codes and addresses.
 func scanStructured(d *doc, out []Span) []Span {
 	out = scanEmails(d, out)
+	out = scanHandles(d, out)
 	out = scanURLs(d, out)
 	out = scanIPv6(d, out)
 	out = scanNumbers(d, out)
@@ -62,6 +63,51 @@ func scanEmails(d *doc, out []Span) []Span {
 		i = b
 	}
 	return out
+}
+
+// scanHandles finds social-media handles (@name, not inside an email
+// address) and Reddit user and community names (u/name, /u/name, r/name).
+func scanHandles(d *doc, out []Span) []Span {
+	s := d.s
+	name := func(j, maxLen int) int {
+		k := j
+		for k < len(s) && k-j <= maxLen && (isAlnum(s[k]) || s[k] == '_' || s[k] == '-' && k > j) {
+			k++
+		}
+		return k
+	}
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '@' && (i == 0 || !isAlnum(s[i-1]) && s[i-1] != '.' && s[i-1] != '_'):
+			k := name(i+1, 30)
+			// Not an email's domain, not a bare "@" or "@5".
+			if k-i >= 3 && (k >= len(s) || s[k] != '.' || k+1 >= len(s) || !isAlpha(s[k+1])) && !allDigits(s[i+1:k]) {
+				out = append(out, Span{i, k, Username, 0.9})
+				i = k
+			}
+		case (s[i] == 'u' || s[i] == 'r' || s[i] == 'U' || s[i] == 'R') && i+1 < len(s) && s[i+1] == '/' &&
+			(i == 0 || s[i-1] == ' ' || s[i-1] == '/' || s[i-1] == '(' || s[i-1] == '\n'):
+			k := name(i+2, 21)
+			if k-(i+2) >= 3 {
+				start := i
+				if i > 0 && s[i-1] == '/' {
+					start = i - 1
+				}
+				out = append(out, Span{start, k, Username, 0.9})
+				i = k
+			}
+		}
+	}
+	return out
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isDigit(s[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 func allAlpha(s string) bool {
