@@ -84,7 +84,7 @@ func rot13(s string) string {
 
 var lexicon = map[string][]term{
 	// Explicit: pornographic or vulgar words, flagged in any context.
-	Sexual: terms(1.0, false, "porn, porno, pornography, nudes, horny, blowjob, handjob, erotic, nsfw, xxx, dildo, threesome, hentai, "+
+	Sexual: terms(1.0, false, "porno, nudes, horny, blowjob, handjob, erotic, nsfw, xxx, dildo, threesome, hentai, "+
 		"cock, dick, pussy, cum, cumming, boobs, tits, clit, sexting, onlyfans, stripper, slut, whore, suck my, fuck me, fucked her, fucked him, "+
 		"naughty, seduce, seduced, kinky, fetish, bdsm, bondage, lingerie, undress, undressed, strip for"),
 	Hate: append(terms(1.0, false, rot13("avttre, avttref, avttn, snttbg, snt, xvxr, puvax, fcvp, jrgonpx, gbjry urnq, enturnq, penpxre, genaal, ergneq, ergneqf, "+
@@ -109,7 +109,7 @@ var lexicon = map[string][]term{
 // count fully on their own, and at discussionWeight in a counselling
 // context (discussed or disclosed, not explicit: annotated, not flagged).
 var (
-	sexualDiscussable = append(append(terms(1.0, false, "nude, naked, orgasm, genitals, penis, vagina, anal, erection, have sex, had sex, having sex, "+
+	sexualDiscussable = append(append(terms(1.0, false, "porn, pornography, nude, naked, orgasm, genitals, penis, vagina, anal, erection, have sex, had sex, having sex, "+
 		"sex with, oral sex, sex toy, sexual intercourse, make love, aroused, arousing"),
 		terms(1.0, true, "masturbat, ejaculat, fellat, intercours")...),
 		terms(0.5, false, "sex, sexy, sexual, sexually, breasts, butt, bed with, kiss her, kissed her, lust, lick, licking, moan, moaning, hot body, turned on")...)

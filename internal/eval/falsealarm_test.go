@@ -17,9 +17,9 @@ import (
 // there is in crisis or writing harmful content, so every quarantine-level
 // crisis grade and every content flag is a false alarm. Crisis stays under
 // 1%. Content flags were 10.5% of counsel-chat's answers before discussable
-// words were told apart from explicit ones and are 4.2% now; the target is
-// 1% (issue 14), so this holds the 5% reached, and the rates per category
-// are reported.
+// words were told apart from explicit ones and supporters from disclosers,
+// and are 3.3% now; the target is 1% (issue 14), so this holds the 5%
+// reached, and the rates per category are reported.
 func TestRealCounsellingFalseAlarms(t *testing.T) {
 	data := sharedEval(t, "../data")
 	for _, f := range []string{"counsel-chat.csv", "esconv-test.json"} {
