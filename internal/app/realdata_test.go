@@ -3,23 +3,13 @@ package app_test
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-)
 
-// sharedData returns ../shared/data from the repository root, or skips,
-// saying so, when the shared folder is absent.
-func sharedData(t *testing.T) string {
-	p, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "data"))
-	require.NoError(t, err)
-	if _, err := os.Stat(filepath.Join(p, "counsel-chat.csv")); err != nil {
-		t.Skipf("SKIPPED: %s is absent (real-data test needs ../shared beside the repository)", p)
-	}
-	return p
-}
+	"github.com/dspipe/dspipe/internal/testenv"
+)
 
 // TestRealCounsellingDataCompletesWithDefaults submits the two real
 // counselling datasets together with every stage on and every setting at
@@ -27,7 +17,7 @@ func sharedData(t *testing.T) string {
 // their records is blocked.
 func TestRealCounsellingDataCompletesWithDefaults(t *testing.T) {
 	t.Parallel()
-	data := sharedData(t)
+	data := testenv.Shared(t, "data")
 	s := startStack(t, stackOpts{env: map[string]string{
 		"DSPIPE_LOCAL_ROOTS":        data,
 		"ENABLE_SAFETY_VALIDATION":  "true",

@@ -1,24 +1,16 @@
 package eval
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/dspipe/dspipe/internal/pii"
+	"github.com/dspipe/dspipe/internal/testenv"
 )
 
 // sharedEval returns ../shared/eval/<name>, or skips saying so.
-func sharedEval(t *testing.T, name string) string {
-	p, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "eval", name))
-	require.NoError(t, err)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("SKIPPED: %s is absent (the evaluation sets live in ../shared/eval beside the repository)", p)
-	}
-	return p
-}
+func sharedEval(t *testing.T, name string) string { return testenv.Shared(t, "eval", name) }
 
 func TestScorerCountsOverlapAndExactMatches(t *testing.T) {
 	gold := []PIIRow{{ID: "a", Spans: []GoldSpan{{0, 4, "PERSON"}, {10, 20, "PHONE"}}}}

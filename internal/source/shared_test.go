@@ -2,25 +2,17 @@ package source
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/dspipe/dspipe/internal/stage"
+	"github.com/dspipe/dspipe/internal/testenv"
 )
 
-// sharedData returns ../shared/data/<name> from the repository root, or
-// skips, saying so, when the shared folder is absent.
-func sharedData(t *testing.T, name string) string {
-	p, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "data", name))
-	require.NoError(t, err)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("SKIPPED: %s is absent (real-data test needs ../shared beside the repository)", p)
-	}
-	return p
-}
+// sharedData returns ../shared/data/<name>, or skips saying so.
+func sharedData(t *testing.T, name string) string { return testenv.Shared(t, "data", name) }
 
 // standardizeFile reads a real file through the local source (listing,
 // resumable reading, compression sniffing, framing: the path ingest uses)

@@ -10,6 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +24,19 @@ import (
 	"github.com/dspipe/dspipe/internal/kafka"
 	"github.com/dspipe/dspipe/internal/store"
 )
+
+// Shared returns a path under ../shared beside the repository (the real
+// data and evaluation sets, never copied into it), or skips the test,
+// saying so, when it is absent.
+func Shared(t testing.TB, elem ...string) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0) // internal/testenv/testenv.go
+	p := filepath.Join(append([]string{filepath.Dir(file), "..", "..", "..", "shared"}, elem...)...)
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("SKIPPED: %s is absent (it lives in ../shared beside the repository)", p)
+	}
+	return p
+}
 
 // DatabaseURL is the server tests use.
 func DatabaseURL() string {
