@@ -206,13 +206,7 @@ func project(ctx context.Context, tx pgx.Tx, e *events.Envelope, p events.Payloa
 		_, err = tx.Exec(ctx, `UPDATE executions SET status='completed', finished_at=$2, received=$3, valid=$4, rejected=$5, total=$6, output_dir=$7
 			WHERE execution_id=$1`, id, at, d.Counts.Received, d.Counts.Valid, d.Counts.Rejected, d.Counts.Total, d.OutputDir)
 		err = storeNoConsent(ctx, tx, id, d.NoConsent, err)
-		for _, f := range d.Files {
-			if err != nil {
-				break
-			}
-			_, err = tx.Exec(ctx, `INSERT INTO output_files (execution_id, name, records, bytes, sha256) VALUES ($1,$2,$3,$4,$5)
-				ON CONFLICT DO NOTHING`, id, f.Name, f.Records, f.Bytes, f.SHA256)
-		}
+		err = storeOutputFiles(ctx, tx, id, d.Files, err)
 	case *events.ExecutionFailed:
 		_, err = tx.Exec(ctx, `UPDATE executions SET status='failed', finished_at=$2, error_reason=$3, error_category=$4 WHERE execution_id=$1`,
 			id, at, d.Reason, d.Category)
@@ -230,13 +224,7 @@ func project(ctx context.Context, tx pgx.Tx, e *events.Envelope, p events.Payloa
 		if err == nil {
 			_, err = tx.Exec(ctx, `DELETE FROM output_files WHERE execution_id=$1`, id)
 		}
-		for _, f := range d.Files {
-			if err != nil {
-				break
-			}
-			_, err = tx.Exec(ctx, `INSERT INTO output_files (execution_id, name, records, bytes, sha256) VALUES ($1,$2,$3,$4,$5)
-				ON CONFLICT DO NOTHING`, id, f.Name, f.Records, f.Bytes, f.SHA256)
-		}
+		err = storeOutputFiles(ctx, tx, id, d.Files, err)
 	case *events.ExecutionDataDeleted:
 		_, err = tx.Exec(ctx, `UPDATE executions SET data_deleted_at=$2 WHERE execution_id=$1`, id, at)
 	case *events.Seal:
@@ -270,6 +258,18 @@ func storeSummaries(ctx context.Context, tx pgx.Tx, id string, sa *events.Safety
 	_, err := tx.Exec(ctx, `UPDATE executions SET safety=COALESCE($2::jsonb, safety), quality=COALESCE($3::jsonb, quality),
 		bias=COALESCE($4::jsonb, bias), fusion=COALESCE($5::jsonb, fusion), balancing=COALESCE($6::jsonb, balancing) WHERE execution_id=$1`,
 		id, sa, q, b, f, bl)
+	return err
+}
+
+// storeOutputFiles records an output's files, unless err is already set.
+func storeOutputFiles(ctx context.Context, tx pgx.Tx, id string, files []events.OutputFile, err error) error {
+	for _, f := range files {
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO output_files (execution_id, name, records, bytes, sha256) VALUES ($1,$2,$3,$4,$5)
+			ON CONFLICT DO NOTHING`, id, f.Name, f.Records, f.Bytes, f.SHA256)
+	}
 	return err
 }
 
