@@ -175,12 +175,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 func (h *Hub) publish(ev hubEvent) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	t := h.tails[ev.env.Subject]
-	if t == nil {
-		h.forgetOldest()
-		t = &tail{subs: map[*subscriber]struct{}{}}
-		h.tails[ev.env.Subject] = t
-	}
+	t := h.tailOf(ev.env.Subject)
 	t.seen = time.Now()
 	if ev.env.Seq > t.head {
 		t.head = ev.env.Seq
@@ -198,6 +193,18 @@ func (h *Hub) publish(ev hubEvent) {
 			h.remove(ev.env.Subject, s)
 		}
 	}
+}
+
+// tailOf returns id's tail, making one (and room for it) if there is
+// none. Called with mu held.
+func (h *Hub) tailOf(id string) *tail {
+	t := h.tails[id]
+	if t == nil {
+		h.forgetOldest()
+		t = &tail{subs: map[*subscriber]struct{}{}, seen: time.Now()}
+		h.tails[id] = t
+	}
+	return t
 }
 
 // forgetOldest makes room for one more tail, forgetting the least recently
@@ -231,12 +238,7 @@ func (h *Hub) subscribe(id, user string) (*subscriber, []hubEvent, uint64, error
 		return nil, nil, 0, fmt.Errorf("%w: %d per user", ErrTooManyFeeds, h.perUser)
 	}
 	s := &subscriber{user: user, ch: make(chan hubEvent, subscriberBuffer), dropped: make(chan struct{})}
-	t := h.tails[id]
-	if t == nil {
-		h.forgetOldest()
-		t = &tail{subs: map[*subscriber]struct{}{}, seen: time.Now()}
-		h.tails[id] = t
-	}
+	t := h.tailOf(id)
 	t.subs[s] = struct{}{}
 	h.users[user]++
 	return s, append([]hubEvent(nil), t.recent...), t.head, nil

@@ -177,19 +177,7 @@ func openFiles(pid int) int {
 	return len(ents)
 }
 
-func currentRSS(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
-			return kb / 1024
-		}
-	}
-	return -1
-}
+func currentRSS(pid int) float64 { return statusMB(pid, "VmRSS:") }
 
 // feedStats gathers what the subscribers saw: for each event of the
 // watched execution, when its last subscriber got it.

@@ -9,7 +9,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -442,17 +441,18 @@ func cpuSeconds(pid int) float64 {
 	return (ut + st) / 100 // clock ticks; USER_HZ is 100 on Linux
 }
 
-func peakRSS(pid int) float64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+func peakRSS(pid int) float64 { return statusMB(pid, "VmHWM:") }
+
+// statusMB reads a kB figure of /proc/<pid>/status (VmRSS:, VmHWM:) in MB;
+// -1 when the process is gone.
+func statusMB(pid int, key string) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return -1
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if strings.HasPrefix(sc.Text(), "VmHWM:") {
-			fields := strings.Fields(sc.Text())
-			kb, _ := strconv.ParseFloat(fields[1], 64)
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, key) {
+			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
 			return kb / 1024
 		}
 	}
