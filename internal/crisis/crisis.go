@@ -233,9 +233,19 @@ var supportCues = textmatch.New(func() []textmatch.Phrase {
 	return ps
 }())
 
-// supporting reports whether a normalised text reads as support of
-// another person.
-func supporting(s string) bool { return supportCues.Any(s) }
+// support reports whether a normalised text reads as support of another
+// person, looking only when first asked (most texts never need it).
+type support struct {
+	text        string
+	known, some bool
+}
+
+func (s *support) is() bool {
+	if !s.known {
+		s.known, s.some = true, supportCues.Any(s.text)
+	}
+	return s.some
+}
 
 func toSet(s string) map[string]bool {
 	m := map[string]bool{}
@@ -265,7 +275,7 @@ func Assess(texts []string) Result {
 	counts := map[string]int{}
 	for _, t := range texts {
 		norm := textmatch.Normalise(t)
-		supporter := supporting(norm)
+		supporter := &support{text: norm}
 		for _, sent := range sentences(norm) {
 			for _, h := range assessSentence(sent, supporter) {
 				codes[h.code] = true
@@ -315,7 +325,7 @@ func Assess(texts []string) Result {
 // assessSentence finds the phrases in one normalised sentence. A phrase
 // found inside a longer one of the same sentence (kill myself within
 // tried to kill myself) counts once, at the longer phrase's level.
-func assessSentence(s string, supporter bool) []hit {
+func assessSentence(s string, supporter *support) []hit {
 	type match struct{ p, start, end int }
 	var ms []match
 	matcher.Each(s, func(p, start, end int) { ms = append(ms, match{p, start, end}) })
@@ -359,7 +369,7 @@ var matcher = func() *textmatch.Matcher {
 var stems = map[string]bool{"stockpil": true}
 
 // weigh decides how much a phrase at s[k:] says about the writer now.
-func weigh(s string, k int, p pattern, past, supporter bool) hit {
+func weigh(s string, k int, p pattern, past bool, supporter *support) hit {
 	h := hit{level: p.level, code: p.code, weight: 1}
 	// Only the words just before the phrase matter; a bounded window keeps
 	// a long sentence with many phrases linear.
@@ -406,7 +416,7 @@ func weigh(s string, k int, p pattern, past, supporter bool) hit {
 			h.code += ".other_person"
 		case "":
 			h.weight *= 0.5 // no subject: a topic, not a disclosure
-			if supporter {
+			if supporter.is() {
 				// Someone supporting another ("suicide is never the
 				// answer", "please call a hotline") names the subject
 				// without disclosing anything.
