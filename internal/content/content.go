@@ -11,6 +11,7 @@ package content
 import (
 	"math"
 	"strings"
+	"sync"
 
 	"github.com/dspipe/dspipe/internal/crisis"
 	"github.com/dspipe/dspipe/internal/textmatch"
@@ -188,6 +189,9 @@ var harmStems = []string{"kill", "hurt", "cut", "burn", "harm", "starv", "bleed"
 // reflexiveHarm counts the sentences where a harm verb and "myself" meet.
 func reflexiveHarm(s string) float64 {
 	n := 0.0
+	if !strings.Contains(s, "myself") {
+		return 0
+	}
 	for _, sent := range strings.FieldsFunc(s, func(r rune) bool { return r == '.' || r == '!' || r == '?' || r == '\n' }) {
 		if !strings.Contains(sent, "myself") {
 			continue
@@ -296,6 +300,23 @@ func Assess(text string) Result {
 			r.Codes = append(r.Codes, c)
 		}
 	}
+	// Hate and harassment: the trained model (toxicity.go) finds what no
+	// list names; a listed term still counts on its own.
+	buf := toxBufs.Get().(*[]uint32)
+	var tox [nOut]float64
+	tox, *buf = toxicity().worst(text, (*buf)[:0])
+	toxBufs.Put(buf)
+	for _, m := range [...]struct {
+		c string
+		p float64
+	}{{Hate, tox[outHate]}, {Harassment, tox[outToxic]}} {
+		if p := round(m.p); p > r.Categories[m.c] {
+			if r.Categories[m.c] == 0 && p >= 0.2 {
+				r.Codes = append(r.Codes, m.c+".model")
+			}
+			r.Categories[m.c] = p
+		}
+	}
 	// Sexualised content involving a minor is always blocked: sexual terms
 	// and a minor in one sentence, in a text that is not counselling about
 	// sexuality or abuse. Those go to a reviewer instead.
@@ -339,5 +360,8 @@ func Assess(text string) Result {
 	}
 	return r
 }
+
+// toxBufs recycles the toxicity model's feature buffers.
+var toxBufs = sync.Pool{New: func() any { b := make([]uint32, 0, 256); return &b }}
 
 func round(x float64) float64 { return math.Round(x*1000) / 1000 }

@@ -257,7 +257,23 @@ func toSet(s string) map[string]bool {
 
 // sentences splits normalised text at sentence ends and line breaks.
 func sentences(s string) []string {
-	return strings.FieldsFunc(s, func(r rune) bool { return r == '.' || r == '!' || r == '?' || r == '\n' || r == ';' })
+	// The delimiters are ASCII, so a byte scan splits UTF-8 text safely.
+	var out []string
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i < len(s) {
+			switch s[i] {
+			case '.', '!', '?', '\n', ';':
+			default:
+				continue
+			}
+		}
+		if i > start {
+			out = append(out, s[start:i])
+		}
+		start = i + 1
+	}
+	return out
 }
 
 // hit is one matched phrase, weighed.

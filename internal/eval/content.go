@@ -30,6 +30,7 @@ type CategoryScore struct {
 	Positives, Negatives int
 	TP, FP, FN           int
 	AUC                  float64
+	AUPRC                float64 // average precision
 }
 
 func (c CategoryScore) Precision() float64 { return ratio(c.TP, c.TP+c.FP) }
@@ -65,10 +66,87 @@ func ScoreContent(gold, pred []ContentRow, threshold float64) map[string]Categor
 				}
 			}
 		}
-		c.Positives, c.Negatives, c.AUC = len(pos), len(neg), auc(pos, neg)
+		c.Positives, c.Negatives, c.AUC, c.AUPRC = len(pos), len(neg), auc(pos, neg), averagePrecision(pos, neg)
 		out[l.Category] = c
 	}
+	out[AnyCategory] = scoreAny(gold, byID, threshold)
 	return out
+}
+
+// AnyCategory is the key of ScoreContent's pooled figures: a text is
+// positive when any of its labels is yes, negative when every label it
+// has is no; its score is its highest category score.
+const AnyCategory = "any"
+
+func scoreAny(gold []ContentRow, byID map[string]ContentRow, threshold float64) CategoryScore {
+	var c CategoryScore
+	var pos, neg []float64
+	for _, g := range gold {
+		if len(g.Labels) == 0 {
+			continue
+		}
+		y := 0
+		for _, v := range g.Labels {
+			y = max(y, v)
+		}
+		var s float64
+		for _, l := range ContentLabels {
+			s = max(s, byID[g.ID].Categories[l.Category])
+		}
+		switch {
+		case y == 1 && s >= threshold:
+			c.TP++
+		case y == 1:
+			c.FN++
+		case s >= threshold:
+			c.FP++
+		}
+		if y == 1 {
+			pos = append(pos, s)
+		} else {
+			neg = append(neg, s)
+		}
+	}
+	c.Positives, c.Negatives, c.AUC, c.AUPRC = len(pos), len(neg), auc(pos, neg), averagePrecision(pos, neg)
+	return c
+}
+
+// averagePrecision is the area under the precision-recall curve as
+// average precision: the mean, over positives, of the precision at the
+// score of each positive (texts with equal scores are taken together,
+// so ties do not depend on input order).
+func averagePrecision(pos, neg []float64) float64 {
+	if len(pos) == 0 {
+		return 0
+	}
+	type item struct {
+		s   float64
+		pos bool
+	}
+	all := make([]item, 0, len(pos)+len(neg))
+	for _, s := range pos {
+		all = append(all, item{s, true})
+	}
+	for _, s := range neg {
+		all = append(all, item{s, false})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].s > all[j].s })
+	var tp, seen int
+	var sum float64
+	for i := 0; i < len(all); {
+		j, p := i, 0
+		for j < len(all) && all[j].s == all[i].s {
+			if all[j].pos {
+				p++
+			}
+			j++
+		}
+		tp += p
+		seen = j
+		sum += float64(p) * float64(tp) / float64(seen)
+		i = j
+	}
+	return sum / float64(len(pos))
 }
 
 // auc is the probability that a random positive scores above a random

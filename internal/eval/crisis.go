@@ -67,3 +67,32 @@ func (c CrisisScore) Pooled(labels []string, rank int) float64 {
 	}
 	return ratio(hit, n)
 }
+
+// MacroF1 is the mean over the five labels of F1, reading the label of
+// rank r (Supportive 0 … Attempt 4) as the level of rank r (none 0 …
+// attempt 4).
+func (c CrisisScore) MacroF1() float64 {
+	var sum float64
+	for r, label := range CrisisLabels {
+		tp, gold, pred := 0, 0, 0
+		for _, l := range CrisisLabels {
+			for lv, k := range c.Matrix[l] {
+				if levelRank[lv] != r {
+					continue
+				}
+				pred += k
+				if l == label {
+					tp += k
+				}
+			}
+		}
+		for _, k := range c.Matrix[label] {
+			gold += k
+		}
+		p, rc := ratio(tp, pred), ratio(tp, gold)
+		if p+rc > 0 {
+			sum += 2 * p * rc / (p + rc)
+		}
+	}
+	return sum / float64(len(CrisisLabels))
+}

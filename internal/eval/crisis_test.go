@@ -63,3 +63,17 @@ func TestContentSelfHarmRecallHolds(t *testing.T) {
 	t.Logf("self-harm recall %.3f precision %.3f", s["self_harm"].Recall(), s["self_harm"].Precision())
 	require.GreaterOrEqual(t, s["self_harm"].Recall(), 0.85)
 }
+
+func TestCrisisMacroF1(t *testing.T) {
+	perfect := CrisisScore{Matrix: map[string]map[string]int{}}
+	for i, l := range CrisisLabels {
+		perfect.Matrix[l] = map[string]int{[]string{"none", "indicator", "ideation", "behavior", "attempt"}[i]: 3}
+	}
+	require.InDelta(t, 1.0, perfect.MacroF1(), 1e-9)
+	// Everyone called ideation: only Ideation has an F1 (P 1/5, R 1).
+	flat := CrisisScore{Matrix: map[string]map[string]int{}}
+	for _, l := range CrisisLabels {
+		flat.Matrix[l] = map[string]int{"ideation": 2}
+	}
+	require.InDelta(t, (2*0.2*1/1.2)/5, flat.MacroF1(), 1e-9)
+}

@@ -56,8 +56,7 @@ func Detect(text string) []Span {
 	d.s, d.lower = text, asciiLower(text)
 	d.words = appendWords(d.words[:0], text)
 	d.runs = numberRuns(text)
-	spans := scanStructured(d, d.spans[:0])
-	spans = scanNames(d, spans)
+	spans := detectSpans(d)
 	out := resolve(d, spans)
 	// Keep the buffers, not the text.
 	d.s, d.lower, d.runs = "", "", nil
@@ -83,13 +82,27 @@ type doc struct {
 	taken    []bool
 	addrAt   []int32
 	cands    []Span
+	tw       []tword
+	tags     []uint8
+	feats    []uint32
+}
+
+// detectSpans runs every scanner over d, unresolved: the structured
+// scanners, the context rules for names, and the trained tagger, which
+// sees what the others found and adds the names and places they missed
+// (resolve keeps the longer of two overlapping names).
+func detectSpans(d *doc) []Span {
+	spans := scanStructured(d, d.spans[:0])
+	spans = scanNames(d, spans)
+	spans = scanTagged(mustTagger(), d, spans)
+	return zipAfterPlace(d.s, spans)
 }
 
 // priority orders types when spans overlap: structured, validated
 // identifiers beat context guesses.
 var priority = map[string]int{
 	Email: 10, URL: 9, IPAddress: 9, CreditCard: 8, SSN: 8, Account: 8, ID: 7, Phone: 7,
-	Date: 6, Age: 6, Address: 5, ZIP: 5, Person: 3, Location: 3, Organization: 2,
+	Username: 7, Date: 6, Age: 6, Address: 5, ZIP: 5, Person: 3, Location: 3, Organization: 2,
 }
 
 // resolve drops spans overlapping a better one (higher priority, then

@@ -10,8 +10,6 @@ var months = map[string]bool{"january": true, "february": true, "march": true, "
 	"august": true, "september": true, "october": true, "november": true, "december": true, "jan": true, "feb": true, "mar": true,
 	"apr": true, "jun": true, "jul": true, "aug": true, "sep": true, "sept": true, "oct": true, "nov": true, "dec": true}
 
-var weekdays = map[string]bool{"Monday": true, "Tuesday": true, "Wednesday": true, "Thursday": true, "Friday": true, "Saturday": true, "Sunday": true}
-
 // word is a token of text: letters (any script) and digits, with inner
 // apostrophes, hyphens and dots.
 type word struct {
@@ -123,8 +121,9 @@ func scanDates(d *doc, out []Span) []Span {
 	}
 	ws := d.words
 	for i, w := range ws {
-		if weekdays[w.text] {
-			continue // a weekday alone says no date
+		// (A weekday alone says no date: only months start one.)
+		if n := w.end - w.start; n < 3 || n > 9 {
+			continue
 		}
 		if lw := d.lower[w.start:w.end]; !months[lw] || (lw == "may" && w.text != "May") || (len(w.text) <= 4 && !startsUpper(w.text)) {
 			continue
@@ -390,7 +389,7 @@ func scanAddresses(d *doc, out []Span) []Span {
 			}
 		}
 		if start < 0 {
-			if unitWords[l] && i+1 < len(ws) && isNumber(strings.TrimPrefix(ws[i+1].text, "#")) && ws[i+1].start-w.end <= 3 &&
+			if i+1 < len(ws) && ws[i+1].start-w.end <= 3 && isNumber(strings.TrimPrefix(ws[i+1].text, "#")) && unitWords[l] &&
 				(l != "box" && l != "floor" && l != "room" || strings.Contains(lower[max(0, w.start-30):w.start], "address")) {
 				out = append(out, Span{w.start, ws[i+1].end, Address, 0.7})
 				i++

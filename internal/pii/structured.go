@@ -28,6 +28,7 @@ func scanStructured(d *doc, out []Span) []Span {
 	out = scanDates(d, out)
 	out = scanAges(d, out)
 	out = scanAddresses(d, out)
+	out = scanMilitaryAndCorners(d, out)
 	return out
 }
 

@@ -83,6 +83,25 @@ func (m *Matcher) Each(s string, fn func(phrase, start, end int)) {
 // Normalise lower-cases text and drops apostrophes, so "I'm", "Im" and
 // "I’m" all match the phrase "im".
 func Normalise(s string) string {
+	// One pass for ASCII text (most of it); any other byte takes the
+	// Unicode path.
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 0x80:
+			return normaliseUnicode(s)
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		case c == '\'' || c == '`':
+			continue
+		}
+		b = append(b, c)
+	}
+	return string(b)
+}
+
+func normaliseUnicode(s string) string {
 	return strings.Map(func(r rune) rune {
 		switch r {
 		case '\'', '’', '`':

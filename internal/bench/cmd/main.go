@@ -519,7 +519,8 @@ func writeReport(path string, r result, micro string) error {
 			{"crisis grading (`dsctl analyze crisis`)", "BenchmarkCrisisAssess"}, {"content safety (`dsctl analyze content`)", "BenchmarkContentAssess"},
 			{"quality, language id included (`dsctl analyze quality`)", "BenchmarkQualityAssess"}, {"bias mentions (`dsctl analyze bias`)", "BenchmarkBiasDetect"},
 			{"language id alone (`internal/lang`, first 150 words)", "BenchmarkDetect"},
-			{"MinHash signature (`internal/fusion`, 64 permutations)", "BenchmarkMinHashSignature"}} {
+			{"MinHash signature (`internal/fusion`, 64 permutations)", "BenchmarkMinHashSignature"},
+			{"**the safety stage as a whole** (`internal/safety`: PII masking, crisis and content on every turn of generated conversations)", "BenchmarkSafetyStage"}} {
 			mb := microMBs(micro, a.bench)
 			verdict := "met"
 			if mb < 20 {

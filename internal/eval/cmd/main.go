@@ -152,7 +152,8 @@ func piiSection(b *strings.Builder, shared, bin string) error {
 				name   string
 				got    float64
 				target float64
-			}{{"Safe Harbor recall ≥ 0.90, removal (any Safe Harbor type)", rm.Recall(), 0.90}, {"Safe Harbor precision ≥ 0.85, removal", rm.Precision(), 0.85},
+			}{{"Safe Harbor recall ≥ 0.95, removal (any Safe Harbor type)", rm.Recall(), 0.95}, {"Safe Harbor precision ≥ 0.90, removal", rm.Precision(), 0.90},
+				{"Safe Harbor recall ≥ 0.95, removal, bare years (which Safe Harbor lets stay) not counted", rmYears.Recall(), 0.95},
 				{"Safe Harbor recall ≥ 0.90, labelling (same type)", h.Recall(), 0.90}, {"Safe Harbor precision ≥ 0.85, labelling", h.Precision(), 0.85},
 				{"structured recall ≥ 0.97", st.Recall(), 0.97}, {"PERSON recall ≥ 0.85", p.Recall(), 0.85}} {
 				verdict := "met"
@@ -171,7 +172,26 @@ func piiSection(b *strings.Builder, shared, bin string) error {
 				"and LOCATION plus ZIP in others, and a city line is LOCATION in some and part of one ADDRESS span in others. We mask the street line as ADDRESS and each following part " +
 				"with its own type (unit ADDRESS, city and country LOCATION, postal code ZIP), so every part is masked but some count as wrong under labelling.\n" +
 				"- PERSON precision: organisation names made of surnames and capitalised titles of works are taken for people.\n" +
-				"- Names are found by context rules over capitalised words, a common-word list and a list of capitalised dictionary entries (SCOWL, see `internal/pii/LEXICON-NOTICE`); no name list from a fake-data generator is used.\n")
+				"- Names are found by context rules over capitalised words, a common-word list and a list of capitalised dictionary entries (SCOWL, see `internal/pii/LEXICON-NOTICE`), " +
+				"and by a trained tagger (`internal/pii/tagger.go`, below); no name list from a fake-data generator is used.\n")
+		}
+		if strings.Contains(set.file, "wnut17") {
+			p, l := sc.Overlap[pii.Person], sc.Overlap[pii.Location]
+			b.WriteString("\nAgainst the targets of the detectors issue (handles count as PERSON):\n\n| target | measured | |\n|---|---|---|\n")
+			for _, r := range []struct {
+				name   string
+				got    float64
+				target float64
+			}{{"PERSON recall ≥ 0.80", p.Recall(), 0.80}, {"LOCATION recall ≥ 0.80", l.Recall(), 0.80}, {"PERSON precision ≥ 0.70", p.Precision(), 0.70}} {
+				fmt.Fprintf(b, "| %s | %s | %s |\n", r.name, f(r.got), verdict(r.got >= r.target))
+			}
+			b.WriteString("\nThe tagger: an averaged perceptron over hashed word features (case, shape, affixes, neighbours, Census name and GeoNames city " +
+				"gazetteers, and what the rules said of the word), decoded greedily, trained by `make train` on the WNUT-17 *training* split and the " +
+				"Broad Twitter Corpus (both CC BY 4.0; `internal/pii/traindata/NOTICE`), with lower-cased copies and name-substituted copies of the " +
+				"sentences that name someone. It never saw this file. It adds the names and places no rule found (`go run ./internal/train -cv` shows, " +
+				"on held-out WNUT-17 training texts, how the rules, the tagger and the two together compare; the union was chosen there). " +
+				"On this set it took PERSON recall from 0.483 (rules alone) to the figure above and LOCATION from 0.311. What remains: single " +
+				"lower-case nicknames and names of fictional and online characters, and precision, which the union lowers.\n")
 		}
 		fmt.Fprintf(b, "\nSpeed here: %.1f MB/s including process start (%d bytes of text in %s).\n\n", float64(textBytes)/1e6/took.Seconds(), textBytes, took.Round(time.Millisecond))
 		for _, t := range eval.Types(sc.Overlap) {
@@ -215,6 +235,9 @@ func crisisSection(b *strings.Builder, shared, bin string) error {
 	fmt.Fprintf(b, "| Behavior and Attempt users flagged at ideation or above ≥ 0.95 | %s | %s |\n", f(ba), verdict(ba >= 0.95))
 	fmt.Fprintf(b, "| Supportive users flagged as behavior or attempt ≤ 0.15 (false-positive rate) | %s | %s |\n", f(sup), verdict(sup <= 0.15))
 	fmt.Fprintf(b, "| Supportive users flagged at ideation or above (reported; ideation is flagged generously on purpose) | %s | |\n", f(c.FlaggedAtLeast("Supportive", 2)))
+	m := c.MacroF1()
+	fmt.Fprintf(b, "| 5-level macro-F1 ≥ 0.50 (detectors issue; Supportive read as none) | %s | %s |\n", f(m), verdict(m >= 0.50))
+	fmt.Fprintf(b, "| Supportive users flagged as behavior or attempt ≤ 0.10 (detectors issue) | %s | %s |\n", f(sup), verdict(sup <= 0.10))
 	fmt.Fprintf(b, "\nSpeed here: %d users in %s including process start.\n\n", len(gold), took.Round(time.Millisecond))
 	b.WriteString("Method: phrase lists per C-SSRS level, weighed per sentence by who the sentence is about (the nearest person word; phrases such as " +
 		"\"myself\" are the writer's own), negation right before the phrase, hypotheticals and past-time words. Attempt and behaviour need a strong or " +
@@ -248,19 +271,30 @@ func contentSection(b *strings.Builder, shared, bin string) error {
 	sc := eval.ScoreContent(gold, pred, 0.5)
 	fmt.Fprintf(b, "## Content safety (`dsctl analyze content`)\n\n### `content/openai-moderation.dev.jsonl` (%d texts)\n\n", len(gold))
 	b.WriteString("Each category is scored over the rows where it is labelled (a missing label is unknown, not no). Precision and recall at the flag threshold 0.5; AUC from the scores.\n\n")
-	b.WriteString("| category | labelled | positives | precision | recall | AUC |\n|---|---|---|---|---|---|\n")
+	b.WriteString("| category | labelled | positives | precision | recall | AUC | AUPRC |\n|---|---|---|---|---|---|---|\n")
 	for _, l := range eval.ContentLabels {
 		c := sc[l.Category]
-		fmt.Fprintf(b, "| %s | %d | %d | %s | %s | %s |\n", l.Category, c.Positives+c.Negatives, c.Positives, f(c.Precision()), f(c.Recall()), f(c.AUC))
+		fmt.Fprintf(b, "| %s | %d | %d | %s | %s | %s | %s |\n", l.Category, c.Positives+c.Negatives, c.Positives, f(c.Precision()), f(c.Recall()), f(c.AUC), f(c.AUPRC))
 	}
+	anyc := sc[eval.AnyCategory]
+	fmt.Fprintf(b, "| **any category** (highest score; positive if any label is yes) | %d | %d | %s | %s | %s | %s |\n",
+		anyc.Positives+anyc.Negatives, anyc.Positives, f(anyc.Precision()), f(anyc.Recall()), f(anyc.AUC), f(anyc.AUPRC))
 	sh := sc["self_harm"].Recall()
-	b.WriteString("\nAgainst the targets of the safety issue:\n\n| target | measured | |\n|---|---|---|\n")
-	fmt.Fprintf(b, "| self-harm recall ≥ 0.85 | %s | %s |\n", f(sh), verdict(sh >= 0.85))
+	b.WriteString("\nAgainst the targets of the safety issues:\n\n| target | measured | |\n|---|---|---|\n")
+	fmt.Fprintf(b, "| self-harm recall ≥ 0.90 | %s | %s |\n", f(sh), verdict(sh >= 0.90))
+	for _, c := range []string{"hate", "harassment", "violence"} {
+		r := sc[c].Recall()
+		fmt.Fprintf(b, "| %s recall ≥ 0.70 | %s | %s |\n", c, f(r), verdict(r >= 0.70))
+	}
+	fmt.Fprintf(b, "| any-category AUPRC ≥ 0.85 | %s | %s |\n", f(anyc.AUPRC), verdict(anyc.AUPRC >= 0.85))
 	fmt.Fprintf(b, "\nSpeed here: %d texts in %s including process start.\n\n", len(gold), took.Round(time.Millisecond))
 	b.WriteString("Method: our own term lists per category (slurs stored rot13-encoded in the source), whole-word matching with each term counted at most " +
 		"three times, squashed to 0..1; sexual content with a minor in the same text is the always-blocked category; self-harm combines the crisis grader " +
-		"(disclosure), method and dose terms (instructions) and harm verbs aimed at \"myself\". Hate, harassment and violence rely on word lists and " +
-		"are weak: AUC shows how far they rank, the recall column how much a fixed threshold catches.\n\n")
+		"(disclosure), method and dose terms (instructions) and harm verbs aimed at \"myself\". Hate and harassment also take the score of a trained " +
+		"model (`internal/content/toxicity.go`: logistic regression over hashed words, word pairs and character 4-grams, trained by `make train` on the " +
+		"Davidson et al. tweets and the Surge AI comments, MIT, nothing from this set), per sentence, at a prior of 2% hateful and 5% toxic sentences. " +
+		"On held-out tenths of its own training data it ranks well (AUC 0.98 toxic, 0.87 hate); here the text is different (longer, hate without slurs), " +
+		"so it ranks better than the lists (AUC) but a fixed threshold still catches little. Violence relies on word lists.\n\n")
 	fmt.Fprintf(os.Stderr, "content: self-harm recall %s\n", f(sh))
 	return nil
 }
