@@ -10,6 +10,7 @@
 package crisis
 
 import (
+	"maps"
 	"sort"
 	"strings"
 
@@ -44,9 +45,10 @@ var levelScore = map[string]float64{None: 0, Indicator: 0.3, Ideation: 0.6, Beha
 
 // Result is the assessment of one text or conversation.
 type Result struct {
-	Level      string   `json:"level"`
-	Score      float64  `json:"score"`
-	Indicators []string `json:"indicators"`
+	Level      string     `json:"level"`
+	Score      float64    `json:"score"`
+	Indicators []string   `json:"indicators"`
+	Evidence   []Evidence `json:"evidence,omitempty"`
 }
 
 type pattern struct {
@@ -283,31 +285,77 @@ type hit struct {
 	weight float64
 }
 
+// Evidence is what one post (turn) of the writer says on its own: which
+// post, by index, and the level it alone would get. A user's level is
+// taken over all their posts together, so a disclosure spread over
+// several posts, or an attempt told in an old post, still counts.
+type Evidence struct {
+	Post  int    `json:"post"`
+	Level string `json:"level"`
+}
+
 // Assess grades a conversation given as the texts of the writer's turns (or
-// one person's posts).
+// one person's posts). Evidence lists the posts that reach indicator or
+// above on their own.
 func Assess(texts []string) Result {
-	best := map[string]float64{} // level → strongest weight
-	codes := map[string]bool{}
-	counts := map[string]int{}
-	for _, t := range texts {
+	all := newTally()
+	var evidence []Evidence
+	for i, t := range texts {
+		post := newTally()
 		norm := textmatch.Normalise(t)
 		supporter := &support{text: norm}
 		for _, sent := range sentences(norm) {
 			for _, h := range assessSentence(sent, supporter) {
-				codes[h.code] = true
-				if h.weight <= 0 {
-					continue
-				}
-				counts[h.level]++
-				if h.weight > best[h.level] {
-					best[h.level] = h.weight
-				}
+				all.codes[h.code] = true
+				post.add(h)
+				all.add(h)
+			}
+		}
+		if len(texts) > 1 {
+			if lv, _ := post.decide(); lv != None {
+				evidence = append(evidence, Evidence{Post: i, Level: lv})
 			}
 		}
 	}
-	res := Result{Level: None, Indicators: []string{}}
-	// A weak behaviour or attempt signal (no clear subject, or said once)
-	// is still evidence of ideation.
+	res := Result{Level: None, Indicators: []string{}, Evidence: evidence}
+	res.Level, res.Score = all.decide()
+	for c := range all.codes {
+		res.Indicators = append(res.Indicators, c)
+	}
+	sort.Strings(res.Indicators)
+	return res
+}
+
+// tally is the strongest weight and the number of hits per level.
+type tally struct {
+	best   map[string]float64
+	counts map[string]int
+	codes  map[string]bool
+}
+
+func newTally() tally {
+	return tally{best: map[string]float64{}, counts: map[string]int{}, codes: map[string]bool{}}
+}
+
+func (t tally) add(h hit) {
+	if h.weight <= 0 {
+		return
+	}
+	t.counts[h.level]++
+	if h.weight > t.best[h.level] {
+		t.best[h.level] = h.weight
+	}
+}
+
+// decide turns a tally into a level and score. The thresholds: attempt
+// and behaviour need one strong signal about the writer (weight ≥ 0.75:
+// the writer is the subject, no negation or hypothetical) or two weaker
+// ones; weaker ones count as ideation. Ideation needs one mention about
+// the writer (weight ≥ 0.3), because a missed ideation costs more than a
+// second look; any indicator counts.
+func (t tally) decide() (string, float64) {
+	best := maps.Clone(t.best)
+	counts := maps.Clone(t.counts)
 	for _, lv := range []string{Attempt, Behavior} {
 		if w := best[lv]; w > 0 && !(w >= 0.75 || (w >= 0.4 && counts[lv] >= 2)) {
 			best[Ideation] = max(best[Ideation], w)
@@ -316,26 +364,16 @@ func Assess(texts []string) Result {
 	}
 	for _, lv := range []string{Attempt, Behavior, Ideation, Indicator} {
 		w := best[lv]
-		// Attempt and behaviour need a strong or repeated signal; ideation
-		// is flagged on any mention about the writer: a missed ideation
-		// costs more than a second look.
 		if w >= 0.75 || (w >= 0.4 && counts[lv] >= 2) || (lv == Ideation && w >= 0.3) || (lv == Indicator && w > 0) {
-			res.Level = lv
-			res.Score = levelScore[lv] * min(1, 0.85+0.05*float64(counts[lv]))
-			break
+			return lv, levelScore[lv] * min(1, 0.85+0.05*float64(counts[lv]))
 		}
 	}
-	if res.Level == None {
-		// Weak signals still raise the score a little.
-		for lv, w := range best {
-			res.Score = max(res.Score, levelScore[lv]*w*0.5)
-		}
+	// Weak signals still raise the score a little.
+	var score float64
+	for lv, w := range best {
+		score = max(score, levelScore[lv]*w*0.5)
 	}
-	for c := range codes {
-		res.Indicators = append(res.Indicators, c)
-	}
-	sort.Strings(res.Indicators)
-	return res
+	return None, score
 }
 
 // assessSentence finds the phrases in one normalised sentence. A phrase

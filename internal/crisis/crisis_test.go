@@ -59,3 +59,20 @@ func BenchmarkCrisisAssess(b *testing.B) {
 		Assess([]string{text})
 	}
 }
+
+// TestEvidenceNamesThePostsBehindTheLevel: a reviewer sees which of a
+// writer's posts carry the level; an attempt told in an old post keeps
+// the writer's level at attempt (posts written here).
+func TestEvidenceNamesThePostsBehindTheLevel(t *testing.T) {
+	r := Assess([]string{
+		"rough week at work, not sleeping much",
+		"two years ago i took a lot of pills and ended up in the er",
+		"anyway thanks for reading this",
+	})
+	require.Equal(t, Attempt, r.Level)
+	require.Contains(t, r.Evidence, Evidence{Post: 1, Level: Attempt})
+	for _, e := range r.Evidence {
+		require.NotEqual(t, 2, e.Post, "the closing post says nothing")
+	}
+	require.Empty(t, Assess([]string{"just one post about a bad day"}).Evidence, "one post needs no per-post list")
+}
