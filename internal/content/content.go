@@ -41,6 +41,10 @@ type Result struct {
 	// text that discusses, discloses or condemns (abuse, therapy, advice,
 	// the writer's past): for a reviewer, never blocked.
 	MinorsDiscussion bool `json:"minors_discussion,omitempty"`
+	// SelfHarmIncitement: the text tells its reader to harm or kill
+	// themselves ("kill yourself", "kys"): self-harm content however
+	// counselling-like the rest of it reads.
+	SelfHarmIncitement bool `json:"self_harm_incitement,omitempty"`
 	// Codes name what fired, never the text.
 	Codes []string `json:"codes"`
 }
@@ -85,9 +89,8 @@ func rot13(s string) string {
 
 var lexicon = map[string][]term{
 	// Explicit: pornographic or vulgar words, flagged in any context.
-	Sexual: terms(1.0, false, "porno, nudes, horny, blowjob, handjob, erotic, nsfw, xxx, dildo, threesome, hentai, "+
-		"cock, dick, pussy, cum, cumming, boobs, tits, clit, sexting, onlyfans, stripper, slut, whore, suck my, fuck me, fucked her, fucked him, "+
-		"naughty, seduce, seduced, kinky, fetish, bdsm, bondage, lingerie, undress, undressed, strip for"),
+	Sexual: terms(1.0, false, "horny, blowjob, handjob, nsfw, xxx, dildo, hentai, "+
+		"cock, dick, pussy, cum, cumming, boobs, tits, clit, slut, whore, suck my, fuck me, fucked her, fucked him, strip for"),
 	Hate: append(terms(1.0, false, rot13("avttre, avttref, avttn, snttbg, snt, xvxr, puvax, fcvp, jrgonpx, gbjry urnq, enturnq, penpxre, genaal, ergneq, ergneqf, "+
 		"fhouhzna, fnintrf")),
 		terms(0.6, false, "inferior race, go back to your country, go back to where, white power, white supremacy, heil, ethnic cleansing, master race, "+
@@ -110,8 +113,11 @@ var lexicon = map[string][]term{
 // count fully on their own, and at discussionWeight in a counselling
 // context (discussed or disclosed, not explicit: annotated, not flagged).
 var (
-	sexualDiscussable = append(append(terms(1.0, false, "porn, pornography, nude, naked, orgasm, genitals, penis, vagina, anal, erection, have sex, had sex, having sex, "+
-		"sex with, oral sex, sex toy, sexual intercourse, make love, aroused, arousing"),
+	sexualDiscussable = append(append(terms(1.0, false, "porn, porno, pornography, nude, nudes, naked, orgasm, genitals, penis, vagina, anal, erection, have sex, had sex, having sex, "+
+		"sex with, oral sex, sex toy, sexual intercourse, make love, aroused, arousing, "+
+		// Words of kinks, fantasies and sex work: explicit in a story,
+		// the subject itself in a therapist's answer.
+		"erotic, threesome, sexting, onlyfans, stripper, naughty, seduce, seduced, kinky, kink, fetish, bdsm, bondage, lingerie, undress, undressed"),
 		terms(1.0, true, "masturbat, ejaculat, fellat, intercours")...),
 		terms(0.5, false, "sex, sexy, sexual, sexually, breasts, butt, bed with, kiss her, kissed her, lust, lick, licking, moan, moaning, hot body, turned on")...)
 	violenceDiscussable = append(terms(0.8, false, "murder, murdered, assault, assaulted, attack, attacked, rape, raped, shooting, kidnap, kidnapped, "+
@@ -121,6 +127,21 @@ var (
 
 // discussionWeight scales discussable words in a counselling context.
 const discussionWeight = 0.25
+
+// discussedCap is the most discussable words can weigh in a counselling
+// context: squashed, just under the flag threshold. However long a
+// therapist's answer about sexuality or violence, only explicit,
+// threatening or instructional words flag it.
+var discussedCap = -math.Log(1 - (FlagThreshold - 0.05))
+
+// discussed is the weight of discussable words at scale: capped in a
+// counselling context (scale < 1).
+func discussed(scale, w float64) float64 {
+	if scale < 1 {
+		return math.Min(scale*w, discussedCap)
+	}
+	return w
+}
 
 // counsellingCues mark a text that talks about a subject the way
 // counselling does: a professional's or a supporter's framing, advice,
@@ -135,8 +156,11 @@ var counsellingCues = textmatch.New(phrases(
 func counselling(s string) bool { return counsellingCues.Any(s) }
 
 // minors are words that put a sexual text in the always-blocked category.
+// minors name a child. "baby" is not one: it is an endearment between
+// adults as often as a child, and "sex after a baby" is a common
+// question.
 var minors = terms(1.0, false, "child, children, kid, kids, minor, minors, underage, under age, preteen, pre-teen, schoolgirl, schoolboy, "+
-	"little girl, little boy, young girl, young boy, loli, lolita, toddler, infant, baby, 12 year old, 13 year old, 14 year old, "+
+	"little girl, little boy, young girl, young boy, loli, lolita, toddler, infant, 12 year old, 13 year old, 14 year old, "+
 	"15 year old, 16 year old, 17 year old, 11 year old, 10 year old, year old girl, year old boy, teen, teens, teenage, teenager, daughter, son, stepdaughter")
 
 // minorInSexualSentence reports whether one sentence holds both sexual
@@ -181,6 +205,19 @@ var selfHarmMethod = terms(1.0, false, "how to kill yourself, how to kill myself
 // general references.
 var selfHarmTalk = terms(0.6, true, "suicid, self harm, self-harm, selfharm, self injur, self-injur, cutting, kill myself, end my life, want to die, wanna die, kys, "+
 	"kill yourself, overdos, slit, wrists, hang myself, anorexi, bulimi, my death, wish i was dead, wish i were dead, wish for death, razor, scars")
+
+// incitement tells the reader to harm or kill themselves.
+var incitement = textmatch.New(exact("kill yourself", "kys", "go die", "you should die", "just die", "hang yourself",
+	"slit your wrists", "end your life", "off yourself", "unalive yourself", "do the world a favor and die", "drink bleach"))
+
+// exact makes whole-word phrases ("go die" is not "go dieting").
+func exact(words ...string) []textmatch.Phrase {
+	out := phrases(words...)
+	for i := range out {
+		out[i].Stem = false
+	}
+	return out
+}
 
 // Harm verbs whose object is the writer ("burned myself", "kill everyone
 // including myself"): a sentence holding one of these and "myself".
@@ -274,25 +311,37 @@ func count(s string) tally {
 func squash(x float64) float64 { return 1 - math.Exp(-x) }
 
 // Assess scores one text.
-func Assess(text string) Result {
+func Assess(text string) Result { return assess(text, false) }
+
+// AssessResponder scores a counsellor's or supporter's turn (the
+// assistant role of a counselling dataset): such a turn is counselling by
+// what it is, so discussable words are read as discussion whatever cue
+// words it has, and the crisis words it names are the client's subject,
+// not its writer's disclosure. Explicit words, threats, instructions and
+// abuse still flag it.
+func AssessResponder(text string) Result { return assess(text, true) }
+
+func assess(text string, responder bool) Result {
 	s := textmatch.Normalise(text)
 	r := Result{Categories: map[string]float64{}, Codes: []string{}}
 	t := count(s)
+	inCounselling := sync.OnceValue(func() bool { return responder || counselling(s) })
 	// Discussable words weigh less where the text talks the way
 	// counselling does: discussion and disclosure are annotated, explicit
 	// and instructional content is flagged.
 	scale := 1.0
-	if (t.n[setSexualDiscussable] > 0 || t.n[setViolenceDiscussable] > 0 || t.n[setTalk] > 0) && counselling(s) {
+	if (t.n[setSexualDiscussable] > 0 || t.n[setViolenceDiscussable] > 0 || t.n[setTalk] > 0) && inCounselling() {
 		scale = discussionWeight
 		r.Codes = append(r.Codes, "discussion")
 	}
 	// Whether sexual words and a minor meet is judged on all of them.
 	rawSexual := squash(t.weight[setSexual] + t.weight[setSexualDiscussable])
-	t.weight[setSexual] += scale * t.weight[setSexualDiscussable]
+	explicitSexual := t.weight[setSexual] > 0
+	t.weight[setSexual] += discussed(scale, t.weight[setSexualDiscussable])
 	t.n[setSexual] += t.n[setSexualDiscussable]
-	t.weight[setViolence] += scale * t.weight[setViolenceDiscussable]
+	t.weight[setViolence] += discussed(scale, t.weight[setViolenceDiscussable])
 	t.n[setViolence] += t.n[setViolenceDiscussable]
-	t.weight[setTalk] *= scale
+	t.weight[setTalk] = discussed(scale, t.weight[setTalk])
 	for set := setSexual; set <= setGraphic; set++ {
 		c := categoryOfSet[set]
 		r.Categories[c] = round(squash(t.weight[set]))
@@ -326,7 +375,7 @@ func Assess(text string) Result {
 		// scored (ranked) but neither blocked nor held.
 		r.Categories[SexualMinors] = 0.3
 	} else if t.weight[setMinors] > 0 && rawSexual >= 0.4 {
-		if discussion(s) {
+		if discussion(s) || responder && !explicitSexual {
 			// Below the blocking threshold, but ranked: a reviewer sees it.
 			r.MinorsDiscussion = true
 			r.Categories[SexualMinors] = ReviewMinors
@@ -342,12 +391,26 @@ func Assess(text string) Result {
 	method, talk := t.weight[setMethod], t.weight[setTalk]
 	score := squash(talk*0.8 + method*0.6 + reflexiveHarm(s)*0.9)
 	if crisis.Rank(cr.Level) >= crisis.Rank(crisis.Ideation) {
-		score = math.Max(score, cr.Score+0.2)
+		// The writer's own disclosure is self-harm content, and so is a
+		// story or a post that dwells on it; in counselling talk the
+		// subject named without the writer as its subject ("suicidal
+		// thoughts are a symptom", "saying goodbye can be hard") is
+		// ranked, not flagged.
+		if cr.Disclosed && !responder || !inCounselling() {
+			score = math.Max(score, cr.Score+0.2)
+		} else {
+			score = math.Max(score, cr.Score*0.8)
+		}
 	}
 	if method > 0 && talk > 0 {
 		r.SelfHarmInstructions = true
 		r.Codes = append(r.Codes, "self_harm.instructions")
 		score = math.Max(score, 0.8)
+	}
+	if incitement.Any(s) {
+		r.SelfHarmIncitement = true
+		r.Codes = append(r.Codes, "self_harm.incitement")
+		score = math.Max(score, 0.7)
 	}
 	r.Categories[SelfHarm] = round(math.Min(score, 1))
 	if r.Categories[SelfHarm] > 0 {

@@ -88,3 +88,32 @@ func BenchmarkContentAssess(b *testing.B) {
 		Assess(text)
 	}
 }
+
+// TestResponderTurnsAreReadAsCounselling: a counsellor's answer about sex,
+// kinks or a client's suicidal thoughts is discussion, however often it
+// names them; abuse or an explicit word in a responder's turn still flags
+// it (answers written here).
+func TestResponderTurnsAreReadAsCounselling(t *testing.T) {
+	answer := "Sex drive changes over time. Many couples find sex less often after a baby, and a fetish or a threesome " +
+		"fantasy is common. Talk about what sex means to each of you. Sexual desire returns when sex is not a duty."
+	require.False(t, AssessResponder(answer).Flagged, "%v", AssessResponder(answer).Categories)
+	require.True(t, Assess(answer).Categories[Sexual] > 0, "scored, ranked")
+	thoughts := "Suicidal thoughts can come with depression. Saying goodbye to a therapist can be hard, and pills alone rarely solve it."
+	require.Less(t, AssessResponder(thoughts).Categories[SelfHarm], FlagThreshold)
+	for _, abusive := range []string{"you are pathetic, nobody likes you, just kill yourself", "send me nudes and suck my dick"} {
+		require.True(t, AssessResponder(abusive).Flagged, "%q", abusive)
+	}
+}
+
+func TestAResponderOnAChildAndSexIsReviewedUnlessExplicit(t *testing.T) {
+	r := AssessResponder("Sex with your partner while your son sleeps in the next room is something many parents ask about")
+	require.True(t, r.MinorsDiscussion)
+	require.Less(t, r.Categories[SexualMinors], FlagThreshold)
+	require.GreaterOrEqual(t, AssessResponder("show the kid your dick").Categories[SexualMinors], FlagThreshold)
+}
+
+func TestIncitementIsSelfHarmContent(t *testing.T) {
+	require.True(t, AssessResponder("honestly just kill yourself").SelfHarmIncitement)
+	require.GreaterOrEqual(t, Assess("nobody cares, kys").Categories[SelfHarm], FlagThreshold)
+	require.False(t, Assess("I want to go dieting again after the holidays").SelfHarmIncitement)
+}

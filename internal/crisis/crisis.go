@@ -49,6 +49,10 @@ type Result struct {
 	Score      float64    `json:"score"`
 	Indicators []string   `json:"indicators"`
 	Evidence   []Evidence `json:"evidence,omitempty"`
+	// Disclosed: some signal at ideation or above has the writer as its
+	// subject (a first-person disclosure, past or present), not a topic
+	// named without a subject or someone else's story.
+	Disclosed bool `json:"-"`
 }
 
 type pattern struct {
@@ -96,6 +100,19 @@ var patterns = []pattern{
 	{"i self harm", Behavior, "behavior.self_harm", true},
 	{"self harm", Behavior, "behavior.self_harm", false},
 	{"selfharm", Behavior, "behavior.self_harm", false},
+	{"self harming", Behavior, "behavior.self_harm", false},
+	{"selfharming", Behavior, "behavior.self_harm", false},
+	{"self harmed", Behavior, "behavior.self_harm", false},
+	{"back to self harming", Behavior, "behavior.self_harm", true},
+	{"started self harming", Behavior, "behavior.self_harm", true},
+	// Urges and wishes to self-harm: ideation of self-injury, the
+	// writer's own unless someone else is named.
+	{"urge to self harm", Ideation, "ideation.self_harm_urge", true},
+	{"urges to self harm", Ideation, "ideation.self_harm_urge", true},
+	{"urge to cut", Ideation, "ideation.self_harm_urge", true},
+	{"urges to cut", Ideation, "ideation.self_harm_urge", true},
+	{"want to cut", Ideation, "ideation.self_harm_urge", false},
+	{"wanna cut", Ideation, "ideation.self_harm_urge", false},
 	{"burn myself", Behavior, "behavior.self_harm", true},
 	{"hurt myself", Behavior, "behavior.self_harm", true},
 	{"hurting myself", Behavior, "behavior.self_harm", true},
@@ -166,6 +183,9 @@ var patterns = []pattern{
 	{"want to die", Ideation, "ideation.wish_dead", false},
 	{"wanna die", Ideation, "ideation.wish_dead", false},
 	{"wish i was dead", Ideation, "ideation.wish_dead", true},
+	{"wish for my death", Ideation, "ideation.wish_dead", true},
+	{"wish for death", Ideation, "ideation.wish_dead", false},
+	{"wish i could die", Ideation, "ideation.wish_dead", true},
 	{"wish i were dead", Ideation, "ideation.wish_dead", true},
 	{"wish i wasnt alive", Ideation, "ideation.wish_dead", true},
 	{"wish i was never born", Ideation, "ideation.wish_dead", true},
@@ -317,7 +337,7 @@ func Assess(texts []string) Result {
 			}
 		}
 	}
-	res := Result{Level: None, Indicators: []string{}, Evidence: evidence}
+	res := Result{Level: None, Indicators: []string{}, Evidence: evidence, Disclosed: all.disclosed >= 0.6}
 	res.Level, res.Score = all.decide()
 	for c := range all.codes {
 		res.Indicators = append(res.Indicators, c)
@@ -328,18 +348,22 @@ func Assess(texts []string) Result {
 
 // tally is the strongest weight and the number of hits per level.
 type tally struct {
-	best   map[string]float64
-	counts map[string]int
-	codes  map[string]bool
+	best      map[string]float64
+	counts    map[string]int
+	codes     map[string]bool
+	disclosed float64 // the strongest weight at ideation or above
 }
 
-func newTally() tally {
-	return tally{best: map[string]float64{}, counts: map[string]int{}, codes: map[string]bool{}}
+func newTally() *tally {
+	return &tally{best: map[string]float64{}, counts: map[string]int{}, codes: map[string]bool{}}
 }
 
-func (t tally) add(h hit) {
+func (t *tally) add(h hit) {
 	if h.weight <= 0 {
 		return
+	}
+	if Rank(h.level) >= Rank(Ideation) {
+		t.disclosed = max(t.disclosed, h.weight)
 	}
 	t.counts[h.level]++
 	if h.weight > t.best[h.level] {
@@ -353,7 +377,7 @@ func (t tally) add(h hit) {
 // ones; weaker ones count as ideation. Ideation needs one mention about
 // the writer (weight ≥ 0.3), because a missed ideation costs more than a
 // second look; any indicator counts.
-func (t tally) decide() (string, float64) {
+func (t *tally) decide() (string, float64) {
 	best := maps.Clone(t.best)
 	counts := maps.Clone(t.counts)
 	for _, lv := range []string{Attempt, Behavior} {

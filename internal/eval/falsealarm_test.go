@@ -18,8 +18,9 @@ import (
 // crisis grade and every content flag is a false alarm. Crisis stays under
 // 1%. Content flags were 10.5% of counsel-chat's answers before discussable
 // words were told apart from explicit ones and supporters from disclosers,
-// and are 3.3% now; the target is 1% (issue 14), so this holds the 5%
-// reached, and the rates per category are reported.
+// 3.3% before a responder's turn was read as counselling and discussion
+// was capped under the flag threshold, and are under 1% now (issue 14's
+// target), which this holds; the rates per category are reported.
 func TestRealCounsellingFalseAlarms(t *testing.T) {
 	data := sharedEval(t, "../data")
 	for _, f := range []string{"counsel-chat.csv", "esconv-test.json"} {
@@ -35,7 +36,7 @@ func TestRealCounsellingFalseAlarms(t *testing.T) {
 				}
 				texts = append(texts, m.Content)
 				turns++
-				r := content.Assess(m.Content)
+				r := content.AssessResponder(m.Content) // as the safety stage reads an assistant turn
 				if r.Flagged {
 					flagged++
 				}
@@ -58,6 +59,6 @@ func TestRealCounsellingFalseAlarms(t *testing.T) {
 		t.Logf("%s: crisis quarantine on %d of %d responders (%.2f%%); content flags on %d of %d responder turns (%.2f%%), by category %v",
 			f, crisisAlarms, responders, 100*crisisRate, flagged, turns, 100*contentRate, perCategory)
 		require.Less(t, crisisRate, 0.01, f)
-		require.Less(t, contentRate, 0.05, f)
+		require.Less(t, contentRate, 0.01, f)
 	}
 }

@@ -89,7 +89,12 @@ func toSet(s string) map[string]bool {
 }
 
 // Countries and US states, written out (not from any generator).
-var places = toSet(strings.ToLower(`afghanistan albania algeria andorra angola argentina armenia australia austria azerbaijan bahamas bahrain bangladesh barbados belarus belgium belize benin bhutan bolivia bosnia botswana brazil brunei bulgaria burkina burundi cambodia cameroon canada chad chile china colombia comoros congo croatia cuba cyprus czechia denmark djibouti dominica ecuador egypt eritrea estonia eswatini ethiopia fiji finland france gabon gambia georgia germany ghana greece grenada guatemala guinea guyana haiti honduras hungary iceland india indonesia iran iraq ireland israel italy jamaica japan jordan kazakhstan kenya kiribati kosovo kuwait kyrgyzstan laos latvia lebanon lesotho liberia libya liechtenstein lithuania luxembourg madagascar malawi malaysia maldives mali malta mauritania mauritius mexico micronesia moldova monaco mongolia montenegro morocco mozambique myanmar namibia nauru nepal netherlands nicaragua niger nigeria norway oman pakistan palau palestine panama paraguay peru philippines poland portugal qatar romania russia rwanda samoa senegal serbia seychelles singapore slovakia slovenia somalia spain sudan suriname sweden switzerland syria taiwan tajikistan tanzania thailand togo tonga trinidad tunisia turkey turkmenistan tuvalu uganda ukraine uruguay uzbekistan vanuatu venezuela vietnam yemen zambia zimbabwe england scotland wales britain alabama alaska arizona arkansas california colorado connecticut delaware florida hawaii idaho illinois indiana iowa kansas kentucky louisiana maine maryland massachusetts michigan minnesota mississippi missouri montana nebraska nevada ohio oklahoma oregon pennsylvania tennessee texas utah vermont virginia washington wisconsin wyoming`))
+var places = toSet(strings.ToLower(`afghanistan albania algeria andorra angola argentina armenia australia austria azerbaijan bahamas bahrain bangladesh barbados belarus belgium belize benin bhutan bolivia bosnia botswana brazil brunei bulgaria burkina burundi cambodia cameroon canada chad chile china colombia comoros congo croatia cuba cyprus czechia denmark djibouti dominica ecuador egypt eritrea estonia eswatini ethiopia fiji finland france gabon gambia georgia germany ghana greece grenada guatemala guinea guyana haiti honduras hungary iceland india indonesia iran iraq ireland israel italy jamaica japan jordan kazakhstan kenya kiribati kosovo kuwait kyrgyzstan laos latvia lebanon lesotho liberia libya liechtenstein lithuania luxembourg madagascar malawi malaysia maldives mali malta mauritania mauritius mexico micronesia moldova monaco mongolia montenegro morocco mozambique myanmar namibia nauru nepal netherlands nicaragua niger nigeria norway oman pakistan palau palestine panama paraguay peru philippines poland portugal qatar romania russia rwanda samoa senegal serbia seychelles singapore slovakia slovenia somalia spain sudan suriname sweden switzerland syria taiwan tajikistan tanzania thailand togo tonga trinidad tunisia turkey turkmenistan tuvalu uganda ukraine uruguay uzbekistan vanuatu venezuela vietnam yemen zambia zimbabwe england scotland wales britain alabama alaska arizona arkansas california colorado connecticut delaware florida hawaii idaho illinois indiana iowa kansas kentucky louisiana maine maryland massachusetts michigan minnesota mississippi missouri montana nebraska nevada ohio oklahoma oregon pennsylvania tennessee texas utah vermont virginia washington wisconsin wyoming europe asia africa antarctica oceania scandinavia`))
+
+// stateCodes are the US state and territory postal abbreviations; after a
+// place cue ("in NJ", "from WI") they name a place.
+var stateCodes = toSet(`AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND OH OK OR PA RI SC
+SD TN TX UT VT VA WA WV WI WY DC PR GU VI`)
 
 var multiWordPlaces = []string{"czech republic", "united states", "united kingdom", "south africa", "new zealand", "saudi arabia", "south korea",
 	"north korea", "sri lanka", "costa rica", "el salvador", "sierra leone", "hong kong", "new york", "new jersey", "new mexico",
@@ -305,6 +310,10 @@ func enumeratedOrg(s, lower string, toks []token, i, j int) (int, bool) {
 
 func classifyRun(s, lower string, all []token, run []token, out []Span) []Span {
 	runStart := run[0].start
+	// A holiday ("Labor Day", "Christmas Eve") names a day, not anyone.
+	if len(run) >= 2 && (run[len(run)-1].lower == "day" || run[len(run)-1].lower == "eve") {
+		return out
+	}
 	// A title ("Mr.", "Dr") marks the rest as a person.
 	titled := false
 	for len(run) > 0 && titles[strings.TrimSuffix(run[0].lower, ".")] {
@@ -364,7 +373,7 @@ func classifyRun(s, lower string, all []token, run []token, out []Span) []Span {
 			hasInitial = true
 		}
 	}
-	speaker := strings.HasPrefix(after, ":") && (start == 0 || s[start-1] == '\n' || run[0].sentStart)
+	speaker := strings.HasPrefix(after, ":") && (start == 0 || s[start-1] == '\n' || run[0].sentStart) && !fieldLabels[lc(text)]
 	personCtx := titled || hasInitial || speaker || strings.HasPrefix(after, "'s") || strings.HasPrefix(after, "’s") ||
 		endsWithAny(before, personCues) || strings.HasPrefix(after, " said") || strings.HasPrefix(after, " says") ||
 		strings.HasPrefix(after, " is a") || strings.HasPrefix(after, " was") || strings.HasPrefix(after, " lives") || strings.HasPrefix(after, ",") ||
@@ -465,8 +474,20 @@ func endsWithAny(s string, cues []string) bool {
 	return false
 }
 
+// fieldLabels are the labels of a form's fields ("E-mail: …"): a word
+// before a colon at a line start that names no one.
+var fieldLabels = toSet(`e-mail email mail phone tel telephone fax cell mobile address date dob ssn zip website url name subject
+from to cc re note notes comments occupation employer company title`)
+
+// nationalities the suffix rule of demonym does not catch.
+var nationalities = toSet(`dutch czech chechen french welsh swiss thai greek irish scottish cornish flemish basque breton maltese
+lao khmer`)
+
 func demonym(w string) bool {
 	l := lc(w)
+	if nationalities[l] {
+		return true
+	}
 	for _, suf := range []string{"ian", "ish", "ese", "ic", "ean", "ans", "ian's"} {
 		if strings.HasSuffix(l, suf) && len(l) > len(suf)+2 {
 			return true

@@ -565,12 +565,22 @@ var lowerPlaceCues = []string{"moved to", "move to", "moving to", "live in", "li
 // that is also an ordinary word ("bath", "reading") is left alone.
 func lowerPlaces(d *doc, out []Span) []Span {
 	for i, t := range d.tw {
-		if d.tags[i] == tagO && t.rule == ruleNone && (!t.cap || isAllCapsWord(d.words[i].text)) && placeByCue(d, i) {
-			out = append(out, Span{d.words[i].start, d.words[i].end, Location, 0.55})
+		if d.tags[i] != tagO || t.rule != ruleNone {
+			continue
+		}
+		w := d.words[i]
+		if (!t.cap || isAllCapsWord(w.text)) && placeByCue(d, i) ||
+			stateCodes[w.text] && endsWithAny(trimOpeners(d.lower[max(0, w.start-16):w.start]), stateCues) {
+			out = append(out, Span{w.start, w.end, Location, 0.55})
 		}
 	}
 	return out
 }
+
+// stateCues come before a state's postal code used as a place ("in NJ");
+// "in" alone would take "OK" and "ME" everywhere, so the code must be
+// written in capitals and follow one of these.
+var stateCues = []string{"in", "from", "live in", "lives in", "living in", "moved to", "move to", "born in", "near", "to"}
 
 // placeByCue: word i is a city, country or state that is not an
 // ordinary word, after a place cue.

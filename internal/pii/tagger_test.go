@@ -28,6 +28,7 @@ func TestTaggerFindsNamesTheRulesMiss(t *testing.T) {
 		{"me and tyler went to the lake again", "tyler", Person},
 		{"we moved to denver when i was little", "denver", Location},
 		{"my cousin lives in Leeds now and hates it", "Leeds", Location},
+		{"we moved from NJ last spring", "NJ", Location},
 	}
 	for _, c := range cases {
 		var got []string
@@ -37,6 +38,9 @@ func TestTaggerFindsNamesTheRulesMiss(t *testing.T) {
 			}
 		}
 		require.Contains(t, got, c.want, "%q", c.text)
+	}
+	for _, s := range Detect("it is OK in my opinion") {
+		require.NotEqual(t, "OK", "it is OK in my opinion"[s.Start:s.End], "a state code needs a place cue")
 	}
 	// Ordinary words in lower case stay.
 	for _, text := range []string{"i hope the weather will be nice", "grace under pressure is hard", "we went to the park and had fun"} {

@@ -191,7 +191,11 @@ func Apply(rec *stage.Record, s Settings, salt []byte) Outcome {
 	}
 	o.Content = map[string]float64{}
 	for _, msg := range original {
-		c := content.Assess(msg.Content)
+		assess := content.Assess
+		if msg.Role == stage.RoleAssistant {
+			assess = content.AssessResponder
+		}
+		c := assess(msg.Content)
 		for k, v := range c.Categories {
 			o.Content[k] = max(o.Content[k], v)
 		}
@@ -203,7 +207,7 @@ func Apply(rec *stage.Record, s Settings, salt []byte) Outcome {
 		}
 		// A responder pointing someone at self-harm ("kill yourself") is
 		// the worst thing a training example can teach.
-		if msg.Role == stage.RoleAssistant && c.Categories[content.SelfHarm] >= 0.3 && c.Categories[content.Harassment] >= content.FlagThreshold &&
+		if msg.Role == stage.RoleAssistant && (c.SelfHarmIncitement || c.Categories[content.SelfHarm] >= 0.3 && c.Categories[content.Harassment] >= content.FlagThreshold) &&
 			!slices.Contains(o.Flags, FlagResponderHarm) {
 			o.Flags = append(o.Flags, FlagResponderHarm)
 		}
