@@ -63,6 +63,17 @@ const (
 	StageOutput          = "output"
 )
 
+// RecordStage reports whether stage is one of the per-record stages,
+// which run side by side while records stream (acquisition through bias
+// detection); the dataset stages (fusion, balancing, output) follow.
+func RecordStage(stage string) bool {
+	switch stage {
+	case StageAcquisition, StageValidation, StageStandardization, StageQuality, StageSafety, StageBias:
+		return true
+	}
+	return false
+}
+
 // Error categories, from the seed's error handling section.
 const (
 	CategoryValidation  = "validation_error"
@@ -243,6 +254,11 @@ type StageProgress struct {
 	// summaries, when they run. Optional: compatible additions to version 1.
 	Quality *QualitySummary `json:"quality,omitempty"`
 	Bias    *BiasSummary    `json:"bias,omitempty"`
+	// EstimatedTotal estimates, while acquisition runs, how many records
+	// the sources hold: the records read so far scaled by the share of
+	// the sources' bytes read (0 when no source's size is known). Optional:
+	// a compatible addition to version 1.
+	EstimatedTotal int64 `json:"estimated_total,omitempty"`
 }
 
 // QualityBins is the number of bins of the quality histogram (0.1 wide).

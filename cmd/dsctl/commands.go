@@ -33,7 +33,24 @@ func loadConfig(getenv func(string) string) (config.Config, error) {
 	return cfg, nil
 }
 
-func cmdUp(ctx context.Context, _ []string, getenv func(string) string) error {
+const upUsage = `usage: dsctl up
+
+Runs every service (api, ingest, processor, projector) in this process, with
+the embedded broker unless KAFKA_BROKERS names one. It takes no flags: the
+configuration is the environment, the same for every service (README,
+Configuration). The API and the dashboard listen on DSPIPE_API_ADDR
+(127.0.0.1:8080), with /livez, /readyz and /metrics beside them.
+`
+
+func cmdUp(ctx context.Context, args []string, getenv func(string) string) error {
+	if len(args) > 0 {
+		if args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
+			fmt.Print(upUsage)
+			return nil
+		}
+		fmt.Fprint(os.Stderr, upUsage)
+		return fmt.Errorf("up takes no arguments (got %q); it is configured by the environment", args[0])
+	}
 	app.SetMemoryLimit(getenv)
 	cfg, err := loadConfig(getenv)
 	if err != nil {

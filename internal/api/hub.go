@@ -244,6 +244,17 @@ func (h *Hub) subscribe(id, user string) (*subscriber, []hubEvent, uint64, error
 	return s, append([]hubEvent(nil), t.recent...), t.head, nil
 }
 
+// Feeds returns how many live feeds are open, over every execution.
+func (h *Hub) Feeds() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, c := range h.users {
+		n += c
+	}
+	return n
+}
+
 // Subscribers returns how many live feeds of id are open.
 func (h *Hub) Subscribers(id string) int {
 	h.mu.Lock()

@@ -29,6 +29,7 @@ import (
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/audit"
 	"github.com/dspipe/dspipe/internal/kafka"
+	"github.com/dspipe/dspipe/internal/ops"
 	"github.com/dspipe/dspipe/internal/pii"
 	"github.com/dspipe/dspipe/internal/source"
 	"github.com/dspipe/dspipe/internal/store"
@@ -58,6 +59,13 @@ type Config struct {
 	// RecordIDKey keys source-id pseudonyms (DSPIPE_RECORD_ID_KEY), for
 	// erasures named by sources' own ids.
 	RecordIDKey []byte
+	// Ops serves /livez, /readyz and /metrics on the API's address and
+	// takes the API's metrics; nil: none.
+	Ops *ops.Ops
+	// LocalRoots are DSPIPE_LOCAL_ROOTS: a local source outside them is
+	// refused at submission (ingest refuses it again when it reads).
+	// Empty: not checked here.
+	LocalRoots []string
 }
 
 // Server is the HTTP API.
@@ -69,6 +77,9 @@ type Server struct {
 	hub         *Hub
 	log         *slog.Logger
 	outputRoot  string
+	localRoots  []string
+	ops         *ops.Ops
+	httpMetrics *httpMetrics
 	trustedS3   []string
 	access      AccessRecorder
 	signer      *audit.Signer
@@ -100,13 +111,20 @@ func NewServer(c Config) *Server {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Server{store: c.Store, prod: c.Producer, topics: c.Topics, tokens: c.Tokens, hub: c.Hub, log: c.Log,
-		outputRoot: c.OutputRoot, trustedS3: c.TrustedS3Endpoints, access: c.Access, signer: c.Signer, recordIDKey: c.RecordIDKey, closing: make(chan struct{})}
+		outputRoot: c.OutputRoot, localRoots: c.LocalRoots, ops: c.Ops, trustedS3: c.TrustedS3Endpoints, access: c.Access, signer: c.Signer, recordIDKey: c.RecordIDKey, closing: make(chan struct{})}
 }
 
 // Handler returns the router.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer, s.accessLog)
+	if s.ops != nil {
+		if s.httpMetrics == nil {
+			s.httpMetrics = newHTTPMetrics(s.ops.Registry, s.hub)
+		}
+		r.Use(s.httpMetrics.middleware)
+		s.ops.Handle(r)
+	}
 	r.Route("/api/v1/datasets", func(r chi.Router) {
 		r.Get("/health", s.health)
 		r.Group(func(r chi.Router) {
@@ -115,6 +133,7 @@ func (s *Server) Handler() http.Handler {
 			r.Get("/status/{id}", s.status)
 			r.Get("/statistics/{id}", s.statistics)
 			r.Get("/active", s.active)
+			r.Get("/recent", s.recent)
 			r.With(requireRole(RoleSubmitter, RoleReviewer, RoleAuditor, RoleAdmin)).Get("/{id}/events", s.auditEvents)
 			r.With(requireRole(RoleSubmitter, RoleAdmin)).Post("/{id}/cancel", s.cancel)
 			r.With(requireRole(RoleService, RoleAdmin)).Post("/{id}/progress", s.progress)
@@ -139,8 +158,14 @@ func (s *Server) Handler() http.Handler {
 			r.Get("/access/chains", s.accessChain)
 		})
 	})
+	// The API's description, public like the health check (reference.go).
+	r.Get("/api/v1/openapi.yaml", s.openAPIYAML)
+	r.Get("/api/v1/openapi.json", s.openAPIJSON)
+	// The dashboard (dashboard.go).
+	r.Get("/", s.dashboardIndex)
+	r.Handle("/assets/*", dashboardAssets())
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint; the API lives under /api/v1/datasets, /api/v1/reviews, /api/v1/erasures and /api/v1/audit")
+		writeError(w, http.StatusNotFound, "no such endpoint; the API lives under /api/v1/datasets, /api/v1/reviews, /api/v1/erasures and /api/v1/audit, the dashboard at /")
 	})
 	allow := routeMethods(r)
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
@@ -237,6 +262,15 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	for i, src := range req.Sources {
+		if src.Type != source.TypeLocal || len(s.localRoots) == 0 {
+			continue
+		}
+		if err := source.CheckLocalPath(src.Config["path"], s.localRoots); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("sources[%d].config.path: %v (the allowed roots are set by DSPIPE_LOCAL_ROOTS on the server)", i, err))
+			return
+		}
+	}
 	p := principalFrom(r.Context())
 	if code, msg := s.destinationFree(r.Context(), p, req.Output); code != 0 {
 		writeError(w, code, msg)
@@ -249,12 +283,38 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "the event log is unavailable; retry shortly")
 		return
 	}
+	// Read your writes: answer once the execution is in the read model, so
+	// a GET /status right after the 202 finds it (the projector takes a
+	// few hundred milliseconds). Bounded: a slow projector delays the
+	// answer by at most submitVisibleWait, never fails it.
+	s.waitVisible(r.Context(), id)
 	writeJSON(w, http.StatusAccepted, map[string]any{
 		"execution_id":  id,
 		"status":        "requested",
 		"status_url":    "/api/v1/datasets/status/" + id,
 		"websocket_url": "/api/v1/datasets/ws/" + id,
 	})
+}
+
+// submitVisibleWait bounds how long a submission waits for its execution
+// to reach the read model.
+const submitVisibleWait = 3 * time.Second
+
+// waitVisible returns when the execution is in the read model, or after
+// submitVisibleWait.
+func (s *Server) waitVisible(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(ctx, submitVisibleWait)
+	defer cancel()
+	for delay := 5 * time.Millisecond; ; delay = min(delay*2, 100*time.Millisecond) {
+		if _, err := s.store.Execution(ctx, id); err == nil || !errors.Is(err, store.ErrNotFound) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+	}
 }
 
 // load fetches an execution the caller may see; it writes the error itself.
@@ -317,6 +377,10 @@ func overallProgress(x store.Execution) float64 {
 		return 100
 	case x.Total > 0:
 		return 95 * float64(x.Received) / float64(x.Total)
+	case x.EstimatedTotal > 0:
+		// Acquisition still running: against the estimate, short of the
+		// records stages' 95.
+		return math.Min(94, 95*float64(x.Received)/float64(x.EstimatedTotal))
 	case x.ReportedPercent != nil:
 		return *x.ReportedPercent
 	}
@@ -341,8 +405,12 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 			resp.StagesCompleted = append(resp.StagesCompleted, st.Stage)
 		}
 	}
-	if x.Status == "running" && x.RatePerSec > 0 && x.Total > x.Received {
-		eta := x.UpdatedAt.Add(time.Duration(float64(x.Total-x.Received) / x.RatePerSec * float64(time.Second)))
+	total := x.Total
+	if total == 0 {
+		total = x.EstimatedTotal
+	}
+	if x.Status == "running" && x.RatePerSec > 0 && total > x.Received {
+		eta := x.UpdatedAt.Add(time.Duration(float64(total-x.Received) / x.RatePerSec * float64(time.Second)))
 		resp.EstimatedCompletion = &eta
 	}
 	writeJSON(w, http.StatusOK, resp)
@@ -407,6 +475,37 @@ func (s *Server) active(w http.ResponseWriter, r *http.Request) {
 	for _, x := range xs {
 		out = append(out, map[string]any{"execution_id": x.ID, "user_id": x.UserID, "status": x.Status,
 			"current_stage": x.CurrentStage, "overall_progress": overallProgress(x), "created_at": x.CreatedAt})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"executions": out, "count": len(out)})
+}
+
+// recent lists the caller's latest executions, newest first, whatever
+// their status (an admin, reviewer or auditor sees everyone's).
+func (s *Server) recent(w http.ResponseWriter, r *http.Request) {
+	limit := 20
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 200 {
+			writeError(w, http.StatusBadRequest, "limit must be an integer between 1 and 200")
+			return
+		}
+		limit = n
+	}
+	p := principalFrom(r.Context())
+	user := p.UserID
+	if p.seesAll() {
+		user = ""
+	}
+	xs, err := s.store.Recent(r.Context(), user, limit)
+	if err != nil {
+		s.log.Error("api: recent", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "the database is unavailable; retry shortly")
+		return
+	}
+	out := make([]map[string]any, 0, len(xs))
+	for _, x := range xs {
+		out = append(out, map[string]any{"execution_id": x.ID, "user_id": x.UserID, "status": x.Status,
+			"current_stage": x.CurrentStage, "overall_progress": overallProgress(x), "created_at": x.CreatedAt, "finished_at": x.FinishedAt})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"executions": out, "count": len(out)})
 }

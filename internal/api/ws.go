@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -34,14 +35,16 @@ func (m Message) Terminal() bool { return events.Terminal(m.Event) }
 // feed turns events into messages, carrying the running figures the seed's
 // progress message needs.
 type feed struct {
-	x       store.Execution
-	counts  events.Counts
-	rate    float64
-	memory  float64
-	stage   string
-	safety  *events.SafetySummary
-	quality *events.QualitySummary
-	bias    *events.BiasSummary
+	x        store.Execution
+	counts   events.Counts
+	estimate int64   // the processor's estimate of the total while acquisition runs
+	shown    float64 // the highest overall_progress sent: progress never goes back
+	rate     float64
+	memory   float64
+	stage    string
+	safety   *events.SafetySummary
+	quality  *events.QualitySummary
+	bias     *events.BiasSummary
 }
 
 func (f *feed) message(e events.Envelope) (Message, error) {
@@ -79,10 +82,21 @@ func (f *feed) message(e events.Envelope) (Message, error) {
 			"final": e.Type == events.TypeExecutionSealed}
 	case *events.Alert:
 		m.EventType, m.Data = "dataset_alert", map[string]any{"severity": d.Severity, "code": d.Code, "message": d.Message, "stage": d.Stage}
+	case *events.ReviewOpened:
+		// A record held for a reviewer: its own message type, not a
+		// progress message with every figure zeroed.
+		m.EventType, m.Data = "dataset_review", map[string]any{"review": d.Review, "status": "open", "record_id": d.RecordID,
+			"source": d.Source, "position": d.Position, "flags": d.Flags, "crisis_level": d.CrisisLevel, "score": d.Score}
+	case *events.ReviewAcknowledged:
+		m.EventType, m.Data = "dataset_review", map[string]any{"review": d.Review, "status": "acknowledged", "by": d.By}
 	default:
 		switch d := p.(type) {
 		case *events.StageStarted:
-			f.stage = d.Stage
+			// Record stages all start with the first record; the stage a
+			// user would name comes with the progress events.
+			if f.stage == "" || !events.RecordStage(d.Stage) {
+				f.stage = d.Stage
+			}
 		case *events.StageCompleted:
 			if d.Stage == events.StageAcquisition {
 				f.counts.Total = d.Counts.Total
@@ -98,6 +112,14 @@ func (f *feed) message(e events.Envelope) (Message, error) {
 			}
 		case *events.StageProgress:
 			f.counts, f.rate, f.memory = d.Counts, d.RatePerSec, d.MemoryMB
+			if d.EstimatedTotal > 0 {
+				f.estimate = d.EstimatedTotal
+			}
+			// While sources are read the stage a user names is
+			// acquisition; after it, the record stage still catching up.
+			if d.Stage != "" && f.counts.Total > 0 && (f.stage == "" || events.RecordStage(f.stage)) {
+				f.stage = d.Stage
+			}
 			if d.Safety != nil {
 				f.safety = d.Safety
 			}
@@ -117,13 +139,30 @@ func (f *feed) message(e events.Envelope) (Message, error) {
 }
 
 func (f *feed) progress(e events.Envelope) map[string]any {
+	// The records stages take 95% (the dataset stages and output the
+	// rest). While acquisition runs the total is the processor's estimate
+	// from the sources' bytes, so progress moves from the first records;
+	// it never goes back when the estimate is corrected.
+	total := f.counts.Total
+	if total == 0 {
+		total = f.estimate
+	}
 	overall := 0.0
-	if f.counts.Total > 0 {
-		overall = 95 * float64(f.counts.Received) / float64(f.counts.Total)
+	if total > 0 {
+		overall = math.Min(95*float64(f.counts.Received)/float64(total), 95)
+		if f.counts.Total == 0 {
+			overall = math.Min(overall, 94)
+		}
+	}
+	overall = math.Max(overall, f.shown)
+	f.shown = overall
+	stage := f.stage
+	if stage == "" {
+		stage = events.StageAcquisition
 	}
 	d := map[string]any{
 		"overall_progress": overall,
-		"current_stage":    f.stage,
+		"current_stage":    stage,
 		// Null until the stage has figures: no invented scores.
 		"quality_score": nil,
 		"bias_score":    nil,
@@ -148,8 +187,8 @@ func (f *feed) progress(e events.Envelope) map[string]any {
 		d["bias_score"] = f.bias.Score
 		d["bias"] = map[string]any{"axis": f.bias.Axis, "distances": f.bias.Distances, "groups": f.bias.Groups, "negative": f.bias.Negative}
 	}
-	if f.rate > 0 && f.counts.Total > f.counts.Received {
-		d["estimated_completion"] = e.Time.Add(time.Duration(float64(f.counts.Total-f.counts.Received) / f.rate * float64(time.Second)))
+	if f.rate > 0 && total > f.counts.Received {
+		d["estimated_completion"] = e.Time.Add(time.Duration(float64(total-f.counts.Received) / f.rate * float64(time.Second)))
 	}
 	return d
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/dspipe/dspipe/internal/ingest"
 	"github.com/dspipe/dspipe/internal/kafka"
 	"github.com/dspipe/dspipe/internal/keys"
+	"github.com/dspipe/dspipe/internal/ops"
 	"github.com/dspipe/dspipe/internal/processor"
 	"github.com/dspipe/dspipe/internal/projector"
 	"github.com/dspipe/dspipe/internal/stage"
@@ -101,10 +102,29 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, services ...s
 		}
 		dataKeys = keys.New(st, p)
 	}
+	o := ops.New()
+	if st != nil {
+		o.AddStore(st)
+	}
+	o.AddCheck("kafka", func(ctx context.Context) error {
+		cl, err := cfg.Kafka.Client()
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		return cl.Ping(ctx)
+	})
+	hasAPI := false
+	for _, s := range services {
+		hasAPI = hasAPI || s == ServiceAPI
+	}
+	if cfg.OpsAddr != "" && !hasAPI {
+		g.Go(func() error { return serveOps(ctx, cfg.OpsAddr, o, log) })
+	}
 	for _, s := range services {
 		switch s {
 		case ServiceAPI:
-			g.Go(func() error { return runAPI(ctx, cfg, st, signer, log) })
+			g.Go(func() error { return runAPI(ctx, cfg, st, signer, o, log) })
 		case ServiceIngest:
 			in := ingest.New(ingest.Config{Kafka: cfg.Kafka, InstanceID: "ingest-" + cfg.InstanceID, Sources: SourceEnv(cfg),
 				MaxConcurrent: cfg.MaxConcurrent, MaxRecordBytes: cfg.MaxRecordBytes, RetryAttempts: cfg.RetryAttempts,
@@ -125,7 +145,29 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, services ...s
 	return g.Wait()
 }
 
-func runAPI(ctx context.Context, cfg config.Config, st *store.Store, signer *audit.Signer, log *slog.Logger) error {
+// serveOps serves /livez, /readyz and /metrics on addr until ctx ends.
+func serveOps(ctx context.Context, addr string, o *ops.Ops, log *slog.Logger) error {
+	mux := http.NewServeMux()
+	o.Handle(mux)
+	hs := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("ops: listen %s: %w", addr, err)
+	}
+	log.Info("ops endpoints", "addr", ln.Addr().String())
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+	}()
+	if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func runAPI(ctx context.Context, cfg config.Config, st *store.Store, signer *audit.Signer, o *ops.Ops, log *slog.Logger) error {
 	tokens, err := api.ParseTokens(cfg.APITokens)
 	if err != nil {
 		return err
@@ -143,7 +185,8 @@ func runAPI(ctx context.Context, cfg config.Config, st *store.Store, signer *aud
 	hub := api.NewHub(cfg.Kafka, st, cfg.FeedsPerUser, log)
 	access := api.NewAccessLog(prod, cfg.Kafka.Topics().Access, signer, cfg.InstanceID, log)
 	srv := api.NewServer(api.Config{Store: st, Producer: prod, Topics: cfg.Kafka.Topics(), Tokens: tokens, Hub: hub, Log: log,
-		OutputRoot: cfg.OutputRoot, TrustedS3Endpoints: cfg.TrustedS3Endpoints, Access: access, Signer: signer, RecordIDKey: []byte(cfg.RecordIDKey)})
+		OutputRoot: cfg.OutputRoot, LocalRoots: cfg.LocalRoots, TrustedS3Endpoints: cfg.TrustedS3Endpoints, Access: access, Signer: signer, RecordIDKey: []byte(cfg.RecordIDKey),
+		Ops: o})
 	h := srv.Handler()
 	hs := &http.Server{
 		Addr: cfg.APIAddr,

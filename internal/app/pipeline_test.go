@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -189,10 +190,14 @@ func TestMalformedInputIsRejectedOrFailsClearly(t *testing.T) {
 	require.Equal(t, "failed", msgs[len(msgs)-1].Data["status"])
 	require.Contains(t, msgs[len(msgs)-1].Data["error"], "decompression bomb")
 
-	// A path outside the allowed roots is refused.
-	_, msgs = s.run(t, localRequest("/etc/passwd"))
-	require.Equal(t, "failed", msgs[len(msgs)-1].Data["status"])
-	require.Contains(t, msgs[len(msgs)-1].Data["error"], "outside the allowed")
+	// A path outside the allowed roots is refused at submission, with a
+	// 400 that says which source and why.
+	_, err = s.client.Submit(context.Background(), localRequest(write("ok.jsonl", []byte(`{"messages":[{"role":"user","content":"hi"}]}`+"\n")), "/etc/passwd"))
+	var apiErr *client.APIError
+	require.ErrorAs(t, err, &apiErr)
+	require.Equal(t, http.StatusBadRequest, apiErr.Status)
+	require.Contains(t, apiErr.Message, "sources[1].config.path")
+	require.Contains(t, apiErr.Message, "outside the allowed")
 }
 
 // TestWebSocketResumeDeliversEveryEventOnce disconnects mid-execution and

@@ -29,6 +29,10 @@ type Config struct {
 	DBSchema    string // DSPIPE_DB_SCHEMA, public
 
 	APIAddr   string // DSPIPE_API_ADDR, 127.0.0.1:8080
+	// OpsAddr serves /livez, /readyz and /metrics for the services of a
+	// process without an API (DSPIPE_OPS_ADDR; empty: none). The API
+	// serves them on its own address.
+	OpsAddr string
 	APITokens string // DSPIPE_API_TOKENS, token:user:role,...
 	// DevToken is true when DSPIPE_API_TOKENS was unset and the API
 	// listens on loopback: the development admin token is accepted, and
@@ -122,6 +126,7 @@ func Load(getenv func(string) string) (Config, error) {
 		DatabaseURL:      str(getenv, "DATABASE_URL", "postgres://postgres@127.0.0.1:55432/postgres?sslmode=disable"),
 		DBSchema:         str(getenv, "DSPIPE_DB_SCHEMA", "public"),
 		APIAddr:          str(getenv, "DSPIPE_API_ADDR", "127.0.0.1:8080"),
+		OpsAddr:          getenv("DSPIPE_OPS_ADDR"),
 		APITokens:        getenv("DSPIPE_API_TOKENS"),
 		RequestTimeout:   time.Duration(intVar(getenv, "DATASET_REQUEST_TIMEOUT", 600, 1, 86400, &errs)) * time.Second,
 		FeedsPerUser:     intVar(getenv, "DSPIPE_WS_FEEDS_PER_USER", 64, 1, 100000, &errs),

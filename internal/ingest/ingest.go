@@ -517,6 +517,16 @@ func (in *Ingest) readSource(ctx context.Context, c *chunker, ix int, spec event
 			return err
 		}
 	}
+	// The source's size, when every object's is known: records carry it
+	// with the bytes read so far, for the progress estimate.
+	var size int64
+	for _, o := range objs {
+		if o.Size < 0 {
+			size = 0
+			break
+		}
+		size += o.Size
+	}
 	var ad []byte
 	sc := &c.pending
 	opt := source.ReadOptions{Format: spec.Config["format"], MaxRecord: in.cfg.MaxRecordBytes, Mapping: spec.Mapping, Attempts: in.cfg.Sources.RetryAttempts}
@@ -536,6 +546,7 @@ func (in *Ingest) readSource(ctx context.Context, c *chunker, ix int, spec event
 			sc.Emitted++
 			sc.InObject++
 			sc.Bytes += cnt.Take()
+			meta.Read, meta.Size = sc.Bytes, size
 			val := it.Data
 			if dk != nil && len(val) > 0 {
 				ad = crypt.AD(ad[:0], c.ex.id, crypt.PlaceRaw, meta.Kind, ix, it.Position)

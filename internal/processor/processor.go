@@ -606,7 +606,7 @@ func (p *Processor) emitProgress() {
 			rate = float64(x.counts.Received) / el
 		}
 		counts, per := x.counts, append([]int64(nil), x.perSource...)
-		_ = p.emit(x, events.StageProgress{Stage: p.currentRecordStage(x), Counts: counts, PerSource: per, NoConsent: append([]int64(nil), x.noConsent...), RatePerSec: rate, MemoryMB: memoryMB(), Safety: x.safety.Clone(), Quality: x.quality.Clone(), Bias: p.biasSummary(x)})
+		_ = p.emit(x, events.StageProgress{Stage: p.currentRecordStage(x), Counts: counts, PerSource: per, NoConsent: append([]int64(nil), x.noConsent...), RatePerSec: rate, MemoryMB: memoryMB(), Safety: x.safety.Clone(), Quality: x.quality.Clone(), Bias: p.biasSummary(x), EstimatedTotal: x.estimatedTotal()})
 	}
 }
 
@@ -652,6 +652,7 @@ func (p *Processor) handleRaw(r *kgo.Record, pre *outcome) error {
 	case wire.KindAcqEnd:
 		return p.acquisitionEnded(x, r.Value)
 	case wire.KindRecord, wire.KindBad:
+		x.noteRead(m)
 		return p.record(x, r, m, pre)
 	}
 	return nil
@@ -869,7 +870,7 @@ func (p *Processor) acquisitionEnded(x *execState, v []byte) error {
 	if el := now.Sub(x.startedAt).Seconds(); el > 0 {
 		rate = float64(x.counts.Received) / el
 	}
-	if err := p.emit(x, events.StageProgress{Stage: p.currentRecordStage(x), Counts: x.counts, PerSource: append([]int64(nil), x.perSource...), NoConsent: append([]int64(nil), x.noConsent...), RatePerSec: rate, MemoryMB: memoryMB(), Safety: x.safety.Clone(), Quality: x.quality.Clone(), Bias: p.biasSummary(x)}); err != nil {
+	if err := p.emit(x, events.StageProgress{Stage: p.currentRecordStage(x), Counts: x.counts, PerSource: append([]int64(nil), x.perSource...), NoConsent: append([]int64(nil), x.noConsent...), RatePerSec: rate, MemoryMB: memoryMB(), Safety: x.safety.Clone(), Quality: x.quality.Clone(), Bias: p.biasSummary(x), EstimatedTotal: x.estimatedTotal()}); err != nil {
 		return err
 	}
 	for _, s := range p.recordStages(x) {

@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"github.com/dspipe/dspipe/internal/wire"
 	"time"
 
 	"github.com/dspipe/dspipe/events"
@@ -45,6 +46,48 @@ type execState struct {
 	dk          *crypt.DataKey // the data key, fetched when first needed
 	outputDir   string         // where the output went (a directory or s3://)
 	dataDeleted bool
+	// Per source, for the progress estimate while acquisition runs:
+	// records read, bytes read and total bytes (0: unknown).
+	srcRecords, srcRead, srcSize []int64
+}
+
+// noteRead takes a raw record's byte position for the estimate.
+func (x *execState) noteRead(m wire.Meta) {
+	if m.Source < 0 || m.Source >= len(x.req.Sources) {
+		return
+	}
+	if x.srcRecords == nil {
+		n := len(x.req.Sources)
+		x.srcRecords, x.srcRead, x.srcSize = make([]int64, n), make([]int64, n), make([]int64, n)
+	}
+	x.srcRecords[m.Source]++
+	x.srcRead[m.Source] = max(x.srcRead[m.Source], m.Read)
+	x.srcSize[m.Source] = m.Size
+}
+
+// estimatedTotal estimates the records of every source from the sources
+// begun so far: each source's records scaled by its total bytes over the
+// bytes read, a source of unknown size counted as read. Sources not begun
+// count nothing, so the estimate can grow when one begins; the feed keeps
+// progress from going back. 0 when nothing is known.
+func (x *execState) estimatedTotal() int64 {
+	var est float64
+	known := false
+	for i, n := range x.srcRecords {
+		if n == 0 {
+			continue
+		}
+		if x.srcSize[i] > 0 && x.srcRead[i] > 0 {
+			est += float64(n) * float64(x.srcSize[i]) / float64(x.srcRead[i])
+			known = true
+		} else {
+			est += float64(n)
+		}
+	}
+	if !known {
+		return 0
+	}
+	return max(int64(est+0.5), x.counts.Received)
 }
 
 // Review states.

@@ -84,20 +84,30 @@ func (g *bombGuard) Read(p []byte) (int, error) {
 // ErrNotAllowed is returned for a local path outside the allowed roots.
 var ErrNotAllowed = errors.New("path is outside the allowed local roots")
 
+// CheckLocalPath refuses a local source path that names no file under
+// roots, by its text alone: empty, with '..', or outside every root. The
+// file system is not asked, so the API can check a request at submission
+// and the answer is the same whether the path exists or not. (LocalFiles
+// checks again, symlinks resolved, when the source is read.)
+func CheckLocalPath(path string, roots []string) error {
+	if path == "" {
+		return errors.New("local source needs config.path")
+	}
+	if strings.Contains(filepath.ToSlash(path), "../") || strings.HasSuffix(path, "..") {
+		return fmt.Errorf("%w: '..' is not allowed", ErrNotAllowed)
+	}
+	if abs, err := filepath.Abs(path); err != nil || !withinNamed(abs, roots) {
+		return fmt.Errorf("%w: %s", ErrNotAllowed, path)
+	}
+	return nil
+}
+
 // LocalFiles resolves a local source path (a file, a directory, or a glob)
 // to the sorted list of files it names, each confined to one of roots after
 // resolving symlinks.
 func LocalFiles(path string, roots []string) ([]string, error) {
-	if path == "" {
-		return nil, errors.New("local source needs config.path")
-	}
-	if strings.Contains(filepath.ToSlash(path), "../") || strings.HasSuffix(path, "..") {
-		return nil, fmt.Errorf("%w: '..' is not allowed", ErrNotAllowed)
-	}
-	// A path outside the roots is refused before the file system is
-	// asked anything, so the answer is the same whether it exists or not.
-	if abs, err := filepath.Abs(path); err != nil || !withinNamed(abs, roots) {
-		return nil, fmt.Errorf("%w: %s", ErrNotAllowed, path)
+	if err := CheckLocalPath(path, roots); err != nil {
+		return nil, err
 	}
 	var candidates []string
 	if strings.ContainsAny(path, "*?[") {

@@ -156,14 +156,20 @@ func project(ctx context.Context, tx pgx.Tx, e *events.Envelope, p events.Payloa
 		_, err = tx.Exec(ctx, `INSERT INTO stage_runs (execution_id, stage, ordinal, status, started_at)
 			VALUES ($1,$2,(SELECT count(*) FROM stage_runs WHERE execution_id=$1),'running',$3) ON CONFLICT DO NOTHING`, id, d.Stage, at)
 		if err == nil {
-			_, err = tx.Exec(ctx, `UPDATE executions SET current_stage=$2 WHERE execution_id=$1`, id, d.Stage)
+			// The per-record stages all start with the first records; the
+			// stage a user names meanwhile is acquisition, the first.
+			// The dataset stages (fusion, balancing, output) follow one
+			// by one.
+			_, err = tx.Exec(ctx, `UPDATE executions SET current_stage=$2 WHERE execution_id=$1 AND (current_stage='' OR NOT $3)`,
+				id, d.Stage, events.RecordStage(d.Stage))
 		}
 	case *events.StageProgress:
 		_, err = tx.Exec(ctx, `UPDATE stage_runs SET received=$3, valid=$4, rejected=$5 WHERE execution_id=$1 AND stage=$2`,
 			id, d.Stage, d.Counts.Received, d.Counts.Valid, d.Counts.Rejected)
 		if err == nil {
-			_, err = tx.Exec(ctx, `UPDATE executions SET received=$2, valid=$3, rejected=$4, total=GREATEST(total,$5), rate_per_sec=$6 WHERE execution_id=$1`,
-				id, d.Counts.Received, d.Counts.Valid, d.Counts.Rejected, d.Counts.Total, d.RatePerSec)
+			_, err = tx.Exec(ctx, `UPDATE executions SET received=$2, valid=$3, rejected=$4, total=GREATEST(total,$5), rate_per_sec=$6,
+				estimated_total=CASE WHEN $7 > 0 THEN $7 ELSE estimated_total END WHERE execution_id=$1`,
+				id, d.Counts.Received, d.Counts.Valid, d.Counts.Rejected, d.Counts.Total, d.RatePerSec, d.EstimatedTotal)
 		}
 		if err == nil {
 			err = storeSummaries(ctx, tx, id, d.Safety, d.Quality, d.Bias, nil, nil)

@@ -26,14 +26,17 @@ type Execution struct {
 	Total           int64           `json:"total"`
 	RatePerSec      float64         `json:"processing_rate"`
 	ReportedPercent *float64        `json:"reported_percent,omitempty"`
-	ErrorReason     string          `json:"error,omitempty"`
-	ErrorCategory   string          `json:"error_category,omitempty"`
-	OutputDir       string          `json:"output_dir,omitempty"`
-	LastSeq         int64           `json:"last_seq"`
-	CreatedAt       time.Time       `json:"created_at"`
-	StartedAt       *time.Time      `json:"started_at,omitempty"`
-	FinishedAt      *time.Time      `json:"finished_at,omitempty"`
-	UpdatedAt       time.Time       `json:"updated_at"`
+	// EstimatedTotal is the processor's estimate of the records while
+	// acquisition runs (0: none).
+	EstimatedTotal int64      `json:"estimated_total,omitempty"`
+	ErrorReason    string     `json:"error,omitempty"`
+	ErrorCategory  string     `json:"error_category,omitempty"`
+	OutputDir      string     `json:"output_dir,omitempty"`
+	LastSeq        int64      `json:"last_seq"`
+	CreatedAt      time.Time  `json:"created_at"`
+	StartedAt      *time.Time `json:"started_at,omitempty"`
+	FinishedAt     *time.Time `json:"finished_at,omitempty"`
+	UpdatedAt      time.Time  `json:"updated_at"`
 	// Safety is the safety stage's summary (events.SafetySummary), when it ran.
 	Safety json.RawMessage `json:"-"`
 	// Quality and Bias are those stages' summaries (events.QualitySummary,
@@ -90,13 +93,15 @@ type Alert struct {
 }
 
 const executionCols = `execution_id, user_id, status, current_stage, request, received, valid, rejected, total, rate_per_sec,
-	reported_percent, error_reason, error_category, output_dir, last_seq, created_at, started_at, finished_at, updated_at, safety, quality, bias, fusion, balancing, data_deleted_at`
+	reported_percent, error_reason, error_category, output_dir, last_seq, created_at, started_at, finished_at, updated_at, safety, quality, bias, fusion, balancing, data_deleted_at,
+	estimated_total`
 
 func scanExecution(row pgx.Row) (Execution, error) {
 	var x Execution
 	err := row.Scan(&x.ID, &x.UserID, &x.Status, &x.CurrentStage, &x.Request, &x.Received, &x.Valid, &x.Rejected, &x.Total,
 		&x.RatePerSec, &x.ReportedPercent, &x.ErrorReason, &x.ErrorCategory, &x.OutputDir, &x.LastSeq, &x.CreatedAt,
-		&x.StartedAt, &x.FinishedAt, &x.UpdatedAt, &x.Safety, &x.Quality, &x.Bias, &x.Fusion, &x.Balancing, &x.DataDeletedAt)
+		&x.StartedAt, &x.FinishedAt, &x.UpdatedAt, &x.Safety, &x.Quality, &x.Bias, &x.Fusion, &x.Balancing, &x.DataDeletedAt,
+		&x.EstimatedTotal)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return x, ErrNotFound
 	}
@@ -110,6 +115,21 @@ func (s *Store) Execution(ctx context.Context, id string) (Execution, error) {
 		return x, fmt.Errorf("store: execution: %w", err)
 	}
 	return x, err
+}
+
+// Recent lists the latest executions, newest first; userID "" means
+// every user's.
+func (s *Store) Recent(ctx context.Context, userID string, limit int) ([]Execution, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+executionCols+` FROM executions
+		WHERE ($1 = '' OR user_id = $1) ORDER BY created_at DESC, execution_id LIMIT $2`, userID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: recent: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Execution, error) { return scanExecution(r) })
+	if err != nil {
+		return nil, fmt.Errorf("store: recent: %w", err)
+	}
+	return out, nil
 }
 
 // Active lists executions not yet finished; userID "" means every user's.

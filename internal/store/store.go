@@ -7,12 +7,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"regexp"
 
 	"github.com/golang-migrate/migrate/v4"
 	_ "github.com/golang-migrate/migrate/v4/database/pgx/v5" // pgx5:// driver
 	"github.com/golang-migrate/migrate/v4/source/iofs"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dspipe/dspipe/migrations"
@@ -113,4 +115,108 @@ func DropSchema(ctx context.Context, databaseURL, schema string) error {
 	defer pool.Close()
 	_, err = pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
 	return err
+}
+
+// LatestMigration is the version of the newest migration this build
+// carries.
+func LatestMigration() (uint, error) {
+	ents, err := fs.ReadDir(migrations.FS, ".")
+	if err != nil {
+		return 0, err
+	}
+	var latest uint
+	for _, e := range ents {
+		var v uint
+		if _, err := fmt.Sscanf(e.Name(), "%d_", &v); err == nil && v > latest {
+			latest = v
+		}
+	}
+	return latest, nil
+}
+
+// Ready checks the database answers and holds this build's migrations,
+// none of them left half-applied.
+func (s *Store) Ready(ctx context.Context) error {
+	var version int64
+	var dirty bool
+	if err := s.pool.QueryRow(ctx, `SELECT version, dirty FROM `+pgx.Identifier{s.schema, "schema_migrations"}.Sanitize()).Scan(&version, &dirty); err != nil {
+		return fmt.Errorf("store: migrations: %w", err)
+	}
+	latest, err := LatestMigration()
+	if err != nil {
+		return err
+	}
+	switch {
+	case dirty:
+		return fmt.Errorf("store: migration %d is dirty (half-applied)", version)
+	case version < int64(latest):
+		return fmt.Errorf("store: migrations at %d, this build needs %d", version, latest)
+	}
+	return nil
+}
+
+// PoolStat is the connection pool's state, for metrics.
+func (s *Store) PoolStat() *pgxpool.Stat { return s.pool.Stat() }
+
+// Failures counts failed executions by error category, for metrics.
+func (s *Store) Failures(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT error_category, count(*) FROM executions WHERE status='failed' GROUP BY error_category`)
+	if err != nil {
+		return nil, fmt.Errorf("store: failures: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var c string
+		var n int64
+		if err := rows.Scan(&c, &n); err != nil {
+			return nil, err
+		}
+		out[c] = n
+	}
+	return out, rows.Err()
+}
+
+// AlertCounts counts the alerts raised, by severity and code, for metrics.
+func (s *Store) AlertCounts(ctx context.Context) (map[[2]string]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT severity, code, count(*) FROM alerts GROUP BY severity, code`)
+	if err != nil {
+		return nil, fmt.Errorf("store: alert counts: %w", err)
+	}
+	defer rows.Close()
+	out := map[[2]string]int64{}
+	for rows.Next() {
+		var sev, code string
+		var n int64
+		if err := rows.Scan(&sev, &code, &n); err != nil {
+			return nil, err
+		}
+		out[[2]string{sev, code}] = n
+	}
+	return out, rows.Err()
+}
+
+// StatusCounts counts executions by status and open reviews, for metrics.
+func (s *Store) StatusCounts(ctx context.Context) (map[string]int64, int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT status, count(*) FROM executions GROUP BY status`)
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: status counts: %w", err)
+	}
+	out := map[string]int64{}
+	for rows.Next() {
+		var st string
+		var n int64
+		if err := rows.Scan(&st, &n); err != nil {
+			rows.Close()
+			return nil, 0, err
+		}
+		out[st] = n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
+	var open int64
+	err = s.pool.QueryRow(ctx, `SELECT count(*) FROM reviews WHERE status='open'`).Scan(&open)
+	return out, open, err
 }

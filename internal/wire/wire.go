@@ -126,6 +126,12 @@ type Meta struct {
 	Err      string
 	// Object is the URI of the object (file) within the source.
 	Object string
+	// Read is how many bytes of the source (as stored: compressed bytes
+	// for a compressed file) acquisition has consumed up to and including
+	// this record; Size is the source's total when its listing gave every
+	// object's size (0: unknown). Together they estimate the records still
+	// to come while acquisition runs.
+	Read, Size int64
 }
 
 // Headers encodes m as record headers.
@@ -140,6 +146,10 @@ func (m Meta) Headers() []kgo.RecordHeader {
 	}
 	if m.Object != "" {
 		h = append(h, kgo.RecordHeader{Key: "u", Value: []byte(m.Object)})
+	}
+	if m.Read > 0 && m.Size > 0 {
+		h = append(h, kgo.RecordHeader{Key: "r", Value: strconv.AppendInt(nil, m.Read, 10)},
+			kgo.RecordHeader{Key: "z", Value: strconv.AppendInt(nil, m.Size, 10)})
 	}
 	return h
 }
@@ -167,6 +177,10 @@ func ReadMeta(r *kgo.Record) (Meta, error) {
 			m.Err = string(h.Value)
 		case "u":
 			m.Object = string(h.Value)
+		case "r":
+			m.Read, _ = strconv.ParseInt(string(h.Value), 10, 64) // an estimate only: a bad value reads as unknown
+		case "z":
+			m.Size, _ = strconv.ParseInt(string(h.Value), 10, 64)
 		}
 	}
 	if m.Kind == "" {
