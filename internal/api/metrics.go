@@ -22,7 +22,7 @@ func newHTTPMetrics(reg prometheus.Registerer, hub *Hub) *httpMetrics {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dspipe_api_requests_total",
 			Help: "API requests by method, route pattern and status class."}, []string{"method", "route", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "dspipe_api_request_duration_seconds",
-			Help: "API request latency by method and route pattern (WebSocket feeds excluded).",
+			Help:    "API request latency by method and route pattern (WebSocket feeds excluded).",
 			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}}, []string{"method", "route"}),
 	}
 	reg.MustRegister(m.requests, m.latency)

@@ -123,7 +123,7 @@ func TestDashboardInARealBrowser(t *testing.T) {
 	// Navigate would wait for).
 	goTo := func(hash string) chromedp.Action[chromedp.Void] {
 		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-			_, err := chromedp.Evaluate[string](`location.hash = ` + strconv.Quote(hash))(ctx, tg)
+			_, err := chromedp.Evaluate[string](`location.hash = `+strconv.Quote(hash))(ctx, tg)
 			return chromedp.Void{}, err
 		}
 	}

@@ -28,11 +28,11 @@ type Config struct {
 	DatabaseURL string // DATABASE_URL
 	DBSchema    string // DSPIPE_DB_SCHEMA, public
 
-	APIAddr   string // DSPIPE_API_ADDR, 127.0.0.1:8080
+	APIAddr string // DSPIPE_API_ADDR, 127.0.0.1:8080
 	// OpsAddr serves /livez, /readyz and /metrics for the services of a
 	// process without an API (DSPIPE_OPS_ADDR; empty: none). The API
 	// serves them on its own address.
-	OpsAddr string
+	OpsAddr   string
 	APITokens string // DSPIPE_API_TOKENS, token:user:role,...
 	// DevToken is true when DSPIPE_API_TOKENS was unset and the API
 	// listens on loopback: the development admin token is accepted, and
