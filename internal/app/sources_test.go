@@ -129,13 +129,15 @@ func TestThreeSourcesOfDifferentFormatsAndPriorities(t *testing.T) {
 	require.Equal(t, map[string]bool{"s3://partner/exports/chats.csv": true}, uris["partner-s3"])
 	require.Equal(t, map[string]bool{"hf://datasets/research/counselling/default/train/0000.parquet": true,
 		"hf://datasets/research/counselling/default/train/0001.parquet": true}, uris["hub"])
-	require.Equal(t, map[string]bool{local: true}, uris["disk"])
+	// A local file is named relative to its allowed root, never by the
+	// machine's absolute path.
+	require.Equal(t, map[string]bool{"local:data/chats.jsonl.gz": true}, uris["disk"])
 
 	rej := readLines(t, filepath.Join(x.OutputDir, "rejected.jsonl"))
 	require.Len(t, rej, 1)
 	require.Equal(t, "disk", rej[0]["source"])
 	require.EqualValues(t, 251, rej[0]["position"])
-	require.Equal(t, local, rej[0]["object"])
+	require.Equal(t, "local:data/chats.jsonl.gz", rej[0]["object"])
 
 	var stats struct {
 		Sources []struct {

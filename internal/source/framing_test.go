@@ -265,3 +265,9 @@ func FuzzParquet(f *testing.F) {
 		}
 	})
 }
+
+func TestLocalURIHasNoMachinePath(t *testing.T) {
+	root := t.TempDir()
+	require.Equal(t, "local:a/b.jsonl", LocalURI(filepath.Join(root, "a", "b.jsonl"), []string{root}))
+	require.Equal(t, "local:b.jsonl", LocalURI("/elsewhere/b.jsonl", []string{root}), "outside every root: the file name only")
+}

@@ -31,7 +31,7 @@ func (l *Local) List(context.Context) ([]Object, error) {
 		if err != nil {
 			return nil, localErr(err, f)
 		}
-		out = append(out, Object{Name: f, URI: f, Size: st.Size()})
+		out = append(out, Object{Name: f, URI: LocalURI(f, l.Roots), Size: st.Size()})
 	}
 	return out, nil
 }

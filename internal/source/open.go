@@ -177,6 +177,28 @@ func withinNamed(p string, roots []string) bool {
 	return false
 }
 
+// LocalURI names a local file in provenance without the machine's
+// directories: "local:" and its path relative to the allowed root that
+// holds it ("local:exports/chats.jsonl"). Outputs, rejected files and
+// events carry it; an absolute path would carry the host's layout and
+// often a user name.
+func LocalURI(path string, roots []string) string {
+	p := filepath.Clean(path)
+	best := ""
+	for _, r := range roots {
+		for _, rr := range []string{r, evalOr(r)} {
+			rr = filepath.Clean(rr)
+			if rel, err := filepath.Rel(rr, p); err == nil && rel != "." && !strings.HasPrefix(rel, "..") && (best == "" || len(rel) < len(best)) {
+				best = rel
+			}
+		}
+	}
+	if best == "" {
+		best = filepath.Base(p)
+	}
+	return "local:" + filepath.ToSlash(best)
+}
+
 func evalOr(p string) string {
 	if r, err := filepath.EvalSymlinks(p); err == nil {
 		return r
