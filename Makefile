@@ -16,7 +16,7 @@ pg-stop:
 
 # Runs the whole pipeline embedded on a generated dataset.
 demo: build pg-start
-	./bin/dsctl demo -dir .demo -records 20000
+	./bin/dsctl demo -dir demo -records 20000
 
 # The whole suite: unit, integration (real Postgres, kfake), multi-process end to end.
 # With DSPIPE_TEST_KAFKA_BROKERS set (scripts/kafka.sh start prints it), the
@@ -82,4 +82,4 @@ bench: build pg-start
 	@cat docs/BENCHMARKS.md
 
 clean:
-	rm -rf bin .demo out
+	rm -rf bin demo out

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	_ "net/http/pprof" // served only when DSPIPE_PPROF_ADDR is set
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -144,6 +146,7 @@ func cmdProcess(ctx context.Context, args []string, getenv func(string) string) 
 	formats := fs.String("formats", "jsonl", "data formats, comma-separated: jsonl, csv, parquet")
 	shard := fs.Int64("shard-bytes", 0, "split data files into shards of about this many bytes (0: one file per format)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
+	asJSON := fs.Bool("json", false, "print the whole statistics as JSON instead of a summary")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -170,13 +173,13 @@ func cmdProcess(ctx context.Context, args []string, getenv func(string) string) 
 		req.Output = events.OutputSpec{Formats: strings.Split(*formats, ","), Compression: *compression, Destination: *dest, ShardBytes: *shard}
 	}
 	c := apiClient(getenv)
-	_, err := watchJob(ctx, c, req, !*quiet)
+	_, err := watchJob(ctx, c, req, !*quiet, *asJSON)
 	return err
 }
 
 // watchJob submits, renders progress, prints the statistics and returns
 // them; a failed or cancelled execution is an error.
-func watchJob(ctx context.Context, c *client.Client, req events.Request, bar bool) (map[string]any, error) {
+func watchJob(ctx context.Context, c *client.Client, req events.Request, bar, asJSON bool) (map[string]any, error) {
 	id, err := c.Submit(ctx, req)
 	if err != nil {
 		return nil, err
@@ -212,13 +215,91 @@ func watchJob(ctx context.Context, c *client.Client, req events.Request, bar boo
 	if err != nil {
 		return nil, err
 	}
-	out, _ := json.MarshalIndent(stats, "", "  ")
-	fmt.Println(string(out))
+	if asJSON {
+		out, _ := json.MarshalIndent(stats, "", "  ")
+		fmt.Println(string(out))
+	} else {
+		fmt.Print(summary(stats))
+	}
 	if final != "completed" {
 		return stats, fmt.Errorf("execution %s %s: %s", id, final, failure)
 	}
-	fmt.Fprintf(os.Stderr, "output: %v\n", stats["output_dir"])
 	return stats, nil
+}
+
+// summary is the end of a run in a few lines: records in, valid, rejected
+// by stage, held for review, duplicates removed, rows out and where, and
+// the safety figures. The whole statistics are `-json` or `dsctl stats`.
+func summary(st map[string]any) string {
+	num := func(m map[string]any, k string) int64 {
+		if v, ok := m[k].(float64); ok {
+			return int64(v)
+		}
+		return 0
+	}
+	obj := func(m map[string]any, k string) map[string]any {
+		v, _ := m[k].(map[string]any)
+		return v
+	}
+	var b strings.Builder
+	rec := obj(st, "records")
+	fmt.Fprintf(&b, "\nexecution %v: %v\n", st["execution_id"], st["status"])
+	fmt.Fprintf(&b, "  records in         %d\n", num(rec, "total"))
+	fmt.Fprintf(&b, "  valid              %d\n", num(rec, "valid"))
+	fmt.Fprintf(&b, "  rejected           %d", num(rec, "rejected"))
+	// By stage, from rejected.jsonl when the output is on this machine.
+	if dir, ok := st["output_dir"].(string); ok && dir != "" {
+		if f, err := os.Open(filepath.Join(dir, "rejected.jsonl")); err == nil {
+			byStage := map[string]int{}
+			sc := bufio.NewScanner(f)
+			sc.Buffer(make([]byte, 64<<10), 1<<20)
+			for sc.Scan() {
+				var r struct {
+					Stage string `json:"stage"`
+				}
+				if json.Unmarshal(sc.Bytes(), &r) == nil {
+					byStage[r.Stage]++
+				}
+			}
+			f.Close()
+			var parts []string
+			for _, stage := range []string{events.StageAcquisition, events.StageValidation, events.StageStandardization, events.StageQuality,
+				events.StageSafety, events.StageBias} {
+				if n := byStage[stage]; n > 0 {
+					parts = append(parts, fmt.Sprintf("%s %d", stage, n))
+				}
+			}
+			if len(parts) > 0 {
+				fmt.Fprintf(&b, " (%s)", strings.Join(parts, ", "))
+			}
+		}
+	}
+	b.WriteString("\n")
+	if sf := obj(st, "safety"); sf != nil {
+		fmt.Fprintf(&b, "  held for review    %d (crisis and safety flags; acknowledge with dsctl reviews)\n", num(sf, "quarantined"))
+		fmt.Fprintf(&b, "  identifiers masked %d in %d records\n", num(sf, "pii_found"), num(sf, "records_with_pii"))
+		if n := num(sf, "blocked"); n > 0 {
+			fmt.Fprintf(&b, "  blocked            %d (never written)\n", n)
+		}
+	}
+	if fu := obj(st, "fusion"); fu != nil {
+		fmt.Fprintf(&b, "  duplicates removed %d exact, %d near\n", num(fu, "removed_exact"), num(fu, "removed_near"))
+	}
+	var rows int64
+	if files, ok := st["output_files"].([]any); ok {
+		for _, x := range files {
+			fm, _ := x.(map[string]any)
+			if name, _ := fm["name"].(string); strings.HasPrefix(name, "data") {
+				rows += num(fm, "records")
+			}
+		}
+	}
+	fmt.Fprintf(&b, "  output rows        %d\n", rows)
+	if dir, ok := st["output_dir"].(string); ok && dir != "" {
+		fmt.Fprintf(&b, "  output             %s\n", dir)
+	}
+	b.WriteString("  (all figures: dsctl stats <id>, or -json)\n")
+	return b.String()
 }
 
 func renderProgress(m client.Message) {

@@ -22,7 +22,8 @@ import (
 // dataset through the API with a live progress bar, and prints statistics.
 func cmdDemo(ctx context.Context, args []string, getenv func(string) string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	dir := fs.String("dir", ".demo", "working directory for data, broker and output")
+	dir := fs.String("dir", "demo", "working directory for data, broker and output")
+	asJSON := fs.Bool("json", false, "print the whole statistics as JSON instead of a summary")
 	records := fs.Int("records", 20000, "conversations to generate")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -87,7 +88,7 @@ func cmdDemo(ctx context.Context, args []string, getenv func(string) string) err
 		req.Sources = append(req.Sources, events.SourceSpec{Name: fmt.Sprintf("source-%d", i+1), Type: "local",
 			Config: map[string]string{"path": f}, Priority: i + 1})
 	}
-	stats, jobErr := watchJob(ctx, c, req, true)
+	stats, jobErr := watchJob(ctx, c, req, true, *asJSON)
 	if dir, ok := stats["output_dir"].(string); ok && jobErr == nil {
 		if b, err := os.ReadFile(filepath.Join(dir, "rejected.jsonl")); err == nil && len(b) > 0 {
 			// The first few; the file has them all.
