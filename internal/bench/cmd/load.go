@@ -73,6 +73,9 @@ type loadResult struct {
 	RateN         int // GET /status at 1,000 requests/s
 	RateP50       time.Duration
 	RateP99       time.Duration
+	// CancelAfter is the time from the cancel's 202 to the status saying
+	// cancelled, for an execution with records streaming (0: not measured).
+	CancelAfter time.Duration
 }
 
 type loadStack struct {
@@ -430,6 +433,21 @@ func loadPhase(ctx context.Context, root, dbURL string) (loadResult, error) {
 	if st, err := s.admin.Status(ctx, id); err == nil {
 		res.StatusRunning = st["status"] == "running"
 	}
+	// Cancel it while records stream, and time the status catching up.
+	if res.StatusRunning {
+		fmt.Fprintln(os.Stderr, "load: cancelling a running execution...")
+		if err := s.admin.Do(ctx, "POST", "/"+id+"/cancel", map[string]string{"reason": "bench"}, nil); err != nil {
+			return res, err
+		}
+		t0 := time.Now()
+		for time.Since(t0) < time.Minute {
+			if st, err := s.admin.Status(ctx, id); err == nil && st["status"] == "cancelled" {
+				res.CancelAfter = time.Since(t0)
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	return res, nil
 }
 
@@ -490,8 +508,20 @@ func writeLoad(b *strings.Builder, r loadResult) {
 	fmt.Fprintf(b, "| `GET /status`, %d concurrent clients for 5 s, an execution running (%v): requests, req/s | %d, %.0f | |\n",
 		statusClients, r.StatusRunning, r.StatusN, r.StatusRPS)
 	fmt.Fprintf(b, "| `GET /status` p50 / p99 under that load | %s / %s | |\n", r.StatusP50.Round(100*time.Microsecond), r.StatusP99.Round(100*time.Microsecond))
-	fmt.Fprintf(b, "| `GET /status` at a steady 1,000 requests/s for 5 s (open loop, the same execution running): p50 / p99 of %d | %s / %s | |\n",
-		r.RateN, r.RateP50.Round(100*time.Microsecond), r.RateP99.Round(100*time.Microsecond))
+	rateVerdict := "p99 < 50 ms (NOT met)"
+	if r.RateP99 < 50*time.Millisecond {
+		rateVerdict = "p99 < 50 ms (met)"
+	}
+	fmt.Fprintf(b, "| `GET /status` at a steady 1,000 requests/s for 5 s (open loop, the same execution running): p50 / p99 of %d | %s / %s | %s |\n",
+		r.RateN, r.RateP50.Round(100*time.Microsecond), r.RateP99.Round(100*time.Microsecond), rateVerdict)
+	cancel, verdict := "not measured (the execution had ended)", ""
+	if r.CancelAfter > 0 {
+		cancel, verdict = r.CancelAfter.Round(time.Millisecond).String(), "< 1 s (NOT met)"
+		if r.CancelAfter < time.Second {
+			verdict = "< 1 s (met)"
+		}
+	}
+	fmt.Fprintf(b, "| cancel of that execution while records stream: from the 202 to `GET /status` saying cancelled | %s | %s |\n", cancel, verdict)
 	b.WriteString("\nFeeds are served from the API's one tail of the event topic: a feed reads Postgres once when it connects " +
 		"(the execution's row, and the events older than the hub's memory of 256 per execution), never on a timer. " +
 		"Before this, each feed polled Postgres every 250 ms: 500 feeds made about 1,900 transactions a second. " +
