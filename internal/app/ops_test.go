@@ -122,31 +122,27 @@ func TestOpsEndpoints(t *testing.T) {
 	require.NotRegexp(t, `ds_[0-9]+_[0-9a-f]+`, body, "no execution id in metrics")
 
 	// Postgres goes away: not ready, and it says why.
+	waitReadyz := func(want int, within time.Duration) string {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for {
+			code, body := get("/readyz")
+			if code == want {
+				return body
+			}
+			require.True(t, time.Now().Before(deadline), "/readyz never answered %d: %s", want, body)
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 	addr := gate.addr
 	gate.close()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		code, body = get("/readyz")
-		if code == http.StatusServiceUnavailable {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "still ready with Postgres gone: %s", body)
-		time.Sleep(100 * time.Millisecond)
-	}
+	body = waitReadyz(http.StatusServiceUnavailable, 20*time.Second)
 	require.Contains(t, body, `"status":"not ready"`)
 	require.True(t, strings.Contains(body, `"postgres":`) && !strings.Contains(body, `"postgres":"ok"`), body)
 
 	// Back: ready again.
 	gate.open(addr)
-	deadline = time.Now().Add(30 * time.Second)
-	for {
-		code, body = get("/readyz")
-		if code == http.StatusOK {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "not ready after Postgres came back: %s", body)
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitReadyz(http.StatusOK, 30*time.Second)
 }
 
 // TestDsctlUpHelpPrintsHelp: `dsctl up -h` prints what up does and exits,

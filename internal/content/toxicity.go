@@ -2,11 +2,11 @@ package content
 
 import (
 	"bytes"
-	"compress/gzip"
 	_ "embed"
 	"encoding/binary"
 	"errors"
-	"io"
+	"fmt"
+	"github.com/dspipe/dspipe/internal/modelfile"
 	"math"
 	"sync"
 )
@@ -47,61 +47,36 @@ type toxModel struct {
 	bias    [nOut]float64
 }
 
-var (
-	toxOnce  sync.Once
-	theModel *toxModel
-)
-
 // toxicity returns the embedded model, decoded once. A model that does
 // not decode is a build defect (TestToxicityModelIsReproducible), so it
 // panics.
-func toxicity() *toxModel {
-	toxOnce.Do(func() {
-		m, err := decodeTox(toxicityGz)
-		if err != nil {
-			panic(err)
-		}
-		theModel = m
-	})
-	return theModel
-}
+var toxicity = sync.OnceValue(func() *toxModel {
+	m, err := decodeTox(toxicityGz)
+	if err != nil {
+		panic(err)
+	}
+	return m
+})
 
 func (m *toxModel) encode() ([]byte, error) {
 	var raw bytes.Buffer
-	raw.WriteString(toxMagic)
 	_ = binary.Write(&raw, binary.LittleEndian, math.Float64bits(m.scale))
 	for _, b := range m.bias {
 		_ = binary.Write(&raw, binary.LittleEndian, math.Float64bits(b))
 	}
 	_ = binary.Write(&raw, binary.LittleEndian, m.weights)
-	var out bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&out, gzip.BestCompression)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := zw.Write(raw.Bytes()); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return out.Bytes(), nil
+	return modelfile.Encode(toxMagic, raw.Bytes())
 }
 
 func decodeTox(gz []byte) (*toxModel, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	raw, err := modelfile.Decode(toxMagic, gz)
 	if err != nil {
-		return nil, err
-	}
-	raw, err := io.ReadAll(zr)
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("content: toxicity model: %w", err)
 	}
 	size := (1 << toxBits) * nOut
-	if !bytes.HasPrefix(raw, []byte(toxMagic)) || len(raw) != len(toxMagic)+8*(1+nOut)+2*size {
-		return nil, errors.New("content: toxicity model: bad header or size")
+	if len(raw) != 8*(1+nOut)+2*size {
+		return nil, errors.New("content: toxicity model: wrong size")
 	}
-	raw = raw[len(toxMagic):]
 	m := &toxModel{scale: math.Float64frombits(binary.LittleEndian.Uint64(raw))}
 	raw = raw[8:]
 	for i := range m.bias {

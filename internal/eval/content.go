@@ -119,17 +119,7 @@ func averagePrecision(pos, neg []float64) float64 {
 	if len(pos) == 0 {
 		return 0
 	}
-	type item struct {
-		s   float64
-		pos bool
-	}
-	all := make([]item, 0, len(pos)+len(neg))
-	for _, s := range pos {
-		all = append(all, item{s, true})
-	}
-	for _, s := range neg {
-		all = append(all, item{s, false})
-	}
+	all := scored(pos, neg)
 	sort.Slice(all, func(i, j int) bool { return all[i].s > all[j].s })
 	var tp, seen int
 	var sum float64
@@ -149,16 +139,14 @@ func averagePrecision(pos, neg []float64) float64 {
 	return sum / float64(len(pos))
 }
 
-// auc is the probability that a random positive scores above a random
-// negative (ties count half), by sorting: O(n log n).
-func auc(pos, neg []float64) float64 {
-	if len(pos) == 0 || len(neg) == 0 {
-		return 0
-	}
-	type item struct {
-		s   float64
-		pos bool
-	}
+// item is a score and whether its text is a positive.
+type item struct {
+	s   float64
+	pos bool
+}
+
+// scored joins positives' and negatives' scores, unsorted.
+func scored(pos, neg []float64) []item {
 	all := make([]item, 0, len(pos)+len(neg))
 	for _, s := range pos {
 		all = append(all, item{s, true})
@@ -166,6 +154,16 @@ func auc(pos, neg []float64) float64 {
 	for _, s := range neg {
 		all = append(all, item{s, false})
 	}
+	return all
+}
+
+// auc is the probability that a random positive scores above a random
+// negative (ties count half), by sorting: O(n log n).
+func auc(pos, neg []float64) float64 {
+	if len(pos) == 0 || len(neg) == 0 {
+		return 0
+	}
+	all := scored(pos, neg)
 	sort.Slice(all, func(i, j int) bool { return all[i].s < all[j].s })
 	// Sum of positive ranks with ties averaged (Mann-Whitney U).
 	var rankSum float64

@@ -2,11 +2,11 @@ package pii
 
 import (
 	"bytes"
-	"compress/gzip"
 	_ "embed"
 	"encoding/binary"
 	"errors"
-	"io"
+	"fmt"
+	"github.com/dspipe/dspipe/internal/modelfile"
 	"sort"
 	"strings"
 	"sync"
@@ -84,33 +84,24 @@ func (m *tagger) index() {
 	}
 }
 
-var (
-	taggerOnce sync.Once
-	theTagger  *tagger
-)
-
 // mustTagger decodes the embedded model once. A model that does not
 // decode is a build defect (TestTaggerModelIsReproducible catches it), so
 // it panics rather than detect fewer names.
-func mustTagger() *tagger {
-	taggerOnce.Do(func() {
-		m, err := decodeTagger(taggerGz)
-		if err != nil {
-			panic(err)
-		}
-		theTagger = m
-	})
-	return theTagger
-}
+var mustTagger = sync.OnceValue(func() *tagger {
+	m, err := decodeTagger(taggerGz)
+	if err != nil {
+		panic(err)
+	}
+	return m
+})
 
 const taggerMagic = "dspipe-ner/1\n"
 
-// encode writes the model: magic, bits, the gazetteer (sorted, one
-// "word\x00bits" entry after another), the weights little-endian, all
-// gzipped with a zero header so the bytes depend only on the model.
+// encode writes the model (internal/modelfile): bits, the gazetteer
+// (sorted, one "word\x00bits" entry after another), the weights
+// little-endian.
 func (m *tagger) encode() ([]byte, error) {
 	var raw bytes.Buffer
-	raw.WriteString(taggerMagic)
 	raw.WriteByte(byte(m.bits))
 	keys := make([]string, 0, len(m.gaz))
 	for k := range m.gaz {
@@ -124,33 +115,17 @@ func (m *tagger) encode() ([]byte, error) {
 		raw.WriteByte(m.gaz[k])
 	}
 	_ = binary.Write(&raw, binary.LittleEndian, m.weights)
-	var out bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&out, gzip.BestCompression)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := zw.Write(raw.Bytes()); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return out.Bytes(), nil
+	return modelfile.Encode(taggerMagic, raw.Bytes())
 }
 
 func decodeTagger(gz []byte) (*tagger, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	raw, err := modelfile.Decode(taggerMagic, gz)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("pii: tagger model: %w", err)
 	}
-	raw, err := io.ReadAll(zr)
-	if err != nil {
-		return nil, err
+	if len(raw) < 5 {
+		return nil, errors.New("pii: tagger model: truncated header")
 	}
-	if !bytes.HasPrefix(raw, []byte(taggerMagic)) || len(raw) < len(taggerMagic)+5 {
-		return nil, errors.New("pii: tagger model: bad header")
-	}
-	raw = raw[len(taggerMagic):]
 	m := &tagger{bits: uint(raw[0])}
 	n := binary.LittleEndian.Uint32(raw[1:5])
 	raw = raw[5:]

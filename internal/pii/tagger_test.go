@@ -31,13 +31,7 @@ func TestTaggerFindsNamesTheRulesMiss(t *testing.T) {
 		{"we moved from NJ last spring", "NJ", Location},
 	}
 	for _, c := range cases {
-		var got []string
-		for _, s := range Detect(c.text) {
-			if s.Type == c.typ {
-				got = append(got, c.text[s.Start:s.End])
-			}
-		}
-		require.Contains(t, got, c.want, "%q", c.text)
+		require.Contains(t, spansOf(c.text, c.typ), c.want, "%q", c.text)
 	}
 	for _, s := range Detect("it is OK in my opinion") {
 		require.NotEqual(t, "OK", "it is OK in my opinion"[s.Start:s.End], "a state code needs a place cue")
@@ -62,13 +56,18 @@ func TestAddressesWithoutAStreetLine(t *testing.T) {
 		{"she lives in Arendal 4844 with her mum", "4844", ZIP},
 	}
 	for _, c := range cases {
-		var got []string
-		for _, s := range Detect(c.text) {
-			if s.Type == c.typ {
-				got = append(got, c.text[s.Start:s.End])
-			}
-		}
-		require.Contains(t, got, c.want, "%q", c.text)
+		require.Contains(t, spansOf(c.text, c.typ), c.want, "%q", c.text)
 	}
 	require.Empty(t, Detect("the APO said no"), "a word alone is not an address")
+}
+
+// spansOf returns the texts Detect finds in text with type typ.
+func spansOf(text, typ string) []string {
+	var got []string
+	for _, s := range Detect(text) {
+		if s.Type == typ {
+			got = append(got, text[s.Start:s.End])
+		}
+	}
+	return got
 }

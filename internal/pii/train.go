@@ -183,49 +183,74 @@ type nameLists struct {
 
 func readNameLists(dir string) (nameLists, error) {
 	var l nameLists
-	read := func(file string) ([]string, error) {
-		f, err := os.Open(filepath.Join(dir, "census-names", file))
+	for _, file := range []string{"dist.male.first", "dist.female.first", "dist.all.last"} {
+		names, err := readCensus(dir, file)
 		if err != nil {
-			return nil, err
+			return l, err
 		}
-		defer f.Close()
-		var out []string
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if fs := strings.Fields(sc.Text()); len(fs) >= 4 {
-				out = append(out, strings.ToLower(fs[0]))
+		for _, n := range names {
+			if file == "dist.all.last" {
+				if len(l.last) < 20000 {
+					l.last = append(l.last, n.name)
+				}
+			} else {
+				l.first = append(l.first, n.name)
 			}
 		}
-		return out, sc.Err()
 	}
 	var err error
-	if l.first, err = read("dist.male.first"); err != nil {
-		return l, err
-	}
-	female, err := read("dist.female.first")
+	l.cities, err = readCities(dir)
+	return l, err
+}
+
+// ranked is a Census name, lower-cased, and its frequency rank.
+type ranked struct {
+	name string
+	rank int
+}
+
+// readCensus reads one of the Census name lists (name, frequency,
+// cumulative share, rank per line).
+func readCensus(dir, file string) ([]ranked, error) {
+	f, err := os.Open(filepath.Join(dir, "census-names", file))
 	if err != nil {
-		return l, err
+		return nil, err
 	}
-	l.first = append(l.first, female...)
-	if l.last, err = read("dist.all.last"); err != nil {
-		return l, err
+	defer f.Close()
+	var out []ranked
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) < 4 {
+			continue
+		}
+		rank, err := strconv.Atoi(fs[3])
+		if err != nil {
+			return nil, fmt.Errorf("%s: rank %q", file, fs[3])
+		}
+		out = append(out, ranked{strings.ToLower(fs[0]), rank})
 	}
-	l.last = l.last[:min(len(l.last), 20000)]
+	return out, sc.Err()
+}
+
+// readCities reads the GeoNames city names, lower-cased, in file order.
+func readCities(dir string) ([]string, error) {
 	f, err := os.Open(filepath.Join(dir, "world-cities", "world-cities.csv"))
 	if err != nil {
-		return l, err
+		return nil, err
 	}
 	defer f.Close()
 	r := csv.NewReader(f)
 	r.FieldsPerRecord = -1
 	recs, err := r.ReadAll()
 	if err != nil {
-		return l, err
+		return nil, err
 	}
+	var out []string
 	for _, rec := range recs[1:] {
-		l.cities = append(l.cities, strings.ToLower(rec[0]))
+		out = append(out, strings.ToLower(rec[0]))
 	}
-	return l, nil
+	return out, nil
 }
 
 // substituted replaces each person and location of s by a drawn one.
@@ -493,60 +518,30 @@ func readGazetteers(dir string) (map[string]uint8, error) {
 		}
 		return 1
 	}
-	names := func(file string, off uint8, top, mid int) error {
-		f, err := os.Open(filepath.Join(dir, "census-names", file))
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			fs := strings.Fields(sc.Text())
-			if len(fs) < 4 {
-				continue
-			}
-			rank, err := strconv.Atoi(fs[3])
-			if err != nil {
-				return fmt.Errorf("%s: rank %q", file, fs[3])
-			}
-			w := strings.ToLower(fs[0])
-			c := rankClass(rank, top, mid) << off
-			if cur := gaz[w] >> off & 3; cur < c>>off {
-				gaz[w] = gaz[w]&^(3<<off) | c
-			}
-		}
-		return sc.Err()
-	}
-	if err := names("dist.male.first", gzFirstOff, 100, 1000); err != nil {
-		return nil, err
-	}
-	if err := names("dist.female.first", gzFirstOff, 100, 1000); err != nil {
-		return nil, err
-	}
-	if err := names("dist.all.last", gzLastOff, 1000, 10000); err != nil {
-		return nil, err
-	}
-	f, err := os.Open(filepath.Join(dir, "world-cities", "world-cities.csv"))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	r := csv.NewReader(f)
-	r.FieldsPerRecord = -1
-	if _, err := r.Read(); err != nil {
-		return nil, err
-	}
-	for {
-		rec, err := r.Read()
-		if err == io.EOF {
-			break
-		}
+	for _, l := range []struct {
+		file     string
+		off      uint8
+		top, mid int
+	}{{"dist.male.first", gzFirstOff, 100, 1000}, {"dist.female.first", gzFirstOff, 100, 1000}, {"dist.all.last", gzLastOff, 1000, 10000}} {
+		names, err := readCensus(dir, l.file)
 		if err != nil {
 			return nil, err
 		}
+		for _, n := range names {
+			c := rankClass(n.rank, l.top, l.mid) << l.off
+			if cur := gaz[n.name] >> l.off & 3; cur < c>>l.off {
+				gaz[n.name] = gaz[n.name]&^(3<<l.off) | c
+			}
+		}
+	}
+	cities, err := readCities(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range cities {
 		// A one-word city name; longer names are found word by word
 		// through their capitals.
-		if name := strings.ToLower(rec[0]); !strings.Contains(name, " ") {
+		if !strings.Contains(name, " ") {
 			gaz[name] |= gzCity
 		}
 	}
