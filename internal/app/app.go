@@ -106,14 +106,17 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, services ...s
 	if st != nil {
 		o.AddStore(st)
 	}
-	o.AddCheck("kafka", func(ctx context.Context) error {
-		cl, err := cfg.Kafka.Client()
-		if err != nil {
-			return err
-		}
-		defer cl.Close()
-		return cl.Ping(ctx)
-	})
+	// The broker check and the consumer groups' lag, through one client.
+	opsClient, err := cfg.Kafka.Client()
+	if err != nil {
+		return err
+	}
+	defer opsClient.Close()
+	groups := []string{cfg.Kafka.Name("dspipe-processor"), cfg.Kafka.Name("dspipe-ingest")}
+	if st != nil {
+		groups = append(groups, cfg.Kafka.Name("dspipe-projector-"+st.Schema()), cfg.Kafka.Name("dspipe-projector-access-"+st.Schema()))
+	}
+	o.AddKafkaLag(opsClient, groups...)
 	hasAPI := false
 	for _, s := range services {
 		hasAPI = hasAPI || s == ServiceAPI

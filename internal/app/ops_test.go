@@ -108,6 +108,7 @@ func TestOpsEndpoints(t *testing.T) {
 	code, body := get("/readyz")
 	require.Equal(t, http.StatusOK, code, body)
 	require.Contains(t, body, `"migrations":"ok"`)
+	require.Contains(t, body, `"kafka":"ok"`)
 
 	// One request through the API, then the metrics.
 	code, _ = get("/api/v1/datasets/health")
@@ -116,7 +117,7 @@ func TestOpsEndpoints(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	for _, name := range []string{"go_goroutines", "process_resident_memory_bytes", "dspipe_pg_pool_total_conns", `dspipe_executions{status="running"}`,
 		"dspipe_review_queue_depth", `dspipe_api_requests_total{code="2xx",method="GET",route="/api/v1/datasets/health"}`,
-		"dspipe_api_request_duration_seconds_bucket", "dspipe_api_websocket_feeds"} {
+		"dspipe_api_request_duration_seconds_bucket", "dspipe_api_websocket_feeds", "dspipe_kafka_lag_scrape_errors 0", "dspipe_execution_failures"} {
 		require.Contains(t, body, name)
 	}
 	require.NotRegexp(t, `ds_[0-9]+_[0-9a-f]+`, body, "no execution id in metrics")
