@@ -223,10 +223,18 @@ func TestDashboardInARealBrowser(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("input.ack-note"), "Reviewed: kept out of the training data."),
 		chromedp.Click(chromedp.CSS("button.ack"))))
 	poll(`document.querySelectorAll("button.ack").length === ` + strconv.Itoa(n-1))
-	acked, err := s.store.Reviews(context.Background(), "acknowledged", id, 10)
-	require.NoError(t, err)
-	require.Len(t, acked, 1)
-	require.Equal(t, "Reviewed: kept out of the training data.", acked[0].Note)
+	// The acknowledgement reaches the read model through the event log.
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		acked, err := s.store.Reviews(context.Background(), "acknowledged", id, 10)
+		require.NoError(t, err)
+		if len(acked) == 1 {
+			require.Equal(t, "Reviewed: kept out of the training data.", acked[0].Note)
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the acknowledgement never reached the read model")
+		time.Sleep(50 * time.Millisecond)
+	}
 
 	// The audit view verifies the trail.
 	require.NoError(t, chromedp.Do(ctx,

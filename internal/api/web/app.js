@@ -355,11 +355,13 @@ async function reviewsView(g) {
       btn.disabled = true;
       try {
         await api(`/reviews/${encodeURIComponent(v.execution_id)}/${v.review}/acknowledge`, {method: "POST", body: {note: note.value}});
-        reviewsView(g).catch(e => show(g, errorBox(e)));
+        // Accepted: it reaches the trail and this list within moments.
+        cell.replaceChildren(el("span", {class: "status completed"}, "acknowledged"), " ", note.value);
       } catch (e) { btn.disabled = false; btn.after(errorBox(e)); }
     }}, "Acknowledge");
+    const cell = el("span", {}, note, " ", btn);
     return [el("a", {href: "#/x/" + encodeURIComponent(v.execution_id), class: "mono"}, v.execution_id), String(v.review),
-      (v.flags || []).join(", "), v.crisis_level || "–", fmt(v.score, 2), when(v.opened_at), el("span", {}, note, " ", btn)];
+      (v.flags || []).join(", "), v.crisis_level || "–", fmt(v.score, 2), when(v.opened_at), cell];
   });
   show(g, el("h2", {}, "Review queue"),
     el("p", {class: "hint"}, "Records held for a human: crisis disclosures, self-harm instructions, harm from a responder, sexual content and minors discussed. The record itself stays in the execution's quarantine file."),
