@@ -16,8 +16,11 @@ import (
 )
 
 const (
-	// subscriberBuffer is how many events a WebSocket client may lag
-	// behind before it is disconnected; it resumes with ?since=<seq>.
+	// subscriberBuffer is how many live events a WebSocket client may lag
+	// behind before the hub stops handing it events; its feed then reads
+	// what it missed from Postgres, in order, so a slow client gets every
+	// event and is not disconnected. Only a client that reads nothing for
+	// feedWriteTimeout is.
 	subscriberBuffer = 256
 	// recentEvents is how many of an execution's latest events the hub
 	// keeps, so a subscriber catches up from memory instead of Postgres.
@@ -44,8 +47,9 @@ type Positions interface {
 // events and the highest seq it has seen. A subscriber therefore needs
 // Postgres only for events older than the hub's memory, and never polls:
 // the hub knows which seqs exist, so it can tell a gap from a quiet
-// execution. It never blocks on a subscriber: one whose buffer is full is
-// dropped and resumes with ?since=.
+// execution. It never blocks on a subscriber: one whose buffer is full
+// misses live events and is told so (lagged); its feed fills the gap from
+// Postgres.
 type Hub struct {
 	kafka     kafka.Config
 	positions Positions
@@ -74,7 +78,10 @@ type subscriber struct {
 	user    string
 	ch      chan hubEvent
 	dropped chan struct{}
-	once    sync.Once
+	// lagged is signalled (capacity 1) when a live event did not fit in
+	// ch: the feed must catch up from Postgres to the hub's head.
+	lagged chan struct{}
+	once   sync.Once
 }
 
 type hubEvent struct {
@@ -189,8 +196,10 @@ func (h *Hub) publish(ev hubEvent) {
 		select {
 		case s.ch <- ev:
 		default:
-			s.drop()
-			h.remove(ev.env.Subject, s)
+			select {
+			case s.lagged <- struct{}{}:
+			default:
+			}
 		}
 	}
 }
@@ -237,11 +246,21 @@ func (h *Hub) subscribe(id, user string) (*subscriber, []hubEvent, uint64, error
 	if h.users[user] >= h.perUser {
 		return nil, nil, 0, fmt.Errorf("%w: %d per user", ErrTooManyFeeds, h.perUser)
 	}
-	s := &subscriber{user: user, ch: make(chan hubEvent, subscriberBuffer), dropped: make(chan struct{})}
+	s := &subscriber{user: user, ch: make(chan hubEvent, subscriberBuffer), dropped: make(chan struct{}), lagged: make(chan struct{}, 1)}
 	t := h.tailOf(id)
 	t.subs[s] = struct{}{}
 	h.users[user]++
 	return s, append([]hubEvent(nil), t.recent...), t.head, nil
+}
+
+// Head returns the highest seq the hub has seen of id (0: none).
+func (h *Hub) Head(id string) uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if t := h.tails[id]; t != nil {
+		return t.head
+	}
+	return 0
 }
 
 // Feeds returns how many live feeds are open, over every execution.

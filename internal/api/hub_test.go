@@ -12,9 +12,11 @@ import (
 	"github.com/dspipe/dspipe/internal/testenv"
 )
 
-// TestSlowSubscriberIsDroppedWithoutBlockingOthers fills one subscriber's
-// buffer and checks publish neither blocks nor starves the other.
-func TestSlowSubscriberIsDroppedWithoutBlockingOthers(t *testing.T) {
+// TestSlowSubscriberLagsWithoutBlockingOthers fills one subscriber's
+// buffer and checks publish neither blocks nor starves the other, and that
+// the slow one is told it lagged (its feed catches up from Postgres)
+// instead of being dropped.
+func TestSlowSubscriberLagsWithoutBlockingOthers(t *testing.T) {
 	t.Parallel()
 	h := NewHub(kafka.Config{}, nil, 0, testenv.Logger(t))
 	slow := sub(t, h, "ds_1")
@@ -31,10 +33,17 @@ func TestSlowSubscriberIsDroppedWithoutBlockingOthers(t *testing.T) {
 	}
 	require.Less(t, time.Since(start), 5*time.Second, "publish never waits for a slow subscriber")
 	select {
-	case <-slow.dropped:
+	case <-slow.lagged:
 	default:
-		t.Fatal("the slow subscriber was not dropped")
+		t.Fatal("the slow subscriber was not told it lagged")
 	}
+	select {
+	case <-slow.dropped:
+		t.Fatal("a slow subscriber is not dropped")
+	default:
+	}
+	require.Len(t, slow.ch, subscriberBuffer, "it holds the events that fit")
+	require.Equal(t, uint64(subscriberBuffer*3), h.Head("ds_1"))
 	require.Equal(t, subscriberBuffer*3, got, "the fast subscriber got every event")
 	require.Empty(t, other.ch, "events go only to their execution's subscribers")
 	select {
@@ -73,10 +82,13 @@ func TestFeedsPerUserAreCapped(t *testing.T) {
 	_, _, _, err = h.subscribe("ds_2", "alice")
 	require.ErrorIs(t, err, ErrTooManyFeeds)
 
-	// A dropped (too slow) subscriber frees its place too.
+	// A lagging subscriber keeps its place until its feed closes.
 	for i := 1; i <= subscriberBuffer+1; i++ {
 		h.publish(hubEvent{env: events.Envelope{Subject: "ds_1", Seq: uint64(i)}})
 	}
+	_, _, _, err = h.subscribe("ds_3", "alice")
+	require.ErrorIs(t, err, ErrTooManyFeeds)
+	h.unsubscribe("ds_1", subs[1])
 	_, _, _, err = h.subscribe("ds_3", "alice")
 	require.NoError(t, err)
 }

@@ -252,6 +252,10 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// feedWriteTimeout is how long a WebSocket client may go without reading
+// before its feed is closed; it resumes with ?since=<last seq>.
+const feedWriteTimeout = 10 * time.Second
+
 var (
 	errDone     = errors.New("execution finished")
 	errSlow     = errors.New("subscriber too slow")
@@ -268,7 +272,7 @@ func (s *Server) stream(ctx context.Context, c *websocket.Conn, sub *subscriber,
 		if err != nil {
 			return err
 		}
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		wctx, cancel := context.WithTimeout(ctx, feedWriteTimeout)
 		defer cancel()
 		if err := wsjson.Write(wctx, c, m); err != nil {
 			return err
@@ -354,6 +358,12 @@ func (s *Server) stream(ctx context.Context, c *websocket.Conn, sub *subscriber,
 			return errShutdown
 		case <-sub.dropped:
 			return errSlow
+		case <-sub.lagged:
+			// Live events passed while this client was behind: send
+			// them from Postgres, in order, up to the hub's head.
+			if err := fill(s.hub.Head(f.x.ID)); err != nil {
+				return err
+			}
 		case ev := <-sub.ch:
 			if ev.env.Seq <= last {
 				continue

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,7 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dspipe/dspipe/internal/client"
 
 	"github.com/dspipe/dspipe/internal/testenv"
 )
@@ -162,4 +167,49 @@ func TestDsctlUpHelpPrintsHelp(t *testing.T) {
 	out, err = exec.CommandContext(ctx, bin, "up", "--port", "1").CombinedOutput()
 	require.Error(t, err)
 	require.Contains(t, string(out), "up takes no arguments")
+}
+
+// TestASlowFeedGetsEveryEventAndStaysOpen: a WebSocket client that reads
+// slowly through a burst of hundreds of review events (more than the hub
+// holds for it) is not disconnected; it receives every event once, in
+// order, the ones it fell behind on from Postgres.
+func TestASlowFeedGetsEveryEventAndStaysOpen(t *testing.T) {
+	s := startStack(t, stackOpts{env: map[string]string{"ENABLE_SAFETY_VALIDATION": "true"}})
+	p := filepath.Join(s.data, "crisis.jsonl")
+	var b strings.Builder
+	for i := 0; i < 700; i++ {
+		fmt.Fprintf(&b, `{"messages":[{"role":"user","content":"Last month I tried to kill myself and woke up in the hospital (%d)."},{"role":"assistant","content":"I am glad you are here."}]}`+"\n", i)
+	}
+	require.NoError(t, os.WriteFile(p, []byte(b.String()), 0o644))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	id, err := s.client.Submit(ctx, localRequest(p))
+	require.NoError(t, err)
+	u := strings.Replace(s.client.Base, "http://", "ws://", 1) + "/api/v1/datasets/ws/" + id + "?token=dev-admin-token"
+	c, _, err := websocket.Dial(ctx, u, nil)
+	require.NoError(t, err)
+	defer c.CloseNow()
+	c.SetReadLimit(1 << 20)
+	var seqs []uint64
+	reviews := 0
+	for {
+		var m client.Message
+		if err := wsjson.Read(ctx, c, &m); err != nil {
+			t.Fatalf("the feed closed after seq %d: %v", seqs[len(seqs)-1], err)
+		}
+		seqs = append(seqs, m.Seq)
+		if m.EventType == "dataset_review" {
+			reviews++
+		}
+		if len(seqs) < 400 {
+			time.Sleep(3 * time.Millisecond) // slow through the burst
+		}
+		if m.Terminal() {
+			break
+		}
+	}
+	for i, q := range seqs {
+		require.Equal(t, uint64(i+1), q, "every event once, in order")
+	}
+	require.GreaterOrEqual(t, reviews, 300, "the burst was larger than what the hub holds for a subscriber")
 }
