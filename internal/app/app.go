@@ -136,6 +136,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, services ...s
 		case ServiceProcessor:
 			pc := ProcessorConfig(cfg, "processor-"+cfg.InstanceID)
 			pc.Signer, pc.Keys, pc.Erased, pc.Erase, pc.FinishedOutputs = signer, dataKeys, st.Erased, st.InsertErasure, st.FinishedOutputs
+			pc.Metrics = o.Registry
 			p := processor.New(pc, log.With("service", "processor"))
 			g.Go(func() error { return p.Run(ctx) })
 		case ServiceProjector:

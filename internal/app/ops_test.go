@@ -212,4 +212,13 @@ func TestASlowFeedGetsEveryEventAndStaysOpen(t *testing.T) {
 		require.Equal(t, uint64(i+1), q, "every event once, in order")
 	}
 	require.GreaterOrEqual(t, reviews, 300, "the burst was larger than what the hub holds for a subscriber")
+
+	// The processor's figures are on the same /metrics (one process here).
+	resp, err := http.Get(s.client.Base + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Contains(t, string(body), `dspipe_records_total{outcome="quarantined",stage="safety_validation"}`)
+	require.Contains(t, string(body), `dspipe_stage_duration_seconds_bucket{stage="output"`)
 }

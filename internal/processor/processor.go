@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dspipe/dspipe/events"
@@ -41,6 +42,9 @@ import (
 // Config configures a processor instance.
 type Config struct {
 	Kafka kafka.Config
+	// Metrics takes the processor's Prometheus figures (metrics.go); nil:
+	// none.
+	Metrics prometheus.Registerer
 	// InstanceID must be stable across restarts of one instance (it names
 	// the transactional id, so a restart fences the killed instance).
 	InstanceID string
@@ -122,9 +126,10 @@ type Processor struct {
 	log    *slog.Logger
 	topics kafka.Topics
 
-	sess  *kgo.GroupTransactSession
-	aux   *kgo.Client // admin queries
-	inTxn bool
+	sess    *kgo.GroupTransactSession
+	metrics *procMetrics
+	aux     *kgo.Client // admin queries
+	inTxn   bool
 
 	execs    map[string]*execState
 	loaded   map[int32]bool
@@ -140,7 +145,7 @@ type Processor struct {
 // New builds a processor.
 func New(cfg Config, log *slog.Logger) *Processor {
 	cfg.defaults()
-	return &Processor{cfg: cfg, log: log, topics: cfg.Kafka.Topics()}
+	return &Processor{cfg: cfg, log: log, topics: cfg.Kafka.Topics(), metrics: newMetrics(cfg.Metrics)}
 }
 
 func (p *Processor) newSession() error {
@@ -396,6 +401,7 @@ func (p *Processor) emit(x *execState, payload events.Payload) error {
 }
 
 func (p *Processor) emitOne(x *execState, payload events.Payload) error {
+	p.metrics.event(payload)
 	e, err := events.New(eventSource, x.id, p.cfg.Now(), payload)
 	if err != nil {
 		return err
@@ -749,6 +755,7 @@ func (p *Processor) record(x *execState, r *kgo.Record, m wire.Meta, pre *outcom
 				return err
 			}
 		}
+		p.metrics.record(o.stage, "rejected")
 		return p.reject(x, m, o.stage, o.reason)
 	}
 	if o.safety != nil {
@@ -756,6 +763,7 @@ func (p *Processor) record(x *execState, r *kgo.Record, m wire.Meta, pre *outcom
 			return err
 		}
 		if o.safety.Quarantined {
+			p.metrics.record(events.StageSafety, "quarantined")
 			return p.stage(x, wire.Meta{Kind: wire.KindQuarantined, Source: m.Source, Position: m.Position}, o.value)
 		}
 	}
@@ -767,6 +775,7 @@ func (p *Processor) record(x *execState, r *kgo.Record, m wire.Meta, pre *outcom
 	}
 	x.counts.Valid++
 	x.perSource[m.Source]++
+	p.metrics.record("records", "kept")
 	return p.stage(x, wire.Meta{Kind: wire.KindStaged, Source: m.Source, Position: m.Position}, o.value)
 }
 

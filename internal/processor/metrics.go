@@ -1,0 +1,46 @@
+package processor
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dspipe/dspipe/events"
+)
+
+// procMetrics are the processor's Prometheus figures: records by the stage
+// that decided them and how, and stage durations. Counted as processed,
+// so a transaction that aborts and runs again counts its records twice;
+// the statistics and the event log are the exact figures.
+type procMetrics struct {
+	records *prometheus.CounterVec
+	stages  *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) *procMetrics {
+	if reg == nil {
+		return nil
+	}
+	m := &procMetrics{
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dspipe_records_total",
+			Help: "Records processed, by the stage that decided them and the outcome (kept, rejected, quarantined)."}, []string{"stage", "outcome"}),
+		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "dspipe_stage_duration_seconds",
+			Help:    "Durations of completed stages of executions.",
+			Buckets: prometheus.ExponentialBuckets(0.1, 2.5, 12)}, []string{"stage"}),
+	}
+	reg.MustRegister(m.records, m.stages)
+	return m
+}
+
+func (m *procMetrics) record(stage, outcome string) {
+	if m != nil {
+		m.records.WithLabelValues(stage, outcome).Inc()
+	}
+}
+
+func (m *procMetrics) event(p events.Payload) {
+	if m == nil {
+		return
+	}
+	if sc, ok := p.(events.StageCompleted); ok {
+		m.stages.WithLabelValues(sc.Stage).Observe(float64(sc.DurationMS) / 1000)
+	}
+}
