@@ -395,8 +395,12 @@ func endToEnd(t *testing.T, c *cluster) {
 		require.Contains(t, c.dsctl(t, "projector", "rebuild", "-schema", rebuilt), "rebuilt schema "+rebuilt)
 		t.Cleanup(func() { _ = store.DropSchema(context.Background(), testenv.DatabaseURL(), rebuilt) })
 
-		// dsctl process submits, follows the feed to the end and prints the statistics.
+		// dsctl process submits, follows the feed to the end and prints a
+		// summary, or with -json the whole statistics.
 		out = c.dsctl(t, "process", "-quiet", "-compression", "gzip", "-source", "one="+sum.Files[0])
+		require.Contains(t, out, ": completed")
+		require.Regexp(t, `output rows +[1-9][0-9]*\n`, out)
+		out = c.dsctl(t, "process", "-quiet", "-json", "-compression", "gzip", "-source", "one="+sum.Files[0])
 		require.Contains(t, out, `"status": "completed"`)
 		require.Contains(t, out, "data.jsonl.gz")
 	})
