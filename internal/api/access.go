@@ -49,6 +49,7 @@ var actions = map[string]string{
 	"GET /api/v1/datasets/status/{id}":               "status",
 	"GET /api/v1/datasets/statistics/{id}":           "statistics",
 	"GET /api/v1/datasets/active":                    "active",
+	"GET /api/v1/datasets/recent":                    "recent",
 	"GET /api/v1/datasets/{id}/events":               "events",
 	"POST /api/v1/datasets/{id}/cancel":              "cancel",
 	"POST /api/v1/datasets/{id}/progress":            "progress",
@@ -61,6 +62,12 @@ var actions = map[string]string{
 	"GET /api/v1/audit/public-key":                   "audit_public_key",
 	"GET /api/v1/datasets/{id}/output/{file}":        "output",
 }
+
+// quietRoutes are logged at debug level only: health and readiness
+// probes, metrics scrapes, the dashboard's files and the API's
+// description, none of which touches execution data.
+var quietRoutes = map[string]bool{"/api/v1/datasets/health": true, "/livez": true, "/readyz": true, "/metrics": true,
+	"/assets": true, "/api/v1/openapi.yaml": true, "/api/v1/openapi.json": true}
 
 // accessLog writes one access log line per call and hands every call of
 // an audited route (all but /health), denials included, to the access
@@ -101,7 +108,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		if len(a.Review) > 12 {
 			a.Review = ""
 		}
-		if route == "/api/v1/datasets/health" {
+		if quietRoutes[route] || r.URL.Path == "/" {
 			s.log.Debug("api: access", "method", a.Method, "route", route, "status", status, "duration_ms", a.DurationMS)
 			return
 		}
