@@ -244,6 +244,7 @@ func TestDashboardInARealBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#view form button[type="submit"]`)),
 		chromedp.WaitVisible(chromedp.ID("trail-verified"))))
 	require.Equal(t, "verified", text("trail-verified"))
+	require.NotContains(t, eval(`document.getElementById("view").innerText`), "null", "no missing value shows as null")
 	shot("6-audit")
 
 	// The API reference is rendered from the served description.

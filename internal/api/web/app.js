@@ -381,7 +381,7 @@ function auditView(g) {
       const [trail, access] = await Promise.all([api(`/datasets/${encodeURIComponent(id)}/events`),
         api(`/audit/access?execution=${encodeURIComponent(id)}&limit=200`).catch(e => ({error: e.message}))]);
       const evs = trail.events || [];
-      out.append(el("div", {class: "figures"},
+      out.append(...[el("div", {class: "figures"},
         el("div", {class: "figure"}, el("div", {class: "value", id: "trail-verified"}, trail.verified ? "verified" : "NOT verified"),
           el("div", {class: "label"}, "signatures, hash chain and read model")),
         figure("events in the trail", evs.length)),
@@ -391,7 +391,8 @@ function auditView(g) {
         table(["Seq", "Type", "Time"], evs.slice(-200).map(e => [String(e.seq), e.type, when(e.time)]), [0]),
         el("h3", {}, "Who accessed it"),
         access.error ? el("p", {class: "hint"}, "The access audit needs the auditor or admin role: " + access.error) :
-          table(["Time", "User", "Role", "Action", "Status"], (access.access || []).map(a => [when(a.time), a.user_id, a.role, a.action, String(a.status)]), [4]));
+          table(["Time", "User", "Role", "Action", "Status"], (access.access || []).map(a => [when(a.time), a.user_id, a.role, a.action, String(a.status)]), [4])]
+        .filter(Boolean));
     } catch (e) { out.append(errorBox(e)); }
   }}, el("label", {for: "audit-id"}, "Execution id"), input, " ", el("button", {type: "submit"}, "Show trail"));
   show(g, el("h2", {}, "Audit"), form, out);
