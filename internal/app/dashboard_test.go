@@ -250,7 +250,9 @@ func TestDashboardInARealBrowser(t *testing.T) {
 	// The API reference is rendered from the served description.
 	step("open the API reference", goTo("#/api"))
 	step("see an operation", chromedp.WaitVisible(chromedp.CSS("#view section.card h3")))
-	require.Contains(t, eval(`document.getElementById("view").innerText`), "POST /api/v1/datasets/process")
+	ref := eval(`document.getElementById("view").innerText`)
+	require.Contains(t, ref, "POST /api/v1/datasets/process")
+	require.Contains(t, ref, "id\tpath\tyes", "a parameter given by reference is shown by name")
 	shot("7-api-reference")
 
 	mu.Lock()

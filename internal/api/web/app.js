@@ -410,7 +410,13 @@ async function referenceView(g) {
   for (const [path, ops] of Object.entries(doc.paths || {})) {
     for (const [method, op] of Object.entries(ops)) {
       if (!["get", "post", "put", "delete", "patch"].includes(method)) continue;
-      const params = (op.parameters || []).map(p => [p.name, p.in, p.required ? "yes" : "no", (p.schema && p.schema.type) || "", p.description || ""]);
+      const resolve = p => {
+        const ref = p && p.$ref;
+        if (!ref || !ref.startsWith("#/components/parameters/")) return p;
+        return ((doc.components || {}).parameters || {})[ref.slice("#/components/parameters/".length)] || p;
+      };
+      const params = (op.parameters || []).map(resolve).map(p => [p.name || "", p.in || "", p.required ? "yes" : "no",
+        (p.schema && p.schema.type) || "", p.description || ""]);
       const codes = Object.keys(op.responses || {}).join(", ");
       parts.push(el("section", {class: "card"},
         el("h3", {class: "mono"}, method.toUpperCase() + " /api/v1" + path),
