@@ -68,9 +68,14 @@ func TestRoleMatrix(t *testing.T) {
 		}
 		rows++
 	}
-	require.Equal(t, 16, rows, "every endpoint has a row")
+	require.Equal(t, 17, rows, "every endpoint has a row")
 
 	// What /active shows depends on the role.
 	_, mine := rawDo(t, http.MethodGet, s.client.Base+"/api/v1/datasets/active", "bobby-token-1", strings.NewReader(""), nil)
 	require.Contains(t, mine, `"count":0`)
+	// So does /recent: a submitter sees only their own executions.
+	_, mine = rawDo(t, http.MethodGet, s.client.Base+"/api/v1/datasets/recent", "bobby-token-1", strings.NewReader(""), nil)
+	require.Contains(t, mine, `"count":0`)
+	_, all := rawDo(t, http.MethodGet, s.client.Base+"/api/v1/datasets/recent", "audit-token-1", strings.NewReader(""), nil)
+	require.Contains(t, all, id)
 }
