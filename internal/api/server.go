@@ -375,12 +375,8 @@ func overallProgress(x store.Execution) float64 {
 	switch {
 	case x.Status == "completed":
 		return 100
-	case x.Total > 0:
-		return 95 * float64(x.Received) / float64(x.Total)
-	case x.EstimatedTotal > 0:
-		// Acquisition still running: against the estimate, short of the
-		// records stages' 95.
-		return math.Min(94, 95*float64(x.Received)/float64(x.EstimatedTotal))
+	case x.Total > 0 || x.EstimatedTotal > 0:
+		return recordsProgress(x.Received, x.Total, x.EstimatedTotal)
 	case x.ReportedPercent != nil:
 		return *x.ReportedPercent
 	}
@@ -405,12 +401,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 			resp.StagesCompleted = append(resp.StagesCompleted, st.Stage)
 		}
 	}
-	total := x.Total
-	if total == 0 {
-		total = x.EstimatedTotal
-	}
-	if x.Status == "running" && x.RatePerSec > 0 && total > x.Received {
-		eta := x.UpdatedAt.Add(time.Duration(float64(total-x.Received) / x.RatePerSec * float64(time.Second)))
+	if eta, ok := estimatedEnd(x.UpdatedAt, x.Received, progressTotal(x.Total, x.EstimatedTotal), x.RatePerSec); ok && x.Status == "running" {
 		resp.EstimatedCompletion = &eta
 	}
 	writeJSON(w, http.StatusOK, resp)

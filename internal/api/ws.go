@@ -139,22 +139,9 @@ func (f *feed) message(e events.Envelope) (Message, error) {
 }
 
 func (f *feed) progress(e events.Envelope) map[string]any {
-	// The records stages take 95% (the dataset stages and output the
-	// rest). While acquisition runs the total is the processor's estimate
-	// from the sources' bytes, so progress moves from the first records;
-	// it never goes back when the estimate is corrected.
-	total := f.counts.Total
-	if total == 0 {
-		total = f.estimate
-	}
-	overall := 0.0
-	if total > 0 {
-		overall = math.Min(95*float64(f.counts.Received)/float64(total), 95)
-		if f.counts.Total == 0 {
-			overall = math.Min(overall, 94)
-		}
-	}
-	overall = math.Max(overall, f.shown)
+	// Progress (progress.go) never goes back when the estimate is
+	// corrected.
+	overall := math.Max(recordsProgress(f.counts.Received, f.counts.Total, f.estimate), f.shown)
 	f.shown = overall
 	stage := f.stage
 	if stage == "" {
@@ -187,8 +174,8 @@ func (f *feed) progress(e events.Envelope) map[string]any {
 		d["bias_score"] = f.bias.Score
 		d["bias"] = map[string]any{"axis": f.bias.Axis, "distances": f.bias.Distances, "groups": f.bias.Groups, "negative": f.bias.Negative}
 	}
-	if f.rate > 0 && total > f.counts.Received {
-		d["estimated_completion"] = e.Time.Add(time.Duration(float64(total-f.counts.Received) / f.rate * float64(time.Second)))
+	if eta, ok := estimatedEnd(e.Time, f.counts.Received, progressTotal(f.counts.Total, f.estimate), f.rate); ok {
+		d["estimated_completion"] = eta
 	}
 	return d
 }

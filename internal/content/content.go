@@ -325,7 +325,15 @@ func assess(text string, responder bool) Result {
 	s := textmatch.Normalise(text)
 	r := Result{Categories: map[string]float64{}, Codes: []string{}}
 	t := count(s)
-	inCounselling := sync.OnceValue(func() bool { return responder || counselling(s) })
+	// Whether the text talks the way counselling does, asked at most
+	// once and only when a discussable or self-harm word needs it.
+	asked, isCounselling := false, false
+	inCounselling := func() bool {
+		if !asked {
+			asked, isCounselling = true, responder || counselling(s)
+		}
+		return isCounselling
+	}
 	// Discussable words weigh less where the text talks the way
 	// counselling does: discussion and disclosure are annotated, explicit
 	// and instructional content is flagged.

@@ -108,22 +108,7 @@ func CrossValidate(dir string, w io.Writer) error {
 			}
 			var gold, found, pred, correct int
 			for _, s := range held {
-				var f []uint32
-				var tags []uint8
-				var scores [nTags]int32
-				for i := range s.tw {
-					if !s.tw[i].cand {
-						tags = append(tags, tagO)
-						continue
-					}
-					f = append(f[:0], s.feats[i]...)
-					f = m.dynamic(f, s.tw, i, tags)
-					prev := uint8(tagO)
-					if i > 0 {
-						prev = tags[i-1]
-					}
-					tags = append(tags, m.best(f, prev, &scores))
-				}
+				tags, _ := m.tagWords(s.tw, nil, nil) // as Detect tags
 				isPred := func(i int) bool {
 					byTagger := tags[i] == typ || tags[i] == typ+1
 					byRule := s.tw[i].rule == rule

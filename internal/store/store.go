@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"net/url"
 	"regexp"
+	"sync"
 
 	"github.com/golang-migrate/migrate/v4"
 	_ "github.com/golang-migrate/migrate/v4/database/pgx/v5" // pgx5:// driver
@@ -118,8 +119,10 @@ func DropSchema(ctx context.Context, databaseURL, schema string) error {
 }
 
 // LatestMigration is the version of the newest migration this build
-// carries.
-func LatestMigration() (uint, error) {
+// carries (read once: the migrations are embedded).
+var LatestMigration = sync.OnceValues(latestMigration)
+
+func latestMigration() (uint, error) {
 	ents, err := fs.ReadDir(migrations.FS, ".")
 	if err != nil {
 		return 0, err
