@@ -162,6 +162,14 @@ func TestAuditTrailVerifiesEverywhereAndCatchesTampering(t *testing.T) {
 	restore()
 	require.Error(t, err)
 	require.Contains(t, out, "first broken position 3")
+	// The access chain reaches Postgres through the projector; wait for it
+	// rather than race it (with none yet, dsctl says there is nothing to verify).
+	require.Eventually(t, func() bool {
+		var list struct {
+			Chains []string `json:"chains"`
+		}
+		return auditor.DoV1(ctx, "GET", "/audit/access/chains", nil, &list) == nil && len(list.Chains) > 0
+	}, 15*time.Second, 50*time.Millisecond, "the access chain was never projected")
 	out, err = dsctl("access", "-verify")
 	require.NoError(t, err, out)
 	require.Contains(t, out, ": verifies:")
