@@ -156,6 +156,18 @@ type OutputSpec struct {
 	// an input's own ids can identify a person. Optional: a compatible
 	// addition to version 1.
 	KeepSourceIDs bool `json:"keep_source_ids,omitempty"`
+	// Splits writes the data as separate train/validation/test (or other
+	// named) files, each record in the split its id hashes to, so a
+	// record and its balancing copies are always in the same split and a
+	// rerun puts every record where it was. Optional: a compatible
+	// addition to version 1.
+	Splits []Split `json:"splits,omitempty"`
+}
+
+// Split is one named share of the output's records.
+type Split struct {
+	Name     string  `json:"name"`
+	Fraction float64 `json:"fraction"`
 }
 
 // OverwriteNewVersion asks for a versioned directory beside an existing

@@ -419,6 +419,9 @@ func validateRequest(req *events.Request) error {
 	if b := req.Output.ShardBytes; b != 0 && (b < 1024 || b > 1<<40) {
 		return fmt.Errorf("output.shard_bytes: must be 0 (one file per format) or between 1024 and 1099511627776")
 	}
+	if err := sink.CheckSplits(req.Output.Splits); err != nil {
+		return err
+	}
 	if len(req.Output.Formats) == 0 {
 		req.Output.Formats = []string{"jsonl"}
 	}

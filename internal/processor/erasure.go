@@ -161,7 +161,7 @@ func (p *Processor) applyErasure(ctx context.Context, x *execState, erasure stri
 			st.Abort()
 		}
 	}()
-	data := sink.NewDataWriter(st.Dir, x.req.Output.Formats, outputCompression(x), x.req.Output.ShardBytes)
+	data := sink.NewSplitWriter(st.Dir, x.req.Output.Formats, outputCompression(x), x.req.Output.ShardBytes, x.req.Output.Splits)
 	for _, n := range dataFiles {
 		if err := eachLine(filepath.Join(old, n), func(l []byte) error {
 			if isErased(l) {

@@ -62,6 +62,16 @@ type Manifest struct {
 	// records have one.
 	RejectedByStage map[string]int64 `json:"rejected_by_stage"`
 	Splits          map[string]int64 `json:"splits,omitempty"`
+	// OutputSplits are the request's output.splits with the records each
+	// got (files data-<name>.*), in the request's order.
+	OutputSplits []ManifestSplit `json:"output_splits,omitempty"`
+}
+
+// ManifestSplit is one output split in the manifest.
+type ManifestSplit struct {
+	Name     string  `json:"name"`
+	Fraction float64 `json:"fraction"`
+	Records  int64   `json:"records"`
 }
 
 // splitOf finds metadata.split in an encoded canonical record without
@@ -530,7 +540,7 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputRe
 	if len(formats) == 0 {
 		formats = []string{sink.FormatJSONL}
 	}
-	data := sink.NewDataWriter(st.Dir, formats, comp, x.req.Output.ShardBytes)
+	data := sink.NewSplitWriter(st.Dir, formats, comp, x.req.Output.ShardBytes, x.req.Output.Splits)
 	splits := map[string]int64{}
 	if err := spools.drain(func(line []byte) error {
 		if s := splitOf(line); s != "" {
@@ -578,6 +588,10 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputRe
 		Balancing: res.balancing, BalancingSettings: balancingFor(x), RejectedByStage: rejectedBy}
 	if len(splits) > 0 {
 		m.Splits = splits
+	}
+	perSplit := data.Counts()
+	for _, sp := range x.req.Output.Splits {
+		m.OutputSplits = append(m.OutputSplits, ManifestSplit{Name: sp.Name, Fraction: sp.Fraction, Records: perSplit[sp.Name]})
 	}
 	for i, s := range x.req.Sources {
 		ms := ManifestSource{Name: s.DisplayName(i), Type: s.Type, Valid: x.perSource[i], Output: x.perSource[i]}

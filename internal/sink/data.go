@@ -62,6 +62,7 @@ type ParquetRow struct {
 // canonical records, in the order they are to appear.
 type DataWriter struct {
 	dir, comp  string
+	base       string // file name stem: "data", or "data-<split>"
 	formats    []string
 	shardBytes int64
 	shard      int
@@ -84,13 +85,13 @@ type recordFile interface {
 // file per format; above 0, a new shard starts once a shard holds that
 // many bytes of records (as JSON, before compression).
 func NewDataWriter(dir string, formats []string, compression string, shardBytes int64) *DataWriter {
-	return &DataWriter{dir: dir, comp: compression, formats: formats, shardBytes: shardBytes}
+	return &DataWriter{dir: dir, comp: compression, formats: formats, shardBytes: shardBytes, base: "data"}
 }
 
 func (d *DataWriter) name(format string) string {
-	base := "data"
+	base := d.base
 	if d.shardBytes > 0 {
-		base = fmt.Sprintf("data-%05d", d.shard)
+		base = fmt.Sprintf("%s-%05d", d.base, d.shard)
 	}
 	switch format {
 	case FormatParquet:
