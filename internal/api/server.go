@@ -369,20 +369,6 @@ type StatusResponse struct {
 	DataDeletedAt       *time.Time       `json:"data_deleted_at,omitempty"`
 }
 
-// overallProgress is 100 once completed; while records flow it is the share
-// of acquired records processed, leaving the last 5% to the output stage.
-func overallProgress(x store.Execution) float64 {
-	switch {
-	case x.Status == "completed":
-		return 100
-	case x.Total > 0 || x.EstimatedTotal > 0:
-		return recordsProgress(x.Received, x.Total, x.EstimatedTotal)
-	case x.ReportedPercent != nil:
-		return *x.ReportedPercent
-	}
-	return 0
-}
-
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	if !checkID(w, chi.URLParam(r, "id")) {
 		return
@@ -391,8 +377,9 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	if !s.visible(w, r, x, err) {
 		return
 	}
+	now := time.Now()
 	resp := StatusResponse{ExecutionID: x.ID, UserID: x.UserID, Status: x.Status, CurrentStage: x.CurrentStage,
-		OverallProgress: overallProgress(x), StagesCompleted: []string{}, Stages: stages, RecordsProcessed: x.Received,
+		OverallProgress: overallProgress(x, stages, now), StagesCompleted: []string{}, Stages: stages, RecordsProcessed: x.Received,
 		TotalRecords: x.Total, ValidRecords: x.Valid, RejectedRecords: x.Rejected, ProcessingRate: x.RatePerSec,
 		Error: x.ErrorReason, ErrorCategory: x.ErrorCategory, OutputDir: x.OutputDir, LastSeq: x.LastSeq,
 		CreatedAt: x.CreatedAt, StartedAt: x.StartedAt, FinishedAt: x.FinishedAt, DataDeletedAt: x.DataDeletedAt}
@@ -401,8 +388,12 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 			resp.StagesCompleted = append(resp.StagesCompleted, st.Stage)
 		}
 	}
-	if eta, ok := estimatedEnd(x.UpdatedAt, x.Received, progressTotal(x.Total, x.EstimatedTotal), x.RatePerSec); ok && x.Status == "running" {
-		resp.EstimatedCompletion = &eta
+	if x.Status == "running" {
+		p := progressOf(x, stages)
+		resp.CurrentStage = p.stage(now, x.CurrentStage)
+		if eta, ok := p.eta(now); ok {
+			resp.EstimatedCompletion = &eta
+		}
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
@@ -465,7 +456,7 @@ func (s *Server) active(w http.ResponseWriter, r *http.Request) {
 	out := make([]map[string]any, 0, len(xs))
 	for _, x := range xs {
 		out = append(out, map[string]any{"execution_id": x.ID, "user_id": x.UserID, "status": x.Status,
-			"current_stage": x.CurrentStage, "overall_progress": overallProgress(x), "created_at": x.CreatedAt})
+			"current_stage": shownStage(x), "overall_progress": overallProgress(x, nil, time.Now()), "created_at": x.CreatedAt})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"executions": out, "count": len(out)})
 }
@@ -496,7 +487,7 @@ func (s *Server) recent(w http.ResponseWriter, r *http.Request) {
 	out := make([]map[string]any, 0, len(xs))
 	for _, x := range xs {
 		out = append(out, map[string]any{"execution_id": x.ID, "user_id": x.UserID, "status": x.Status,
-			"current_stage": x.CurrentStage, "overall_progress": overallProgress(x), "created_at": x.CreatedAt, "finished_at": x.FinishedAt})
+			"current_stage": shownStage(x), "overall_progress": overallProgress(x, nil, time.Now()), "created_at": x.CreatedAt, "finished_at": x.FinishedAt})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"executions": out, "count": len(out)})
 }

@@ -40,11 +40,24 @@ type feed struct {
 	estimate int64   // the processor's estimate of the total while acquisition runs
 	shown    float64 // the highest overall_progress sent: progress never goes back
 	rate     float64
+	// started and datasetStart are when the record stages and the dataset
+	// stages began (progress.go); fusion says whether fusion or balancing
+	// runs, known for sure once the dataset stages start.
+	started, datasetStart time.Time
+	fusion                bool
 	memory   float64
 	stage    string
 	safety   *events.SafetySummary
 	quality  *events.QualitySummary
 	bias     *events.BiasSummary
+}
+
+func newFeed(x store.Execution) *feed {
+	f := &feed{x: x, fusion: fusionRequested(x.Request)}
+	if x.StartedAt != nil {
+		f.started = *x.StartedAt
+	}
+	return f
 }
 
 func (f *feed) message(e events.Envelope) (Message, error) {
@@ -59,6 +72,7 @@ func (f *feed) message(e events.Envelope) (Message, error) {
 	case *events.ExecutionQueued:
 		m.EventType, m.Data = "dataset_status", map[string]any{"status": "queued", "active": d.Active, "limit": d.Limit}
 	case *events.ExecutionStarted:
+		f.started = e.Time
 		m.EventType, m.Data = "dataset_status", map[string]any{"status": "running"}
 	case *events.ExecutionCompleted:
 		f.counts = d.Counts
@@ -96,6 +110,10 @@ func (f *feed) message(e events.Envelope) (Message, error) {
 			// user would name comes with the progress events.
 			if f.stage == "" || !events.RecordStage(d.Stage) {
 				f.stage = d.Stage
+			}
+			if datasetStage(d.Stage) && f.datasetStart.IsZero() {
+				// Fusion and balancing, when they run, start first.
+				f.datasetStart, f.fusion = e.Time, d.Stage != events.StageOutput
 			}
 		case *events.StageCompleted:
 			if d.Stage == events.StageAcquisition {
@@ -139,14 +157,16 @@ func (f *feed) message(e events.Envelope) (Message, error) {
 }
 
 func (f *feed) progress(e events.Envelope) map[string]any {
-	// Progress (progress.go) never goes back when the estimate is
-	// corrected.
-	overall := math.Max(recordsProgress(f.counts.Received, f.counts.Total, f.estimate), f.shown)
+	p := progress{received: f.counts.Received, total: f.counts.Total, estimate: f.estimate, rate: f.rate, at: e.Time,
+		started: f.started, datasetStart: f.datasetStart, fusion: f.fusion}
+	// Progress never goes back when the estimate is corrected.
+	overall := math.Max(p.percent(e.Time), f.shown)
 	f.shown = overall
 	stage := f.stage
 	if stage == "" {
 		stage = events.StageAcquisition
 	}
+	stage = p.stage(e.Time, stage)
 	d := map[string]any{
 		"overall_progress": overall,
 		"current_stage":    stage,
@@ -174,7 +194,7 @@ func (f *feed) progress(e events.Envelope) map[string]any {
 		d["bias_score"] = f.bias.Score
 		d["bias"] = map[string]any{"axis": f.bias.Axis, "distances": f.bias.Distances, "groups": f.bias.Groups, "negative": f.bias.Negative}
 	}
-	if eta, ok := estimatedEnd(e.Time, f.counts.Received, progressTotal(f.counts.Total, f.estimate), f.rate); ok {
+	if eta, ok := p.eta(e.Time); ok {
 		d["estimated_completion"] = eta
 	}
 	return d
@@ -224,7 +244,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		c.Close(websocket.StatusGoingAway, "server shutting down; reconnect with ?since=<last seq>")
 		return
 	}
-	err = s.stream(ctx, c, sub, recent, head, &feed{x: x}, since)
+	err = s.stream(ctx, c, sub, recent, head, newFeed(x), since)
 	s.log.Debug("api: websocket closed", "execution_id", x.ID, "err", err)
 	switch {
 	case errors.Is(err, errDone):

@@ -304,11 +304,32 @@ async function executionView(g, id) {
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
   let last = 0;
   let shown = st.overall_progress || 0;
+  let heard = Date.now();
+  const showProgress = d => {
+    if (d.overall_progress !== undefined && d.overall_progress >= shown) {
+      shown = d.overall_progress;
+      progress.value = shown;
+      pct.textContent = fmt(shown, 1);
+    }
+    if (d.current_stage) stageName.textContent = d.current_stage;
+    if (d.estimated_completion) eta.textContent = when(d.estimated_completion);
+  };
+  // Fusion and output send no events until they finish; while the feed is
+  // quiet the status endpoint's timed estimate keeps the bar moving.
+  const quiet = setInterval(async () => {
+    if (document.getElementById("view").dataset.finished || !document.getElementById("progress")) { clearInterval(quiet); return; }
+    if (Date.now() - heard < 2000) return;
+    try {
+      const now = await api("/datasets/status/" + encodeURIComponent(id));
+      if (now.status === "running") showProgress(now);
+    } catch (e) { /* the feed or the next poll shows it */ }
+  }, 2000);
   const connect = () => {
     const ws = new WebSocket(`${proto}//${location.host}${API}/datasets/ws/${encodeURIComponent(id)}?since=${last}&token=${encodeURIComponent(token)}`);
     live = ws;
     ws.onmessage = async ev => {
       const m = JSON.parse(ev.data);
+      heard = Date.now();
       if (m.seq) last = m.seq;
       const d = m.data || {};
       if (m.event_type === "dataset_alert") { addAlert(Object.assign({seq: m.seq}, d)); return; }
@@ -317,13 +338,7 @@ async function executionView(g, id) {
           message: `review ${d.review}: ${(d.flags || []).join(", ")} (crisis level ${d.crisis_level || "none"})`});
         return;
       }
-      if (d.overall_progress !== undefined && d.overall_progress >= shown) {
-        shown = d.overall_progress;
-        progress.value = shown;
-        pct.textContent = fmt(shown, 1);
-      }
-      if (d.current_stage) stageName.textContent = d.current_stage;
-      if (d.estimated_completion) eta.textContent = when(d.estimated_completion);
+      showProgress(d);
       if (d.metrics) {
         records.textContent = fmt(d.metrics.records_processed, 0) + " / " + fmt(d.metrics.total_records, 0);
         if (rate && d.metrics.processing_rate !== undefined) rate.push(new Date(m.timestamp).getTime() / 1000, d.metrics.processing_rate, d.metrics.memory_usage_mb);
