@@ -114,6 +114,7 @@ func (h *Hub) Run(ctx context.Context) error {
 		return err
 	}
 	cl, err := h.kafka.Client(
+		h.kafka.Metered("api-feed"),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(100*time.Millisecond),

@@ -45,11 +45,11 @@ type feed struct {
 	// runs, known for sure once the dataset stages start.
 	started, datasetStart time.Time
 	fusion                bool
-	memory   float64
-	stage    string
-	safety   *events.SafetySummary
-	quality  *events.QualitySummary
-	bias     *events.BiasSummary
+	memory                float64
+	stage                 string
+	safety                *events.SafetySummary
+	quality               *events.QualitySummary
+	bias                  *events.BiasSummary
 }
 
 func newFeed(x store.Execution) *feed {

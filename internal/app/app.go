@@ -106,6 +106,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, services ...s
 	if st != nil {
 		o.AddStore(st)
 	}
+	cfg.Kafka.Metrics = kafka.NewClientMetrics()
+	o.Registry.MustRegister(cfg.Kafka.Metrics)
 	// The broker check and the consumer groups' lag, through one client.
 	opsClient, err := cfg.Kafka.Client()
 	if err != nil {
@@ -176,7 +178,7 @@ func runAPI(ctx context.Context, cfg config.Config, st *store.Store, signer *aud
 	if err != nil {
 		return err
 	}
-	prod, err := cfg.Kafka.Client()
+	prod, err := cfg.Kafka.Client(cfg.Kafka.Metered("api-producer"))
 	if err != nil {
 		return err
 	}

@@ -221,4 +221,10 @@ func TestASlowFeedGetsEveryEventAndStaysOpen(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(body), `dspipe_records_total{outcome="quarantined",stage="safety_validation"}`)
 	require.Contains(t, string(body), `dspipe_stage_duration_seconds_bucket{stage="output"`)
+	// franz-go's own client metrics (kprom), one set per long-lived client.
+	for _, c := range []string{"processor", "ingest-records", "api-producer"} {
+		require.Regexp(t, `dspipe_kafka_produce_records_total\{client="`+c+`",node_id="\d+",topic="[^"]+"\} [1-9]`, string(body), c)
+	}
+	require.Regexp(t, `dspipe_kafka_fetch_records_total\{client="api-feed",node_id="\d+",topic="[^"]+"\} [1-9]`, string(body))
+	require.Regexp(t, `dspipe_kafka_connects_total\{client="projector-[^"]+",node_id="\d+"\} [1-9]`, string(body))
 }

@@ -128,6 +128,7 @@ func (in *Ingest) Run(ctx context.Context) error {
 	}
 	defer func() { in.mu.Lock(); in.prod.Close(); in.mu.Unlock() }()
 	cons, err := in.cfg.Kafka.Client(
+		in.cfg.Kafka.Metered("ingest-events"),
 		kgo.ConsumerGroup(in.cfg.Kafka.Name("dspipe-ingest")),
 		// Static membership: a restarted instance takes its partitions back
 		// (and relaunches their acquisitions) at once; a dead one's go to
@@ -305,6 +306,7 @@ func (in *Ingest) abandon(ctx context.Context, id string, cause error) {
 
 func (in *Ingest) newProducer() error {
 	cl, err := in.cfg.Kafka.Client(
+		in.cfg.Kafka.Metered("ingest-records"),
 		kgo.TransactionalID(in.cfg.Kafka.Name("dspipe-"+in.cfg.InstanceID)),
 		kgo.TransactionTimeout(20*time.Second),
 	)

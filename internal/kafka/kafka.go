@@ -56,6 +56,9 @@ type Config struct {
 	// (DSPIPE_RECORD_RETENTION_HOURS, 168); the event and access topics
 	// are the audit trail and are kept for ever.
 	RecordRetention time.Duration
+	// Metrics, when set, collects the client metrics of the clients made
+	// with Metered (not from the environment: the service sets it).
+	Metrics *ClientMetrics
 }
 
 // Name prefixes a consumer group or transactional id with TopicPrefix, so

@@ -154,6 +154,7 @@ func (p *Processor) newSession() error {
 		kgo.SeedBrokers(p.cfg.Kafka.Brokers...),
 		kgo.TransactionalID(p.cfg.Kafka.Name("dspipe-"+p.cfg.InstanceID)),
 		kgo.TransactionTimeout(20*time.Second),
+		p.cfg.Kafka.Metered("processor"),
 		kgo.ConsumerGroup(p.cfg.Kafka.Name("dspipe-processor")),
 		// Static membership: a restarted instance takes its partitions back
 		// at once instead of waiting for the session timeout.

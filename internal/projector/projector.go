@@ -73,6 +73,7 @@ func (p *consumer) run(ctx context.Context) error {
 		// TestProjectorRecoversFromDroppedDatabaseConnections failed once
 		// under load (it also failed once with the default, which was the
 		// test's doing).
+		p.kafka.Metered("projector-"+p.topic),
 		kgo.ConsumerGroup(p.group),
 		kgo.ConsumeTopics(p.topic),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
