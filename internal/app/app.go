@@ -108,6 +108,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, services ...s
 	}
 	cfg.Kafka.Metrics = kafka.NewClientMetrics()
 	o.Registry.MustRegister(cfg.Kafka.Metrics)
+	// Ready also means this process's consumer groups have taken it in.
+	cfg.Kafka.Member = kafka.NewMember()
+	for _, s := range services {
+		if s != ServiceAPI {
+			o.AddCheck("consumer_groups", cfg.Kafka.Member.Check)
+			break
+		}
+	}
 	// The broker check and the consumer groups' lag, through one client.
 	opsClient, err := cfg.Kafka.Client()
 	if err != nil {

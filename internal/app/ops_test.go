@@ -92,6 +92,7 @@ func (g *pgGate) close() {
 }
 
 // TestOpsEndpoints: the API serves /livez, /readyz and /metrics; /readyz
+// waits for the broker, Postgres, the migrations and the consumer groups,
 // turns not ready when Postgres goes away and ready again when it is back,
 // and /metrics shows the runtime, the Postgres pool, executions by status,
 // the review queue and the API's own requests.
@@ -110,9 +111,22 @@ func TestOpsEndpoints(t *testing.T) {
 	}
 	code, _ := get("/livez")
 	require.Equal(t, http.StatusOK, code)
-	code, body := get("/readyz")
-	require.Equal(t, http.StatusOK, code, body)
+	waitReadyz := func(want int, within time.Duration) string {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for {
+			code, body := get("/readyz")
+			if code == want {
+				return body
+			}
+			require.True(t, time.Now().Before(deadline), "/readyz never answered %d: %s", want, body)
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	// Ready once the consumer groups have taken this process in.
+	body := waitReadyz(http.StatusOK, 30*time.Second)
 	require.Contains(t, body, `"migrations":"ok"`)
+	require.Contains(t, body, `"consumer_groups":"ok"`)
 	require.Contains(t, body, `"kafka":"ok"`)
 
 	// One request through the API, then the metrics.
@@ -128,18 +142,6 @@ func TestOpsEndpoints(t *testing.T) {
 	require.NotRegexp(t, `ds_[0-9]+_[0-9a-f]+`, body, "no execution id in metrics")
 
 	// Postgres goes away: not ready, and it says why.
-	waitReadyz := func(want int, within time.Duration) string {
-		t.Helper()
-		deadline := time.Now().Add(within)
-		for {
-			code, body := get("/readyz")
-			if code == want {
-				return body
-			}
-			require.True(t, time.Now().Before(deadline), "/readyz never answered %d: %s", want, body)
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
 	addr := gate.addr
 	gate.close()
 	body = waitReadyz(http.StatusServiceUnavailable, 20*time.Second)

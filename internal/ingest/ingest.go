@@ -159,6 +159,8 @@ func (in *Ingest) Run(ctx context.Context) error {
 		return err
 	}
 	defer cons.Close()
+	in.cfg.Kafka.Member.Set("ingest", cons)
+	defer in.cfg.Kafka.Member.Set("ingest", nil)
 	defer in.wg.Wait()
 	defer in.cancelAll()
 

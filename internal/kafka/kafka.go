@@ -59,6 +59,9 @@ type Config struct {
 	// Metrics, when set, collects the client metrics of the clients made
 	// with Metered (not from the environment: the service sets it).
 	Metrics *ClientMetrics
+	// Member, when set, follows the consumer group clients for readiness
+	// (set by the service, like Metrics).
+	Member *Member
 }
 
 // Name prefixes a consumer group or transactional id with TopicPrefix, so

@@ -180,6 +180,7 @@ func (p *Processor) newSession() error {
 		return fmt.Errorf("processor: session: %w", err)
 	}
 	p.sess = sess
+	p.cfg.Kafka.Member.Set("processor", sess.Client())
 	return nil
 }
 

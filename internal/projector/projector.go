@@ -89,6 +89,8 @@ func (p *consumer) run(ctx context.Context) error {
 		return err
 	}
 	defer cl.Close()
+	p.kafka.Member.Set("projector-"+p.topic, cl)
+	defer p.kafka.Member.Set("projector-"+p.topic, nil)
 	for {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
