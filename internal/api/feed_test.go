@@ -10,12 +10,16 @@ import (
 	"github.com/dspipe/dspipe/internal/store"
 )
 
+// testCosts are the 1M-record bench's figures: the dataset stages take
+// 0.84 of the record stages' time, fusion 0.44 of that; output alone 0.47.
+var testCosts = costs{withFusion: 0.84, fusionShare: 0.44, outputOnly: 0.47}
+
 // TestFeedProgressMovesFromTheStart: while acquisition runs the progress
 // message uses the processor's estimate of the total, names acquisition
 // as the stage, carries an ETA, and never goes back when the estimate
 // grows; reviews go out as their own message type, not zeroed progress.
 func TestFeedProgressMovesFromTheStart(t *testing.T) {
-	f := newFeed(store.Execution{}) // fusion on, the default
+	f := newFeed(store.Execution{}, testCosts) // fusion on, the default
 	at := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
 	send := func(p events.Payload) Message {
 		t.Helper()
@@ -71,14 +75,14 @@ func TestStatusProgressIsTimedThroughTheDatasetStages(t *testing.T) {
 	ds := start.Add(100 * time.Second)
 	x := store.Execution{Status: "running", CurrentStage: events.StageOutput, Received: 5000, Total: 5000, StartedAt: &start, UpdatedAt: ds}
 	stages := []store.StageRun{{Stage: events.StageFusion, StartedAt: ds}, {Stage: events.StageOutput, StartedAt: ds}}
-	p := progressOf(x, stages)
+	p := progressOf(x, stages, testCosts)
 	eta, ok := p.eta(ds)
 	require.True(t, ok)
 	require.Equal(t, ds.Add(84*time.Second), eta)
 	prev := 0.0
 	for s := 0; s <= 300; s += 5 {
 		now := ds.Add(time.Duration(s) * time.Second)
-		pct := overallProgress(x, stages, now)
+		pct := overallProgress(x, stages, testCosts, now)
 		require.GreaterOrEqual(t, pct, prev, "at %d s", s)
 		require.Less(t, pct, 100.0)
 		prev = pct
@@ -93,15 +97,21 @@ func TestStatusProgressIsTimedThroughTheDatasetStages(t *testing.T) {
 			require.Equal(t, eta, e)
 		}
 	}
-	require.InDelta(t, 100/1.84, overallProgress(x, stages, ds), 1e-9)
-	require.InDelta(t, 100*(1+0.84*0.5)/1.84, overallProgress(x, stages, ds.Add(42*time.Second)), 1e-9)
+	require.InDelta(t, 100/1.84, overallProgress(x, stages, testCosts, ds), 1e-9)
+	require.InDelta(t, 100*(1+0.84*0.5)/1.84, overallProgress(x, stages, testCosts, ds.Add(42*time.Second)), 1e-9)
 	x.Status = "completed"
-	require.Equal(t, 100.0, overallProgress(x, stages, ds))
+	require.Equal(t, 100.0, overallProgress(x, stages, testCosts, ds))
 	// Without fusion the output alone is timed.
 	x.Status, x.Request = "running", []byte(`{"fusion":{"enabled":false}}`)
-	p = progressOf(x, stages[1:])
+	p = progressOf(x, stages[1:], testCosts)
 	require.False(t, p.fusion)
 	require.Equal(t, events.StageOutput, p.stage(ds, x.CurrentStage))
 	eta, _ = p.eta(ds)
 	require.Equal(t, ds.Add(47*time.Second), eta)
+}
+
+func TestLearnedCostsReplaceTheDefaultsWithinBounds(t *testing.T) {
+	require.Equal(t, defaultCosts, learned(store.DatasetCosts{}))
+	c := learned(store.DatasetCosts{WithFusion: 0.43, FusionShare: 0.73, OutputOnly: 100})
+	require.Equal(t, costs{withFusion: 0.43, fusionShare: 0.73, outputOnly: 5}, c)
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"time"
@@ -18,14 +19,34 @@ import (
 // are timed instead. overall_progress weights the phases by their measured
 // cost, so the bar moves at one speed from start to end.
 
-// Per record, the dataset stages cost this much of what the record stages
-// cost, as `make bench` measured them with every stage on (1M generated
-// conversations: record stages 89 s, fusion and balancing 33 s, output
-// 42 s; 3M: 272, 114, 148 s).
-const (
-	costFusion = 0.37
-	costOutput = 0.47
-)
+// costs is how long the dataset stages take as a share of the record
+// stages' time: withFusion when fusion or balancing runs (fusionShare of
+// it being fusion itself), outputOnly when only output does. The API
+// learns them from this deployment's latest completed executions
+// (store.DatasetCosts, refreshed every minute); until there are enough,
+// these defaults, from `make bench` and 300k-record runs on 2 cores
+// (1M generated conversations: record stages 89 s, fusion 33 s, output
+// 42 s; 300k: 26.9 s, 8.6 s and 3.1 s, as fusion removed 63%).
+type costs struct {
+	withFusion, fusionShare, outputOnly float64
+}
+
+var defaultCosts = costs{withFusion: 0.6, fusionShare: 0.6, outputOnly: 0.3}
+
+// learned fills what the store measured into the defaults.
+func learned(d store.DatasetCosts) costs {
+	c := defaultCosts
+	if d.WithFusion > 0 {
+		c.withFusion = min(max(d.WithFusion, 0.02), 5)
+		if d.FusionShare > 0 {
+			c.fusionShare = d.FusionShare
+		}
+	}
+	if d.OutputOnly > 0 {
+		c.outputOnly = min(max(d.OutputOnly, 0.02), 5)
+	}
+	return c
+}
 
 // progress is what progress is computed from.
 type progress struct {
@@ -35,13 +56,14 @@ type progress struct {
 	started                   time.Time // the record stages' start (zero: not yet)
 	datasetStart              time.Time // the dataset stages' start (zero: records still stream)
 	fusion                    bool      // fusion or balancing runs (or, before the dataset stages, will)
+	costs                     costs
 }
 
 // progressOf reads an execution row (the lists and status); stages, when
 // given, date the dataset stages' start.
-func progressOf(x store.Execution, stages []store.StageRun) progress {
+func progressOf(x store.Execution, stages []store.StageRun, c costs) progress {
 	p := progress{received: x.Received, total: x.Total, estimate: x.EstimatedTotal, rate: x.RatePerSec, at: x.UpdatedAt,
-		fusion: fusionRequested(x.Request)}
+		fusion: fusionRequested(x.Request), costs: c}
 	if x.StartedAt != nil {
 		p.started = *x.StartedAt
 	}
@@ -86,9 +108,9 @@ func datasetStage(s string) bool {
 // record stages'.
 func (p progress) datasetCost() float64 {
 	if p.fusion {
-		return costFusion + costOutput
+		return p.costs.withFusion
 	}
-	return costOutput
+	return p.costs.outputOnly
 }
 
 // totalRecords is the total to measure against: the records acquisition
@@ -151,7 +173,7 @@ func (p progress) stage(now time.Time, current string) string {
 	if p.datasetStart.IsZero() || !p.fusion {
 		return current
 	}
-	if p.datasetFraction(now) < costFusion/(costFusion+costOutput) {
+	if p.datasetFraction(now) < p.costs.fusionShare {
 		return events.StageFusion
 	}
 	return events.StageOutput
@@ -172,21 +194,33 @@ func (p progress) eta(now time.Time) (time.Time, bool) {
 		return end, true
 	}
 	t := p.totalRecords()
-	if p.rate <= 0 || t <= p.received || p.started.IsZero() {
+	if p.started.IsZero() || t <= 0 || p.received <= 0 {
 		return time.Time{}, false
 	}
-	recordsEnd := p.at.Add(time.Duration(float64(t-p.received) / p.rate * float64(time.Second)))
+	rate := p.rate
+	if rate <= 0 { // no rate reported yet: the average so far
+		if el := p.at.Sub(p.started).Seconds(); el > 0 {
+			rate = float64(p.received) / el
+		}
+	}
+	if rate <= 0 {
+		return time.Time{}, false
+	}
+	recordsEnd := p.at
+	if t > p.received {
+		recordsEnd = p.at.Add(time.Duration(float64(t-p.received) / rate * float64(time.Second)))
+	}
 	return recordsEnd.Add(time.Duration(float64(recordsEnd.Sub(p.started)) * p.datasetCost())), true
 }
 
 // overallProgress is an execution's overall_progress: 100 once completed,
 // the reported percent for executions driven through POST /progress.
-func overallProgress(x store.Execution, stages []store.StageRun, now time.Time) float64 {
+func overallProgress(x store.Execution, stages []store.StageRun, c costs, now time.Time) float64 {
 	switch {
 	case x.Status == "completed":
 		return 100
 	case x.Total > 0 || x.EstimatedTotal > 0 || datasetStage(x.CurrentStage):
-		return progressOf(x, stages).percent(now)
+		return progressOf(x, stages, c).percent(now)
 	case x.ReportedPercent != nil:
 		return *x.ReportedPercent
 	}
@@ -194,9 +228,41 @@ func overallProgress(x store.Execution, stages []store.StageRun, now time.Time) 
 }
 
 // shownStage is the stage a list shows for an execution.
-func shownStage(x store.Execution) string {
+func shownStage(x store.Execution, c costs) string {
 	if x.Status != "running" {
 		return x.CurrentStage
 	}
-	return progressOf(x, nil).stage(time.Now(), x.CurrentStage)
+	return progressOf(x, nil, c).stage(time.Now(), x.CurrentStage)
+}
+
+// costs is what the latest completed executions measured, read again at
+// most once a minute in the background (a request never waits for it).
+func (s *Server) costs() costs {
+	if c := s.learnedCosts.Load(); c != nil {
+		if time.Since(c.at) > time.Minute && s.costsRefresh.TryLock() {
+			go s.refreshCosts()
+		}
+		return c.costs
+	}
+	if s.costsRefresh.TryLock() {
+		go s.refreshCosts()
+	}
+	return defaultCosts
+}
+
+type learnedCosts struct {
+	costs costs
+	at    time.Time
+}
+
+func (s *Server) refreshCosts() {
+	defer s.costsRefresh.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d, err := s.store.DatasetCosts(ctx)
+	if err != nil {
+		s.log.Warn("api: dataset stage costs (the defaults stand)", "err", err)
+		d = store.DatasetCosts{}
+	}
+	s.learnedCosts.Store(&learnedCosts{costs: learned(d), at: time.Now()})
 }

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -88,6 +89,10 @@ type Server struct {
 
 	closing   chan struct{}
 	closeOnce sync.Once
+
+	// learnedCosts are the dataset stages' measured costs (progress.go).
+	learnedCosts atomic.Pointer[learnedCosts]
+	costsRefresh sync.Mutex
 }
 
 // WaitIdle waits until every request, WebSockets included, has finished
@@ -377,9 +382,9 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	if !s.visible(w, r, x, err) {
 		return
 	}
-	now := time.Now()
+	now, c := time.Now(), s.costs()
 	resp := StatusResponse{ExecutionID: x.ID, UserID: x.UserID, Status: x.Status, CurrentStage: x.CurrentStage,
-		OverallProgress: overallProgress(x, stages, now), StagesCompleted: []string{}, Stages: stages, RecordsProcessed: x.Received,
+		OverallProgress: overallProgress(x, stages, c, now), StagesCompleted: []string{}, Stages: stages, RecordsProcessed: x.Received,
 		TotalRecords: x.Total, ValidRecords: x.Valid, RejectedRecords: x.Rejected, ProcessingRate: x.RatePerSec,
 		Error: x.ErrorReason, ErrorCategory: x.ErrorCategory, OutputDir: x.OutputDir, LastSeq: x.LastSeq,
 		CreatedAt: x.CreatedAt, StartedAt: x.StartedAt, FinishedAt: x.FinishedAt, DataDeletedAt: x.DataDeletedAt}
@@ -389,7 +394,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if x.Status == "running" {
-		p := progressOf(x, stages)
+		p := progressOf(x, stages, c)
 		resp.CurrentStage = p.stage(now, x.CurrentStage)
 		if eta, ok := p.eta(now); ok {
 			resp.EstimatedCompletion = &eta
@@ -453,10 +458,10 @@ func (s *Server) active(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "the database is unavailable; retry shortly")
 		return
 	}
-	out := make([]map[string]any, 0, len(xs))
+	out, c := make([]map[string]any, 0, len(xs)), s.costs()
 	for _, x := range xs {
 		out = append(out, map[string]any{"execution_id": x.ID, "user_id": x.UserID, "status": x.Status,
-			"current_stage": shownStage(x), "overall_progress": overallProgress(x, nil, time.Now()), "created_at": x.CreatedAt})
+			"current_stage": shownStage(x, c), "overall_progress": overallProgress(x, nil, c, time.Now()), "created_at": x.CreatedAt})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"executions": out, "count": len(out)})
 }
@@ -484,10 +489,10 @@ func (s *Server) recent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "the database is unavailable; retry shortly")
 		return
 	}
-	out := make([]map[string]any, 0, len(xs))
+	out, c := make([]map[string]any, 0, len(xs)), s.costs()
 	for _, x := range xs {
 		out = append(out, map[string]any{"execution_id": x.ID, "user_id": x.UserID, "status": x.Status,
-			"current_stage": shownStage(x), "overall_progress": overallProgress(x, nil, time.Now()), "created_at": x.CreatedAt, "finished_at": x.FinishedAt})
+			"current_stage": shownStage(x, c), "overall_progress": overallProgress(x, nil, c, time.Now()), "created_at": x.CreatedAt, "finished_at": x.FinishedAt})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"executions": out, "count": len(out)})
 }

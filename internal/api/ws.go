@@ -45,6 +45,7 @@ type feed struct {
 	// runs, known for sure once the dataset stages start.
 	started, datasetStart time.Time
 	fusion                bool
+	costs                 costs
 	memory                float64
 	stage                 string
 	safety                *events.SafetySummary
@@ -52,8 +53,8 @@ type feed struct {
 	bias                  *events.BiasSummary
 }
 
-func newFeed(x store.Execution) *feed {
-	f := &feed{x: x, fusion: fusionRequested(x.Request)}
+func newFeed(x store.Execution, c costs) *feed {
+	f := &feed{x: x, fusion: fusionRequested(x.Request), costs: c}
 	if x.StartedAt != nil {
 		f.started = *x.StartedAt
 	}
@@ -158,7 +159,7 @@ func (f *feed) message(e events.Envelope) (Message, error) {
 
 func (f *feed) progress(e events.Envelope) map[string]any {
 	p := progress{received: f.counts.Received, total: f.counts.Total, estimate: f.estimate, rate: f.rate, at: e.Time,
-		started: f.started, datasetStart: f.datasetStart, fusion: f.fusion}
+		started: f.started, datasetStart: f.datasetStart, fusion: f.fusion, costs: f.costs}
 	// Progress never goes back when the estimate is corrected.
 	overall := math.Max(p.percent(e.Time), f.shown)
 	f.shown = overall
@@ -244,7 +245,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		c.Close(websocket.StatusGoingAway, "server shutting down; reconnect with ?since=<last seq>")
 		return
 	}
-	err = s.stream(ctx, c, sub, recent, head, newFeed(x), since)
+	err = s.stream(ctx, c, sub, recent, head, newFeed(x, s.costs()), since)
 	s.log.Debug("api: websocket closed", "execution_id", x.ID, "err", err)
 	switch {
 	case errors.Is(err, errDone):

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -367,4 +368,58 @@ func (s *Store) DestinationHolders(ctx context.Context, dest string) ([]Destinat
 		var h DestinationHolder
 		return h, r.Scan(&h.ExecutionID, &h.UserID, &h.Destination)
 	})
+}
+
+// DatasetCosts measures, over the latest completed executions (at most
+// 50), how long the dataset stages took as a share of the record stages'
+// time: the median for executions that ran fusion or balancing
+// (WithFusion, and FusionShare, the part of that time fusion itself took)
+// and for those that only wrote output (OutputOnly). A figure is 0 where
+// fewer than 3 executions give it.
+type DatasetCosts struct {
+	WithFusion, FusionShare, OutputOnly float64
+}
+
+// DatasetCosts reads the figures from the stage runs.
+func (s *Store) DatasetCosts(ctx context.Context) (DatasetCosts, error) {
+	rows, err := s.pool.Query(ctx, `WITH recent AS (
+		SELECT execution_id FROM executions WHERE status = 'completed' AND finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 50)
+	SELECT bool_or(r.stage IN ('fusion', 'balancing')),
+		EXTRACT(EPOCH FROM max(r.finished_at) FILTER (WHERE r.stage = 'output') - min(r.started_at) FILTER (WHERE r.stage IN ('fusion', 'balancing', 'output')))::float8,
+		EXTRACT(EPOCH FROM max(r.finished_at) FILTER (WHERE r.stage = 'acquisition') - min(r.started_at) FILTER (WHERE r.stage = 'acquisition'))::float8,
+		coalesce(max(r.duration_ms) FILTER (WHERE r.stage = 'fusion'), 0)::float8 / 1000
+	FROM stage_runs r JOIN recent USING (execution_id) GROUP BY r.execution_id`)
+	if err != nil {
+		return DatasetCosts{}, fmt.Errorf("store: dataset costs: %w", err)
+	}
+	var fus, share, out []float64
+	for rows.Next() {
+		var fusion *bool
+		var dataset, records *float64
+		var fusionSecs float64
+		if err := rows.Scan(&fusion, &dataset, &records, &fusionSecs); err != nil {
+			rows.Close()
+			return DatasetCosts{}, fmt.Errorf("store: dataset costs: %w", err)
+		}
+		if fusion == nil || dataset == nil || records == nil || *records < 0.5 || *dataset <= 0 {
+			continue // not finished, or too short to say anything
+		}
+		if *fusion {
+			fus = append(fus, *dataset / *records)
+			share = append(share, min(fusionSecs / *dataset, 1))
+		} else {
+			out = append(out, *dataset / *records)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return DatasetCosts{}, fmt.Errorf("store: dataset costs: %w", err)
+	}
+	median := func(v []float64) float64 {
+		if len(v) < 3 {
+			return 0
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	return DatasetCosts{WithFusion: median(fus), FusionShare: median(share), OutputOnly: median(out)}, nil
 }

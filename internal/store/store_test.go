@@ -95,3 +95,60 @@ func TestRequestWithNULIsProjected(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(x.Request), "\ufffd", "the NUL became U+FFFD")
 }
+
+// TestDatasetCostsAreMeasuredFromCompletedExecutions: the dataset stages'
+// time as a share of the record stages', the median of the latest
+// completed executions, with and without fusion; nothing until three
+// executions give a figure.
+func TestDatasetCostsAreMeasuredFromCompletedExecutions(t *testing.T) {
+	t.Parallel()
+	st, _ := testenv.Schema(t)
+	ctx := context.Background()
+	gen, _, err := st.Claim(ctx, "ev", 0)
+	require.NoError(t, err)
+	var offset int64
+	run := func(id string, fusion bool, records, dataset, fusionPart time.Duration) {
+		t.Helper()
+		var c events.Chain
+		var envs []events.Envelope
+		var raws [][]byte
+		at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		add := func(d time.Duration, p events.Payload) {
+			e, err := events.New("test", id, at.Add(d), p)
+			require.NoError(t, err)
+			c.Seal(&e)
+			b, err := events.Encode(e)
+			require.NoError(t, err)
+			envs, raws = append(envs, e), append(raws, b)
+		}
+		add(0, events.ExecutionRequested{UserID: "u", Request: events.Request{Sources: []events.SourceSpec{{Type: "local"}}}})
+		add(0, events.ExecutionStarted{})
+		add(0, events.StageStarted{Stage: events.StageAcquisition})
+		add(records, events.StageCompleted{Stage: events.StageAcquisition, DurationMS: records.Milliseconds()})
+		if fusion {
+			add(records, events.StageStarted{Stage: events.StageFusion})
+		}
+		add(records, events.StageStarted{Stage: events.StageOutput})
+		if fusion {
+			add(records+dataset, events.StageCompleted{Stage: events.StageFusion, DurationMS: fusionPart.Milliseconds()})
+		}
+		add(records+dataset, events.StageCompleted{Stage: events.StageOutput, DurationMS: dataset.Milliseconds()})
+		add(records+dataset, events.ExecutionCompleted{})
+		offset += int64(len(envs))
+		require.NoError(t, st.Apply(ctx, store.Batch{Topic: "ev", Partition: 0, Generation: gen, NextOffset: offset, Events: envs, Raw: raws}))
+	}
+	run("ds_f1", true, 10*time.Second, 6*time.Second, 3*time.Second)
+	run("ds_f2", true, 20*time.Second, 10*time.Second, 4*time.Second)
+	run("ds_o1", false, 10*time.Second, 3*time.Second, 0)
+	c, err := st.DatasetCosts(ctx)
+	require.NoError(t, err)
+	require.Equal(t, store.DatasetCosts{}, c, "two executions are not enough to say")
+	run("ds_f3", true, 10*time.Second, 9*time.Second, 6*time.Second)
+	run("ds_o2", false, 10*time.Second, 2*time.Second, 0)
+	run("ds_o3", false, 100*time.Second, 40*time.Second, 0)
+	c, err = st.DatasetCosts(ctx)
+	require.NoError(t, err)
+	require.InDelta(t, 0.6, c.WithFusion, 1e-9)  // 0.6, 0.5, 0.9
+	require.InDelta(t, 0.5, c.FusionShare, 1e-9) // 0.5, 0.4, 0.667
+	require.InDelta(t, 0.3, c.OutputOnly, 1e-9)  // 0.3, 0.2, 0.4
+}
