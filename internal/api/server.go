@@ -90,6 +90,10 @@ type Server struct {
 	closing   chan struct{}
 	closeOnce sync.Once
 
+	// accepted are the executions this instance accepted in the last
+	// acceptedFor (id -> acceptance), so a status or feed request for one
+	// the projector has not applied yet waits for it instead of a 404.
+	accepted sync.Map
 	// learnedCosts are the dataset stages' measured costs (progress.go).
 	learnedCosts atomic.Pointer[learnedCosts]
 	costsRefresh sync.Mutex
@@ -292,7 +296,8 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request) {
 	// a GET /status right after the 202 finds it (the projector takes a
 	// few hundred milliseconds). Bounded: a slow projector delays the
 	// answer by at most submitVisibleWait, never fails it.
-	s.waitVisible(r.Context(), id)
+	s.accept(id, p.UserID)
+	s.waitVisible(r.Context(), id, submitVisibleWait)
 	writeJSON(w, http.StatusAccepted, map[string]any{
 		"execution_id":  id,
 		"status":        "requested",
@@ -302,21 +307,57 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request) {
 }
 
 // submitVisibleWait bounds how long a submission waits for its execution
-// to reach the read model.
-const submitVisibleWait = 3 * time.Second
+// to reach the read model; acceptedWait how long a status or feed request
+// for an execution this instance accepted waits when the projector lags.
+const (
+	submitVisibleWait = 3 * time.Second
+	acceptedWait      = 15 * time.Second
+	acceptedFor       = 10 * time.Minute
+)
 
-// waitVisible returns when the execution is in the read model, or after
-// submitVisibleWait.
-func (s *Server) waitVisible(ctx context.Context, id string) {
-	ctx, cancel := context.WithTimeout(ctx, submitVisibleWait)
+type acceptance struct {
+	user string
+	at   time.Time
+}
+
+// accept remembers an accepted execution (and forgets old ones).
+func (s *Server) accept(id, user string) {
+	now := time.Now()
+	s.accepted.Range(func(k, v any) bool {
+		if now.Sub(v.(acceptance).at) > acceptedFor {
+			s.accepted.Delete(k)
+		}
+		return true
+	})
+	s.accepted.Store(id, acceptance{user: user, at: now})
+}
+
+// awaitAccepted waits (up to acceptedWait) for an execution this instance
+// accepted for the caller, or one whose projection it cannot see yet;
+// false at once for any other id, so unknown ids cost nothing.
+func (s *Server) awaitAccepted(r *http.Request, id string) bool {
+	v, ok := s.accepted.Load(id)
+	if !ok {
+		return false
+	}
+	if p := principalFrom(r.Context()); !p.seesAll() && v.(acceptance).user != p.UserID {
+		return false
+	}
+	return s.waitVisible(r.Context(), id, acceptedWait)
+}
+
+// waitVisible reports when the execution is in the read model, false
+// after wait.
+func (s *Server) waitVisible(ctx context.Context, id string, wait time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	for delay := 5 * time.Millisecond; ; delay = min(delay*2, 100*time.Millisecond) {
 		if _, err := s.store.Execution(ctx, id); err == nil || !errors.Is(err, store.ErrNotFound) {
-			return
+			return err == nil
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-time.After(delay):
 		}
 	}
@@ -327,7 +368,11 @@ func (s *Server) load(w http.ResponseWriter, r *http.Request) (store.Execution, 
 	if !checkID(w, chi.URLParam(r, "id")) {
 		return store.Execution{}, false
 	}
-	x, err := s.store.Execution(r.Context(), chi.URLParam(r, "id"))
+	id := chi.URLParam(r, "id")
+	x, err := s.store.Execution(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) && s.awaitAccepted(r, id) {
+		x, err = s.store.Execution(r.Context(), id)
+	}
 	return x, s.visible(w, r, x, err)
 }
 
@@ -378,7 +423,11 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	if !checkID(w, chi.URLParam(r, "id")) {
 		return
 	}
-	x, stages, err := s.store.ExecutionWithStages(r.Context(), chi.URLParam(r, "id"))
+	id := chi.URLParam(r, "id")
+	x, stages, err := s.store.ExecutionWithStages(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) && s.awaitAccepted(r, id) {
+		x, stages, err = s.store.ExecutionWithStages(r.Context(), id)
+	}
 	if !s.visible(w, r, x, err) {
 		return
 	}

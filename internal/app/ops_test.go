@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dspipe/dspipe/internal/client"
+	"github.com/dspipe/dspipe/internal/gen"
 
 	"github.com/dspipe/dspipe/internal/testenv"
 )
@@ -229,4 +230,38 @@ func TestASlowFeedGetsEveryEventAndStaysOpen(t *testing.T) {
 	}
 	require.Regexp(t, `dspipe_kafka_fetch_records_total\{client="api-feed",node_id="\d+",topic="[^"]+"\} [1-9]`, string(body))
 	require.Regexp(t, `dspipe_kafka_connects_total\{client="projector-[^"]+",node_id="\d+"\} [1-9]`, string(body))
+}
+
+// TestAnAcceptedExecutionIsNeverA404: while the projector cannot write
+// (a transaction holds the read models' table), a submission still answers
+// 202 within its bound, and its owner's status and feed requests wait for
+// the execution instead of answering 404; another user's request for the
+// same id is a 404 at once, as for any id they cannot see.
+func TestAnAcceptedExecutionIsNeverA404(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, stackOpts{tokens: twoUsers})
+	ctx := context.Background()
+	sum, err := gen.Write(gen.Options{Dir: s.data, Records: 200, Sources: 1, Format: "chatml", Seed: 3})
+	require.NoError(t, err)
+	conn := sqlConn(t, s)
+	tx, err := conn.Begin(ctx)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, "LOCK TABLE executions IN EXCLUSIVE MODE") // reads go on, writes wait
+	require.NoError(t, err)
+	alice, bob := s.as("alice-token-1"), s.as("bobby-token-1")
+	id, err := alice.Submit(ctx, localRequest(sum.Files...))
+	require.NoError(t, err)
+	var st map[string]any
+	require.Equal(t, 404, apiStatus(bob.DoV1(ctx, "GET", "/datasets/status/"+id, nil, &st)), "not bob's")
+	go func() {
+		time.Sleep(time.Second)
+		_ = tx.Rollback(ctx)
+	}()
+	require.NoError(t, alice.DoV1(ctx, "GET", "/datasets/status/"+id, nil, &st), "the owner's status waits for the projector")
+	require.Equal(t, id, st["execution_id"])
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	var last client.Message
+	require.NoError(t, alice.Watch(wctx, id, 0, func(m client.Message) error { last = m; return nil }))
+	require.Equal(t, "completed", last.Data["status"])
 }
