@@ -7,8 +7,10 @@ import (
 )
 
 // Payload is the data of one event type. EventType is the stable wire name
-// (never a Go type name); EventVersion is bumped for breaking changes, and
-// Parse upcasts older versions.
+// (never a Go type name); EventVersion would be bumped for a breaking
+// change. Every type is still at version 1: changes so far were compatible
+// additions (optional fields, marked where they are declared), so there is
+// nothing to upcast yet. A version 2 would come with its upcaster in Parse.
 type Payload interface {
 	EventType() string
 	EventVersion() string
@@ -74,7 +76,7 @@ func RecordStage(stage string) bool {
 	return false
 }
 
-// Error categories, from the seed's error handling section.
+// Error categories: what kind of failure an execution had (docs/OPERATIONS.md).
 const (
 	CategoryValidation  = "validation_error"
 	CategoryIntegration = "integration_error"
@@ -256,7 +258,7 @@ type StageProgress struct {
 	// RatePerSec is records per second since the execution started.
 	RatePerSec float64 `json:"rate_per_sec"`
 	// MemoryMB is the memory held by the processor instance emitting the
-	// event (Go runtime total), for the seed's memory_usage_mb. Optional: a
+	// event (Go runtime total), for the feed's memory_usage_mb (docs/openapi.yaml). Optional: a
 	// compatible addition to version 1.
 	MemoryMB float64 `json:"memory_mb,omitempty"`
 	// Safety is the safety stage's cumulative summary, when it runs.
@@ -673,8 +675,8 @@ func Terminal(typ string) bool {
 	return typ == TypeExecutionCompleted || typ == TypeExecutionFailed || typ == TypeExecutionCancelled
 }
 
-// Parse decodes an envelope's data into its payload type, upcasting older
-// versions. Unknown types and versions are errors, never guesses.
+// Parse decodes an envelope's data into its payload type. Unknown types and
+// versions are errors, never guesses.
 func Parse(e Envelope) (Payload, error) {
 	var p Payload
 	switch e.Type {

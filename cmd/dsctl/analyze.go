@@ -206,7 +206,7 @@ func analyzeQuality(in analyzeInput, minScore float64) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec, err := dstage.Standardize(v, dstage.Provenance{Name: "analyze"}, "analyze", nil)
+	rec, err := dstage.Standardize(v, dstage.Provenance{Name: "analyze"}, nil)
 	if err != nil {
 		return quality.Output{ID: in.ID, Score: 0, Signals: map[string]float64{}, Reasons: []string{"standardization: " + err.Error()}}, nil
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/clock"
 	"github.com/dspipe/dspipe/internal/kafka"
 )
 
@@ -163,20 +164,9 @@ func (h *Hub) startOffsets(ctx context.Context, topic string) (map[int32]kgo.Off
 			return start, nil
 		}
 		h.log.Warn("api: hub: reading where the projector stands; retrying", "err", err)
-		if !sleep(ctx, time.Second) {
+		if clock.Sleep(ctx, time.Second) != nil {
 			return nil, nil
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 

@@ -3,7 +3,6 @@ package api
 import (
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -22,8 +21,9 @@ func TestSlowSubscriberLagsWithoutBlockingOthers(t *testing.T) {
 	slow := sub(t, h, "ds_1")
 	fast := sub(t, h, "ds_1")
 	other := sub(t, h, "ds_2")
+	// Were publish to wait for the slow subscriber, this loop would never
+	// end: the fast one reads each event only after publish returns.
 	got := 0
-	start := time.Now()
 	for i := 1; i <= subscriberBuffer*3; i++ {
 		h.publish(hubEvent{env: events.Envelope{Subject: "ds_1", Seq: uint64(i)}})
 		// The fast subscriber keeps up; the slow one never reads.
@@ -31,7 +31,6 @@ func TestSlowSubscriberLagsWithoutBlockingOthers(t *testing.T) {
 		require.Equal(t, uint64(i), ev.env.Seq)
 		got++
 	}
-	require.Less(t, time.Since(start), 5*time.Second, "publish never waits for a slow subscriber")
 	select {
 	case <-slow.lagged:
 	default:

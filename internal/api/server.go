@@ -394,7 +394,7 @@ func (s *Server) visible(w http.ResponseWriter, r *http.Request, x store.Executi
 	return true
 }
 
-// StatusResponse is GET /status's body (the seed's DatasetStatusResponse).
+// StatusResponse is GET /status's body (Status in docs/openapi.yaml).
 type StatusResponse struct {
 	ExecutionID         string           `json:"execution_id"`
 	UserID              string           `json:"user_id"`

@@ -1,30 +1,29 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/balance"
 	"github.com/dspipe/dspipe/internal/bias"
 	"github.com/dspipe/dspipe/internal/fusion"
 	"github.com/dspipe/dspipe/internal/quality"
 	"github.com/dspipe/dspipe/internal/safety"
 	"github.com/dspipe/dspipe/internal/sink"
-	"net/url"
-	"slices"
-
-	"bytes"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"github.com/dspipe/dspipe/internal/source"
-	"io"
-	"net/http"
-	"path/filepath"
-	"reflect"
-	"regexp"
-	"strings"
-	"unicode"
-	"unicode/utf8"
-
-	"github.com/dspipe/dspipe/events"
 )
 
 // maxBody bounds a processing request.
@@ -248,6 +247,27 @@ var nonEmpty = map[string]bool{"path": true, "key": true, "bucket": true, "file_
 var secretKeys = map[string]bool{"access_key_id": true, "secret_access_key": true, "session_token": true}
 
 func validateSourceConfig(at string, s *events.SourceSpec) error {
+	if err := validateConfigValues(at, s); err != nil {
+		return err
+	}
+	if err := validateTypeConfig(at, s.Type, s.Config); err != nil {
+		return err
+	}
+	if f := s.Config["format"]; f != "" && !slices.Contains(source.Formats, f) {
+		return fmt.Errorf("%s.config.format: must be one of %s", at, strings.Join(source.Formats, ", "))
+	}
+	switch s.OnFailure {
+	case "", events.OnFailureFail, events.OnFailureFallback:
+	default:
+		return fmt.Errorf("%s.on_failure: must be fail or fallback", at)
+	}
+	return validateMappingAndConsent(at, s)
+}
+
+// validateConfigValues checks each config key and value on its own: known
+// to the source type, bounded, no control characters, credentials only as
+// ${ENV} references, no '..' in paths.
+func validateConfigValues(at string, s *events.SourceSpec) error {
 	allowed := append([]string{"format"}, sourceKeys[s.Type]...)
 	for k, v := range s.Config {
 		if !slices.Contains(allowed, k) {
@@ -263,41 +283,26 @@ func validateSourceConfig(at string, s *events.SourceSpec) error {
 		if v == "" && nonEmpty[k] && !(s.Type == "huggingface" && k == "path") {
 			return fmt.Errorf("%s.config.%s: must not be empty", at, k)
 		}
-		if secretKeys[k] {
-			if _, ok := source.SecretRef(v); !ok {
-				return fmt.Errorf("%s.config.%s: must be a ${ENV_VAR} reference resolved on the server, never a literal credential", at, k)
-			}
+		if _, ok := source.SecretRef(v); secretKeys[k] && !ok {
+			return fmt.Errorf("%s.config.%s: must be a ${ENV_VAR} reference resolved on the server, never a literal credential", at, k)
 		}
 		if strings.Contains(filepath.ToSlash(v), "..") && (k == "path" || k == "key" || k == "prefix" || k == "service_account_path") {
 			return fmt.Errorf("%s.config.%s: must not contain '..'", at, k)
 		}
 	}
-	c := s.Config
-	switch s.Type {
+	return nil
+}
+
+// validateTypeConfig checks what each source type needs of its config as
+// a whole.
+func validateTypeConfig(at, typ string, c map[string]string) error {
+	switch typ {
 	case "local":
 		if c["path"] == "" {
 			return fmt.Errorf("%s.config.path: required for local sources (a file, a directory or a glob under the allowed roots)", at)
 		}
 	case "s3":
-		if b, ok := c["bucket"]; ok && !safeBucket.MatchString(b) {
-			return fmt.Errorf("%s.config.bucket: an S3 bucket name is 3 to 63 lower-case letters, digits, '.' and '-', starting and ending with a letter or digit", at)
-		}
-		if _, hasKey := c["key"]; hasKey {
-			if _, hasPrefix := c["prefix"]; hasPrefix {
-				return fmt.Errorf("%s.config: give key or prefix, not both", at)
-			}
-		}
-		if c["key"] != "" && c["prefix"] != "" {
-			return fmt.Errorf("%s.config: give key or prefix, not both", at)
-		}
-		if _, ok := c["prefix"]; c["key"] == "" && !ok {
-			return fmt.Errorf("%s.config.key: an s3 source needs config.key (one object) or config.prefix (every object under it)", at)
-		}
-		if ep := c["endpoint"]; ep != "" {
-			if u, err := url.Parse(ep); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-				return fmt.Errorf("%s.config.endpoint: must be an http(s) URL without credentials", at)
-			}
-		}
+		return validateS3Config(at, c)
 	case "google_drive":
 		if c["file_id"] != "" && c["folder_id"] != "" {
 			return fmt.Errorf("%s.config: give file_id or folder_id, not both", at)
@@ -307,14 +312,32 @@ func validateSourceConfig(at string, s *events.SourceSpec) error {
 			return fmt.Errorf("%s.config.dataset: required for huggingface sources (owner/name)", at)
 		}
 	}
-	if f := c["format"]; f != "" && !slices.Contains(source.Formats, f) {
-		return fmt.Errorf("%s.config.format: must be one of %s", at, strings.Join(source.Formats, ", "))
+	return nil
+}
+
+func validateS3Config(at string, c map[string]string) error {
+	if b, ok := c["bucket"]; ok && !safeBucket.MatchString(b) {
+		return fmt.Errorf("%s.config.bucket: an S3 bucket name is 3 to 63 lower-case letters, digits, '.' and '-', starting and ending with a letter or digit", at)
 	}
-	switch s.OnFailure {
-	case "", events.OnFailureFail, events.OnFailureFallback:
-	default:
-		return fmt.Errorf("%s.on_failure: must be fail or fallback", at)
+	_, hasKey := c["key"]
+	_, hasPrefix := c["prefix"]
+	if hasKey && hasPrefix {
+		return fmt.Errorf("%s.config: give key or prefix, not both", at)
 	}
+	if c["key"] == "" && !hasPrefix {
+		return fmt.Errorf("%s.config.key: an s3 source needs config.key (one object) or config.prefix (every object under it)", at)
+	}
+	if ep := c["endpoint"]; ep != "" {
+		if u, err := url.Parse(ep); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			return fmt.Errorf("%s.config.endpoint: must be an http(s) URL without credentials", at)
+		}
+	}
+	return nil
+}
+
+// validateMappingAndConsent bounds the field mapping and the consent
+// settings.
+func validateMappingAndConsent(at string, s *events.SourceSpec) error {
 	if len(s.Mapping) > 64 {
 		return fmt.Errorf("%s.mapping: at most 64 fields", at)
 	}
@@ -342,15 +365,34 @@ func validateSourceConfig(at string, s *events.SourceSpec) error {
 }
 
 func validateRequest(req *events.Request) error {
-	if len(req.Sources) == 0 {
+	if err := validateSources(req.Sources); err != nil {
+		return err
+	}
+	if _, err := safety.ParseRequest(req.Safety); err != nil {
+		return err
+	}
+	if _, err := fusion.ParseRequest(req.Fusion); err != nil {
+		return err
+	}
+	for k, raw := range req.Processing {
+		if err := validateProcessing(k, raw, req.Sources); err != nil {
+			return err
+		}
+	}
+	return validateOutput(&req.Output)
+}
+
+// validateSources checks every source and names the unnamed ones.
+func validateSources(sources []events.SourceSpec) error {
+	if len(sources) == 0 {
 		return fmt.Errorf("sources: at least one source is required")
 	}
-	if len(req.Sources) > 100 {
+	if len(sources) > 100 {
 		return fmt.Errorf("sources: at most 100 sources per request")
 	}
 	names := map[string]bool{}
-	for i := range req.Sources {
-		s := &req.Sources[i]
+	for i := range sources {
+		s := &sources[i]
 		at := fmt.Sprintf("sources[%d]", i)
 		if !sourceTypes[s.Type] {
 			return fmt.Errorf("%s.type: must be one of local, s3, google_drive, huggingface", at)
@@ -372,42 +414,39 @@ func validateRequest(req *events.Request) error {
 		}
 		names[s.Name] = true
 	}
-	if _, err := safety.ParseRequest(req.Safety); err != nil {
-		return err
-	}
-	if _, err := fusion.ParseRequest(req.Fusion); err != nil {
-		return err
-	}
-	for k, raw := range req.Processing {
-		var err error
-		switch k {
-		case "quality":
-			_, err = quality.ParseRequest(raw)
-		case "bias":
-			_, err = bias.ParseRequest(raw)
-		case "balancing":
-			_, _, err = balance.ParseRequest(raw)
-		case "require_consent":
-			var required bool
-			if json.Unmarshal(raw, &required) != nil {
-				err = fmt.Errorf("processing.require_consent: must be true or false")
-			} else if required {
-				for i, src := range req.Sources {
-					if src.ConsentField == "" {
-						err = fmt.Errorf("processing.require_consent: sources[%d] names no consent_field, so none of its records could show consent", i)
-						break
-					}
-				}
+	return nil
+}
+
+// validateProcessing checks one stage's settings under processing.
+func validateProcessing(k string, raw json.RawMessage, sources []events.SourceSpec) error {
+	var err error
+	switch k {
+	case "quality":
+		_, err = quality.ParseRequest(raw)
+	case "bias":
+		_, err = bias.ParseRequest(raw)
+	case "balancing":
+		_, _, err = balance.ParseRequest(raw)
+	case "require_consent":
+		var required bool
+		if json.Unmarshal(raw, &required) != nil {
+			return fmt.Errorf("processing.require_consent: must be true or false")
+		}
+		for i, src := range sources {
+			if required && src.ConsentField == "" {
+				return fmt.Errorf("processing.require_consent: sources[%d] names no consent_field, so none of its records could show consent", i)
 			}
-		default:
-			err = fmt.Errorf("processing.%s: unknown stage settings; processing takes quality, bias, balancing and require_consent", k)
 		}
-		if err != nil {
-			return err
-		}
+	default:
+		err = fmt.Errorf("processing.%s: unknown stage settings; processing takes quality, bias, balancing and require_consent", k)
 	}
+	return err
+}
+
+// validateOutput checks the output settings and fills the default format.
+func validateOutput(o *events.OutputSpec) error {
 	seenFormat := map[string]bool{}
-	for _, f := range req.Output.Formats {
+	for _, f := range o.Formats {
 		if !slices.Contains(sink.Formats, f) {
 			return fmt.Errorf("output.formats: %q is not a format; use jsonl, csv or parquet", f)
 		}
@@ -416,26 +455,30 @@ func validateRequest(req *events.Request) error {
 		}
 		seenFormat[f] = true
 	}
-	if b := req.Output.ShardBytes; b != 0 && (b < 1024 || b > 1<<40) {
+	if b := o.ShardBytes; b != 0 && (b < 1024 || b > 1<<40) {
 		return fmt.Errorf("output.shard_bytes: must be 0 (one file per format) or between 1024 and 1099511627776")
 	}
-	if err := sink.CheckSplits(req.Output.Splits); err != nil {
+	if err := sink.CheckSplits(o.Splits); err != nil {
 		return err
 	}
-	if len(req.Output.Formats) == 0 {
-		req.Output.Formats = []string{"jsonl"}
+	if len(o.Formats) == 0 {
+		o.Formats = []string{"jsonl"}
 	}
-	switch req.Output.Compression {
+	switch o.Compression {
 	case "", "none", "gzip", "zstd":
 	default:
 		return fmt.Errorf("output.compression: must be none, gzip or zstd")
 	}
-	switch req.Output.Overwrite {
+	switch o.Overwrite {
 	case "", events.OverwriteNewVersion:
 	default:
 		return fmt.Errorf("output.overwrite: must be new_version or absent; an existing output is never replaced")
 	}
-	if d := req.Output.Destination; strings.HasPrefix(d, "s3://") {
+	return validateDestination(o.Destination)
+}
+
+func validateDestination(d string) error {
+	if strings.HasPrefix(d, "s3://") {
 		s3d, _, err := sink.ParseS3(d)
 		if err != nil {
 			return err
@@ -443,10 +486,10 @@ func validateRequest(req *events.Request) error {
 		if !safeBucket.MatchString(s3d.Bucket) || (s3d.Prefix != "" && !safeName.MatchString(s3d.Prefix)) || len(d) > 250 {
 			return fmt.Errorf("output.destination: s3://bucket/prefix with a bucket name of 3 to 63 lower-case letters, digits, '.' and '-', and a prefix of letters, digits, '.', '_', '-' and '/'")
 		}
-	} else if d != "" {
-		if !safeName.MatchString(d) || strings.Contains(d, "..") || len(d) > 250 {
-			return fmt.Errorf("output.destination: must be a relative directory made of letters, digits, '.', '_', '-' and '/', without '..' (it is placed under the output root)")
-		}
+		return nil
+	}
+	if d != "" && (!safeName.MatchString(d) || strings.Contains(d, "..") || len(d) > 250) {
+		return fmt.Errorf("output.destination: must be a relative directory made of letters, digits, '.', '_', '-' and '/', without '..' (it is placed under the output root)")
 	}
 	return nil
 }

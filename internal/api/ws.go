@@ -14,11 +14,12 @@ import (
 	"github.com/coder/websocket/wsjson"
 
 	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/clock"
 	"github.com/dspipe/dspipe/internal/store"
 )
 
-// Message is one WebSocket message, in the seed's schema plus the event's
-// seq (for resuming with ?since=) and its type.
+// Message is one WebSocket message, as docs/openapi.yaml describes it, with
+// the event's seq (for resuming with ?since=) and its type.
 type Message struct {
 	EventType   string         `json:"event_type"`
 	ExecutionID string         `json:"execution_id"`
@@ -32,7 +33,7 @@ type Message struct {
 // Terminal reports whether the message ends the execution's feed.
 func (m Message) Terminal() bool { return events.Terminal(m.Event) }
 
-// feed turns events into messages, carrying the running figures the seed's
+// feed turns events into messages, carrying the running figures the
 // progress message needs.
 type feed struct {
 	x        store.Execution
@@ -67,94 +68,105 @@ func (f *feed) message(e events.Envelope) (Message, error) {
 		return Message{}, err
 	}
 	m := Message{EventType: "dataset_progress", ExecutionID: e.Subject, UserID: f.x.UserID, Seq: e.Seq, Event: e.Type, Timestamp: e.Time}
+	f.observe(p, e)
+	if typ, data := statusMessage(p, e.Type); typ != "" {
+		m.EventType, m.Data = typ, data
+		return m, nil
+	}
+	m.Data = f.progress(e)
+	if pr, ok := p.(*events.ProgressReported); ok {
+		m.Data["overall_progress"], m.Data["message"] = pr.Percent, pr.Message
+	}
+	return m, nil
+}
+
+// statusMessage is the message of an event that is not progress: a
+// status change, an alert, a review, a signed checkpoint ("" otherwise).
+func statusMessage(p events.Payload, typ string) (string, map[string]any) {
 	switch d := p.(type) {
 	case *events.ExecutionRequested:
-		m.EventType, m.Data = "dataset_status", map[string]any{"status": "requested"}
+		return "dataset_status", map[string]any{"status": "requested"}
 	case *events.ExecutionQueued:
-		m.EventType, m.Data = "dataset_status", map[string]any{"status": "queued", "active": d.Active, "limit": d.Limit}
+		return "dataset_status", map[string]any{"status": "queued", "active": d.Active, "limit": d.Limit}
 	case *events.ExecutionStarted:
-		f.started = e.Time
-		m.EventType, m.Data = "dataset_status", map[string]any{"status": "running"}
+		return "dataset_status", map[string]any{"status": "running"}
 	case *events.ExecutionCompleted:
-		f.counts = d.Counts
-		m.EventType, m.Data = "dataset_status", map[string]any{"status": "completed", "overall_progress": 100.0,
+		return "dataset_status", map[string]any{"status": "completed", "overall_progress": 100.0,
 			"stages_completed": d.StagesRun, "output_dir": d.OutputDir, "files": d.Files,
 			"metrics": map[string]any{"records_processed": d.Counts.Received, "total_records": d.Counts.Total,
 				"valid_records": d.Counts.Valid, "rejected_records": d.Counts.Rejected}}
 	case *events.ExecutionFailed:
-		m.EventType, m.Data = "dataset_status", map[string]any{"status": "failed", "stage": d.Stage, "error": d.Reason, "error_category": d.Category}
+		return "dataset_status", map[string]any{"status": "failed", "stage": d.Stage, "error": d.Reason, "error_category": d.Category}
 	case *events.ExecutionCancelled:
-		m.EventType, m.Data = "dataset_status", map[string]any{"status": "cancelled", "reason": d.Reason}
+		return "dataset_status", map[string]any{"status": "cancelled", "reason": d.Reason}
 	case *events.StageFailed:
-		m.EventType, m.Data = "dataset_status", map[string]any{"status": "stage_failed", "stage": d.Stage, "error": d.Reason, "error_category": d.Category}
+		return "dataset_status", map[string]any{"status": "stage_failed", "stage": d.Stage, "error": d.Reason, "error_category": d.Category}
 	case *events.OutputRewritten:
-		m.EventType, m.Data = "dataset_status", map[string]any{"status": "output_rewritten", "removed": d.Removed, "output_dir": d.OutputDir}
+		return "dataset_status", map[string]any{"status": "output_rewritten", "removed": d.Removed, "output_dir": d.OutputDir}
 	case *events.ExecutionDataDeleted:
-		m.EventType, m.Data = "dataset_status", map[string]any{"status": "data_deleted", "files_deleted": d.FilesDeleted}
+		return "dataset_status", map[string]any{"status": "data_deleted", "files_deleted": d.FilesDeleted}
 	case *events.Seal:
 		// Signed checkpoints keep the feed gap-free; dashboards may ignore them.
-		m.EventType, m.Data = "dataset_audit", map[string]any{"checkpoint_seq": d.Seq, "hash": d.Hash, "key_id": d.KeyID,
-			"final": e.Type == events.TypeExecutionSealed}
+		return "dataset_audit", map[string]any{"checkpoint_seq": d.Seq, "hash": d.Hash, "key_id": d.KeyID, "final": typ == events.TypeExecutionSealed}
 	case *events.Alert:
-		m.EventType, m.Data = "dataset_alert", map[string]any{"severity": d.Severity, "code": d.Code, "message": d.Message, "stage": d.Stage}
+		return "dataset_alert", map[string]any{"severity": d.Severity, "code": d.Code, "message": d.Message, "stage": d.Stage}
 	case *events.ReviewOpened:
 		// A record held for a reviewer: its own message type, not a
 		// progress message with every figure zeroed.
-		m.EventType, m.Data = "dataset_review", map[string]any{"review": d.Review, "status": "open", "record_id": d.RecordID,
+		return "dataset_review", map[string]any{"review": d.Review, "status": "open", "record_id": d.RecordID,
 			"source": d.Source, "position": d.Position, "flags": d.Flags, "crisis_level": d.CrisisLevel, "score": d.Score}
 	case *events.ReviewAcknowledged:
-		m.EventType, m.Data = "dataset_review", map[string]any{"review": d.Review, "status": "acknowledged", "by": d.By}
-	default:
-		switch d := p.(type) {
-		case *events.StageStarted:
-			// Record stages all start with the first record; the stage a
-			// user would name comes with the progress events.
-			if f.stage == "" || !events.RecordStage(d.Stage) {
-				f.stage = d.Stage
-			}
-			if datasetStage(d.Stage) && f.datasetStart.IsZero() {
-				// Fusion and balancing, when they run, start first.
-				f.datasetStart, f.fusion = e.Time, d.Stage != events.StageOutput
-			}
-		case *events.StageCompleted:
-			if d.Stage == events.StageAcquisition {
-				f.counts.Total = d.Counts.Total
-			}
-			if d.Safety != nil {
-				f.safety = d.Safety
-			}
-			if d.Quality != nil {
-				f.quality = d.Quality
-			}
-			if d.Bias != nil {
-				f.bias = d.Bias
-			}
-		case *events.StageProgress:
-			f.counts, f.rate, f.memory = d.Counts, d.RatePerSec, d.MemoryMB
-			if d.EstimatedTotal > 0 {
-				f.estimate = d.EstimatedTotal
-			}
-			// While sources are read the stage a user names is
-			// acquisition; after it, the record stage still catching up.
-			if d.Stage != "" && f.counts.Total > 0 && (f.stage == "" || events.RecordStage(f.stage)) {
-				f.stage = d.Stage
-			}
-			if d.Safety != nil {
-				f.safety = d.Safety
-			}
-			if d.Quality != nil {
-				f.quality = d.Quality
-			}
-			if d.Bias != nil {
-				f.bias = d.Bias
-			}
-		}
-		m.Data = f.progress(e)
-		if pr, ok := p.(*events.ProgressReported); ok {
-			m.Data["overall_progress"], m.Data["message"] = pr.Percent, pr.Message
-		}
+		return "dataset_review", map[string]any{"review": d.Review, "status": "acknowledged", "by": d.By}
 	}
-	return m, nil
+	return "", nil
+}
+
+// observe takes the running figures from an event.
+func (f *feed) observe(p events.Payload, e events.Envelope) {
+	switch d := p.(type) {
+	case *events.ExecutionStarted:
+		f.started = e.Time
+	case *events.ExecutionCompleted:
+		f.counts = d.Counts
+	case *events.StageStarted:
+		// Record stages all start with the first record; the stage a user
+		// would name comes with the progress events.
+		if f.stage == "" || !events.RecordStage(d.Stage) {
+			f.stage = d.Stage
+		}
+		if datasetStage(d.Stage) && f.datasetStart.IsZero() {
+			// Fusion and balancing, when they run, start first.
+			f.datasetStart, f.fusion = e.Time, d.Stage != events.StageOutput
+		}
+	case *events.StageCompleted:
+		if d.Stage == events.StageAcquisition {
+			f.counts.Total = d.Counts.Total
+		}
+		f.summaries(d.Safety, d.Quality, d.Bias)
+	case *events.StageProgress:
+		f.counts, f.rate, f.memory = d.Counts, d.RatePerSec, d.MemoryMB
+		if d.EstimatedTotal > 0 {
+			f.estimate = d.EstimatedTotal
+		}
+		// While sources are read the stage a user names is acquisition;
+		// after it, the record stage still catching up.
+		if d.Stage != "" && f.counts.Total > 0 && (f.stage == "" || events.RecordStage(f.stage)) {
+			f.stage = d.Stage
+		}
+		f.summaries(d.Safety, d.Quality, d.Bias)
+	}
+}
+
+func (f *feed) summaries(s *events.SafetySummary, q *events.QualitySummary, b *events.BiasSummary) {
+	if s != nil {
+		f.safety = s
+	}
+	if q != nil {
+		f.quality = q
+	}
+	if b != nil {
+		f.bias = b
+	}
 }
 
 func (f *feed) progress(e events.Envelope) map[string]any {
@@ -275,87 +287,8 @@ var (
 // It asks Postgres only for what the hub no longer holds, and waits for the
 // projector only when the hub has seen a seq that Postgres lacks.
 func (s *Server) stream(ctx context.Context, c *websocket.Conn, sub *subscriber, recent []hubEvent, head uint64, f *feed, last uint64) error {
-	send := func(e events.Envelope) error {
-		m, err := f.message(e)
-		if err != nil {
-			return err
-		}
-		wctx, cancel := context.WithTimeout(ctx, feedWriteTimeout)
-		defer cancel()
-		if err := wsjson.Write(wctx, c, m); err != nil {
-			return err
-		}
-		last = e.Seq
-		if events.Terminal(e.Type) {
-			return errDone
-		}
-		return nil
-	}
-	// fromStore sends the audited events after last, up to and including
-	// upTo (0: all there are).
-	fromStore := func(upTo uint64) error {
-		for {
-			raws, err := s.store.EventsSince(ctx, f.x.ID, last, 500)
-			if err != nil {
-				return err
-			}
-			for _, b := range raws {
-				e, err := events.Decode(b)
-				if err != nil {
-					return err
-				}
-				if upTo > 0 && e.Seq > upTo {
-					return nil
-				}
-				if err := send(e); err != nil {
-					return err
-				}
-			}
-			if len(raws) < 500 {
-				return nil
-			}
-		}
-	}
-	// fill sends every event up to upTo, waiting for the projector to
-	// apply those the hub no longer holds.
-	fill := func(upTo uint64) error {
-		deadline := time.Now().Add(15 * time.Second)
-		for last < upTo {
-			if err := fromStore(upTo); err != nil || last >= upTo {
-				return err
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("events %d..%d not yet projected", last+1, upTo)
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-		return nil
-	}
-	switch {
-	case len(recent) == 0:
-		// The hub has seen nothing of this execution since it started:
-		// Postgres holds all of it.
-		if err := fromStore(0); err != nil {
-			return err
-		}
-	case recent[0].env.Seq > last+1:
-		if err := fill(recent[0].env.Seq - 1); err != nil {
-			return err
-		}
-	}
-	for _, ev := range recent {
-		if ev.env.Seq <= last {
-			continue
-		}
-		if err := send(ev.env); err != nil {
-			return err
-		}
-	}
-	if err := fill(head); err != nil {
+	fs := &feedStream{s: s, c: c, f: f, last: last}
+	if err := fs.catchUp(ctx, recent, head); err != nil {
 		return err
 	}
 	for {
@@ -369,19 +302,116 @@ func (s *Server) stream(ctx context.Context, c *websocket.Conn, sub *subscriber,
 		case <-sub.lagged:
 			// Live events passed while this client was behind: send
 			// them from Postgres, in order, up to the hub's head.
-			if err := fill(s.hub.Head(f.x.ID)); err != nil {
+			if err := fs.fill(ctx, s.hub.Head(f.x.ID)); err != nil {
 				return err
 			}
 		case ev := <-sub.ch:
-			if ev.env.Seq <= last {
+			if ev.env.Seq <= fs.last {
 				continue
 			}
-			if err := fill(ev.env.Seq - 1); err != nil {
+			if err := fs.fill(ctx, ev.env.Seq-1); err != nil {
 				return err
 			}
-			if err := send(ev.env); err != nil {
+			if err := fs.send(ctx, ev.env); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// feedStream is one connection's position in its execution's events: last
+// is the seq of the last event sent.
+type feedStream struct {
+	s    *Server
+	c    *websocket.Conn
+	f    *feed
+	last uint64
+}
+
+// catchUp sends what happened before the subscription: from Postgres what
+// the hub no longer holds, then the hub's recent events, then up to head.
+func (fs *feedStream) catchUp(ctx context.Context, recent []hubEvent, head uint64) error {
+	switch {
+	case len(recent) == 0:
+		// The hub has seen nothing of this execution since it started:
+		// Postgres holds all of it.
+		if err := fs.fromStore(ctx, 0); err != nil {
+			return err
+		}
+	case recent[0].env.Seq > fs.last+1:
+		if err := fs.fill(ctx, recent[0].env.Seq-1); err != nil {
+			return err
+		}
+	}
+	for _, ev := range recent {
+		if ev.env.Seq <= fs.last {
+			continue
+		}
+		if err := fs.send(ctx, ev.env); err != nil {
+			return err
+		}
+	}
+	return fs.fill(ctx, head)
+}
+
+// send writes one event's message; errDone after the terminal event.
+func (fs *feedStream) send(ctx context.Context, e events.Envelope) error {
+	m, err := fs.f.message(e)
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, feedWriteTimeout)
+	defer cancel()
+	if err := wsjson.Write(wctx, fs.c, m); err != nil {
+		return err
+	}
+	fs.last = e.Seq
+	if events.Terminal(e.Type) {
+		return errDone
+	}
+	return nil
+}
+
+// fromStore sends the audited events after last, up to and including upTo
+// (0: all there are).
+func (fs *feedStream) fromStore(ctx context.Context, upTo uint64) error {
+	for {
+		raws, err := fs.s.store.EventsSince(ctx, fs.f.x.ID, fs.last, 500)
+		if err != nil {
+			return err
+		}
+		for _, b := range raws {
+			e, err := events.Decode(b)
+			if err != nil {
+				return err
+			}
+			if upTo > 0 && e.Seq > upTo {
+				return nil
+			}
+			if err := fs.send(ctx, e); err != nil {
+				return err
+			}
+		}
+		if len(raws) < 500 {
+			return nil
+		}
+	}
+}
+
+// fill sends every event up to upTo, waiting (up to 15 s) for the
+// projector to apply those the hub no longer holds.
+func (fs *feedStream) fill(ctx context.Context, upTo uint64) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for fs.last < upTo {
+		if err := fs.fromStore(ctx, upTo); err != nil || fs.last >= upTo {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("events %d..%d not yet projected", fs.last+1, upTo)
+		}
+		if err := clock.Sleep(ctx, 50*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/dspipe/dspipe/internal/source"
 	"log/slog"
 	"net"
 	"net/http"
@@ -30,6 +29,7 @@ import (
 	"github.com/dspipe/dspipe/internal/ops"
 	"github.com/dspipe/dspipe/internal/processor"
 	"github.com/dspipe/dspipe/internal/projector"
+	"github.com/dspipe/dspipe/internal/source"
 	"github.com/dspipe/dspipe/internal/stage"
 	"github.com/dspipe/dspipe/internal/store"
 )
@@ -139,9 +139,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, services ...s
 		case ServiceAPI:
 			g.Go(func() error { return runAPI(ctx, cfg, st, signer, o, log) })
 		case ServiceIngest:
-			in := ingest.New(ingest.Config{Kafka: cfg.Kafka, InstanceID: "ingest-" + cfg.InstanceID, Sources: SourceEnv(cfg),
-				MaxConcurrent: cfg.MaxConcurrent, MaxRecordBytes: cfg.MaxRecordBytes, RetryAttempts: cfg.RetryAttempts,
-				RetryBase: cfg.RetryBase, SourceConcurrency: cfg.SourceConcurrency, Keys: dataKeys}, log.With("service", "ingest"))
+			ic := IngestConfig(cfg, "ingest-"+cfg.InstanceID)
+			ic.Keys = dataKeys
+			in := ingest.New(ic, log.With("service", "ingest"))
 			g.Go(func() error { return in.Run(ctx) })
 		case ServiceProcessor:
 			pc := ProcessorConfig(cfg, "processor-"+cfg.InstanceID)
@@ -320,12 +320,22 @@ func SourceEnv(cfg config.Config) source.Env {
 	}
 }
 
-// ProcessorConfig is the processor's configuration.
+// IngestConfig is ingest's configuration, from the one environment.
+func IngestConfig(cfg config.Config, instanceID string) ingest.Config {
+	return ingest.Config{Kafka: cfg.Kafka, InstanceID: instanceID, Sources: SourceEnv(cfg),
+		MaxConcurrent: cfg.MaxConcurrent, MaxRecordBytes: cfg.MaxRecordBytes, RetryAttempts: cfg.RetryAttempts,
+		RetryBase: cfg.RetryBase, SourceConcurrency: cfg.SourceConcurrency}
+}
+
+// ProcessorConfig is the processor's configuration, from the one
+// environment.
 func ProcessorConfig(cfg config.Config, instanceID string) processor.Config {
 	lim := stage.DefaultLimits
 	lim.MaxRecordBytes = cfg.MaxRecordBytes
 	return processor.Config{Kafka: cfg.Kafka, InstanceID: instanceID, MaxConcurrent: cfg.MaxConcurrent,
 		ExecutionTimeout: cfg.ExecutionTimeout, OutputRoot: cfg.OutputRoot, Limits: lim,
 		SafetyEnabled: cfg.EnableSafety, CrisisThreshold: cfg.CrisisThreshold, PIISalt: []byte(cfg.PIISalt),
-		RecordIDKey: []byte(cfg.RecordIDKey), QualityDisabled: !cfg.EnableQuality, BiasDisabled: !cfg.EnableBias, FusionDisabled: !cfg.EnableFusion, OutputS3Endpoint: cfg.OutputS3Endpoint, OutputS3Region: cfg.AWSRegion, BiasThreshold: cfg.BiasThreshold}
+		RecordIDKey: []byte(cfg.RecordIDKey), QualityEnabled: cfg.EnableQuality, BiasEnabled: cfg.EnableBias, FusionEnabled: cfg.EnableFusion,
+		OutputS3Endpoint: cfg.OutputS3Endpoint, OutputS3Region: cfg.AWSRegion, BiasThreshold: cfg.BiasThreshold,
+		OutputAttempts: cfg.RetryAttempts + 1, OutputRetryBase: cfg.RetryBase}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/dspipe/dspipe/internal/client"
 	"github.com/dspipe/dspipe/internal/store"
 	"github.com/dspipe/dspipe/internal/testenv"
+	"github.com/dspipe/dspipe/internal/testwait"
 	"github.com/dspipe/dspipe/internal/trail"
 )
 
@@ -54,18 +55,15 @@ func TestAuditTrailVerifiesEverywhereAndCatchesTampering(t *testing.T) {
 
 	x := s.waitStatusSeq(t, id, 1)
 	var last int64
-	for deadline := time.Now().Add(20 * time.Second); ; {
+	testwait.For(t, 20*time.Second, "the final seal was never projected", func() bool {
 		x, _ = s.store.Execution(ctx, id)
-		if r, _ := s.store.EventsSince(ctx, id, 0, 1000); len(r) > 0 && x.LastSeq == int64(len(r)) {
-			e := r[len(r)-1]
-			if strings.Contains(string(e), `"dataset.execution.sealed"`) {
-				last = x.LastSeq
-				break
-			}
+		r, _ := s.store.EventsSince(ctx, id, 0, 1000)
+		if len(r) == 0 || x.LastSeq != int64(len(r)) || !strings.Contains(string(r[len(r)-1]), `"dataset.execution.sealed"`) {
+			return false
 		}
-		require.True(t, time.Now().Before(deadline), "the final seal was never projected")
-		time.Sleep(20 * time.Millisecond)
-	}
+		last = x.LastSeq
+		return true
+	})
 	verify := func(from string) audit.Report {
 		var tr trail.Trail
 		var err error
@@ -271,7 +269,7 @@ func TestAccessAuditListsEveryCallAndNothingElse(t *testing.T) {
 	}
 	sort.Strings(want)
 	var got []string
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	testwait.For(t, 30*time.Second, "the access audit never listed every call", func() bool {
 		var out struct {
 			Access []store.AccessRecord `json:"access"`
 		}
@@ -284,11 +282,8 @@ func TestAccessAuditListsEveryCallAndNothingElse(t *testing.T) {
 			got = append(got, fmt.Sprintf("%s %s %s %d %s", a.UserID, a.Role, a.Action, a.Status, a.ExecutionID))
 		}
 		sort.Strings(got)
-		if len(got) >= len(want) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return len(got) >= len(want)
+	})
 	require.Equal(t, want, got)
 
 	// The auditor's reads are recorded too, and the chain verifies.

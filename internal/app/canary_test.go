@@ -20,6 +20,7 @@ import (
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/store"
 	"github.com/dspipe/dspipe/internal/testenv"
+	"github.com/dspipe/dspipe/internal/testwait"
 )
 
 // lockedBuffer collects log lines from every service goroutine.
@@ -82,17 +83,13 @@ func TestCanariesAppearNowhere(t *testing.T) {
 	require.NoError(t, admin.Do(ctx, "POST", "/"+id2+"/progress", map[string]any{"stage": "output", "percent": 50, "message": "mailed canary-7731@example.org"}, nil))
 	x := s.waitStatus(t, id, "completed")
 	// Wait for the acknowledgement's seal to be projected.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testwait.For(t, 30*time.Second, "the acknowledgement never reached the trail", func() bool {
 		x, _ = s.store.Execution(ctx, id)
 		raws, _ := s.store.EventsSince(ctx, id, 0, 10000)
-		if n := len(raws); n > 0 && strings.Contains(string(raws[n-1]), events.TypeExecutionSealed) &&
-			strings.Contains(string(bytes.Join(raws, nil)), events.TypeReviewAcknowledged) {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "the acknowledgement never reached the trail")
-		time.Sleep(50 * time.Millisecond)
-	}
+		n := len(raws)
+		return n > 0 && strings.Contains(string(raws[n-1]), events.TypeExecutionSealed) &&
+			strings.Contains(string(bytes.Join(raws, nil)), events.TypeReviewAcknowledged)
+	})
 	s.waitStatusSeq(t, id2, 2)
 
 	found := map[string][]string{} // where -> canaries
@@ -151,9 +148,9 @@ func TestCanariesAppearNowhere(t *testing.T) {
 		return nil
 	}))
 
-	// Every log line of every service (waited for: the access log and the
-	// processor write theirs asynchronously).
-	time.Sleep(200 * time.Millisecond)
+	// Every log line of every service: stopped first, so that what the
+	// access log and the processor write asynchronously is written.
+	s.stop(t)
 	scan("logs", logs.String())
 	require.NotEmpty(t, logs.String())
 

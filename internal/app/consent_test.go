@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dspipe/dspipe/internal/store"
+	"github.com/dspipe/dspipe/internal/testwait"
 )
 
 // TestRecordsWithoutConsentAreRejected: with processing.require_consent,
@@ -87,14 +88,11 @@ func TestWithdrawnConsentErasesTheSubject(t *testing.T) {
 	b, _ := run(second)
 	require.Contains(t, readEvents(t, s, b), `"code":"consent_withdrawn"`)
 	var x store.Execution
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	testwait.For(t, 30*time.Second, "the finished output was never rewritten", func() bool {
 		var err error
-		if x, err = s.store.Execution(t.Context(), a); err == nil && strings.HasSuffix(x.OutputDir, ".v2") {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "the finished output was never rewritten")
-		time.Sleep(20 * time.Millisecond)
-	}
+		x, err = s.store.Execution(t.Context(), a)
+		return err == nil && strings.HasSuffix(x.OutputDir, ".v2")
+	})
 	after := readLines(t, filepath.Join(x.OutputDir, "data.jsonl"))
 	require.Equal(t, before[1:], after, "subject-a is gone, subject-b untouched")
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dspipe/dspipe/internal/gen"
+	"github.com/dspipe/dspipe/internal/testwait"
 )
 
 // chromiumPath finds headless Chromium (Debian's chromium package, which
@@ -173,16 +174,14 @@ func TestDashboardInARealBrowser(t *testing.T) {
 	// Watch the progress the page shows until the execution ends.
 	var seen []float64
 	finished := ""
-	deadline := time.Now().Add(3 * time.Minute)
-	for finished == "" {
-		require.True(t, time.Now().Before(deadline), "the page never showed the end of the execution; progress seen %v", seen)
+	testwait.For(t, 3*time.Minute, "the page never showed the end of the execution", func() bool {
 		v, err := strconv.ParseFloat(strings.ReplaceAll(text("progress-value"), ",", ""), 64)
 		if err == nil && (len(seen) == 0 || v != seen[len(seen)-1]) {
 			seen = append(seen, v)
 		}
 		finished = eval(`document.getElementById("view").dataset.finished || ""`)
-		time.Sleep(100 * time.Millisecond)
-	}
+		return finished != ""
+	})
 	require.Equal(t, "completed", finished)
 	final, err := strconv.ParseFloat(text("progress-value"), 64)
 	require.NoError(t, err)
@@ -224,17 +223,14 @@ func TestDashboardInARealBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS("button.ack"))))
 	poll(`document.querySelectorAll("button.ack").length === ` + strconv.Itoa(n-1))
 	// The acknowledgement reaches the read model through the event log.
-	deadline = time.Now().Add(30 * time.Second)
-	for {
+	testwait.For(t, 30*time.Second, "the acknowledgement never reached the read model", func() bool {
 		acked, err := s.store.Reviews(context.Background(), "acknowledged", id, 10)
 		require.NoError(t, err)
 		if len(acked) == 1 {
 			require.Equal(t, "Reviewed: kept out of the training data.", acked[0].Note)
-			break
 		}
-		require.True(t, time.Now().Before(deadline), "the acknowledgement never reached the read model")
-		time.Sleep(50 * time.Millisecond)
-	}
+		return len(acked) == 1
+	})
 
 	// The audit view verifies the trail.
 	require.NoError(t, chromedp.Do(ctx,

@@ -16,6 +16,7 @@ import (
 	"github.com/dspipe/dspipe/internal/crypt"
 	"github.com/dspipe/dspipe/internal/keys"
 	"github.com/dspipe/dspipe/internal/store"
+	"github.com/dspipe/dspipe/internal/testwait"
 	"github.com/dspipe/dspipe/internal/trail"
 	"github.com/dspipe/dspipe/internal/wire"
 )
@@ -43,13 +44,10 @@ func TestDeletingAnExecutionsDataShredsIt(t *testing.T) {
 	err = bob.Do(ctx, "DELETE", "/"+id+"/data", map[string]string{"confirm": id}, nil)
 	require.Equal(t, 404, apiStatus(err), "not bob's to delete")
 	require.NoError(t, alice.Do(ctx, "DELETE", "/"+id+"/data", map[string]string{"confirm": id}, nil))
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if x, err = s.store.Execution(ctx, id); err == nil && x.DataDeletedAt != nil {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "the deletion never reached the read model")
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.For(t, 30*time.Second, "the deletion never reached the read model", func() bool {
+		x, err = s.store.Execution(ctx, id)
+		return err == nil && x.DataDeletedAt != nil
+	})
 	require.NoDirExists(t, x.OutputDir, "the outputs are deleted")
 	_, _, err = s.store.DataKey(ctx, id)
 	require.ErrorIs(t, err, store.ErrKeyDestroyed)
@@ -97,12 +95,9 @@ func TestDeletingAnExecutionsDataShredsIt(t *testing.T) {
 	require.NoError(t, err)
 	keysPub, err := trail.PublicKeyFromAPI(ctx, alice)
 	require.NoError(t, err)
-	for deadline := time.Now().Add(20 * time.Second); ; {
+	testwait.For(t, 20*time.Second, "the trail never showed a sealed deletion", func() bool {
 		tr, _ = trail.FromPostgres(ctx, s.store, id)
-		if r, _ := tr.Verify(keysPub); r.OK() && r.Sealed && strings.Contains(string(tr.Raw[len(tr.Raw)-2]), events.TypeExecutionDataDeleted) {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "the trail never showed a sealed deletion")
-		time.Sleep(20 * time.Millisecond)
-	}
+		r, _ := tr.Verify(keysPub)
+		return r.OK() && r.Sealed && strings.Contains(string(tr.Raw[len(tr.Raw)-2]), events.TypeExecutionDataDeleted)
+	})
 }

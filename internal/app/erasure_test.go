@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/dspipe/dspipe/internal/testwait"
 )
 
 // TestErasedRecordsAreDroppedByLaterExecutions: an erasure naming records
@@ -78,13 +80,10 @@ func TestErasedRecordsAreDroppedByLaterExecutions(t *testing.T) {
 	// version beside the old one, which is gone; everything else equal in
 	// content and order; the manifest and the trail name the erasure.
 	var x1b = x1
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if x1b, err = s.store.Execution(ctx, first); err == nil && x1b.OutputDir != x1.OutputDir {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "the finished output was never rewritten")
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.For(t, 30*time.Second, "the finished output was never rewritten", func() bool {
+		x1b, err = s.store.Execution(ctx, first)
+		return err == nil && x1b.OutputDir != x1.OutputDir
+	})
 	require.Equal(t, x1.OutputDir+".v2", x1b.OutputDir)
 	require.NoDirExists(t, x1.OutputDir)
 	rewritten := readLines(t, filepath.Join(x1b.OutputDir, "data.jsonl"))

@@ -21,8 +21,8 @@ import (
 
 	"github.com/dspipe/dspipe/internal/client"
 	"github.com/dspipe/dspipe/internal/gen"
-
 	"github.com/dspipe/dspipe/internal/testenv"
+	"github.com/dspipe/dspipe/internal/testwait"
 )
 
 // pgGate is a TCP proxy in front of Postgres that the test can close and
@@ -114,15 +114,13 @@ func TestOpsEndpoints(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	waitReadyz := func(want int, within time.Duration) string {
 		t.Helper()
-		deadline := time.Now().Add(within)
-		for {
-			code, body := get("/readyz")
-			if code == want {
-				return body
-			}
-			require.True(t, time.Now().Before(deadline), "/readyz never answered %d: %s", want, body)
-			time.Sleep(100 * time.Millisecond)
-		}
+		var body string
+		testwait.For(t, within, fmt.Sprintf("/readyz never answered %d", want), func() bool {
+			var code int
+			code, body = get("/readyz")
+			return code == want
+		})
+		return body
 	}
 	// Ready once the consumer groups have taken this process in.
 	body := waitReadyz(http.StatusOK, 30*time.Second)
@@ -254,7 +252,7 @@ func TestAnAcceptedExecutionIsNeverA404(t *testing.T) {
 	var st map[string]any
 	require.Equal(t, 404, apiStatus(bob.DoV1(ctx, "GET", "/datasets/status/"+id, nil, &st)), "not bob's")
 	go func() {
-		time.Sleep(time.Second)
+		time.Sleep(time.Second) // the projector is held back for a second
 		_ = tx.Rollback(ctx)
 	}()
 	require.NoError(t, alice.DoV1(ctx, "GET", "/datasets/status/"+id, nil, &st), "the owner's status waits for the projector")

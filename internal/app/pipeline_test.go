@@ -31,6 +31,7 @@ import (
 	"github.com/dspipe/dspipe/internal/projector"
 	"github.com/dspipe/dspipe/internal/store"
 	"github.com/dspipe/dspipe/internal/testenv"
+	"github.com/dspipe/dspipe/internal/testwait"
 )
 
 // TestPipelineCountsAgreeEverywhere runs three sources of different formats
@@ -222,7 +223,7 @@ func TestWebSocketResumeDeliversEveryEventOnce(t *testing.T) {
 		return nil
 	})
 	require.ErrorIs(t, err, errStop)
-	time.Sleep(300 * time.Millisecond) // events happen while we are away
+	s.waitStatusSeq(t, id, int64(seqs[len(seqs)-1])+3) // events happen while we are away
 	require.NoError(t, s.client.Watch(ctx, id, seqs[len(seqs)-1], func(m client.Message) error {
 		seqs = append(seqs, m.Seq)
 		return nil
@@ -245,17 +246,20 @@ func TestProjectorRebuildEqualsLive(t *testing.T) {
 	id1, _ := s.run(t, localRequest(sum.Files...))
 	_, _ = s.run(t, localRequest(filepath.Join(s.data, "nope.jsonl")))
 	s.waitStatus(t, id1, "completed")
-	time.Sleep(300 * time.Millisecond) // let the projector drain
 
-	live, err := s.store.Snapshot(context.Background())
-	require.NoError(t, err)
+	// The rebuild reads the log to its end; the live projection reaches
+	// the same state once it has applied the same events.
 	rebuilt, _ := testenv.Schema(t)
 	n, err := projector.Rebuild(context.Background(), s.cfg.Kafka, rebuilt, testenv.Logger(t))
 	require.NoError(t, err)
 	require.Positive(t, n)
 	got, err := rebuilt.Snapshot(context.Background())
 	require.NoError(t, err)
-	require.Equal(t, live, got)
+	var live string
+	testwait.For(t, 15*time.Second, "the live read models never equalled the rebuild", func() bool {
+		live, err = s.store.Snapshot(context.Background())
+		return err == nil && live == got
+	})
 	require.Contains(t, live, id1)
 }
 
@@ -406,7 +410,7 @@ func TestProjectorRecoversFromDroppedDatabaseConnections(t *testing.T) {
 			_ = admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 				WHERE application_name = $1`, app).Scan(&n)
 			killed.Add(int64(n))
-			time.Sleep(30 * time.Millisecond)
+			time.Sleep(30 * time.Millisecond) // the fault: every 30 ms, for as long as it is on
 		}
 	}()
 	id, msgs := s.run(t, localRequest(sum.Files...))
@@ -421,12 +425,15 @@ func TestProjectorRecoversFromDroppedDatabaseConnections(t *testing.T) {
 	require.Positive(t, killed.Load(), "connections were really terminated")
 	t.Logf("terminated %d connections", killed.Load())
 
-	// The test's own pool may still hold a connection the killer ended;
-	// pgxpool pings a connection idle for more than a second before handing
-	// it out, and drops it if dead.
-	time.Sleep(1200 * time.Millisecond)
-	live, err := s.store.Snapshot(context.Background())
-	require.NoError(t, err)
+	// The test's own pool may still hold a connection the killer ended
+	// (pgxpool drops a dead one when it next checks it): read until a read
+	// succeeds.
+	var live string
+	testwait.For(t, 10*time.Second, "the read models could not be read after the faults", func() bool {
+		var err error
+		live, err = s.store.Snapshot(context.Background())
+		return err == nil
+	})
 	rebuilt, _ := testenv.Schema(t)
 	_, err = projector.Rebuild(context.Background(), s.cfg.Kafka, rebuilt, testenv.Logger(t))
 	require.NoError(t, err)
@@ -480,8 +487,9 @@ func withSecondInstance(t *testing.T, seed uint64, underway func(store.Execution
 func TestSecondIngestJoiningMidAcquisitionDuplicatesNothing(t *testing.T) {
 	t.Parallel()
 	xs, _, _ := withSecondInstance(t, 40, func(x store.Execution) bool { return x.Received > 2000 }, func(s *stack) runner {
-		return ingest.New(ingest.Config{Kafka: s.cfg.Kafka, InstanceID: "ingest-second", Sources: app.SourceEnv(s.cfg),
-			MaxConcurrent: 5, MaxRecordBytes: s.cfg.MaxRecordBytes, Keys: s.keys}, testenv.Logger(t))
+		ic := app.IngestConfig(s.cfg, "ingest-second")
+		ic.Keys = s.keys
+		return ingest.New(ic, testenv.Logger(t))
 	})
 	for _, x := range xs {
 		require.EqualValues(t, 60000, x.Total, "acquisition counted each record once")

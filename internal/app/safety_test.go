@@ -13,6 +13,7 @@ import (
 
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/gen"
+	"github.com/dspipe/dspipe/internal/testwait"
 )
 
 var (
@@ -195,15 +196,10 @@ func TestSexualContentWithMinorsIsAlwaysBlocked(t *testing.T) {
 	require.NotContains(t, fmt.Sprint(rv), "worthless", "no text in the queue")
 	err := s.client.DoV1(t.Context(), "POST", fmt.Sprintf("/reviews/%s/1/acknowledge", id), map[string]string{"note": "removed from training data; responder turn is abusive"}, nil)
 	require.NoError(t, err)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testwait.For(t, 30*time.Second, "the acknowledgement never reached the read model", func() bool {
 		require.NoError(t, s.client.DoV1(t.Context(), "GET", "/reviews?status=all&execution_id="+id, nil, &queue))
-		if len(queue.Reviews) == 1 && queue.Reviews[0]["status"] == "acknowledged" {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "the acknowledgement never reached the read model")
-		time.Sleep(50 * time.Millisecond)
-	}
+		return len(queue.Reviews) == 1 && queue.Reviews[0]["status"] == "acknowledged"
+	})
 	require.Equal(t, "dev", queue.Reviews[0]["acknowledged_by"])
 	require.Equal(t, "removed from training data; responder turn is abusive", queue.Reviews[0]["note"])
 	require.Contains(t, readEvents(t, s, id), events.TypeReviewAcknowledged, "the acknowledgement is in the audit trail")

@@ -13,6 +13,7 @@ import (
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/gen"
 	"github.com/dspipe/dspipe/internal/sink"
+	"github.com/dspipe/dspipe/internal/testwait"
 )
 
 // TestOutputSplits: output.splits writes one data file per split, each
@@ -98,13 +99,10 @@ func TestOutputSplits(t *testing.T) {
 	gone := bySplit["test"][0]["id"].(string)
 	require.NoError(t, admin.DoV1(ctx, "POST", "/erasures", map[string]any{"record_ids": []string{gone}}, nil))
 	var x1b = x1
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if x1b, err = s.store.Execution(ctx, first); err == nil && x1b.OutputDir != x1.OutputDir {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "the finished output was never rewritten")
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.For(t, 30*time.Second, "the finished output was never rewritten", func() bool {
+		x1b, err = s.store.Execution(ctx, first)
+		return err == nil && x1b.OutputDir != x1.OutputDir
+	})
 	for _, sp := range splits {
 		var want []map[string]any
 		for _, r := range bySplit[sp.Name] {

@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,18 +29,20 @@ import (
 	"github.com/dspipe/dspipe/internal/keys"
 	"github.com/dspipe/dspipe/internal/store"
 	"github.com/dspipe/dspipe/internal/testenv"
+	"github.com/dspipe/dspipe/internal/testwait"
 )
 
 // stack is every service in-process against kfake and a fresh schema.
 type stack struct {
-	cfg     config.Config
-	cluster *kfake.Cluster
-	store   *store.Store
-	client  *client.Client
-	data    string
-	out     string
-	done    chan error
-	cancel  context.CancelFunc
+	cfg      config.Config
+	cluster  *kfake.Cluster
+	store    *store.Store
+	client   *client.Client
+	data     string
+	out      string
+	done     chan error
+	cancel   context.CancelFunc
+	stopOnce sync.Once
 	// keys opens the stack's data keys (a second instance needs them).
 	keys *keys.Manager
 }
@@ -142,8 +146,19 @@ func startStack(t *testing.T, o stackOpts) *stack {
 		log = slog.New(slog.NewJSONHandler(o.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	go func() { s.done <- app.Run(ctx, cfg, log, app.All...) }()
-	t.Cleanup(func() {
-		cancel()
+	t.Cleanup(func() { s.stop(t) })
+	testwait.For(t, 30*time.Second, "the API never became healthy", func() bool {
+		var h map[string]any
+		return s.client.Do(ctx, "GET", "/health", nil, &h) == nil
+	})
+	return s
+}
+
+// stop stops every service and waits for them (once; the cleanup calls it
+// too).
+func (s *stack) stop(t *testing.T) {
+	s.stopOnce.Do(func() {
+		s.cancel()
 		select {
 		case err := <-s.done:
 			require.NoError(t, err)
@@ -151,16 +166,6 @@ func startStack(t *testing.T, o stackOpts) *stack {
 			t.Error("services did not stop within 30s")
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var h map[string]any
-		if err := s.client.Do(ctx, "GET", "/health", nil, &h); err == nil {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "API never became healthy")
-		time.Sleep(50 * time.Millisecond)
-	}
-	return s
 }
 
 func localRequest(paths ...string) events.Request {
@@ -189,15 +194,13 @@ func (s *stack) run(t *testing.T, req events.Request) (string, []client.Message)
 // waitStatus polls the read model until the execution reaches status.
 func (s *stack) waitStatus(t *testing.T, id, status string) store.Execution {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		x, err := s.store.Execution(context.Background(), id)
-		if err == nil && x.Status == status {
-			return x
-		}
-		require.True(t, time.Now().Before(deadline), "execution %s never reached %s (now %q)", id, status, x.Status)
-		time.Sleep(20 * time.Millisecond)
-	}
+	var x store.Execution
+	testwait.For(t, 60*time.Second, fmt.Sprintf("execution %s never reached %s", id, status), func() bool {
+		var err error
+		x, err = s.store.Execution(context.Background(), id)
+		return err == nil && x.Status == status
+	})
+	return x
 }
 
 // readLines reads a possibly zstd-compressed JSONL file.
@@ -229,13 +232,11 @@ func readLines(t *testing.T, path string) []map[string]any {
 // waitStatusSeq polls the read model until the execution's trail reaches seq.
 func (s *stack) waitStatusSeq(t *testing.T, id string, seq int64) store.Execution {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		x, err := s.store.Execution(context.Background(), id)
-		if err == nil && x.LastSeq >= seq {
-			return x
-		}
-		require.True(t, time.Now().Before(deadline), "execution %s never reached seq %d", id, seq)
-		time.Sleep(20 * time.Millisecond)
-	}
+	var x store.Execution
+	testwait.For(t, 30*time.Second, fmt.Sprintf("execution %s never reached seq %d", id, seq), func() bool {
+		var err error
+		x, err = s.store.Execution(context.Background(), id)
+		return err == nil && x.LastSeq >= seq
+	})
+	return x
 }

@@ -1,5 +1,5 @@
 // Package config loads the one configuration every binary reads from the
-// environment (the seed's variable names plus ours), validates it, and
+// environment (the variables the README's Configuration table lists), validates it, and
 // writes the defaults on the fields.
 package config
 

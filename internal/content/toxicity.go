@@ -6,9 +6,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/dspipe/dspipe/internal/modelfile"
 	"math"
 	"sync"
+
+	"github.com/dspipe/dspipe/internal/modelfile"
 )
 
 // The toxicity model: two logistic regressions over hashed word

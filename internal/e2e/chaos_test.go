@@ -24,6 +24,7 @@ import (
 	"github.com/dspipe/dspipe/internal/remotetest"
 	"github.com/dspipe/dspipe/internal/store"
 	"github.com/dspipe/dspipe/internal/testenv"
+	"github.com/dspipe/dspipe/internal/testwait"
 )
 
 // The fault campaign (make chaos): on each broker, a cluster of separate
@@ -163,21 +164,22 @@ func (c *cluster) finish(ctx context.Context, t *testing.T, id string) finished 
 	var f finished
 	n := 0
 	f.feedErr = c.client.Watch(ctx, id, 0, func(m client.Message) error { n++; return nil })
-	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) {
+	done := testwait.Poll(ctx, 100*time.Millisecond, 2*time.Minute, func() bool {
 		st, err := c.client.Status(ctx, id)
-		if err == nil && events.Terminal("dataset.execution."+fmt.Sprint(st["status"])) && st["last_seq"] == float64(n+1) {
-			f.status, f.lastSeq = fmt.Sprint(st["status"]), st["last_seq"].(float64)
-			f.reason, _ = st["error"].(string)
-			f.stage, _ = st["current_stage"].(string)
-			f.outputDir, _ = st["output_dir"].(string)
-			v, _ := st["valid_records"].(float64)
-			f.valid = int64(v)
-			return f
+		if err != nil || !events.Terminal("dataset.execution."+fmt.Sprint(st["status"])) || st["last_seq"] != float64(n+1) {
+			return false
 		}
-		time.Sleep(100 * time.Millisecond)
+		f.status, f.lastSeq = fmt.Sprint(st["status"]), st["last_seq"].(float64)
+		f.reason, _ = st["error"].(string)
+		f.stage, _ = st["current_stage"].(string)
+		f.outputDir, _ = st["output_dir"].(string)
+		v, _ := st["valid_records"].(float64)
+		f.valid = int64(v)
+		return true
+	})
+	if !done {
+		f.status = "unfinished"
 	}
-	f.status = "unfinished"
 	return f
 }
 
@@ -254,19 +256,15 @@ func (c *cluster) chaosRound(ctx context.Context, t *testing.T, req events.Reque
 // waitProgress returns once the execution has processed records, or
 // finished.
 func (c *cluster) waitProgress(ctx context.Context, id string, records float64) {
-	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) {
+	// Checked every 5 ms: the fault is to land near its point.
+	testwait.Poll(ctx, 5*time.Millisecond, 2*time.Minute, func() bool {
 		st, err := c.client.Status(ctx, id)
-		if err == nil {
-			if events.Terminal("dataset.execution." + fmt.Sprint(st["status"])) {
-				return
-			}
-			if p, _ := st["records_processed"].(float64); p >= records {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		p, _ := st["records_processed"].(float64)
+		return events.Terminal("dataset.execution."+fmt.Sprint(st["status"])) || p >= records
+	})
 }
 
 // inject applies a fault and recovers from it as an operator (or a

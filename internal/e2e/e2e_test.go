@@ -28,6 +28,7 @@ import (
 	"github.com/dspipe/dspipe/internal/gen"
 	"github.com/dspipe/dspipe/internal/store"
 	"github.com/dspipe/dspipe/internal/testenv"
+	"github.com/dspipe/dspipe/internal/testwait"
 )
 
 var binDir string
@@ -144,15 +145,13 @@ func (c *cluster) dumpLogs() {
 }
 
 func waitPort(t *testing.T, port int) {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+	testwait.For(t, 30*time.Second, fmt.Sprintf("nothing listens on port %d", port), func() bool {
+		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err == nil {
 			c.Close()
-			return
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("nothing listens on port %d", port)
+		return err == nil
+	})
 }
 
 // kafkaScript runs scripts/kafka.sh (start, kill) for the external broker.
@@ -280,15 +279,10 @@ func startClusterWith(t *testing.T, external bool, o clusterOpts) *cluster {
 			c.stop(services[i], syscall.SIGTERM)
 		}
 	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	testwait.For(t, 60*time.Second, "the API never became healthy", func() bool {
 		var h map[string]any
-		if err := c.client.Do(context.Background(), "GET", "/health", nil, &h); err == nil {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "API never became healthy")
-		time.Sleep(100 * time.Millisecond)
-	}
+		return c.client.Do(context.Background(), "GET", "/health", nil, &h) == nil
+	})
 	return c
 }
 

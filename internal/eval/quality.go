@@ -86,7 +86,7 @@ func StandardizedFile(path string) ([]AnalyzeLine, error) {
 			if err != nil {
 				return nil
 			}
-			rec, err := stage.Standardize(in, stage.Provenance{Name: "eval", Position: it.Position}, "eval", nil)
+			rec, err := stage.Standardize(in, stage.Provenance{Name: "eval", Position: it.Position}, nil)
 			if err != nil {
 				return nil
 			}

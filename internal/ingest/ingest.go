@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/clock"
 	"github.com/dspipe/dspipe/internal/crypt"
 	"github.com/dspipe/dspipe/internal/kafka"
 	"github.com/dspipe/dspipe/internal/keys"
@@ -52,29 +53,20 @@ type Config struct {
 	Keys *keys.Manager
 }
 
+// defaults sets what the environment does not configure (the chunk size,
+// the reconnections within one read) and keeps the counts usable. Every
+// configured value comes from internal/config, which holds the defaults
+// (app.IngestConfig maps it).
 func (c *Config) defaults() {
-	if c.InstanceID == "" {
-		c.InstanceID = "ingest-0"
-	}
-	if c.MaxConcurrent <= 0 {
-		c.MaxConcurrent = 5
-	}
-	if c.MaxRecordBytes <= 0 {
-		c.MaxRecordBytes = 1 << 20
-	}
 	if c.ChunkRecords <= 0 {
 		c.ChunkRecords = 2000
 	}
-	if c.RetryAttempts < 0 {
-		c.RetryAttempts = 0
+	if c.Sources.RetryAttempts <= 0 {
+		c.Sources.RetryAttempts = source.DefaultReconnects
 	}
-	if c.RetryBase <= 0 {
-		c.RetryBase = time.Second
-	}
-	if c.SourceConcurrency <= 0 {
-		c.SourceConcurrency = 3
-	}
-	c.Sources.RetryAttempts = max(c.Sources.RetryAttempts, 3)
+	c.RetryAttempts = max(c.RetryAttempts, 0)
+	c.MaxConcurrent = max(c.MaxConcurrent, 1)
+	c.SourceConcurrency = max(c.SourceConcurrency, 1)
 }
 
 // Ingest is the acquisition service.
@@ -127,7 +119,34 @@ func (in *Ingest) Run(ctx context.Context) error {
 		return err
 	}
 	defer func() { in.mu.Lock(); in.prod.Close(); in.mu.Unlock() }()
-	cons, err := in.cfg.Kafka.Client(
+	cons, err := in.eventsClient()
+	if err != nil {
+		return err
+	}
+	defer cons.Close()
+	in.cfg.Kafka.Member.Set("ingest", cons)
+	defer in.cfg.Kafka.Member.Set("ingest", nil)
+	defer in.wg.Wait()
+	defer in.cancelAll()
+
+	requests := map[string]events.Request{}
+	for {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		fs.EachError(func(t string, p int32, err error) {
+			in.log.Warn("ingest: fetch", "topic", t, "partition", p, "err", err)
+		})
+		for _, s := range in.startsIn(fs, requests) {
+			in.launch(ctx, s.id, s.partition, s.req)
+		}
+	}
+}
+
+// eventsClient follows the event topic as a member of the ingest group.
+func (in *Ingest) eventsClient() (*kgo.Client, error) {
+	return in.cfg.Kafka.Client(
 		in.cfg.Kafka.Metered("ingest-events"),
 		kgo.ConsumerGroup(in.cfg.Kafka.Name("dspipe-ingest")),
 		// Static membership: a restarted instance takes its partitions back
@@ -155,64 +174,58 @@ func (in *Ingest) Run(ctx context.Context) error {
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) { in.cancelPartitions(lost) }),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) { in.cancelPartitions(lost) }),
 	)
-	if err != nil {
-		return err
-	}
-	defer cons.Close()
-	in.cfg.Kafka.Member.Set("ingest", cons)
-	defer in.cfg.Kafka.Member.Set("ingest", nil)
-	defer in.wg.Wait()
-	defer in.cancelAll()
+}
 
-	requests := map[string]events.Request{}
-	for {
-		fs := cons.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return nil
+// start is an execution whose acquisition is to begin.
+type start struct {
+	id        string
+	req       events.Request
+	partition int32
+}
+
+// startsIn reads one poll of events: it remembers requests, forgets (and
+// stops) finished executions, and returns the executions that started and
+// have not finished within the poll, in order.
+func (in *Ingest) startsIn(fs kgo.Fetches, requests map[string]events.Request) []start {
+	started := map[string]int{}
+	var order []start
+	fs.EachRecord(func(r *kgo.Record) {
+		e, err := events.Decode(r.Value)
+		if err != nil {
+			in.log.Error("ingest: undecodable event", "offset", r.Offset, "err", err)
+			return
 		}
-		fs.EachError(func(t string, p int32, err error) {
-			in.log.Warn("ingest: fetch", "topic", t, "partition", p, "err", err)
-		})
-		type start struct {
-			req       events.Request
-			partition int32
+		switch {
+		case e.Type == events.TypeExecutionRequested:
+			if p, err := events.Parse(e); err == nil {
+				requests[e.Subject] = p.(*events.ExecutionRequested).Request
+			}
+		case e.Type == events.TypeExecutionStarted:
+			if req, ok := requests[e.Subject]; ok {
+				if _, dup := started[e.Subject]; dup {
+					return
+				}
+				started[e.Subject] = len(order)
+				order = append(order, start{id: e.Subject, req: req, partition: r.Partition})
+			}
+		case events.Terminal(e.Type):
+			delete(requests, e.Subject)
+			if i, ok := started[e.Subject]; ok {
+				order[i].id = "" // finished within the poll: nothing to start
+				delete(started, e.Subject)
+			}
+			if a, ok := in.running.Load(e.Subject); ok {
+				a.(acquisition).cancel()
+			}
 		}
-		starts := map[string]start{}
-		var order []string
-		fs.EachRecord(func(r *kgo.Record) {
-			e, err := events.Decode(r.Value)
-			if err != nil {
-				in.log.Error("ingest: undecodable event", "offset", r.Offset, "err", err)
-				return
-			}
-			switch {
-			case e.Type == events.TypeExecutionRequested:
-				p, err := events.Parse(e)
-				if err == nil {
-					requests[e.Subject] = p.(*events.ExecutionRequested).Request
-				}
-			case e.Type == events.TypeExecutionStarted:
-				if req, ok := requests[e.Subject]; ok {
-					starts[e.Subject] = start{req: req, partition: r.Partition}
-					order = append(order, e.Subject)
-				}
-			case events.Terminal(e.Type):
-				delete(requests, e.Subject)
-				delete(starts, e.Subject)
-				if a, ok := in.running.Load(e.Subject); ok {
-					a.(acquisition).cancel()
-				}
-			}
-		})
-		for _, id := range order {
-			s, ok := starts[id]
-			if !ok {
-				continue
-			}
-			delete(starts, id)
-			in.launch(ctx, id, s.partition, s.req)
+	})
+	out := order[:0]
+	for _, s := range order {
+		if s.id != "" {
+			out = append(out, s)
 		}
 	}
+	return out
 }
 
 // acquisition is one running execution's acquisition.
@@ -356,12 +369,32 @@ func (in *Ingest) acquire(ctx context.Context, id string, partition int32, req e
 	}
 	sort.SliceStable(order, func(a, b int) bool { return req.Sources[order[a]].Priority < req.Sources[order[b]].Priority })
 
+	fatal := in.acquireSources(ctx, ex, order, req.Sources, cp)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	// The end marker and the final checkpoint go in one last transaction.
+	c := ex.chunker(-1)
+	fin := ex.snapshot()
+	fin.Done = true
+	end, err := acquisitionEnd(fin, fatal)
+	if err != nil {
+		return err
+	}
+	c.marker(wire.KindAcqEnd, end)
+	return c.flushWith(ctx, fin)
+}
+
+// acquireSources reads the sources not yet done, SourceConcurrency at a
+// time in priority order; the first failure that fails the execution stops
+// the others and is returned.
+func (in *Ingest) acquireSources(ctx context.Context, ex *execution, order []int, specs []events.SourceSpec, cp checkpoint) error {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sem := make(chan struct{}, in.cfg.SourceConcurrency)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	var fatal error // the first source failure that fails the execution
+	var fatal error
 	for _, i := range order {
 		if cp.Sources[i].Done {
 			continue
@@ -377,7 +410,7 @@ func (in *Ingest) acquire(ctx context.Context, id string, partition int32, req e
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if err := in.acquireSource(sctx, ex, i, req.Sources[i]); err != nil && sctx.Err() == nil {
+			if err := in.acquireSource(sctx, ex, i, specs[i]); err != nil && sctx.Err() == nil {
 				mu.Lock()
 				if fatal == nil {
 					fatal = err
@@ -388,13 +421,13 @@ func (in *Ingest) acquire(ctx context.Context, id string, partition int32, req e
 		}()
 	}
 	wg.Wait()
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	// The end marker and the final checkpoint go in one last transaction.
-	c := ex.chunker(-1)
-	fin := ex.snapshot()
-	fin.Done = true
+	return fatal
+}
+
+// acquisitionEnd is the end marker for the final checkpoint: the records
+// acquired, and whether (and why) acquisition failed. An error that is not
+// a source's is returned for the attempt to be retried.
+func acquisitionEnd(fin checkpoint, fatal error) (wire.AcqEnd, error) {
 	var total int64
 	failed := 0
 	for _, sc := range fin.Sources {
@@ -403,22 +436,16 @@ func (in *Ingest) acquire(ctx context.Context, id string, partition int32, req e
 			failed++
 		}
 	}
-	var (
-		fe  *sourceFailure
-		end wire.AcqEnd
-	)
+	var fe *sourceFailure
 	switch {
 	case errors.As(fatal, &fe):
-		end = wire.AcqEnd{Records: total, Failed: true, Reason: fmt.Sprintf("source %q: %s", fe.name, fe.reason)}
+		return wire.AcqEnd{Records: total, Failed: true, Reason: fmt.Sprintf("source %q: %s", fe.name, fe.reason)}, nil
 	case fatal != nil:
-		return fatal
+		return wire.AcqEnd{}, fatal
 	case failed == len(fin.Sources):
-		end = wire.AcqEnd{Records: total, Failed: true, Reason: "every source failed"}
-	default:
-		end = wire.AcqEnd{Records: total}
+		return wire.AcqEnd{Records: total, Failed: true, Reason: "every source failed"}, nil
 	}
-	c.marker(wire.KindAcqEnd, end)
-	return c.flushWith(ctx, fin)
+	return wire.AcqEnd{Records: total}, nil
 }
 
 // commitError is a chunk that could not be committed: the broker's fault,
@@ -662,7 +689,9 @@ func (c *chunker) commit(ctx context.Context, cp checkpoint) error {
 			break
 		}
 		c.in.log.Warn("ingest: chunk transaction failed, retrying", "execution_id", c.ex.id, "attempt", attempt+1, "err", err)
-		time.Sleep(min(time.Duration(100<<attempt)*time.Millisecond, 8*time.Second))
+		if clock.Sleep(ctx, min(time.Duration(100<<attempt)*time.Millisecond, 8*time.Second)) != nil {
+			break
+		}
 	}
 	if err != nil {
 		return &commitError{err: err}

@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/dspipe/dspipe/internal/clock"
 )
 
 // Topics names every topic the services exchange. All topics are keyed by
@@ -199,7 +201,9 @@ func (c Config) EnsureTopics(ctx context.Context) error {
 		if ctx.Err() != nil || attempt > 50 {
 			return fmt.Errorf("kafka: create topics: %w", err2)
 		}
-		time.Sleep(200 * time.Millisecond)
+		if err := clock.Sleep(ctx, 200*time.Millisecond); err != nil {
+			return fmt.Errorf("kafka: create topics: %w", err)
+		}
 	}
 	cresps, err := adm.CreateTopics(ctx, c.Partitions, c.Replication, compact, t.Checkpoints)
 	if err != nil {

@@ -6,12 +6,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/dspipe/dspipe/internal/modelfile"
 	"sort"
 	"strings"
 	"sync"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/dspipe/dspipe/internal/modelfile"
 )
 
 // The name and place tagger: an averaged perceptron over hashed token

@@ -71,10 +71,11 @@ var versionSuffix = regexp.MustCompile(`\.v[0-9]+$`)
 // records the erasures in force name: the JSONL data files are read back,
 // every kept line is written again through the same data writer (so CSV
 // and Parquet follow, byte-identical in content and order but for the
-// erased lines), quarantine.jsonl is filtered the same way, the manifest
-// names the erasure and the previous version, and the old directory is
-// deleted once the new one is published. An output without JSONL, or on
-// S3, is left as it is (SECURITY.md says to delete or rerun it).
+// erased lines, each in its split), quarantine.jsonl is filtered the same
+// way, the manifest names the erasure and the previous version, and the
+// old directory is deleted once the new one is published. An output
+// without JSONL, or on S3, is left as it is (SECURITY.md says to delete or
+// rerun it).
 func (p *Processor) applyErasure(ctx context.Context, x *execState, erasure string) error {
 	if _, ok, _ := sink.ParseS3(x.outputDir); ok || !slices.Contains(x.req.Output.Formats, sink.FormatJSONL) {
 		p.log.Warn("processor: an erasure cannot rewrite this output (S3, or no JSONL to read back)", "execution_id", x.id, "erasure", erasure)
@@ -84,32 +85,79 @@ func (p *Processor) applyErasure(ctx context.Context, x *execState, erasure stri
 	if err != nil {
 		return err
 	}
-	root, err := sink.Root(p.cfg.OutputRoot)
+	out, found, err := p.finishedOutput(x)
+	if err != nil || !found {
+		return err
+	}
+	isErased := erasedMatcher(erased)
+	// A first pass counts: nothing to erase, nothing to rewrite.
+	var removed int64
+	for _, n := range out.dataFiles {
+		if err := eachLine(filepath.Join(out.dir, n), func(l []byte) error {
+			if isErased(l) {
+				removed++
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	if removed == 0 {
+		return nil
+	}
+	next, err := nextVersion(out.dir)
+	if err != nil {
+		return fmt.Errorf("processor: erasure %s: %w", erasure, err)
+	}
+	files, err := p.rewriteOutput(x, out, next, isErased, map[string]any{"erasure": erasure, "removed": removed, "previous_version": filepath.Base(out.dir)})
 	if err != nil {
 		return err
 	}
-	old, err := sink.Confine(root, x.outputDir)
-	if err != nil {
+	if err := os.RemoveAll(out.dir); err != nil {
 		return err
 	}
-	var m map[string]any
-	b, err := os.ReadFile(filepath.Join(old, "manifest.json"))
+	return p.emit(x, events.OutputRewritten{Erasure: erasure, Removed: removed, Previous: x.outputDir, OutputDir: next, Files: files})
+}
+
+// finishedOutput is a finished execution's local output as its manifest
+// describes it.
+type finishedOutput struct {
+	root, dir string
+	manifest  map[string]any
+	dataFiles []string // the JSONL data files, in name order
+}
+
+// finishedOutput reads an execution's output directory; found is false
+// when it is gone (already rewritten by a redelivered command, or deleted).
+func (p *Processor) finishedOutput(x *execState) (out finishedOutput, found bool, err error) {
+	if out.root, err = sink.Root(p.cfg.OutputRoot); err != nil {
+		return out, false, err
+	}
+	if out.dir, err = sink.Confine(out.root, x.outputDir); err != nil {
+		return out, false, err
+	}
+	b, err := os.ReadFile(filepath.Join(out.dir, "manifest.json"))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil // already rewritten (a redelivered command) or deleted
+		return out, false, nil
 	}
-	if err != nil || json.Unmarshal(b, &m) != nil {
-		return fmt.Errorf("processor: erasure %s: read the manifest of %s: %v", erasure, x.id, err)
+	if err != nil || json.Unmarshal(b, &out.manifest) != nil {
+		return out, false, fmt.Errorf("processor: read the manifest of %s: %v", x.id, err)
 	}
-	var dataFiles []string
-	files, _ := m["files"].([]any)
+	files, _ := out.manifest["files"].([]any)
 	for _, f := range files {
 		name, _ := f.(map[string]any)["name"].(string)
 		if sink.IsData(name) && strings.Contains(name, ".jsonl") {
-			dataFiles = append(dataFiles, name)
+			out.dataFiles = append(out.dataFiles, name)
 		}
 	}
-	slices.Sort(dataFiles)
-	isErased := func(line []byte) bool {
+	slices.Sort(out.dataFiles)
+	return out, true, nil
+}
+
+// erasedMatcher reports whether an encoded record is erased, by its id or
+// its source id's pseudonym.
+func erasedMatcher(erased map[string]string) func([]byte) bool {
+	return func(line []byte) bool {
 		var r struct {
 			ID       string            `json:"id"`
 			Metadata map[string]string `json:"metadata"`
@@ -124,106 +172,112 @@ func (p *Processor) applyErasure(ctx context.Context, x *execState, erasure stri
 		_, ok := erased[sid]
 		return ok && sid != ""
 	}
-	// A first pass counts: nothing to erase, nothing to rewrite.
-	var removed int64
-	for _, n := range dataFiles {
-		if err := eachLine(filepath.Join(old, n), func(l []byte) error {
-			if isErased(l) {
-				removed++
-			}
-			return nil
-		}); err != nil {
-			return err
-		}
-	}
-	if removed == 0 {
-		return nil
-	}
-	base := versionSuffix.ReplaceAllString(old, "")
-	next := ""
+}
+
+// nextVersion is the first free <dir>.vN beside an output.
+func nextVersion(dir string) (string, error) {
+	base := versionSuffix.ReplaceAllString(dir, "")
 	for v := 2; v < 10000; v++ {
 		cand := fmt.Sprintf("%s.v%d", base, v)
 		if _, err := os.Lstat(cand); errors.Is(err, os.ErrNotExist) {
-			next = cand
-			break
+			return cand, nil
 		}
 	}
-	if next == "" {
-		return fmt.Errorf("processor: erasure %s: no free version beside %s", erasure, old)
-	}
-	st, err := sink.NewStaging(root, next)
+	return "", fmt.Errorf("no free version beside %s", dir)
+}
+
+// rewriteOutput writes the output again into next without the erased
+// lines, with the manifest recording the erasure, and publishes it.
+func (p *Processor) rewriteOutput(x *execState, out finishedOutput, next string, isErased func([]byte) bool, erasure map[string]any) ([]events.OutputFile, error) {
+	st, err := sink.NewStaging(out.root, next)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	ok := false
+	published := false
 	defer func() {
-		if !ok {
+		if !published {
 			st.Abort()
 		}
 	}()
-	data := sink.NewSplitWriter(st.Dir, x.req.Output.Formats, outputCompression(x), x.req.Output.ShardBytes, x.req.Output.Splits)
-	for _, n := range dataFiles {
-		if err := eachLine(filepath.Join(old, n), func(l []byte) error {
+	files, splits, err := rewriteRecords(st.Dir, x, out, isErased)
+	if err != nil {
+		return nil, err
+	}
+	if b, err := os.ReadFile(filepath.Join(out.dir, "safety_report.json")); err == nil {
+		f, err := sink.WriteFileHashed(st.Dir, "safety_report.json", b)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, f)
+	}
+	m := out.manifest
+	m["files"] = files
+	if sp, ok := m["output_splits"].([]any); ok {
+		for _, s := range sp {
+			if s, ok := s.(map[string]any); ok {
+				name, _ := s["name"].(string)
+				s["records"] = splits[name]
+			}
+		}
+	}
+	prior, _ := m["erasures"].([]any)
+	m["erasures"] = append(prior, erasure)
+	mb, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	mf, err := sink.WriteFileHashed(st.Dir, "manifest.json", append(mb, '\n'))
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Commit(false); err != nil {
+		return nil, err
+	}
+	published = true
+	return append(files, mf), nil
+}
+
+// rewriteRecords writes the kept lines of the data, rejected and
+// quarantine files into dir.
+func rewriteRecords(dir string, x *execState, out finishedOutput, isErased func([]byte) bool) ([]events.OutputFile, map[string]int64, error) {
+	data := sink.NewSplitWriter(dir, x.req.Output.Formats, outputCompression(x), x.req.Output.ShardBytes, x.req.Output.Splits)
+	for _, n := range out.dataFiles {
+		if err := eachLine(filepath.Join(out.dir, n), func(l []byte) error {
 			if isErased(l) {
 				return nil
 			}
 			return data.Write(l)
 		}); err != nil {
 			data.Abort()
-			return err
+			return nil, nil, err
 		}
 	}
-	out, err := data.Close()
+	splits := data.Counts()
+	files, err := data.Close()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	for _, n := range []string{"rejected.jsonl", "quarantine.jsonl"} {
-		lf, err := sink.Create(st.Dir, n, sink.CompressNone)
+		lf, err := sink.Create(dir, n, sink.CompressNone)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		if err := eachLine(filepath.Join(old, n), func(l []byte) error {
+		if err := eachLine(filepath.Join(out.dir, n), func(l []byte) error {
 			if isErased(l) {
 				return nil
 			}
 			return lf.WriteLine(l)
 		}); err != nil && !errors.Is(err, os.ErrNotExist) {
 			lf.Abort()
-			return err
+			return nil, nil, err
 		}
 		f, err := lf.Close()
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		out = append(out, f)
+		files = append(files, f)
 	}
-	if b, err := os.ReadFile(filepath.Join(old, "safety_report.json")); err == nil {
-		f, err := sink.WriteFileHashed(st.Dir, "safety_report.json", b)
-		if err != nil {
-			return err
-		}
-		out = append(out, f)
-	}
-	m["files"] = out
-	prior, _ := m["erasures"].([]any)
-	m["erasures"] = append(prior, map[string]any{"erasure": erasure, "removed": removed, "previous_version": filepath.Base(old)})
-	mb, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return err
-	}
-	mf, err := sink.WriteFileHashed(st.Dir, "manifest.json", append(mb, '\n'))
-	if err != nil {
-		return err
-	}
-	out = append(out, mf)
-	if err := st.Commit(false); err != nil {
-		return err
-	}
-	ok = true
-	if err := os.RemoveAll(old); err != nil {
-		return err
-	}
-	return p.emit(x, events.OutputRewritten{Erasure: erasure, Removed: removed, Previous: x.outputDir, OutputDir: next, Files: out})
+	return files, splits, nil
 }
 
 // outputCompression is the execution's data file compression (none unless

@@ -7,15 +7,13 @@ import (
 	"sync"
 
 	json "github.com/goccy/go-json"
-
-	"github.com/dspipe/dspipe/internal/bias"
-	"github.com/dspipe/dspipe/internal/quality"
-	"github.com/dspipe/dspipe/internal/safety"
-
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/bias"
 	"github.com/dspipe/dspipe/internal/crypt"
+	"github.com/dspipe/dspipe/internal/quality"
+	"github.com/dspipe/dspipe/internal/safety"
 	"github.com/dspipe/dspipe/internal/stage"
 	"github.com/dspipe/dspipe/internal/wire"
 )
@@ -36,6 +34,9 @@ type outcome struct {
 	// withdrawn is the pseudonym of a data subject whose consent this
 	// record says was withdrawn: the subject is to be erased.
 	withdrawn string
+	// meta is the raw record's metadata, read once here (hasMeta).
+	meta    wire.Meta
+	hasMeta bool
 }
 
 // stageRun is an execution's resolved settings for the optional per-record
@@ -65,31 +66,31 @@ type biasMention struct {
 	Negative bool   `json:"negative,omitempty"`
 }
 
-// transform runs validation and standardization on one record. It touches no
+// transform runs the per-record stages on one record. It touches no
 // shared state, so records of one poll are transformed in parallel.
 func transform(raw []byte, lim stage.Limits, idKey []byte, spec events.SourceSpec, m wire.Meta, execID string, run *stageRun, dk *crypt.DataKey) outcome {
 	if m.Kind == wire.KindBad {
-		return outcome{ready: true, stage: events.StageAcquisition, reason: m.Err}
+		return rejected(events.StageAcquisition, m.Err)
 	}
 	if dk != nil {
 		plain, err := dk.Open(nil, raw, crypt.AD(nil, execID, crypt.PlaceRaw, m.Kind, m.Source, m.Position))
 		if err != nil {
-			return outcome{ready: true, stage: events.StageAcquisition, reason: "the record does not decrypt with its execution's data key (altered or moved)"}
+			return rejected(events.StageAcquisition, "the record does not decrypt with its execution's data key (altered or moved)")
 		}
 		raw = plain
 	}
 	in, err := stage.Validate(raw, lim)
 	if err != nil {
-		return outcome{ready: true, stage: events.StageValidation, reason: err.Error()}
+		return rejected(events.StageValidation, err.Error())
 	}
 	uri := m.Object
 	if uri == "" {
 		uri = spec.Config["path"]
 	}
 	prov := stage.Provenance{Name: spec.DisplayName(m.Source), Type: spec.Type, URI: uri, Priority: spec.Priority, Position: m.Position}
-	rec, err := stage.Standardize(in, prov, execID, idKey)
+	rec, err := stage.Standardize(in, prov, idKey)
 	if err != nil {
-		return outcome{ready: true, stage: events.StageStandardization, reason: err.Error()}
+		return rejected(events.StageStandardization, err.Error())
 	}
 	sid := ""
 	if id := rec.Metadata["source_id"]; id != "" {
@@ -98,31 +99,48 @@ func transform(raw []byte, lim stage.Limits, idKey []byte, spec events.SourceSpe
 			rec.Metadata["source_id"] = sid
 		}
 	}
+	if o, stop := admit(raw, spec, &rec, sid, run); stop {
+		return o
+	}
+	return runStages(&rec, run)
+}
+
+func rejected(stage, reason string) outcome {
+	return outcome{ready: true, stage: stage, reason: reason}
+}
+
+// admit rejects a record without consent (when the request requires it)
+// or that an erasure names.
+func admit(raw []byte, spec events.SourceSpec, rec *stage.Record, sid string, run *stageRun) (outcome, bool) {
 	if run.requireConsent {
 		if why, withdrawn := consentMissing(raw, spec); why != "" {
-			o := outcome{ready: true, stage: events.StageValidation, reason: NoConsent + ": " + why}
+			o := rejected(events.StageValidation, NoConsent+": "+why)
 			if withdrawn { // the data subject: its source id, else the record
 				o.withdrawn = sid
 				if o.withdrawn == "" {
 					o.withdrawn = rec.ID
 				}
 			}
-			return o
+			return o, true
 		}
 	}
-	if len(run.erased) > 0 {
-		if er, ok := run.erased[rec.ID]; ok {
-			return outcome{ready: true, stage: events.StageValidation, reason: Erased + ": " + er}
-		}
-		if er, ok := run.erased[sid]; ok && sid != "" {
-			return outcome{ready: true, stage: events.StageValidation, reason: Erased + ": " + er}
-		}
+	if er, ok := run.erased[rec.ID]; ok {
+		return rejected(events.StageValidation, Erased+": "+er), true
 	}
+	if er, ok := run.erased[sid]; ok && sid != "" {
+		return rejected(events.StageValidation, Erased+": "+er), true
+	}
+	return outcome{}, false
+}
+
+// runStages runs quality, bias and safety on a standardized record and
+// encodes it.
+func runStages(rec *stage.Record, run *stageRun) outcome {
 	var qr *quality.Result
 	if run.quality != nil {
 		r := quality.Assess(rec.Messages, rec.EmptyDropped)
 		qr = &r
-		annotate(&rec, "quality", struct {
+		annotate(rec, "quality", struct {
 			Score    float64            `json:"score"`
 			Signals  map[string]float64 `json:"signals"`
 			Failed   []string           `json:"failed"`
@@ -131,19 +149,10 @@ func transform(raw []byte, lim stage.Limits, idKey []byte, spec events.SourceSpe
 		rec.Lineage = append(rec.Lineage, stage.Lineage{Stage: events.StageQuality, Version: quality.Version})
 	}
 	// Mentions are found on the text as written, before masking.
-	var mentions []bias.Mention
-	var listed []biasMention
-	if run.bias != nil {
-		for i, msg := range rec.Messages {
-			for _, x := range bias.Detect(msg.Content) {
-				mentions = append(mentions, x)
-				listed = append(listed, biasMention{i, x.Axis, x.Group, x.Negative})
-			}
-		}
-	}
+	mentions, listed := detectBias(rec, run)
 	var so *safety.Outcome
 	if run.safety != nil {
-		o := safety.Apply(&rec, run.safety.Settings, run.safety.salt)
+		o := safety.Apply(rec, run.safety.Settings, run.safety.salt)
 		if o.Blocked != "" {
 			return outcome{ready: true, stage: events.StageSafety, reason: o.Blocked, safety: &o, quality: qr}
 		}
@@ -157,19 +166,33 @@ func transform(raw []byte, lim stage.Limits, idKey []byte, spec events.SourceSpe
 			reason: fmt.Sprintf("quality score %.2f is below min_score %.2f: %s", qr.Score, run.quality.MinScore, strings.Join(qr.Failed, ", "))}
 	}
 	if run.bias != nil {
-		if listed == nil {
-			listed = []biasMention{}
-		}
-		annotate(&rec, "bias", struct {
+		annotate(rec, "bias", struct {
 			Mentions []biasMention `json:"mentions"`
 		}{listed})
 		rec.Lineage = append(rec.Lineage, stage.Lineage{Stage: events.StageBias, Version: bias.Version})
 	}
 	b, err := json.Marshal(rec)
 	if err != nil {
-		return outcome{ready: true, stage: events.StageStandardization, reason: "cannot encode the canonical record"}
+		return rejected(events.StageStandardization, "cannot encode the canonical record")
 	}
 	return outcome{ready: true, value: b, safety: so, quality: qr, biasRan: run.bias != nil, mentions: mentions}
+}
+
+// detectBias finds the demographic mentions of every message (none when
+// the bias stage is off).
+func detectBias(rec *stage.Record, run *stageRun) ([]bias.Mention, []biasMention) {
+	if run.bias == nil {
+		return nil, nil
+	}
+	var mentions []bias.Mention
+	listed := []biasMention{}
+	for i, msg := range rec.Messages {
+		for _, x := range bias.Detect(msg.Content) {
+			mentions = append(mentions, x)
+			listed = append(listed, biasMention{i, x.Axis, x.Group, x.Negative})
+		}
+	}
+	return mentions, listed
 }
 
 // Erased is the reason of records an erasure names.
@@ -276,6 +299,7 @@ func (p *Processor) precompute(recs []*kgo.Record) []outcome {
 	if len(jobs) < 64 || workers < 2 {
 		for _, j := range jobs {
 			out[j.i] = transform(recs[j.i].Value, p.cfg.Limits, p.cfg.RecordIDKey, j.spec, j.m, j.id, j.run, j.dk)
+			out[j.i].meta, out[j.i].hasMeta = j.m, true
 		}
 		return out
 	}
@@ -288,6 +312,7 @@ func (p *Processor) precompute(recs []*kgo.Record) []outcome {
 			defer wg.Done()
 			for _, j := range part {
 				out[j.i] = transform(recs[j.i].Value, p.cfg.Limits, p.cfg.RecordIDKey, j.spec, j.m, j.id, j.run, j.dk)
+				out[j.i].meta, out[j.i].hasMeta = j.m, true
 			}
 		}()
 	}

@@ -1,8 +1,11 @@
-// Package processor runs the per-record stages (validation and
-// standardization) and the dataset-level output stage. It consumes commands
-// and raw records in a consumer group and produces staged records and
-// sequenced, hash-chained events inside Kafka transactions, so every record
-// is processed exactly once even when the process is killed.
+// Package processor runs the stages after acquisition: the per-record
+// stages (validation, standardization, quality assessment, safety
+// validation, bias detection; parallel.go) with their gates, then the
+// dataset stages (fusion and balancing, plan.go) and the output stage
+// (output.go, outwriter.go, manifest.go). It consumes commands and raw
+// records in a consumer group and produces staged records and sequenced,
+// hash-chained events inside Kafka transactions, so every record is
+// processed exactly once even when the process is killed.
 package processor
 
 import (
@@ -10,12 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/dspipe/dspipe/internal/bias"
-	"github.com/dspipe/dspipe/internal/content"
-	"github.com/dspipe/dspipe/internal/fusion"
-	"github.com/dspipe/dspipe/internal/quality"
-	"github.com/dspipe/dspipe/internal/safety"
 	"log/slog"
 	"math"
 	"runtime/metrics"
@@ -26,14 +23,22 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/audit"
+	"github.com/dspipe/dspipe/internal/balance"
+	"github.com/dspipe/dspipe/internal/bias"
+	"github.com/dspipe/dspipe/internal/clock"
+	"github.com/dspipe/dspipe/internal/content"
 	"github.com/dspipe/dspipe/internal/crypt"
+	"github.com/dspipe/dspipe/internal/fusion"
 	"github.com/dspipe/dspipe/internal/kafka"
 	"github.com/dspipe/dspipe/internal/keys"
+	"github.com/dspipe/dspipe/internal/quality"
+	"github.com/dspipe/dspipe/internal/safety"
 	"github.com/dspipe/dspipe/internal/stage"
 	"github.com/dspipe/dspipe/internal/store"
 	"github.com/dspipe/dspipe/internal/wire"
@@ -65,10 +70,11 @@ type Config struct {
 	PIISalt []byte
 	// RecordIDKey keys the record ids (DSPIPE_RECORD_ID_KEY).
 	RecordIDKey []byte
-	// QualityDisabled and BiasDisabled switch those stages off for every
-	// request (ENABLE_QUALITY_ASSESSMENT, ENABLE_BIAS_DETECTION);
-	// BiasThreshold is BIAS_VALIDATION_THRESHOLD.
-	QualityDisabled, BiasDisabled, FusionDisabled bool
+	// QualityEnabled, BiasEnabled and FusionEnabled let requests run those
+	// stages (ENABLE_QUALITY_ASSESSMENT, ENABLE_BIAS_DETECTION,
+	// ENABLE_FUSION); off, no request can. BiasThreshold is
+	// BIAS_VALIDATION_THRESHOLD.
+	QualityEnabled, BiasEnabled, FusionEnabled bool
 	// OutputS3Endpoint and OutputS3Region configure s3:// output
 	// destinations (DSPIPE_OUTPUT_S3_ENDPOINT, AWS_REGION); credentials
 	// come from the default AWS chain.
@@ -89,29 +95,24 @@ type Config struct {
 	// Keys hands out executions' data keys: raw payloads are decrypted,
 	// staged payloads and spools encrypted. Required.
 	Keys *keys.Manager
+	// OutputAttempts and OutputRetryBase bound the output stage's tries
+	// when a failure may pass (the broker or S3 not answering): the delay
+	// doubles from the base, up to 30 s (DATASET_RETRY_ATTEMPTS + 1 and
+	// DSPIPE_RETRY_BASE_MS, as for sources).
+	OutputAttempts  int
+	OutputRetryBase time.Duration
 	// Now is the clock; tests may fix it.
 	Now func() time.Time
 }
 
+// defaults sets what the environment does not configure: the clock, and
+// at least one attempt at the output. Every configured value comes from
+// internal/config, which holds the defaults (app.ProcessorConfig maps it).
 func (c *Config) defaults() {
-	if c.InstanceID == "" {
-		c.InstanceID = "processor-0"
-	}
-	if c.MaxConcurrent <= 0 {
-		c.MaxConcurrent = 5
-	}
-	if c.ExecutionTimeout <= 0 {
-		c.ExecutionTimeout = 120 * time.Minute
-	}
-	if c.OutputRoot == "" {
-		c.OutputRoot = "out"
-	}
-	if c.Limits.MaxRecordBytes == 0 {
-		c.Limits = stage.DefaultLimits
-	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	c.OutputAttempts = max(c.OutputAttempts, 1)
 }
 
 const eventSource = "dspipe/processor"
@@ -234,7 +235,9 @@ func (p *Processor) Run(ctx context.Context) error {
 					return err
 				}
 			}
-			time.Sleep(200 * time.Millisecond)
+			if clock.Sleep(ctx, 200*time.Millisecond) != nil {
+				return nil
+			}
 		}
 	}
 }
@@ -295,7 +298,7 @@ func (p *Processor) transact(ctx context.Context, recs []*kgo.Record) error {
 				finalize = append(finalize, x)
 			}
 		case p.topics.Raw:
-			err = p.handleRaw(r, &pre[i])
+			err = p.handleRaw(ctx, r, &pre[i])
 		}
 		if err != nil {
 			break
@@ -601,6 +604,7 @@ func currentStage(x *execState) string {
 // emitProgress records the cumulative counts of every execution touched in
 // this transaction; it is also the checkpoint replay restores.
 func (p *Processor) emitProgress() {
+	now := p.cfg.Now()
 	for _, x := range p.execs {
 		if !x.dirty {
 			continue
@@ -609,25 +613,23 @@ func (p *Processor) emitProgress() {
 		if x.status == statusDone {
 			continue
 		}
-		rate := 0.0
-		if el := p.cfg.Now().Sub(x.startedAt).Seconds(); el > 0 {
-			rate = float64(x.counts.Received) / el
-		}
-		counts, per := x.counts, append([]int64(nil), x.perSource...)
-		_ = p.emit(x, events.StageProgress{Stage: p.currentRecordStage(x), Counts: counts, PerSource: per, NoConsent: append([]int64(nil), x.noConsent...), RatePerSec: rate, MemoryMB: memoryMB(), Safety: x.safety.Clone(), Quality: x.quality.Clone(), Bias: p.biasSummary(x), EstimatedTotal: x.estimatedTotal()})
+		_ = p.emit(x, p.progressEvent(x, now))
 	}
 }
 
 // handleRaw runs one raw record or marker through the per-record stages.
-func (p *Processor) handleRaw(r *kgo.Record, pre *outcome) error {
+func (p *Processor) handleRaw(ctx context.Context, r *kgo.Record, pre *outcome) error {
 	x := p.execs[string(r.Key)]
 	if x == nil || (x.status != statusRunning) {
 		return nil // cancelled, failed or unknown: the record is dropped with its execution
 	}
-	m, err := wire.ReadMeta(r)
-	if err != nil {
-		p.log.Error("processor: raw record without metadata", "execution_id", x.id, "err", err)
-		return nil
+	m := pre.meta
+	if !pre.hasMeta { // a marker, or a record precompute did not run
+		var err error
+		if m, err = wire.ReadMeta(r); err != nil {
+			p.log.Error("processor: raw record without metadata", "execution_id", x.id, "err", err)
+			return nil
+		}
 	}
 	switch m.Kind {
 	case wire.KindSourceStart:
@@ -658,7 +660,7 @@ func (p *Processor) handleRaw(r *kgo.Record, pre *outcome) error {
 		return p.emit(x, events.Alert{Severity: "warning", Code: "source_retry", Stage: events.StageAcquisition,
 			Message: fmt.Sprintf("source %q: attempt %d of %d failed (%s); retrying", sm.Name, sm.Attempt, sm.Attempts, sm.Reason)})
 	case wire.KindAcqEnd:
-		return p.acquisitionEnded(x, r.Value)
+		return p.acquisitionEnded(ctx, x, r.Value)
 	case wire.KindRecord, wire.KindBad:
 		x.noteRead(m)
 		return p.record(x, r, m, pre)
@@ -854,10 +856,11 @@ func (p *Processor) reject(x *execState, m wire.Meta, st, reason string) error {
 	return p.stage(x, wire.Meta{Kind: wire.KindRejected, Source: m.Source, Position: m.Position}, b)
 }
 
-// acquisitionEnded closes the per-record stages and hands the execution to
-// the output stage through a finalize command, which becomes visible only
-// once this transaction (holding its last staged records) commits.
-func (p *Processor) acquisitionEnded(x *execState, v []byte) error {
+// acquisitionEnded closes the per-record stages, each through its gate,
+// and hands the execution to the output stage through a finalize command,
+// which becomes visible only once this transaction (holding its last
+// staged records) commits.
+func (p *Processor) acquisitionEnded(ctx context.Context, x *execState, v []byte) error {
 	var ae wire.AcqEnd
 	if err := json.Unmarshal(v, &ae); err != nil {
 		ae = wire.AcqEnd{Failed: true, Reason: "acquisition ended with an unreadable marker"}
@@ -866,107 +869,113 @@ func (p *Processor) acquisitionEnded(x *execState, v []byte) error {
 		return err
 	}
 	if ae.Failed {
-		if err := p.emit(x, events.StageFailed{Stage: events.StageAcquisition, Reason: ae.Reason, Category: events.CategoryIntegration}); err != nil {
-			return err
-		}
-		if err := p.emit(x, events.ExecutionFailed{Stage: events.StageAcquisition, Reason: ae.Reason, Category: events.CategoryIntegration}); err != nil {
-			return err
-		}
-		return p.schedule(context.Background())
+		return p.fail(ctx, x, events.StageAcquisition, events.CategoryIntegration, ae.Reason)
 	}
 	x.counts.Total = ae.Records
 	now := p.cfg.Now()
 	x.dirty = false
-	rate := 0.0
-	if el := now.Sub(x.startedAt).Seconds(); el > 0 {
-		rate = float64(x.counts.Received) / el
-	}
-	if err := p.emit(x, events.StageProgress{Stage: p.currentRecordStage(x), Counts: x.counts, PerSource: append([]int64(nil), x.perSource...), NoConsent: append([]int64(nil), x.noConsent...), RatePerSec: rate, MemoryMB: memoryMB(), Safety: x.safety.Clone(), Quality: x.quality.Clone(), Bias: p.biasSummary(x), EstimatedTotal: x.estimatedTotal()}); err != nil {
+	if err := p.emit(x, p.progressEvent(x, now)); err != nil {
 		return err
 	}
 	for _, s := range p.recordStages(x) {
 		if err := p.startStage(x, s); err != nil {
 			return err
 		}
-		dur := now.Sub(x.stages[s]).Milliseconds()
-		sc := events.StageCompleted{Stage: s, Counts: x.counts, DurationMS: dur}
-		if s == events.StageSafety {
-			// The safety gate: too many records quarantined fails the stage.
-			set := p.safetyFor(x)
-			if x.counts.Received > 0 && float64(x.safety.Quarantined)/float64(x.counts.Received) > set.MaxQuarantineRate {
-				reason := fmt.Sprintf("%d of %d records were quarantined for crisis review, over the allowed share of %.2f", x.safety.Quarantined, x.counts.Received, set.MaxQuarantineRate)
-				if err := p.emit(x, events.StageFailed{Stage: s, Reason: reason, Category: events.CategorySafety}); err != nil {
-					return err
-				}
-				if err := p.emit(x, events.ExecutionFailed{Stage: s, Reason: reason, Category: events.CategorySafety}); err != nil {
-					return err
-				}
-				return p.schedule(context.Background())
-			}
-			sc.Safety = x.safety.Clone()
-			if extra := x.safety.Quarantined - quarantineAlertLimit; extra > 0 {
-				if err := p.emit(x, events.Alert{Severity: "critical", Code: "crisis_quarantine", Stage: s,
-					Message: fmt.Sprintf("%d more records were quarantined for crisis review (alerts are sent for the first %d)", extra, quarantineAlertLimit)}); err != nil {
-					return err
-				}
+		sc := events.StageCompleted{Stage: s, Counts: x.counts, DurationMS: now.Sub(x.stages[s]).Milliseconds()}
+		g := p.gate(x, &sc)
+		for _, a := range g.alerts {
+			if err := p.emit(x, a); err != nil {
+				return err
 			}
 		}
-		if s == events.StageQuality {
-			sc.Quality = x.quality.Clone()
-		}
-		if s == events.StageBias {
-			// The bias gate: a skewed dataset fails the stage, or only
-			// warns when the request says so; the alert names the axis
-			// and the over-represented groups.
-			set := p.stagesFor(x).bias
-			if x.bias == nil {
-				x.bias = &events.BiasSummary{}
-			}
-			score := bias.Update(x.bias, *set)
-			sc.Bias = x.bias.Clone()
-			// The gate compares the low end of the 95% interval, so a
-			// skew must be clear, not an accident of few mentions.
-			if score.Gate > set.Threshold {
-				reason := fmt.Sprintf("bias is above the threshold %.2f with 95%% confidence (bias score %.2f): %s", set.Threshold, score.Score, score.Describe())
-				severity := "critical"
-				if set.Mode == "warn" {
-					severity = "warning"
-				}
-				if err := p.emit(x, events.Alert{Severity: severity, Code: "bias_threshold", Stage: s, Message: reason}); err != nil {
-					return err
-				}
-				if set.Mode != "warn" {
-					if err := p.emit(x, events.StageFailed{Stage: s, Reason: reason, Category: events.CategorySafety}); err != nil {
-						return err
-					}
-					if err := p.emit(x, events.ExecutionFailed{Stage: s, Reason: reason, Category: events.CategorySafety}); err != nil {
-						return err
-					}
-					return p.schedule(context.Background())
-				}
-			}
+		if g.failure != "" {
+			return p.fail(ctx, x, s, events.CategorySafety, g.failure)
 		}
 		if err := p.emit(x, sc); err != nil {
 			return err
 		}
 	}
+	return p.handOffToOutput(x)
+}
+
+// gateResult is what closing a record stage decided: alerts to raise, and
+// a reason when the stage fails the execution.
+type gateResult struct {
+	alerts  []events.Alert
+	failure string
+}
+
+// gate closes one record stage: it puts the stage's summary on sc and, for
+// the safety and bias stages, applies their gates.
+func (p *Processor) gate(x *execState, sc *events.StageCompleted) gateResult {
+	switch sc.Stage {
+	case events.StageSafety:
+		return p.safetyGate(x, sc)
+	case events.StageQuality:
+		sc.Quality = x.quality.Clone()
+	case events.StageBias:
+		return p.biasGate(x, sc)
+	}
+	return gateResult{}
+}
+
+// safetyGate fails the stage when too many records were quarantined, and
+// sums up the quarantines beyond the live alerts.
+func (p *Processor) safetyGate(x *execState, sc *events.StageCompleted) gateResult {
+	set := p.safetyFor(x)
+	if x.counts.Received > 0 && float64(x.safety.Quarantined)/float64(x.counts.Received) > set.MaxQuarantineRate {
+		return gateResult{failure: fmt.Sprintf("%d of %d records were quarantined for crisis review, over the allowed share of %.2f",
+			x.safety.Quarantined, x.counts.Received, set.MaxQuarantineRate)}
+	}
+	sc.Safety = x.safety.Clone()
+	var g gateResult
+	if extra := x.safety.Quarantined - quarantineAlertLimit; extra > 0 {
+		g.alerts = append(g.alerts, events.Alert{Severity: "critical", Code: "crisis_quarantine", Stage: sc.Stage,
+			Message: fmt.Sprintf("%d more records were quarantined for crisis review (alerts are sent for the first %d)", extra, quarantineAlertLimit)})
+	}
+	return g
+}
+
+// biasGate fails the stage when the dataset is skewed, or only warns when
+// the request says so; the alert names the axis and the over-represented
+// groups. It compares the low end of the 95% interval, so a skew must be
+// clear, not an accident of few mentions.
+func (p *Processor) biasGate(x *execState, sc *events.StageCompleted) gateResult {
+	set := p.stagesFor(x).bias
+	if x.bias == nil {
+		x.bias = &events.BiasSummary{}
+	}
+	score := bias.Update(x.bias, *set)
+	sc.Bias = x.bias.Clone()
+	if score.Gate <= set.Threshold {
+		return gateResult{}
+	}
+	reason := fmt.Sprintf("bias is above the threshold %.2f with 95%% confidence (bias score %.2f): %s", set.Threshold, score.Score, score.Describe())
+	if set.Mode == "warn" {
+		return gateResult{alerts: []events.Alert{{Severity: "warning", Code: "bias_threshold", Stage: sc.Stage, Message: reason}}}
+	}
+	return gateResult{alerts: []events.Alert{{Severity: "critical", Code: "bias_threshold", Stage: sc.Stage, Message: reason}}, failure: reason}
+}
+
+// handOffToOutput raises the rejection alert, starts the dataset stages
+// and asks for the output through the commands topic.
+func (p *Processor) handOffToOutput(x *execState) error {
 	if a, ok := rejectionAlert(x.counts); ok {
 		if err := p.emit(x, a); err != nil {
 			return err
 		}
 	}
+	started := []string{events.StageOutput}
+	if p.datasetsFor(x).balancing != nil {
+		started = append([]string{events.StageBalancing}, started...)
+	}
 	if p.fusionFor(x) != nil {
-		if err := p.emit(x, events.StageStarted{Stage: events.StageFusion}); err != nil {
+		started = append([]string{events.StageFusion}, started...)
+	}
+	for _, s := range started {
+		if err := p.emit(x, events.StageStarted{Stage: s}); err != nil {
 			return err
 		}
-	}
-	if balancingFor(x) != nil {
-		if err := p.emit(x, events.StageStarted{Stage: events.StageBalancing}); err != nil {
-			return err
-		}
-	}
-	if err := p.emit(x, events.StageStarted{Stage: events.StageOutput}); err != nil {
-		return err
 	}
 	rec, err := wire.Command{Kind: wire.CmdFinalize, ExecutionID: x.id}.Record(p.topics.Commands)
 	if err != nil {
@@ -974,6 +983,29 @@ func (p *Processor) acquisitionEnded(x *execState, v []byte) error {
 	}
 	p.produce(rec)
 	return nil
+}
+
+// fail is the one way an execution fails in a stage: the stage fails, then
+// the execution, and the next waiting execution may start.
+func (p *Processor) fail(ctx context.Context, x *execState, stage, category, reason string) error {
+	if err := p.emit(x, events.StageFailed{Stage: stage, Reason: reason, Category: category}); err != nil {
+		return err
+	}
+	if err := p.emit(x, events.ExecutionFailed{Stage: stage, Reason: reason, Category: category}); err != nil {
+		return err
+	}
+	return p.schedule(ctx)
+}
+
+// progressEvent is the execution's cumulative figures as a progress event.
+func (p *Processor) progressEvent(x *execState, now time.Time) events.StageProgress {
+	rate := 0.0
+	if el := now.Sub(x.startedAt).Seconds(); el > 0 {
+		rate = float64(x.counts.Received) / el
+	}
+	return events.StageProgress{Stage: p.currentRecordStage(x), Counts: x.counts, PerSource: append([]int64(nil), x.perSource...),
+		NoConsent: append([]int64(nil), x.noConsent...), RatePerSec: rate, MemoryMB: memoryMB(), Safety: x.safety.Clone(),
+		Quality: x.quality.Clone(), Bias: p.biasSummary(x), EstimatedTotal: x.estimatedTotal()}
 }
 
 // quarantineAlertLimit bounds the live alerts for quarantined records per
@@ -996,12 +1028,12 @@ func (p *Processor) stagesFor(x *execState) *stageRun {
 		// so the retry reads the erasures again (once, not per record).
 		run.erased, run.erasedErr = p.erased()
 		_ = json.Unmarshal(x.req.Processing["require_consent"], &run.requireConsent)
-		if !p.cfg.QualityDisabled {
+		if p.cfg.QualityEnabled {
 			if q, ok := quality.Resolve(x.req.Processing["quality"]); ok {
 				run.quality = &q
 			}
 		}
-		if !p.cfg.BiasDisabled {
+		if p.cfg.BiasEnabled {
 			if b, ok := bias.Resolve(x.req.Processing["bias"], p.cfg.BiasThreshold); ok {
 				run.bias = &b
 			}
@@ -1014,13 +1046,29 @@ func (p *Processor) stagesFor(x *execState) *stageRun {
 // fusionFor is the execution's resolved fusion settings, nil when the
 // stage is off.
 func (p *Processor) fusionFor(x *execState) *fusion.Settings {
-	if p.cfg.FusionDisabled {
-		return nil
+	return p.datasetsFor(x).fusion
+}
+
+// datasetRun is an execution's resolved settings for the dataset stages;
+// nil turns a stage off.
+type datasetRun struct {
+	fusion    *fusion.Settings
+	balancing *balance.Settings
+}
+
+// datasetsFor resolves the dataset stages' settings once per execution.
+func (p *Processor) datasetsFor(x *execState) *datasetRun {
+	if x.datasets == nil {
+		d := &datasetRun{}
+		if s, ok := fusion.Resolve(x.req.Fusion); ok && p.cfg.FusionEnabled {
+			d.fusion = &s
+		}
+		if s, ok, err := balance.ParseRequest(x.req.Processing["balancing"]); err == nil && ok {
+			d.balancing = &s
+		}
+		x.datasets = d
 	}
-	if s, ok := fusion.Resolve(x.req.Fusion); ok {
-		return &s
-	}
-	return nil
+	return x.datasets
 }
 
 // countQuality adds one record's quality score to the execution's summary.

@@ -1,12 +1,12 @@
 package processor
 
 import (
-	"github.com/dspipe/dspipe/internal/wire"
 	"time"
 
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/crypt"
 	"github.com/dspipe/dspipe/internal/safety"
+	"github.com/dspipe/dspipe/internal/wire"
 )
 
 // Execution statuses inside the processor.
@@ -18,9 +18,17 @@ const (
 	statusDone       = "done"
 )
 
-// execState is one execution as the processor knows it. It changes only by
-// applying events, so replaying the event log rebuilds it exactly: the
-// processor keeps no state that is not in Kafka.
+// execState is one execution as the processor knows it, rebuilt exactly by
+// replaying the event log: the processor keeps no state that is not in
+// Kafka. It changes in two ways. apply takes each event the processor
+// emits or replays. Between events, the record path (record, countSafety,
+// countQuality) adds each record's outcome to the counts and summaries;
+// those are emitted as one cumulative StageProgress in the same
+// transaction as the records (emitProgress), so what the record path
+// changed is an event before the transaction commits, and a replay
+// restores it. The rest are caches of what the request and the key store
+// say (safetySet, run, datasets, dk) and the estimate's inputs, which
+// replay rebuilds from the raw records' metadata.
 type execState struct {
 	id          string
 	partition   int32
@@ -41,6 +49,7 @@ type execState struct {
 	reviews     map[int]string // review number → open or acknowledged
 	safetySet   *safetyRun     // resolved lazily from the request
 	run         *stageRun      // resolved lazily from the request
+	datasets    *datasetRun    // resolved lazily from the request
 	quality     *events.QualitySummary
 	bias        *events.BiasSummary
 	dk          *crypt.DataKey // the data key, fetched when first needed

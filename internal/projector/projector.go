@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/clock"
 	"github.com/dspipe/dspipe/internal/kafka"
 	"github.com/dspipe/dspipe/internal/store"
 )
@@ -128,7 +129,9 @@ func (p *consumer) run(ctx context.Context) error {
 			clear(p.gens)
 			p.mu.Unlock()
 			cl.ForceRebalance()
-			time.Sleep(500 * time.Millisecond)
+			if clock.Sleep(ctx, 500*time.Millisecond) != nil {
+				return nil
+			}
 		}
 	}
 }

@@ -190,7 +190,6 @@ func conformance(t *testing.T, f fixture) {
 		require.NoError(t, err)
 		cctx, cancel := context.WithCancel(ctx)
 		n := 0
-		start := time.Now()
 		err = source.Each(cctx, src, objs[0], source.ReadOptions{MaxRecord: 1 << 20, Attempts: 3}, func(source.Item, source.Counter) error {
 			n++
 			if n == 100 {
@@ -200,7 +199,6 @@ func conformance(t *testing.T, f fixture) {
 		})
 		require.ErrorIs(t, err, context.Canceled)
 		require.Equal(t, 100, n, "no record is delivered after cancellation")
-		require.Less(t, time.Since(start), 10*time.Second)
 	})
 	t.Run("malformed record in the middle", func(t *testing.T) {
 		a := rows("a", 100)

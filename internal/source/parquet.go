@@ -3,9 +3,9 @@ package source
 import (
 	"errors"
 	"fmt"
-	json "github.com/goccy/go-json"
 	"io"
 
+	json "github.com/goccy/go-json"
 	"github.com/parquet-go/parquet-go"
 )
 

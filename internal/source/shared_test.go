@@ -33,7 +33,7 @@ func standardizeFile(t *testing.T, path string) ([]stage.Record, []string) {
 		in, err := stage.Validate(it.Data, stage.DefaultLimits)
 		if err == nil {
 			var rec stage.Record
-			rec, err = stage.Standardize(in, stage.Provenance{Name: "local", URI: objs[0].URI, Position: it.Position}, "x", nil)
+			rec, err = stage.Standardize(in, stage.Provenance{Name: "local", URI: objs[0].URI, Position: it.Position}, nil)
 			if err == nil {
 				recs = append(recs, rec)
 				return nil

@@ -100,12 +100,16 @@ type Env struct {
 	// Getenv reads the environment (os.Getenv when nil).
 	Getenv func(string) string
 	// RetryAttempts bounds reconnections within one read (a dropped
-	// connection is resumed at its offset) and is DATASET_RETRY_ATTEMPTS
-	// for whole attempts in ingest.
+	// connection is resumed at its offset); 0 means DefaultReconnects.
+	// Whole attempts at a source are ingest's (DATASET_RETRY_ATTEMPTS).
 	RetryAttempts int
 	// HTTP is the client for Hub and Drive calls (a guarded default when nil).
 	HTTP *http.Client
 }
+
+// DefaultReconnects is how many times one read resumes a dropped
+// connection at its offset before the attempt fails.
+const DefaultReconnects = 3
 
 // TrustsS3Endpoint reports whether endpoint is one of the operator's
 // (compared by scheme and host, case-insensitively).

@@ -1,8 +1,9 @@
 package stage
 
 import (
-	json "github.com/goccy/go-json"
 	"testing"
+
+	json "github.com/goccy/go-json"
 
 	"github.com/dspipe/dspipe/internal/gen"
 )
@@ -30,7 +31,7 @@ func BenchmarkValidateStandardize(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		rec, err := Standardize(in, Provenance{Name: "s"}, "x", []byte("bench-key"))
+		rec, err := Standardize(in, Provenance{Name: "s"}, []byte("bench-key"))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -43,7 +43,6 @@ type Lineage struct {
 // Record is the canonical conversation record of DESIGN.md.
 type Record struct {
 	ID          string                     `json:"id"`
-	ExecutionID string                     `json:"execution_id"`
 	Source      Provenance                 `json:"source"`
 	Messages    []Message                  `json:"messages"`
 	Metadata    map[string]string          `json:"metadata,omitempty"`

@@ -19,7 +19,7 @@ func standardize(t *testing.T, raw string) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	return Standardize(in, Provenance{Name: "src", Type: "local", URI: "f.jsonl", Priority: 1, Position: 7}, "ds_test", nil)
+	return Standardize(in, Provenance{Name: "src", Type: "local", URI: "f.jsonl", Priority: 1, Position: 7}, nil)
 }
 
 // TestStandardizeGolden maps one record of every supported format to the
@@ -102,7 +102,7 @@ func FuzzValidateStandardize(f *testing.F) {
 		if err != nil {
 			return
 		}
-		rec, err := Standardize(in, Provenance{Name: "f"}, "x", nil)
+		rec, err := Standardize(in, Provenance{Name: "f"}, nil)
 		if err != nil {
 			return
 		}
@@ -123,13 +123,13 @@ func FuzzValidateStandardize(f *testing.F) {
 func TestRecordIDIsKeyed(t *testing.T) {
 	in, err := Validate([]byte(`{"messages":[{"role":"user","content":"I am Jane"},{"role":"assistant","content":"Hello"}]}`), DefaultLimits)
 	require.NoError(t, err)
-	plain, err := Standardize(in, Provenance{Name: "s"}, "x", nil)
+	plain, err := Standardize(in, Provenance{Name: "s"}, nil)
 	require.NoError(t, err)
-	a, err := Standardize(in, Provenance{Name: "s"}, "x", []byte("key-a"))
+	a, err := Standardize(in, Provenance{Name: "s"}, []byte("key-a"))
 	require.NoError(t, err)
-	again, err := Standardize(in, Provenance{Name: "s", Position: 9}, "y", []byte("key-a"))
+	again, err := Standardize(in, Provenance{Name: "s", Position: 9}, []byte("key-a"))
 	require.NoError(t, err)
-	b, err := Standardize(in, Provenance{Name: "s"}, "x", []byte("key-b"))
+	b, err := Standardize(in, Provenance{Name: "s"}, []byte("key-b"))
 	require.NoError(t, err)
 	require.Equal(t, a.ID, again.ID, "same key, same conversation and source: same id")
 	require.NotEqual(t, a.ID, b.ID, "another key gives another id")

@@ -18,7 +18,7 @@ import (
 // messages, ShareGPT conversations, ESConv dialogs, Alpaca
 // instruction/input/output, question/answer pairs (counsel-chat CSV) and
 // plain text. Text is NFC-normalised and whitespace is tidied.
-func Standardize(in *input, prov Provenance, executionID string, idKey []byte) (Record, error) {
+func Standardize(in *input, prov Provenance, idKey []byte) (Record, error) {
 	var msgs []Message
 	format := ""
 	switch {
@@ -92,11 +92,10 @@ func Standardize(in *input, prov Provenance, executionID string, idKey []byte) (
 		md["source_id"] = natural
 	}
 	return Record{
-		ID:          recordID(idKey, prov.Name, out),
-		ExecutionID: executionID,
-		Source:      prov,
-		Messages:    out,
-		Metadata:    md,
+		ID:       recordID(idKey, prov.Name, out),
+		Source:   prov,
+		Messages: out,
+		Metadata: md,
 		Lineage: []Lineage{
 			{Stage: "validation", Version: ValidationVersion},
 			{Stage: "standardization", Version: StandardizationVersion, Changed: changed},

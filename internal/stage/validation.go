@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	json "github.com/goccy/go-json"
 	"io"
 	"unicode/utf8"
+
+	json "github.com/goccy/go-json"
 )
 
 // ErrInvalid marks a record that fails validation; the message says why and
