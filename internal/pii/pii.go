@@ -192,7 +192,25 @@ func resolve(d *doc, spans []Span) []Span {
 		kept = append(kept, s)
 	}
 	slices.SortFunc(kept, func(a, b Span) int { return a.Start - b.Start })
-	return kept
+	return joinNames(d.s, kept)
+}
+
+// joinNames makes one span of a name found word by word ("maria" and
+// "lopez"): two PERSON or LOCATION spans apart by one space become one,
+// so a masked name is one placeholder, and one pseudonym.
+func joinNames(text string, spans []Span) []Span {
+	out := spans[:0]
+	for _, s := range spans {
+		if n := len(out); n > 0 {
+			last := &out[n-1]
+			if last.Type == s.Type && (s.Type == Person || s.Type == Location) && s.Start == last.End+1 && text[last.End] == ' ' {
+				last.End, last.Score = s.End, max(last.Score, s.Score)
+				continue
+			}
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // asciiLower lower-cases ASCII letters only, so byte offsets into the
