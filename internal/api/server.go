@@ -568,11 +568,8 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 	}
 	p := principalFrom(r.Context())
 	reason, _ := maskIdentifiers(truncate(body.Reason, 200))
-	if err := s.send(r.Context(), wire.Command{Kind: wire.CmdCancel, ExecutionID: x.ID, UserID: p.UserID, Reason: reason}); err != nil {
-		writeError(w, http.StatusServiceUnavailable, "the event log is unavailable; retry shortly")
-		return
-	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"execution_id": x.ID, "status": "cancelling"})
+	s.sendAccepted(w, r, wire.Command{Kind: wire.CmdCancel, ExecutionID: x.ID, UserID: p.UserID, Reason: reason},
+		map[string]any{"execution_id": x.ID, "status": "cancelling"})
 }
 
 // deleteData carries out the right to deletion for a finished execution:
@@ -604,11 +601,8 @@ func (s *Server) deleteData(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := principalFrom(r.Context())
-	if err := s.send(r.Context(), wire.Command{Kind: wire.CmdDeleteData, ExecutionID: x.ID, UserID: p.UserID}); err != nil {
-		writeError(w, http.StatusServiceUnavailable, "the event log is unavailable; retry shortly")
-		return
-	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"execution_id": x.ID, "status": "deleting"})
+	s.sendAccepted(w, r, wire.Command{Kind: wire.CmdDeleteData, ExecutionID: x.ID, UserID: p.UserID},
+		map[string]any{"execution_id": x.ID, "status": "deleting"})
 }
 
 func (s *Server) progress(w http.ResponseWriter, r *http.Request) {
@@ -634,12 +628,19 @@ func (s *Server) progress(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := principalFrom(r.Context())
-	if err := s.send(r.Context(), wire.Command{Kind: wire.CmdProgress, ExecutionID: x.ID, UserID: p.UserID,
-		Stage: truncate(body.Stage, 64), Percent: body.Percent, Message: first(maskIdentifiers(truncate(body.Message, 200)))}); err != nil {
+	s.sendAccepted(w, r, wire.Command{Kind: wire.CmdProgress, ExecutionID: x.ID, UserID: p.UserID,
+		Stage: truncate(body.Stage, 64), Percent: body.Percent, Message: first(maskIdentifiers(truncate(body.Message, 200)))},
+		map[string]any{"execution_id": x.ID, "accepted": true})
+}
+
+// sendAccepted appends a command to the log and answers 202 with body, or
+// 503 when the log cannot take it.
+func (s *Server) sendAccepted(w http.ResponseWriter, r *http.Request, c wire.Command, body map[string]any) {
+	if err := s.send(r.Context(), c); err != nil {
 		writeError(w, http.StatusServiceUnavailable, "the event log is unavailable; retry shortly")
 		return
 	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"execution_id": x.ID, "accepted": true})
+	writeJSON(w, http.StatusAccepted, body)
 }
 
 // finished reports whether an execution status is terminal.
@@ -810,9 +811,6 @@ func (s *Server) acknowledge(w http.ResponseWriter, r *http.Request) {
 	// The note enters the permanent audit trail: identifiers in it are
 	// masked like record text, and the reviewer sees what was kept.
 	note, masked := maskIdentifiers(body.Note)
-	if err := s.send(r.Context(), wire.Command{Kind: wire.CmdAckReview, ExecutionID: id, UserID: p.UserID, Review: n, Message: note}); err != nil {
-		writeError(w, http.StatusServiceUnavailable, "the event log is unavailable; retry shortly")
-		return
-	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"execution_id": id, "review": n, "status": "acknowledging", "note": note, "identifiers_masked": masked})
+	s.sendAccepted(w, r, wire.Command{Kind: wire.CmdAckReview, ExecutionID: id, UserID: p.UserID, Review: n, Message: note},
+		map[string]any{"execution_id": id, "review": n, "status": "acknowledging", "note": note, "identifiers_masked": masked})
 }

@@ -44,13 +44,9 @@ type Settings struct {
 // ParseRequest validates a request's processing.balancing; ok is false
 // when there is none.
 func ParseRequest(raw []byte) (Settings, bool, error) {
-	var s Settings
-	absent, err := settings.Decode(raw, &s)
-	if absent {
-		return s, false, nil
-	}
-	if err != nil {
-		return s, false, errors.New("processing.balancing: expected an object with key, targets, cap, oversample and seed")
+	s, absent, err := settings.Object[Settings](raw, "processing.balancing", "key, targets, cap, oversample and seed")
+	if absent || err != nil {
+		return s, false, err
 	}
 	switch {
 	case s.Key == "source", strings.HasPrefix(s.Key, "metadata.") && len(s.Key) > len("metadata."), strings.HasPrefix(s.Key, "bias.") && len(s.Key) > len("bias."):

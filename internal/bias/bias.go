@@ -466,13 +466,9 @@ type RequestSettings struct {
 // ParseRequest validates a request's processing.bias; the error says what
 // to fix.
 func ParseRequest(raw json.RawMessage) (RequestSettings, error) {
-	var r RequestSettings
-	absent, err := settings.Decode(raw, &r)
-	if absent {
-		return r, nil
-	}
-	if err != nil {
-		return r, errors.New("processing.bias: expected an object with enabled, threshold, mode (fail or warn), axes, reference and min_mentions")
+	r, absent, err := settings.Object[RequestSettings](raw, "processing.bias", "enabled, threshold, mode (fail or warn), axes, reference and min_mentions")
+	if absent || err != nil {
+		return r, err
 	}
 	if err := settings.Fraction("processing.bias.threshold", r.Threshold); err != nil {
 		return r, err

@@ -449,13 +449,9 @@ type RequestSettings struct {
 
 // ParseRequest validates a request's fusion object.
 func ParseRequest(raw []byte) (RequestSettings, error) {
-	var r RequestSettings
-	absent, err := settings.Decode(raw, &r)
-	if absent {
-		return r, nil
-	}
-	if err != nil {
-		return r, errors.New("fusion: expected an object with enabled, near_threshold and keep")
+	r, absent, err := settings.Object[RequestSettings](raw, "fusion", "enabled, near_threshold and keep")
+	if absent || err != nil {
+		return r, err
 	}
 	if t := r.NearThreshold; t != nil && (*t < 0.01 || *t > 1) {
 		return r, errors.New("fusion.near_threshold: must be between 0.01 and 1 (1: exact duplicates only)")

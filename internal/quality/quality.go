@@ -27,7 +27,6 @@ package quality
 
 import (
 	"encoding/json"
-	"errors"
 	"slices"
 	"strings"
 
@@ -462,13 +461,9 @@ type RequestSettings struct {
 // ParseRequest validates a request's processing.quality; the error says
 // what to fix.
 func ParseRequest(raw json.RawMessage) (RequestSettings, error) {
-	var r RequestSettings
-	absent, err := settings.Decode(raw, &r)
-	if absent {
-		return r, nil
-	}
-	if err != nil {
-		return r, errors.New("processing.quality: expected an object with enabled and min_score")
+	r, absent, err := settings.Object[RequestSettings](raw, "processing.quality", "enabled and min_score")
+	if absent || err != nil {
+		return r, err
 	}
 	if err := settings.Fraction("processing.quality.min_score", r.MinScore); err != nil {
 		return r, err

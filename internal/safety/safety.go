@@ -45,13 +45,9 @@ type RequestSettings struct {
 
 // ParseRequest validates a request's safety object; the error says what to fix.
 func ParseRequest(raw json.RawMessage) (RequestSettings, error) {
-	var r RequestSettings
-	absent, err := settings.Decode(raw, &r)
-	if absent {
-		return r, nil
-	}
-	if err != nil {
-		return r, fmt.Errorf("safety: expected an object with enabled, pii_masking, crisis_threshold and max_quarantine_rate")
+	r, absent, err := settings.Object[RequestSettings](raw, "safety", "enabled, pii_masking, crisis_threshold and max_quarantine_rate")
+	if absent || err != nil {
+		return r, err
 	}
 	switch r.PIIMasking {
 	case "", pii.MaskTag, pii.MaskPseudonym, pii.MaskHash:
