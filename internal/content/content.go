@@ -292,7 +292,13 @@ type tally struct {
 func count(s string) tally {
 	var t tally
 	var hits map[int]uint8
-	allMatcher.Each(s, func(p, _, _ int) {
+	benign := benignSpans(s)
+	allMatcher.Each(s, func(p, start, end int) {
+		for _, b := range benign {
+			if b[0] <= start && end <= b[1] {
+				return // "attack" in "panic attack" is not violence
+			}
+		}
 		if hits == nil {
 			hits = map[int]uint8{}
 		}
@@ -305,6 +311,34 @@ func count(s string) tally {
 		t.n[set]++
 	})
 	return t
+}
+
+// benignPhrases name medical events with a violent word in them.
+var benignPhrases = []string{"panic attack", "anxiety attack", "heart attack", "asthma attack", "seizure attack", "migraine attack"}
+
+// benignSpans are the byte ranges of benign phrases in a normalised text
+// (none, without a scan, in text that never says "attack").
+func benignSpans(s string) [][2]int {
+	if !strings.Contains(s, "attack") {
+		return nil
+	}
+	var out [][2]int
+	for _, ph := range benignPhrases {
+		for from := 0; ; {
+			i := strings.Index(s[from:], ph)
+			if i < 0 {
+				break
+			}
+			start := from + i
+			end := start + len(ph)
+			for end < len(s) && textmatch.IsWordByte(s[end]) { // attacks, attacked
+				end++
+			}
+			out = append(out, [2]int{start, end})
+			from = end
+		}
+	}
+	return out
 }
 
 // squash maps a non-negative evidence sum to 0..1: one strong term ≈ 0.63.

@@ -117,3 +117,12 @@ func TestIncitementIsSelfHarmContent(t *testing.T) {
 	require.GreaterOrEqual(t, Assess("nobody cares, kys").Categories[SelfHarm], FlagThreshold)
 	require.False(t, Assess("I want to go dieting again after the holidays").SelfHarmIncitement)
 }
+
+// TestMedicalAttacksAreNotViolence: "panic attack" and its kin name an
+// illness, not violence; an attack on a person still counts.
+func TestMedicalAttacksAreNotViolence(t *testing.T) {
+	for _, text := range []string{"Ever since I had a panic attack on the bus, I have felt tense.", "My dad had a heart attack last year.", "I get anxiety attacks before exams."} {
+		require.Less(t, Assess(text).Categories[Violence], 0.2, text)
+	}
+	require.Greater(t, Assess("He attacked me outside the bar last night.").Categories[Violence], 0.4)
+}

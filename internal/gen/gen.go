@@ -52,37 +52,10 @@ type Conversation struct {
 }
 
 var (
-	firstNames = []string{"Maren", "Tobias", "Ilse", "Rafael", "Noor", "Dmitri", "Aiyana", "Callum", "Yusuf", "Perpetua", "Anouk", "Benedikt", "Saoirse", "Kwame", "Lucinda", "Oskar"}
-	lastNames  = []string{"Halvorsen", "Quintero", "Abernathy", "Okonkwo", "Lindqvist", "Marchetti", "Thornbury", "Vasquez-Lee", "Ferreira", "Nakashima"}
-	cities     = []string{"Duluth", "Tacoma", "Bakersfield", "Worcester", "Chattanooga", "Spokane", "Fort Wayne", "Lubbock"}
-	streets    = []string{"Birchwood Lane", "Harbor Street", "Old Mill Road", "Juniper Court", "Fairview Avenue"}
-	topics     = []string{"anxiety", "depression", "sleep", "work stress", "relationships", "grief", "loneliness", "self-esteem"}
-	openers    = map[string][]string{
-		"anxiety":       {"I keep getting this tight feeling in my chest before meetings", "My mind races every night and I can't switch it off", "I've been avoiding the grocery store because crowds make me panic"},
-		"depression":    {"Everything feels flat lately, even things I used to love", "I stay in bed most of the weekend and feel guilty about it", "I don't see the point in getting dressed some days"},
-		"sleep":         {"I wake up at 3am and can't fall back asleep", "I've been sleeping twelve hours and still feel exhausted", "My sleep schedule is completely upside down since the new job"},
-		"work stress":   {"My manager keeps adding deadlines and I'm drowning", "I'm in my twenties and I think I'm burning out at work", "I dread Monday mornings so much I feel sick on Sundays"},
-		"relationships": {"My partner and I argue about the same thing every week", "I feel like my friends have drifted away", "My sister and I haven't spoken in months"},
-		"grief":         {"My grandmother passed away last month and I can't stop crying", "It's been a year since we lost our dog and it still hurts", "I keep picking up the phone to call my dad before remembering"},
-		"loneliness":    {"I moved to a new city and don't know anyone", "Most evenings I don't talk to a single person", "Even around people I feel completely alone"},
-		"self-esteem":   {"I always compare myself to everyone else and come up short", "I can't accept compliments, they feel like lies", "I feel like a fraud at my job"},
-	}
-	replies = []string{
-		"That sounds really hard. Can you tell me more about when it started?",
-		"Thank you for sharing that with me. What usually helps you, even a little?",
-		"It makes sense that you feel this way given everything going on.",
-		"Let's think about one small step you could take this week.",
-		"Have you been able to talk to anyone close to you about this?",
-		"Noticing the pattern is already an important first step.",
-		"What would you say to a friend who was going through the same thing?",
-	}
-	followUps = []string{
-		"It started a few months ago, around the time things changed at home.",
-		"Sometimes going for a walk helps, but not always.",
-		"I haven't really told anyone, I don't want to be a burden.",
-		"I guess I could try writing things down before bed.",
-		"I think I'd tell them to be kinder to themselves.",
-	}
+	firstNames  = []string{"Maren", "Tobias", "Ilse", "Rafael", "Noor", "Dmitri", "Aiyana", "Callum", "Yusuf", "Perpetua", "Anouk", "Benedikt", "Saoirse", "Kwame", "Lucinda", "Oskar"}
+	lastNames   = []string{"Halvorsen", "Quintero", "Abernathy", "Okonkwo", "Lindqvist", "Marchetti", "Thornbury", "Vasquez-Lee", "Ferreira", "Nakashima"}
+	cities      = []string{"Duluth", "Tacoma", "Bakersfield", "Worcester", "Chattanooga", "Spokane", "Fort Wayne", "Lubbock"}
+	streets     = []string{"Birchwood Lane", "Harbor Street", "Old Mill Road", "Juniper Court", "Fairview Avenue"}
 	crisisLines = map[string][]string{
 		"indicator": {"Honestly I feel hopeless about most things right now.", "I feel like a burden to everyone around me."},
 		"ideation":  {"Sometimes I think everyone would be better off if I wasn't here.", "I've been having thoughts about ending my life."},
@@ -138,36 +111,30 @@ func New(seed uint64) *Generator {
 
 func (g *Generator) pick(ss []string) string { return ss[g.rng.IntN(len(ss))] }
 
-// Next generates one conversation.
+// Next generates one conversation: a question with a long answer (about a
+// third, as on counselling Q&A sites) or a dialogue of 4 to 24 turns (as in
+// ESConv), every sentence a template of the phrase book (phrases.go) with
+// its slots filled, no template used twice in one conversation.
 func (g *Generator) Next() Conversation {
 	g.n++
-	topic := g.pick(topics)
+	topic := g.pickTopic()
 	c := Conversation{Topic: topic, Truth: Truth{ID: fmt.Sprintf("gen-%d", g.n), Crisis: "none", PII: []Span{}, Demographics: []Mention{}}}
+	used := map[string]bool{}
+	qa := g.rng.Float64() < 0.35
 	var user strings.Builder
-	if g.rng.Float64() < g.DemographicRate {
-		d := demographics[len(demographics)-1]
-		r := g.rng.Float64() * demographicWeight
-		for _, dd := range demographics {
-			if r -= dd.weight; r < 0 {
-				d = dd
-				break
-			}
-		}
-		if g.Skew != "" {
-			for _, dd := range demographics {
-				if dd.group == g.Skew {
-					d = dd
-				}
-			}
-		}
-		user.WriteString(d.phrase + ", ")
-		c.Truth.Demographics = append(c.Truth.Demographics, Mention{Axis: d.axis, Group: d.group})
-	}
-	op := g.pick(openers[topic])
-	if user.Len() > 0 {
+	g.plantDemographic(&user, &c)
+	op := g.sentences(userOpen, 1, topic, used)[0]
+	if user.Len() > 0 && !strings.HasPrefix(op, "I ") && !strings.HasPrefix(op, "I'") {
 		op = strings.ToLower(op[:1]) + op[1:]
 	}
-	user.WriteString(op + ".")
+	user.WriteString(op)
+	more := g.rng.IntN(2)
+	if qa {
+		more = 2 + g.rng.IntN(2)
+	}
+	for _, s := range g.sentences(userMore, more, topic, used) {
+		user.WriteString(" " + s)
+	}
 	var spans []Span
 	if g.rng.Float64() < g.PIIRate {
 		user.WriteString(" ")
@@ -179,50 +146,107 @@ func (g *Generator) Next() Conversation {
 		user.WriteString(" " + g.pick(crisisLines[lvl]))
 		c.Truth.Crisis = lvl
 	}
-	c.Turns = []Turn{{"user", user.String()}, {"assistant", g.pick(replies)}}
+	c.Turns = []Turn{{"user", user.String()}}
 	for _, s := range spans {
 		s.Message = 0
 		c.Truth.PII = append(c.Truth.PII, s)
 	}
-	// A good conversation does not say the same thing twice: a pick that
-	// repeats an earlier turn moves on to the next line of its list (no
-	// extra random draw, so seeds keep their other choices).
-	fresh := func(list []string) string {
-		i := g.rng.IntN(len(list))
-		for k := 0; k < len(list); k++ {
-			cand := list[(i+k)%len(list)]
-			dup := false
-			for _, t := range c.Turns {
-				dup = dup || t.Content == cand
-			}
-			if !dup {
-				return cand
-			}
-		}
-		return list[i]
-	}
-	for i, n := 0, g.rng.IntN(3); i < n; i++ {
-		c.Turns = append(c.Turns, Turn{"user", fresh(followUps)}, Turn{"assistant", fresh(replies)})
-	}
-	if g.rng.Float64() < g.LowQualityRate {
-		kind := g.pick(lowQuality)
-		c.Truth.LowQuality = kind
-		switch kind {
-		case "repetition":
-			c.Turns[1].Content = strings.Repeat("I understand. ", 30)
-		case "empty_turns":
-			c.Turns = append(c.Turns, Turn{"user", " "}, Turn{"assistant", ""})
-		case "copied_turns":
-			c.Turns[1].Content = c.Turns[0].Content
-		case "gibberish":
-			var b strings.Builder
-			for i := 0; i < 40; i++ {
-				b.WriteString(string(rune('a'+g.rng.IntN(26))) + string(rune('a'+g.rng.IntN(26))) + "x ")
-			}
-			c.Turns[1].Content = b.String()
+	if qa {
+		c.Turns = append(c.Turns, Turn{"assistant", g.answer(topic, used)})
+	} else {
+		c.Turns = append(c.Turns, Turn{"assistant", g.supporterTurn(topic, used)})
+		for i, n := 0, 1+g.rng.IntN(7)+g.rng.IntN(5); i < n; i++ {
+			c.Turns = append(c.Turns, Turn{"user", g.userTurn(topic, used)}, Turn{"assistant", g.supporterTurn(topic, used)})
 		}
 	}
+	g.plantLowQuality(&c)
 	return c
+}
+
+// plantDemographic opens the first turn with a demographic mention at
+// DemographicRate, drawn by weight (or the Skew group's).
+func (g *Generator) plantDemographic(user *strings.Builder, c *Conversation) {
+	if g.rng.Float64() >= g.DemographicRate {
+		return
+	}
+	d := demographics[len(demographics)-1]
+	r := g.rng.Float64() * demographicWeight
+	for _, dd := range demographics {
+		if r -= dd.weight; r < 0 {
+			d = dd
+			break
+		}
+	}
+	if g.Skew != "" {
+		for _, dd := range demographics {
+			if dd.group == g.Skew {
+				d = dd
+			}
+		}
+	}
+	user.WriteString(d.phrase + ", ")
+	c.Truth.Demographics = append(c.Truth.Demographics, Mention{Axis: d.axis, Group: d.group})
+}
+
+// userTurn is a later user turn: an answer, sometimes with more context.
+func (g *Generator) userTurn(topic string, used map[string]bool) string {
+	out := g.sentences(userReply, 1, topic, used)
+	if g.rng.IntN(3) == 0 {
+		out = append(out, g.sentences(userMore, 1, topic, used)...)
+	}
+	if len(out) == 0 { // every template used: a long dialogue
+		out = []string{g.fill(userReply[g.rng.IntN(len(userReply))], topic)}
+	}
+	return strings.Join(out, " ")
+}
+
+// supporterTurn reflects, then asks or suggests.
+func (g *Generator) supporterTurn(topic string, used map[string]bool) string {
+	var out []string
+	if g.rng.IntN(2) == 0 {
+		out = g.sentences(supportReflect, 1, topic, used)
+	}
+	next := supportAsk
+	if g.rng.IntN(3) == 0 {
+		next = supportSuggest
+	}
+	out = append(out, g.sentences(next, 1, topic, used)...)
+	if len(out) == 0 {
+		out = []string{g.fill(supportAsk[g.rng.IntN(len(supportAsk))], topic)}
+	}
+	return strings.Join(out, " ")
+}
+
+// answer is a counsellor's long answer to a question.
+func (g *Generator) answer(topic string, used map[string]bool) string {
+	out := g.sentences(supportReflect, 2, topic, used)
+	out = append(out, g.sentences(supportSuggest, 2+g.rng.IntN(2), topic, used)...)
+	out = append(out, g.sentences(supportAsk, 1, topic, used)...)
+	return strings.Join(out, " ")
+}
+
+// plantLowQuality spoils the conversation at LowQualityRate, in one of the
+// ways the quality stage is to catch.
+func (g *Generator) plantLowQuality(c *Conversation) {
+	if g.rng.Float64() >= g.LowQualityRate {
+		return
+	}
+	kind := g.pick(lowQuality)
+	c.Truth.LowQuality = kind
+	switch kind {
+	case "repetition":
+		c.Turns[1].Content = strings.Repeat("I understand. ", 30)
+	case "empty_turns":
+		c.Turns = append(c.Turns, Turn{"user", " "}, Turn{"assistant", ""})
+	case "copied_turns":
+		c.Turns[1].Content = c.Turns[0].Content
+	case "gibberish":
+		var b strings.Builder
+		for i := 0; i < 40; i++ {
+			b.WriteString(string(rune('a'+g.rng.IntN(26))) + string(rune('a'+g.rng.IntN(26))) + "x ")
+		}
+		c.Turns[1].Content = b.String()
+	}
 }
 
 // plantPII appends a sentence with identifiers and returns their spans.
