@@ -159,3 +159,38 @@ func TestUnplantedTextTriggersNoDetector(t *testing.T) {
 		require.Equal(t, "none", crisis.Assess(users).Level, "%q", users)
 	}
 }
+
+// TestFusionRemovesWhatWasPlanted: with 5% exact and 5% near duplicates
+// planted across three sources, fusion removes 10% ± 1% of the records.
+func TestFusionRemovesWhatWasPlanted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("generates 30k conversations")
+	}
+	dir := t.TempDir()
+	sum, err := Write(Options{Dir: dir, Records: 30_000, Sources: 3, Format: "chatml", Seed: 21, DupRate: 0.05, NearDupRate: 0.05})
+	require.NoError(t, err)
+	var x fusion.Index
+	var buf []uint64
+	n := 0
+	for _, file := range sum.Files {
+		f, err := os.Open(file)
+		require.NoError(t, err)
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var rec struct {
+				Messages []stage.Message `json:"messages"`
+			}
+			require.NoError(t, json.Unmarshal(sc.Bytes(), &rec))
+			var ft fusion.Features
+			ft, buf = fusion.Compute(rec.Messages, buf)
+			x.Add(&ft, fusion.Rank{Position: int64(n)})
+			n++
+		}
+		f.Close()
+	}
+	r := x.Resolve(0)
+	share := float64(r.RemovedExact+r.RemovedNear) / float64(n)
+	t.Logf("fusion removed %.2f%% of %d (%d exact, %d near)", 100*share, n, r.RemovedExact, r.RemovedNear)
+	require.InDelta(t, 0.10, share, 0.01)
+}
