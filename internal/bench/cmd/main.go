@@ -87,6 +87,7 @@ type result struct {
 	statusRPS     float64
 	peakRSSMB     float64
 	brokerRSSMB   float64
+	all           allStagesResult
 	servicesCPU   float64
 	brokerCPU     float64
 	processorRate float64
@@ -162,12 +163,17 @@ func run(out string, records int, micro string) error {
 			res.inputBytes += st.Size()
 		}
 	}
-	brokerPort, apiPort := freePort(), freePort()
-	schema := fmt.Sprintf("bench_%d", time.Now().Unix())
 	dbURL := os.Getenv("DATABASE_URL")
 	if dbURL == "" {
 		dbURL = "postgres://postgres@127.0.0.1:55432/postgres?sslmode=disable"
 	}
+	// 0. Every stage on (the defaults), on its own broker and services.
+	fmt.Fprintln(os.Stderr, "running every stage...")
+	if res.all, err = allStages(ctx, dir, dbURL, sum.Files); err != nil {
+		return err
+	}
+	brokerPort, apiPort := freePort(), freePort()
+	schema := fmt.Sprintf("bench_%d", time.Now().Unix())
 	defer store.DropSchema(context.Background(), dbURL, schema)
 	// The broker runs as its own process so the services' memory is
 	// measured apart from the broker's (in production the broker is
@@ -459,6 +465,21 @@ func statusMB(pid int, key string) float64 {
 	return -1
 }
 
+// writeAllStages is the section of the run with every stage on.
+func writeAllStages(b *strings.Builder, r result) {
+	a := r.all
+	b.WriteString("## Every stage on\n\nThe same dataset, all nine stages at their defaults (quality, safety with PII masking, crisis and content, bias, fusion), on a broker and services process of its own.\n\n")
+	b.WriteString("| measure | value | target |\n|---|---|---|\n")
+	fmt.Fprintf(b, "| end to end, submit to `completed` | %.1f s: %.0f records/s, %.1f MB/s of input | ≥ 30000 records/s %s |\n",
+		a.Seconds, float64(r.records)/a.Seconds, float64(r.inputBytes)/1e6/a.Seconds, mark(float64(r.records)/a.Seconds >= 30000))
+	for _, s := range a.Stages {
+		fmt.Fprintf(b, "| %s | %.1f s | |\n", s.Stage, s.Seconds)
+	}
+	fmt.Fprintf(b, "| valid records / duplicates removed / written | %d / %d / %d | |\n", a.Valid, a.RemovedDuplicates, a.Output)
+	fmt.Fprintf(b, "| peak RSS of the services process / the broker | %.0f MB / %.0f MB | services < 300 MB %s |\n\n", a.ServicesRSSMB, a.BrokerRSSMB, mark(a.ServicesRSSMB < 300))
+	b.WriteString("The record stages run together on each record, so they share one duration (from the first record to the last); fusion and balancing run in the output stage's first pass, so the output stage's time includes theirs.\n\n")
+}
+
 func writeReport(path string, r result, micro string) error {
 	var b strings.Builder
 	host, _ := os.Hostname()
@@ -467,6 +488,7 @@ func writeReport(path string, r result, micro string) error {
 	fmt.Fprintf(&b, "Dataset: %d generated conversations (`dsctl gen`, seed 99), three sources (ChatML, ShareGPT, ESConv JSONL), %.1f MB.\n",
 		r.records, float64(r.inputBytes)/1e6)
 	b.WriteString("Processes: `bin/dsctl broker` (the embedded kfake broker with a data directory) and `bin/dsctl up` (api, ingest, processor, projector) with `KAFKA_BROKERS` pointing at it; Postgres 15 on loopback.\n\n")
+	writeAllStages(&b, r)
 	b.WriteString("## The spine\n\n| measure | value | target |\n|---|---|---|\n")
 	fmt.Fprintf(&b, "| records/s through the spine (submit to `completed`, all stages that exist) | %.0f (%.1f s) | |\n", r.spineRate, r.spineSeconds)
 	fmt.Fprintf(&b, "| processor rate reported by the execution | %.0f records/s | |\n", r.processorRate)

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/client"
+	"github.com/dspipe/dspipe/internal/store"
+)
+
+// allStagesResult is one execution of the bench's dataset with every stage
+// on (the defaults): its time end to end, each stage's, and the peak RSS of
+// the services and the broker.
+type allStagesResult struct {
+	Seconds           float64
+	Stages            []stageTime
+	ServicesRSSMB     float64
+	BrokerRSSMB       float64
+	Valid, Output     int64
+	RemovedDuplicates int64
+}
+
+type stageTime struct {
+	Stage   string
+	Seconds float64
+}
+
+// allStages runs the request on a fresh broker and services process with
+// the stages at their defaults (all on).
+func allStages(ctx context.Context, dir, dbURL string, files []string) (allStagesResult, error) {
+	var r allStagesResult
+	brokerPort, apiPort := freePort(), freePort()
+	schema := fmt.Sprintf("bench_all_%d", time.Now().Unix())
+	defer store.DropSchema(context.Background(), dbURL, schema)
+	broker := exec.Command("bin/dsctl", "broker", "-port", strconv.Itoa(brokerPort), "-data-dir", filepath.Join(dir, "broker-all"))
+	broker.Stderr = os.Stderr
+	if err := broker.Start(); err != nil {
+		return r, err
+	}
+	defer func() { _ = broker.Process.Signal(syscall.SIGTERM); _ = broker.Wait() }()
+	up := exec.Command("bin/dsctl", "up")
+	up.Env = append(os.Environ(), "KAFKA_BROKERS=127.0.0.1:"+strconv.Itoa(brokerPort), "DSPIPE_API_ADDR=127.0.0.1:"+strconv.Itoa(apiPort),
+		"DSPIPE_DB_SCHEMA="+schema, "DATABASE_URL="+dbURL, "DSPIPE_LOCAL_ROOTS="+dir, "DSPIPE_OUTPUT_ROOT="+filepath.Join(dir, "out-all"),
+		"DSPIPE_LOG_LEVEL=warn")
+	up.Stderr = os.Stderr
+	if err := up.Start(); err != nil {
+		return r, err
+	}
+	defer func() { _ = up.Process.Signal(syscall.SIGTERM); _ = up.Wait() }()
+	c := client.New("http://127.0.0.1:"+strconv.Itoa(apiPort), "dev-admin-token")
+	if err := waitHealthy(ctx, c); err != nil {
+		return r, err
+	}
+	req := events.Request{Output: events.OutputSpec{Formats: []string{"jsonl"}, Compression: "zstd"}}
+	for i, f := range files {
+		req.Sources = append(req.Sources, events.SourceSpec{Name: fmt.Sprintf("s%d", i+1), Type: "local", Config: map[string]string{"path": f}, Priority: i + 1})
+	}
+	start := time.Now()
+	id, err := c.Submit(ctx, req)
+	if err != nil {
+		return r, err
+	}
+	var final client.Message
+	if err := c.Watch(ctx, id, 0, func(m client.Message) error {
+		if m.Terminal() {
+			final = m
+		}
+		return nil
+	}); err != nil {
+		return r, err
+	}
+	r.Seconds = time.Since(start).Seconds()
+	if final.Data["status"] != "completed" {
+		return r, fmt.Errorf("every stage on: execution ended %v: %v", final.Data["status"], final.Data["error"])
+	}
+	var stats struct {
+		Stages []struct {
+			Stage      string `json:"stage"`
+			DurationMS int64  `json:"duration_ms"`
+		} `json:"stages"`
+		ValidRecords int64 `json:"valid_records"`
+		Fusion       *struct {
+			RemovedExact int64 `json:"removed_exact"`
+			RemovedNear  int64 `json:"removed_near"`
+		} `json:"fusion"`
+		OutputFiles []struct {
+			Name    string `json:"name"`
+			Records int64  `json:"records"`
+		} `json:"output_files"`
+	}
+	if err := c.Do(ctx, "GET", "/statistics/"+id, nil, &stats); err != nil {
+		return r, err
+	}
+	for _, s := range stats.Stages {
+		r.Stages = append(r.Stages, stageTime{s.Stage, float64(s.DurationMS) / 1000})
+	}
+	r.Valid = stats.ValidRecords
+	if stats.Fusion != nil {
+		r.RemovedDuplicates = stats.Fusion.RemovedExact + stats.Fusion.RemovedNear
+	}
+	for _, f := range stats.OutputFiles {
+		if f.Name == "data.jsonl.zst" {
+			r.Output = f.Records
+		}
+	}
+	r.ServicesRSSMB, r.BrokerRSSMB = peakRSS(up.Process.Pid), peakRSS(broker.Process.Pid)
+	return r, nil
+}
+
+func waitHealthy(ctx context.Context, c *client.Client) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var h map[string]any
+		if err := c.Do(ctx, "GET", "/health", nil, &h); err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("services never became healthy")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
