@@ -86,8 +86,11 @@ func allStages(ctx context.Context, dir, dbURL string, files []string) (allStage
 			Stage      string `json:"stage"`
 			DurationMS int64  `json:"duration_ms"`
 		} `json:"stages"`
-		ValidRecords int64 `json:"valid_records"`
-		Fusion       *struct {
+		Status  string `json:"status"`
+		Records struct {
+			Valid int64 `json:"valid"`
+		} `json:"records"`
+		Fusion *struct {
 			RemovedExact int64 `json:"removed_exact"`
 			RemovedNear  int64 `json:"removed_near"`
 		} `json:"fusion"`
@@ -96,13 +99,23 @@ func allStages(ctx context.Context, dir, dbURL string, files []string) (allStage
 			Records int64  `json:"records"`
 		} `json:"output_files"`
 	}
-	if err := c.Do(ctx, "GET", "/statistics/"+id, nil, &stats); err != nil {
-		return r, err
+	// The feed's last event reaches the read models a moment later.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if err := c.Do(ctx, "GET", "/statistics/"+id, nil, &stats); err != nil {
+			return r, err
+		}
+		if stats.Status == "completed" && len(stats.OutputFiles) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return r, errors.New("every stage on: the statistics never showed the completed execution")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	for _, s := range stats.Stages {
 		r.Stages = append(r.Stages, stageTime{s.Stage, float64(s.DurationMS) / 1000})
 	}
-	r.Valid = stats.ValidRecords
+	r.Valid = stats.Records.Valid
 	if stats.Fusion != nil {
 		r.RemovedDuplicates = stats.Fusion.RemovedExact + stats.Fusion.RemovedNear
 	}
