@@ -59,25 +59,11 @@ func allStages(ctx context.Context, dir, dbURL string, files []string) (allStage
 	if err := waitHealthy(ctx, c); err != nil {
 		return r, err
 	}
-	req := events.Request{Output: events.OutputSpec{Formats: []string{"jsonl"}, Compression: "zstd"}}
-	for i, f := range files {
-		req.Sources = append(req.Sources, events.SourceSpec{Name: fmt.Sprintf("s%d", i+1), Type: "local", Config: map[string]string{"path": f}, Priority: i + 1})
-	}
-	start := time.Now()
-	id, err := c.Submit(ctx, req)
+	id, final, secs, err := runExecution(ctx, c, files)
 	if err != nil {
 		return r, err
 	}
-	var final client.Message
-	if err := c.Watch(ctx, id, 0, func(m client.Message) error {
-		if m.Terminal() {
-			final = m
-		}
-		return nil
-	}); err != nil {
-		return r, err
-	}
-	r.Seconds = time.Since(start).Seconds()
+	r.Seconds = secs
 	if final.Data["status"] != "completed" {
 		return r, fmt.Errorf("every stage on: execution ended %v: %v", final.Data["status"], final.Data["error"])
 	}
@@ -140,4 +126,27 @@ func waitHealthy(ctx context.Context, c *client.Client) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// runExecution submits the bench's request over files (JSONL, zstd
+// output) and follows its feed to the end: the execution, its terminal
+// message, and the seconds from submission.
+func runExecution(ctx context.Context, c *client.Client, files []string) (string, client.Message, float64, error) {
+	req := events.Request{Output: events.OutputSpec{Formats: []string{"jsonl"}, Compression: "zstd"}}
+	for i, f := range files {
+		req.Sources = append(req.Sources, events.SourceSpec{Name: fmt.Sprintf("s%d", i+1), Type: "local", Config: map[string]string{"path": f}, Priority: i + 1})
+	}
+	start := time.Now()
+	id, err := c.Submit(ctx, req)
+	if err != nil {
+		return "", client.Message{}, 0, err
+	}
+	var final client.Message
+	err = c.Watch(ctx, id, 0, func(m client.Message) error {
+		if m.Terminal() {
+			final = m
+		}
+		return nil
+	})
+	return id, final, time.Since(start).Seconds(), err
 }

@@ -30,7 +30,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/client"
 	"github.com/dspipe/dspipe/internal/fusion"
 	"github.com/dspipe/dspipe/internal/gen"
@@ -224,30 +223,16 @@ func run(out string, records int, micro string) error {
 	}
 
 	// 1. The spine: submit to completed.
-	req := events.Request{Output: events.OutputSpec{Formats: []string{"jsonl"}, Compression: "zstd"}}
-	for i, f := range sum.Files {
-		req.Sources = append(req.Sources, events.SourceSpec{Name: fmt.Sprintf("s%d", i+1), Type: "local", Config: map[string]string{"path": f}, Priority: i + 1})
-	}
 	fmt.Fprintln(os.Stderr, "running the spine...")
 	profDone := make(chan error, 1)
 	if cpuProfile != "" {
 		go func() { profDone <- fetchProfile(pprofPort, cpuProfile, 3) }()
 	}
-	start := time.Now()
-	id, err := c.Submit(ctx, req)
+	id, final, secs, err := runExecution(ctx, c, sum.Files)
 	if err != nil {
 		return err
 	}
-	var final client.Message
-	if err := c.Watch(ctx, id, 0, func(m client.Message) error {
-		if m.Terminal() {
-			final = m
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	res.spineSeconds = time.Since(start).Seconds()
+	res.spineSeconds = secs
 	if final.Data["status"] != "completed" {
 		return fmt.Errorf("execution ended %v: %v", final.Data["status"], final.Data["error"])
 	}
