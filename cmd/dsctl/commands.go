@@ -187,9 +187,10 @@ func watchJob(ctx context.Context, c *client.Client, req events.Request, bar, as
 	fmt.Fprintf(os.Stderr, "submitted %s\n", id)
 	final := ""
 	var failure string
+	var pb progressBar
 	err = c.Watch(ctx, id, 0, func(m client.Message) error {
-		if bar {
-			renderProgress(m)
+		if bar && pb.update(m) {
+			pb.render(time.Now())
 		}
 		if m.Terminal() {
 			final, _ = m.Data["status"].(string)
@@ -302,29 +303,66 @@ func summary(st map[string]any) string {
 	return b.String()
 }
 
-func renderProgress(m client.Message) {
-	pct, _ := m.Data["overall_progress"].(float64)
-	stage, _ := m.Data["current_stage"].(string)
-	if st, ok := m.Data["status"].(string); ok {
-		stage = st
+// progressBar is the live line of dsctl process and demo: the latest
+// progress figures (progress never goes back), with the reviews and
+// alerts counted beside them rather than shown as progress.
+type progressBar struct {
+	pct               float64
+	stage             string
+	done, total, rate float64
+	eta               time.Time
+	held, alerts      int
+}
+
+// update takes one feed message; false when the line need not change.
+func (p *progressBar) update(m client.Message) bool {
+	switch m.EventType {
+	case "dataset_review":
+		if m.Data["status"] == "open" {
+			p.held++
+		}
+		return true
+	case "dataset_alert":
+		p.alerts++
+		return true
+	case "dataset_audit":
+		return false
+	case "dataset_status":
+		if st, ok := m.Data["status"].(string); ok {
+			p.stage = st
+		}
+	default:
+		if st, ok := m.Data["current_stage"].(string); ok && st != "" {
+			p.stage = st
+		}
+		if s, ok := m.Data["estimated_completion"].(string); ok {
+			p.eta, _ = time.Parse(time.RFC3339Nano, s)
+		}
 	}
-	var done, total, rate float64
+	if pct, ok := m.Data["overall_progress"].(float64); ok && pct > p.pct {
+		p.pct = pct
+	}
 	if mt, ok := m.Data["metrics"].(map[string]any); ok {
-		done, _ = mt["records_processed"].(float64)
-		total, _ = mt["total_records"].(float64)
-		rate, _ = mt["processing_rate"].(float64)
+		p.done, _ = mt["records_processed"].(float64)
+		p.total, _ = mt["total_records"].(float64)
+		p.rate, _ = mt["processing_rate"].(float64)
 	}
+	return true
+}
+
+func (p *progressBar) render(now time.Time) {
 	const width = 30
-	n := int(pct / 100 * width)
-	if n > width {
-		n = width
-	}
+	n := min(int(p.pct/100*width), width)
 	eta := "-"
-	if rate > 0 && total > done {
-		eta = (time.Duration((total-done)/rate) * time.Second).String()
+	if !p.eta.IsZero() && p.eta.After(now) && p.pct < 100 {
+		eta = p.eta.Sub(now).Round(time.Second).String()
 	}
-	fmt.Fprintf(os.Stderr, "\r[%s%s] %5.1f%% %-18s %9.0f/%-9.0f rec %8.0f rec/s ETA %-8s",
-		strings.Repeat("#", n), strings.Repeat("-", width-n), pct, stage, done, total, rate, eta)
+	total := "?" // not known until acquisition ends
+	if p.total > 0 {
+		total = fmt.Sprintf("%.0f", p.total)
+	}
+	fmt.Fprintf(os.Stderr, "\r[%s%s] %5.1f%% %-18s %9.0f/%-9s rec %7.0f rec/s ETA %-7s held %-5d alerts %-5d",
+		strings.Repeat("#", n), strings.Repeat("-", width-n), p.pct, p.stage, p.done, total, p.rate, eta, p.held, p.alerts)
 }
 
 func cmdShow(ctx context.Context, what string, args []string, getenv func(string) string) error {
