@@ -17,7 +17,16 @@ type Phrase struct {
 type Matcher struct {
 	phrases []Phrase
 	byFirst map[string][]int // first word → phrase indices
-	stems   []int            // single-word stems, tried by prefix
+	// firsts has a bit for the shape (length, first and last byte) of
+	// every first word: most words of a text begin no phrase, and the bit
+	// says so without hashing the word.
+	firsts []uint64
+	stems  [256][]int // single-word stems by their first byte, tried by prefix
+}
+
+// shapeOf is a word's shape: its length (up to 15), first and last byte.
+func shapeOf(w string) uint32 {
+	return uint32(min(len(w), 15))<<16 | uint32(w[0])<<8 | uint32(w[len(w)-1])
 }
 
 // IsWordByte reports whether c belongs to a word: ASCII letters and
@@ -26,16 +35,22 @@ func IsWordByte(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '
 
 // New builds a matcher; phrases must be lower-case.
 func New(phrases []Phrase) *Matcher {
-	m := &Matcher{phrases: phrases, byFirst: map[string][]int{}}
+	m := &Matcher{phrases: phrases, byFirst: map[string][]int{}, firsts: make([]uint64, 1<<20/64)}
 	for i, p := range phrases {
 		first := p.Text
 		if k := strings.IndexFunc(p.Text, func(r rune) bool { return r < 0x80 && !IsWordByte(byte(r)) }); k >= 0 {
 			first = p.Text[:k]
 		} else if p.Stem {
-			m.stems = append(m.stems, i)
+			if p.Text != "" {
+				m.stems[p.Text[0]] = append(m.stems[p.Text[0]], i)
+			}
 			continue
 		}
 		m.byFirst[first] = append(m.byFirst[first], i)
+		if first != "" {
+			h := shapeOf(first)
+			m.firsts[h>>6] |= 1 << (h & 63)
+		}
 	}
 	return m
 }
@@ -62,16 +77,18 @@ func (m *Matcher) Each(s string, fn func(phrase, start, end int)) {
 		for j < len(s) && IsWordByte(s[j]) {
 			j++
 		}
-		for _, k := range m.byFirst[s[i:j]] {
-			p := m.phrases[k]
-			if strings.HasPrefix(s[i:], p.Text) {
-				end := i + len(p.Text)
-				if p.Stem || end == len(s) || !IsWordByte(s[end]) || !IsWordByte(p.Text[len(p.Text)-1]) {
-					fn(k, i, end)
+		if h := shapeOf(s[i:j]); m.firsts[h>>6]&(1<<(h&63)) != 0 {
+			for _, k := range m.byFirst[s[i:j]] {
+				p := m.phrases[k]
+				if strings.HasPrefix(s[i:], p.Text) {
+					end := i + len(p.Text)
+					if p.Stem || end == len(s) || !IsWordByte(s[end]) || !IsWordByte(p.Text[len(p.Text)-1]) {
+						fn(k, i, end)
+					}
 				}
 			}
 		}
-		for _, k := range m.stems {
+		for _, k := range m.stems[s[i]] {
 			if p := m.phrases[k]; strings.HasPrefix(s[i:j], p.Text) {
 				fn(k, i, j)
 			}
