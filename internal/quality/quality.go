@@ -29,6 +29,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/dspipe/dspipe/internal/lang"
 	"github.com/dspipe/dspipe/internal/settings"
@@ -399,52 +400,73 @@ func gramStats(hashes []uint64) stats {
 	if n < 5 {
 		return st
 	}
-	grams := make([]uint64, 0, n)
+	t := gramTables.Get().(*gramTable)
+	defer gramTables.Put(t)
+	// The most frequent word bigram.
+	t.reset(n)
+	best := 1
 	for i := 0; i+2 <= n; i++ {
-		grams = append(grams, hashes[i]*31+hashes[i+1])
-	}
-	slices.Sort(grams)
-	best, run := 1, 1
-	for i := 1; i < len(grams); i++ {
-		if grams[i] == grams[i-1] {
-			run++
-			best = max(best, run)
-		} else {
-			run = 1
-		}
+		best = max(best, t.add(hashes[i]*31+hashes[i+1], 0))
 	}
 	if best > 1 {
 		st.top2 = float64(best*2) / float64(n)
 	}
-	// 5-gram hash in the high bits, position in the low 20 (turns past a
-	// million words share positions; the figure stays an estimate).
-	five := make([]uint64, 0, n)
+	// Words covered by a 5-gram seen before: positions in order, so the
+	// first occurrence of each 5-gram is the one not counted.
+	t.reset(n)
+	covered := 0
+	coveredTo := 0 // words before this position are counted already
 	for i := 0; i+5 <= n; i++ {
 		h := hashes[i]
 		for k := 1; k < 5; k++ {
 			h = h*1000003 + hashes[i+k]
 		}
-		five = append(five, h&^(1<<20-1)|uint64(i&(1<<20-1)))
-	}
-	slices.Sort(five)
-	// Every occurrence after the first is a duplicate.
-	covered := make([]bool, n)
-	for i := 1; i < len(five); i++ {
-		if five[i]>>20 == five[i-1]>>20 {
-			p := int(five[i] & (1<<20 - 1))
-			for k := p; k < p+5 && k < n; k++ {
-				covered[k] = true
-			}
+		if t.add(h>>20, 0) > 1 {
+			from := max(i, coveredTo)
+			covered += i + 5 - from
+			coveredTo = i + 5
 		}
 	}
-	c := 0
-	for _, v := range covered {
-		if v {
-			c++
-		}
-	}
-	st.dup5 = float64(c) / float64(n)
+	st.dup5 = float64(covered) / float64(n)
 	return st
+}
+
+// gramTable counts keys in one pass: open addressing over a power of two
+// at least twice the keys, reused across calls (one per goroutine at a
+// time, from a pool).
+type gramTable struct {
+	keys   []uint64
+	counts []int32
+	used   []bool
+	mask   uint64
+}
+
+var gramTables = sync.Pool{New: func() any { return &gramTable{} }}
+
+func (t *gramTable) reset(n int) {
+	size := 16
+	for size < 2*n {
+		size *= 2
+	}
+	if cap(t.keys) < size {
+		t.keys, t.counts, t.used = make([]uint64, size), make([]int32, size), make([]bool, size)
+	}
+	t.keys, t.counts, t.used = t.keys[:size], t.counts[:size], t.used[:size]
+	clear(t.used)
+	t.mask = uint64(size - 1)
+}
+
+// add counts key once more and returns its count.
+func (t *gramTable) add(key uint64, _ int) int {
+	i := (key * 0x9e3779b97f4a7c15 >> 17) & t.mask
+	for t.used[i] && t.keys[i] != key {
+		i = (i + 1) & t.mask
+	}
+	if !t.used[i] {
+		t.used[i], t.keys[i], t.counts[i] = true, key, 0
+	}
+	t.counts[i]++
+	return int(t.counts[i])
 }
 
 // Settings are a request's processing.quality with defaults applied.
