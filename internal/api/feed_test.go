@@ -82,7 +82,7 @@ func TestStatusProgressIsTimedThroughTheDatasetStages(t *testing.T) {
 	prev := 0.0
 	for s := 0; s <= 300; s += 5 {
 		now := ds.Add(time.Duration(s) * time.Second)
-		pct := overallProgress(x, stages, testCosts, now)
+		pct := progressAt(x, stages, now)
 		require.GreaterOrEqual(t, pct, prev, "at %d s", s)
 		require.Less(t, pct, 100.0)
 		prev = pct
@@ -97,10 +97,10 @@ func TestStatusProgressIsTimedThroughTheDatasetStages(t *testing.T) {
 			require.Equal(t, eta, e)
 		}
 	}
-	require.InDelta(t, 100/1.84, overallProgress(x, stages, testCosts, ds), 1e-9)
-	require.InDelta(t, 100*(1+0.84*0.5)/1.84, overallProgress(x, stages, testCosts, ds.Add(42*time.Second)), 1e-9)
+	require.InDelta(t, 100/1.84, progressAt(x, stages, ds), 1e-9)
+	require.InDelta(t, 100*(1+0.84*0.5)/1.84, progressAt(x, stages, ds.Add(42*time.Second)), 1e-9)
 	x.Status = "completed"
-	require.Equal(t, 100.0, overallProgress(x, stages, testCosts, ds))
+	require.Equal(t, 100.0, progressAt(x, stages, ds))
 	// Without fusion the output alone is timed.
 	x.Status, x.Request = "running", []byte(`{"fusion":{"enabled":false}}`)
 	p = progressOf(x, stages[1:], testCosts)
@@ -114,4 +114,9 @@ func TestLearnedCostsReplaceTheDefaultsWithinBounds(t *testing.T) {
 	require.Equal(t, defaultCosts, learned(store.DatasetCosts{}))
 	c := learned(store.DatasetCosts{WithFusion: 0.43, FusionShare: 0.73, OutputOnly: 100})
 	require.Equal(t, costs{withFusion: 0.43, fusionShare: 0.73, outputOnly: 5}, c)
+}
+
+func progressAt(x store.Execution, stages []store.StageRun, now time.Time) float64 {
+	pct, _, _ := figures(x, stages, testCosts, now)
+	return pct
 }

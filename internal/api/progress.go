@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"math"
@@ -60,27 +61,26 @@ type progress struct {
 }
 
 // progressOf reads an execution row (the lists and status); stages, when
-// given, date the dataset stages' start.
+// given, date the dataset stages' start and say whether fusion runs.
 func progressOf(x store.Execution, stages []store.StageRun, c costs) progress {
-	p := progress{received: x.Received, total: x.Total, estimate: x.EstimatedTotal, rate: x.RatePerSec, at: x.UpdatedAt,
-		fusion: fusionRequested(x.Request), costs: c}
+	p := progress{received: x.Received, total: x.Total, estimate: x.EstimatedTotal, rate: x.RatePerSec, at: x.UpdatedAt, costs: c}
 	if x.StartedAt != nil {
 		p.started = *x.StartedAt
+	}
+	if !datasetStage(x.CurrentStage) || len(stages) == 0 {
+		p.fusion = fusionRequested(x.Request)
 	}
 	if datasetStage(x.CurrentStage) {
 		// Nothing updates the row while the dataset stages run: its last
 		// change is their start.
-		p.datasetStart, p.fusion = x.UpdatedAt, false
+		p.datasetStart = x.UpdatedAt
 		for _, st := range stages {
 			if datasetStage(st.Stage) {
-				if p.datasetStart.IsZero() || st.StartedAt.Before(p.datasetStart) {
+				if st.StartedAt.Before(p.datasetStart) {
 					p.datasetStart = st.StartedAt
 				}
 				p.fusion = p.fusion || st.Stage != events.StageOutput
 			}
-		}
-		if len(stages) == 0 {
-			p.fusion = fusionRequested(x.Request)
 		}
 	}
 	return p
@@ -89,6 +89,9 @@ func progressOf(x store.Execution, stages []store.StageRun, c costs) progress {
 // fusionRequested reports whether the request leaves fusion on (it is on
 // by default).
 func fusionRequested(req json.RawMessage) bool {
+	if !bytes.Contains(req, []byte(`"fusion"`)) {
+		return true // the common case, without decoding the request
+	}
 	var r struct {
 		Fusion struct {
 			Enabled *bool `json:"enabled"`
@@ -213,26 +216,28 @@ func (p progress) eta(now time.Time) (time.Time, bool) {
 	return recordsEnd.Add(time.Duration(float64(recordsEnd.Sub(p.started)) * p.datasetCost())), true
 }
 
-// overallProgress is an execution's overall_progress: 100 once completed,
-// the reported percent for executions driven through POST /progress.
-func overallProgress(x store.Execution, stages []store.StageRun, c costs, now time.Time) float64 {
-	switch {
-	case x.Status == "completed":
-		return 100
-	case x.Total > 0 || x.EstimatedTotal > 0 || datasetStage(x.CurrentStage):
-		return progressOf(x, stages, c).percent(now)
-	case x.ReportedPercent != nil:
-		return *x.ReportedPercent
+// figures are an execution's overall_progress, the stage a user would
+// name and, while it runs, its ETA, at now: 100 once completed, the
+// reported percent for executions driven through POST /progress.
+func figures(x store.Execution, stages []store.StageRun, c costs, now time.Time) (float64, string, *time.Time) {
+	if x.Status == "completed" {
+		return 100, x.CurrentStage, nil
 	}
-	return 0
-}
-
-// shownStage is the stage a list shows for an execution.
-func shownStage(x store.Execution, c costs) string {
+	if !(x.Total > 0 || x.EstimatedTotal > 0 || datasetStage(x.CurrentStage)) {
+		if x.ReportedPercent != nil {
+			return *x.ReportedPercent, x.CurrentStage, nil
+		}
+		return 0, x.CurrentStage, nil
+	}
+	p := progressOf(x, stages, c)
 	if x.Status != "running" {
-		return x.CurrentStage
+		return p.percent(now), x.CurrentStage, nil
 	}
-	return progressOf(x, nil, c).stage(time.Now(), x.CurrentStage)
+	var eta *time.Time
+	if e, ok := p.eta(now); ok {
+		eta = &e
+	}
+	return p.percent(now), p.stage(now, x.CurrentStage), eta
 }
 
 // costs is what the latest completed executions measured, read again at

@@ -431,22 +431,15 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	if !s.visible(w, r, x, err) {
 		return
 	}
-	now, c := time.Now(), s.costs()
-	resp := StatusResponse{ExecutionID: x.ID, UserID: x.UserID, Status: x.Status, CurrentStage: x.CurrentStage,
-		OverallProgress: overallProgress(x, stages, c, now), StagesCompleted: []string{}, Stages: stages, RecordsProcessed: x.Received,
+	pct, stage, eta := figures(x, stages, s.costs(), time.Now())
+	resp := StatusResponse{ExecutionID: x.ID, UserID: x.UserID, Status: x.Status, CurrentStage: stage, EstimatedCompletion: eta,
+		OverallProgress: pct, StagesCompleted: []string{}, Stages: stages, RecordsProcessed: x.Received,
 		TotalRecords: x.Total, ValidRecords: x.Valid, RejectedRecords: x.Rejected, ProcessingRate: x.RatePerSec,
 		Error: x.ErrorReason, ErrorCategory: x.ErrorCategory, OutputDir: x.OutputDir, LastSeq: x.LastSeq,
 		CreatedAt: x.CreatedAt, StartedAt: x.StartedAt, FinishedAt: x.FinishedAt, DataDeletedAt: x.DataDeletedAt}
 	for _, st := range stages {
 		if st.Status == "completed" {
 			resp.StagesCompleted = append(resp.StagesCompleted, st.Stage)
-		}
-	}
-	if x.Status == "running" {
-		p := progressOf(x, stages, c)
-		resp.CurrentStage = p.stage(now, x.CurrentStage)
-		if eta, ok := p.eta(now); ok {
-			resp.EstimatedCompletion = &eta
 		}
 	}
 	writeJSON(w, http.StatusOK, resp)
@@ -509,8 +502,9 @@ func (s *Server) active(w http.ResponseWriter, r *http.Request) {
 	}
 	out, c := make([]map[string]any, 0, len(xs)), s.costs()
 	for _, x := range xs {
+		pct, stage, _ := figures(x, nil, c, time.Now())
 		out = append(out, map[string]any{"execution_id": x.ID, "user_id": x.UserID, "status": x.Status,
-			"current_stage": shownStage(x, c), "overall_progress": overallProgress(x, nil, c, time.Now()), "created_at": x.CreatedAt})
+			"current_stage": stage, "overall_progress": pct, "created_at": x.CreatedAt})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"executions": out, "count": len(out)})
 }
@@ -540,8 +534,9 @@ func (s *Server) recent(w http.ResponseWriter, r *http.Request) {
 	}
 	out, c := make([]map[string]any, 0, len(xs)), s.costs()
 	for _, x := range xs {
+		pct, stage, _ := figures(x, nil, c, time.Now())
 		out = append(out, map[string]any{"execution_id": x.ID, "user_id": x.UserID, "status": x.Status,
-			"current_stage": shownStage(x, c), "overall_progress": overallProgress(x, nil, c, time.Now()), "created_at": x.CreatedAt, "finished_at": x.FinishedAt})
+			"current_stage": stage, "overall_progress": pct, "created_at": x.CreatedAt, "finished_at": x.FinishedAt})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"executions": out, "count": len(out)})
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -50,7 +51,7 @@ func Measure(dir string) ([]Func, error) {
 				name = recvName(fd.Recv.List[0].Type) + "." + name
 			}
 			start, end := fset.Position(fd.Pos()), fset.Position(fd.End())
-			out = append(out, Func{Pos: start.Filename + ":" + itoa(start.Line), Name: name, Lines: end.Line - start.Line + 1,
+			out = append(out, Func{Pos: start.Filename + ":" + strconv.Itoa(start.Line), Name: name, Lines: end.Line - start.Line + 1,
 				Depth: depth(fd.Body, 0), Doc: fd.Doc.Text()})
 		}
 	}
@@ -126,15 +127,4 @@ func nestedBody(n ast.Node) ast.Node {
 		return s.Body
 	}
 	return nil
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; n > 0; n /= 10 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-	}
-	return string(b)
 }

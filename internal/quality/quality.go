@@ -406,7 +406,7 @@ func gramStats(hashes []uint64) stats {
 	t.reset(n)
 	best := 1
 	for i := 0; i+2 <= n; i++ {
-		best = max(best, t.add(hashes[i]*31+hashes[i+1], 0))
+		best = max(best, t.add(hashes[i]*31+hashes[i+1]))
 	}
 	if best > 1 {
 		st.top2 = float64(best*2) / float64(n)
@@ -421,7 +421,7 @@ func gramStats(hashes []uint64) stats {
 		for k := 1; k < 5; k++ {
 			h = h*1000003 + hashes[i+k]
 		}
-		if t.add(h>>20, 0) > 1 {
+		if t.add(h>>20) > 1 {
 			from := max(i, coveredTo)
 			covered += i + 5 - from
 			coveredTo = i + 5
@@ -457,7 +457,7 @@ func (t *gramTable) reset(n int) {
 }
 
 // add counts key once more and returns its count.
-func (t *gramTable) add(key uint64, _ int) int {
+func (t *gramTable) add(key uint64) int {
 	i := (key * 0x9e3779b97f4a7c15 >> 17) & t.mask
 	for t.used[i] && t.keys[i] != key {
 		i = (i + 1) & t.mask

@@ -8,9 +8,9 @@ import (
 	"time"
 )
 
-// For checks cond every tick until it holds, and fails t with what
-// when it has not held within the given time. Tests wait on a condition,
-// never on a guess of how long something takes.
+// For checks cond every tick until it holds, and fails t with what when
+// it has not held within the given time. Unlike require.Eventually it runs
+// cond on the test's own goroutine, so cond may call require.
 func For(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	if cond() {
