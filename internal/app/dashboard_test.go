@@ -162,7 +162,12 @@ func TestDashboardInARealBrowser(t *testing.T) {
 	}
 	step("go to the form", goTo("#/new"))
 	step("see the form", chromedp.WaitVisible(chromedp.ID("request")))
-	step("fill it", chromedp.SetValue(chromedp.ID("request"), string(req)))
+	// Fill it, and see that the form holds the request before submitting
+	// (seen once in CI: the example request was submitted instead).
+	testwait.For(t, 20*time.Second, "the form never held the request", func() bool {
+		step("fill it", chromedp.SetValue(chromedp.ID("request"), string(req)))
+		return eval(`document.getElementById("request").value`) == string(req)
+	})
 	shot("2-new-execution")
 	step("submit", chromedp.Click(chromedp.CSS(`#submit-form button[type="submit"]`)))
 	step("see the execution", chromedp.WaitVisible(chromedp.ID("progress")))
