@@ -92,7 +92,7 @@ var lexicon = map[string][]term{
 	Sexual: terms(1.0, false, "horny, blowjob, handjob, nsfw, xxx, dildo, hentai, "+
 		"cock, dick, pussy, cum, cumming, boobs, tits, clit, slut, whore, suck my, fuck me, fucked her, fucked him, strip for"),
 	Hate: append(terms(1.0, false, rot13("avttre, avttref, avttn, snttbg, snt, xvxr, puvax, fcvp, jrgonpx, gbjry urnq, enturnq, penpxre, genaal, ergneq, ergneqf, "+
-		"fhouhzna, fnintrf")),
+		"fhouhzna, fnintrf, snttbgf, avttnf, genaavrf, xvxrf, puvaxf, fcvpf, jrgonpxf, enturnqf")),
 		terms(0.6, false, "inferior race, go back to your country, go back to where, white power, white supremacy, heil, ethnic cleansing, master race, "+
 			"subhuman, vermin, parasites, cockroaches, should be exterminated, should be deported, dont belong here, hate jews, hate muslims, "+
 			"hate blacks, hate gays, hate immigrants, hate mexicans, hate women, hate men")...),
@@ -120,10 +120,20 @@ var (
 		"erotic, threesome, sexting, onlyfans, stripper, naughty, seduce, seduced, kinky, kink, fetish, bdsm, bondage, lingerie, undress, undressed"),
 		terms(1.0, true, "masturbat, ejaculat, fellat, intercours")...),
 		terms(0.5, false, "sex, sexy, sexual, sexually, breasts, butt, bed with, kiss her, kissed her, lust, lick, licking, moan, moaning, hot body, turned on")...)
-	violenceDiscussable = append(terms(0.8, false, "murder, murdered, assault, assaulted, attack, attacked, rape, raped, shooting, kidnap, kidnapped, "+
+	violenceDiscussable = append(terms(violenceReported, false, "murder, murdered, assault, assaulted, attack, attacked, rape, raped, shooting, kidnap, kidnapped, "+
 		"strangle, strangled"),
 		terms(0.35, false, "kill, killed, killing, shot, stabbed, beaten, weapon, gun, knife, war, fight, violent, violence, hit, hurt, punch, slap, kick, destroy, blood")...)
 )
+
+// unaddressedToxic scales the toxicity of a sentence that does not speak
+// to its reader: harassment is aimed at someone.
+const unaddressedToxic = 0.6
+
+// violenceReported is the weight of a word that names a violent act
+// ("murder", "assault"): news, history and survivors name them too, so it
+// takes two to flag a text; a wish or a call to do them is the hostility
+// rules' (hostility.go).
+const violenceReported = 0.5
 
 // discussionWeight scales discussable words in a counselling context.
 const discussionWeight = 0.25
@@ -384,6 +394,23 @@ func assess(text string, responder bool) Result {
 	t.weight[setViolence] += discussed(scale, t.weight[setViolenceDiscussable])
 	t.n[setViolence] += t.n[setViolenceDiscussable]
 	t.weight[setTalk] = discussed(scale, t.weight[setTalk])
+	// Hostility said without a listed term: a group or the reader, and
+	// what is said of or wished on them, in one sentence.
+	cb := cueBufs.Get().(*[]sentenceCues)
+	*cb = hostility(s, (*cb)[:0])
+	if hate, harassment, violence := hostileEvidence(*cb); hate+harassment+violence > 0 {
+		hscale := 1.0
+		if responder {
+			hscale = discussionWeight
+		}
+		t.weight[setHate] += discussed(hscale, hate)
+		t.weight[setHarassment] += discussed(hscale, harassment)
+		t.weight[setViolence] += discussed(hscale, violence)
+		t.n[setHate] += b2i(hate > 0)
+		t.n[setHarassment] += b2i(harassment > 0)
+		t.n[setViolence] += b2i(violence > 0)
+	}
+	cueBufs.Put(cb)
 	for set := setSexual; set <= setGraphic; set++ {
 		c := categoryOfSet[set]
 		r.Categories[c] = round(squash(t.weight[set]))
@@ -393,14 +420,24 @@ func assess(text string, responder bool) Result {
 	}
 	// Hate and harassment: the trained model (toxicity.go) finds what no
 	// list names; a listed term still counts on its own.
+	// A toxic sentence is harassment when it speaks to the reader, and
+	// weighs less in one that does not (insults about a third person,
+	// vulgar talk).
 	buf := toxBufs.Get().(*[]uint32)
-	var tox [nOut]float64
-	tox, *buf = toxicity().worst(text, (*buf)[:0])
+	var hate, toxic float64
+	*buf = toxicity().sentences(text, (*buf)[:0], func(i int, p [nOut]float64) {
+		hate = math.Max(hate, p[outHate])
+		if i >= len(*cb) || !(*cb)[i].has(cueYou) {
+			p[outToxic] *= unaddressedToxic
+		}
+		toxic = math.Max(toxic, p[outToxic])
+	})
 	toxBufs.Put(buf)
+	cueBufs.Put(cb)
 	for _, m := range [...]struct {
 		c string
 		p float64
-	}{{Hate, tox[outHate]}, {Harassment, tox[outToxic]}} {
+	}{{Hate, hate}, {Harassment, toxic}} {
 		if p := round(m.p); p > r.Categories[m.c] {
 			if r.Categories[m.c] == 0 && p >= 0.2 {
 				r.Codes = append(r.Codes, m.c+".model")
@@ -464,6 +501,16 @@ func assess(text string, responder bool) Result {
 		}
 	}
 	return r
+}
+
+// cueBufs recycles the hostility rules' per-sentence cues.
+var cueBufs = sync.Pool{New: func() any { b := make([]sentenceCues, 0, 64); return &b }}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // toxBufs recycles the toxicity model's feature buffers.

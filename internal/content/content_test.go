@@ -124,5 +124,41 @@ func TestMedicalAttacksAreNotViolence(t *testing.T) {
 	for _, text := range []string{"Ever since I had a panic attack on the bus, I have felt tense.", "My dad had a heart attack last year.", "I get anxiety attacks before exams."} {
 		require.Less(t, Assess(text).Categories[Violence], 0.2, text)
 	}
-	require.Greater(t, Assess("He attacked me outside the bar last night.").Categories[Violence], 0.4)
+	// One reported act is ranked (a second one, or a wish to do it, flags).
+	require.Greater(t, Assess("He attacked me outside the bar last night.").Categories[Violence], 0.3)
+}
+
+// TestHostilityNeedsATargetAndWhatIsSaidOfIt: hate, harassment and
+// violence said without a listed slur or threat phrase are found when one
+// sentence holds a target (a group by a protected attribute, the reader,
+// someone a harm is wished on) and what is said of or wished on it; a
+// target alone, an insult alone, a violent word in a report, a negated
+// insult and the writer's own feelings are not (sentences written here).
+func TestHostilityNeedsATargetAndWhatIsSaidOfIt(t *testing.T) {
+	for text, cat := range map[string]string{
+		"Immigrants are vermin and should be deported.":            Hate,
+		"The whole muslim problem would end with a ban.":           Hate,
+		"Somebody should shoot those disabled people.":             Violence,
+		"People like him deserve to be hanged in the town square.": Violence,
+		"You are such a pathetic loser.":                           Harassment,
+	} {
+		require.GreaterOrEqual(t, Assess(text).Categories[cat], FlagThreshold, "%s: %s", cat, text)
+	}
+	for _, text := range []string{
+		"My muslim neighbours brought us dinner when my mother died.",
+		"The news said a man was murdered downtown last night.",
+		"You are not stupid for feeling this way.",
+		"I feel so stupid when I cry in front of my gay brother.",
+		"I feel shame about being gay and I do not know who to tell.",
+		"Many women face discrimination at work, and it wears them down.",
+		"My gay son has a drinking problem and I am scared for him.",
+	} {
+		r := Assess(text)
+		for _, c := range []string{Hate, Harassment, Violence} {
+			require.Less(t, r.Categories[c], FlagThreshold, "%s: %s", c, text)
+		}
+	}
+	// A therapist's answer is read as counselling: the same words are
+	// discussion there.
+	require.Less(t, AssessResponder("Some people will tell you that immigrants are criminals; that is their prejudice, not your worth.").Categories[Hate], FlagThreshold)
 }

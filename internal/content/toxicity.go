@@ -107,21 +107,36 @@ var priorShift = func() (s [nOut]float64) {
 // (split at . ! ? and line breaks), at the prior of toxPrior.
 func (m *toxModel) worst(text string, buf []uint32) ([nOut]float64, []uint32) {
 	var best [nOut]float64
-	start := 0
+	buf = m.sentences(text, buf, func(_ int, p [nOut]float64) {
+		for k := range p {
+			best[k] = math.Max(best[k], p[k])
+		}
+	})
+	return best, buf
+}
+
+// sentences calls fn with each non-empty sentence's index (sentence i
+// lies between the i-th and the next . ! ? or line break, as hostility
+// counts them) and its scores at the prior of toxPrior.
+func (m *toxModel) sentences(text string, buf []uint32, fn func(i int, p [nOut]float64)) []uint32 {
+	start, n := 0, 0
 	for i := 0; i <= len(text); i++ {
-		if i < len(text) && text[i] != '.' && text[i] != '!' && text[i] != '?' && text[i] != '\n' {
+		if i < len(text) && !isBoundary(text[i]) {
 			continue
 		}
 		if i > start {
 			var z [nOut]float64
 			z, buf = m.logits(text[start:i], buf)
+			var p [nOut]float64
 			for k := range z {
-				best[k] = math.Max(best[k], 1/(1+math.Exp(-(z[k]+priorShift[k]))))
+				p[k] = 1 / (1 + math.Exp(-(z[k] + priorShift[k])))
 			}
+			fn(n, p)
 		}
 		start = i + 1
+		n++
 	}
-	return best, buf
+	return buf
 }
 
 // score returns the probability of each output for the text, at the

