@@ -92,6 +92,18 @@ var patterns = []pattern{
 	{"swallowed all", Attempt, "attempt.overdose", false},
 	{"ended up in the er", Attempt, "attempt.medical", false},
 	{"had my stomach pumped", Attempt, "attempt.medical", true},
+	{"tried killing myself", Attempt, "attempt.tried", true},
+	{"tried ending my life", Attempt, "attempt.tried", true},
+	{"tried to od", Attempt, "attempt.overdose", false},
+	{"tried oding", Attempt, "attempt.overdose", false},
+	{"made an attempt", Attempt, "attempt.stated", false},
+	{"halfhearted attempt", Attempt, "attempt.stated", false},
+	{"half hearted attempt", Attempt, "attempt.stated", false},
+	{"my first attempt", Attempt, "attempt.stated", true},
+	{"my second attempt", Attempt, "attempt.stated", true},
+	{"my previous attempt", Attempt, "attempt.stated", true},
+	{"since my attempt", Attempt, "attempt.stated", true},
+	{"after my attempt", Attempt, "attempt.stated", true},
 
 	// Behaviour: self-harm, plans, preparation, rehearsal.
 	{"cut myself", Behavior, "behavior.self_harm", true},
@@ -118,6 +130,17 @@ var patterns = []pattern{
 	{"hurting myself", Behavior, "behavior.self_harm", true},
 	{"i have a plan", Behavior, "behavior.plan", true},
 	{"my plan", Behavior, "behavior.plan", true},
+	{"planning to kill myself", Behavior, "behavior.plan", true},
+	{"plan to kill myself", Behavior, "behavior.plan", true},
+	{"planning to end my life", Behavior, "behavior.plan", true},
+	{"planning my suicide", Behavior, "behavior.plan", true},
+	{"plan of mine", Behavior, "behavior.plan", true},
+	{"self-harm", Behavior, "behavior.self_harm", false},
+	{"self-harming", Behavior, "behavior.self_harm", false},
+	{"self-harmed", Behavior, "behavior.self_harm", false},
+	{"i self-harm", Behavior, "behavior.self_harm", true},
+	{"poison myself", Ideation, "ideation.suicide", true},
+	{"finish the job", Attempt, "attempt.stated", false},
 	{"planned my", Behavior, "behavior.plan", true},
 	{"bought a gun", Behavior, "behavior.means", false},
 	{"bought a rope", Behavior, "behavior.means", false},
@@ -209,6 +232,27 @@ var patterns = []pattern{
 	{"killed himself", Ideation, "ideation.exposure", false},
 	{"killed herself", Ideation, "ideation.exposure", false},
 	{"not wake up", Ideation, "ideation.wish_dead", false},
+	// Passive wishes to be dead (the C-SSRS's first ideation item).
+	{"my death", Ideation, "ideation.wish_dead", true},
+	{"death wish", Ideation, "ideation.wish_dead", false},
+	{"if i was dead", Ideation, "ideation.wish_dead", true},
+	{"if i were dead", Ideation, "ideation.wish_dead", true},
+	{"if i died", Ideation, "ideation.wish_dead", true},
+	{"looking for death", Ideation, "ideation.wish_dead", false},
+	{"welcome death", Ideation, "ideation.wish_dead", false},
+	{"tired of living", Ideation, "ideation.wish_dead", false},
+	{"tired of being alive", Ideation, "ideation.wish_dead", false},
+	{"dont want to wake up", Ideation, "ideation.wish_dead", false},
+	{"sleep forever", Ideation, "ideation.wish_dead", false},
+	{"cease to exist", Ideation, "ideation.wish_dead", false},
+	{"stop existing", Ideation, "ideation.wish_dead", false},
+	{"rather be dead", Ideation, "ideation.wish_dead", false},
+	{"rather die", Ideation, "ideation.wish_dead", false},
+	{"ready to die", Ideation, "ideation.wish_dead", false},
+	{"want it all to end", Ideation, "ideation.wish_dead", false},
+	{"want it to end", Ideation, "ideation.wish_dead", false},
+	{"want to disappear", Ideation, "ideation.wish_dead", false},
+	{"alive feels like", Ideation, "ideation.wish_dead", false},
 	{"suicidal", Ideation, "ideation.suicidal", false},
 	{"suicide", Ideation, "ideation.suicide", false},
 	{"commit suicide", Ideation, "ideation.suicide", false},
@@ -231,6 +275,17 @@ var patterns = []pattern{
 	{"hate myself", Indicator, "indicator.self_hate", true},
 	{"hate my life", Indicator, "indicator.self_hate", true},
 }
+
+// distress lists risk factors and distress in the writer's own words
+// (the C-SSRS's indicators short of ideation). Each counts only with the
+// writer as its subject, since supporters name them of others. Words of
+// everyday low mood that counselling talk is made of (lonely, tired,
+// anxious, numb) are left out: they would make nearly every client an
+// indicator.
+var distress = strings.Split("feeling down,feel down,lost motivation,lost all motivation,lost a lot of motivation,no motivation,"+
+	"have no friends,no one to talk to,nobody to talk to,wants me gone,want me gone,downward spiral,tired of everything,so tired of,"+
+	"im sad,so sad,nobody cares,no one cares,broke down,breaking down,miserable,trapped,falling apart,"+
+	"homeless,live in my car,out of time,cant cope,hurts so much,ruined my life,lost everything", ",")
 
 var (
 	firstPerson = toSet("i im ive id ill me my mine myself")
@@ -371,6 +426,17 @@ func (t *tally) add(h hit) {
 	}
 }
 
+// topicWords name the subject itself; bareTopic is their weight with no
+// subject (under the ideation threshold of 0.3: indicator).
+var topicWords = map[string]bool{"suicide": true, "suicidal": true, "commit suicide": true, "self harm": true, "self-harm": true, "selfharm": true,
+	"self harming": true, "self-harming": true}
+
+const bareTopic = 0.25
+
+// indicatorFloor is the weight an indicator needs: distress words about
+// someone else (weight 0.15) are a supporter's, not the writer's.
+const indicatorFloor = 0.3
+
 // decide turns a tally into a level and score. The thresholds: attempt
 // and behaviour need one strong signal about the writer (weight ≥ 0.75:
 // the writer is the subject, no negation or hypothetical) or two weaker
@@ -388,7 +454,7 @@ func (t *tally) decide() (string, float64) {
 	}
 	for _, lv := range []string{Attempt, Behavior, Ideation, Indicator} {
 		w := best[lv]
-		if w >= 0.75 || (w >= 0.4 && counts[lv] >= 2) || (lv == Ideation && w >= 0.3) || (lv == Indicator && w > 0) {
+		if w >= 0.75 || (w >= 0.4 && counts[lv] >= 2) || (lv == Ideation && w >= 0.3) || (lv == Indicator && w >= indicatorFloor) {
 			return lv, levelScore[lv] * min(1, 0.85+0.05*float64(counts[lv]))
 		}
 	}
@@ -410,10 +476,16 @@ func assessSentence(s string, supporter *support) []hit {
 	if len(ms) == 0 {
 		return nil
 	}
-	// The pattern list runs from the most to the least severe, longer
-	// phrases first: a phrase inside a claimed one ("kill myself" inside
-	// "tried to kill myself") counts once, at the claimer's level.
-	sort.SliceStable(ms, func(i, j int) bool { return ms[i].p < ms[j].p })
+	// Longer phrases claim their bytes first, then the more severe: a
+	// phrase inside a claimed one ("kill myself" inside "tried to kill
+	// myself", "self harm" inside "urge to self harm") counts once, at
+	// the claimer's level.
+	sort.SliceStable(ms, func(i, j int) bool {
+		if li, lj := ms[i].end-ms[i].start, ms[j].end-ms[j].start; li != lj {
+			return li > lj
+		}
+		return ms[i].p < ms[j].p
+	})
 	past := false
 	for _, c := range pastWords {
 		if strings.Contains(s, c) {
@@ -437,6 +509,9 @@ func assessSentence(s string, supporter *support) []hit {
 
 // matcher finds every pattern in one pass over a sentence.
 var matcher = func() *textmatch.Matcher {
+	for _, d := range distress {
+		patterns = append(patterns, pattern{d, Indicator, "indicator.distress", false})
+	}
 	ps := make([]textmatch.Phrase, len(patterns))
 	for i, p := range patterns {
 		ps[i] = textmatch.Phrase{Text: p.phrase, Stem: stems[p.phrase]}
@@ -445,6 +520,23 @@ var matcher = func() *textmatch.Matcher {
 }()
 
 var stems = map[string]bool{"stockpil": true}
+
+// cutIdiom are words after "i cut" that make it something other than
+// self-injury.
+var cutIdiom = toSet("through across off out back down in into ties class school corners costs him her them it the a an his " +
+	"their our some sugar carbs caffeine contact loose up short ahead")
+
+// nextWord is the word that starts at or after s[i:].
+func nextWord(s string, i int) string {
+	for i < len(s) && !textmatch.IsWordByte(s[i]) {
+		i++
+	}
+	j := i
+	for j < len(s) && textmatch.IsWordByte(s[j]) {
+		j++
+	}
+	return s[i:j]
+}
 
 // weigh decides how much a phrase at s[k:] says about the writer now.
 func weigh(s string, k int, p pattern, past bool, supporter *support) hit {
@@ -456,15 +548,32 @@ func weigh(s string, k int, p pattern, past bool, supporter *support) hit {
 	window := before[max(0, len(before)-6):]
 	// Negation right before the phrase: "im not suicidal", "i would never
 	// kill myself" (but not "i dont understand how killing myself …").
-	near := window[max(0, len(window)-3):]
+	near := window[max(0, len(window)-4):]
 	for i := len(near) - 1; i >= 0; i-- {
-		if clauseBreak[near[i]] {
+		w := strings.Trim(near[i], "()[]*\",:")
+		if clauseBreak[w] {
 			break
 		}
-		if negators[near[i]] && !strings.HasPrefix(p.code, "indicator.cant") {
+		if negators[w] && !strings.HasPrefix(p.code, "indicator.cant") {
 			h.weight = 0
 			h.code += ".negated"
 			return h
+		}
+	}
+	// "i cut through the park", "i cut him off": cutting something else.
+	if p.phrase == "i cut" && cutIdiom[nextWord(s, k+len(p.phrase))] {
+		h.weight = 0
+		h.code += ".idiom"
+		return h
+	}
+	// "tried to run away, kill myself": a try named a few words before a
+	// way of dying is an attempt.
+	if p.code == "ideation.suicide" && p.self {
+		for _, w := range window {
+			if w == "tried" || w == "attempted" {
+				h.level, h.code = Attempt, "attempt.tried"
+				break
+			}
 		}
 	}
 	// Hypotheticals.
@@ -488,12 +597,23 @@ func weigh(s string, k int, p pattern, past bool, supporter *support) hit {
 				break
 			}
 		}
+		if about != "self" && p.code == "indicator.distress" {
+			h.weight = 0 // a supporter names it of someone else
+			return h
+		}
 		switch about {
 		case "other":
 			h.weight *= 0.15
 			h.code += ".other_person"
 		case "":
 			h.weight *= 0.5 // no subject: a topic, not a disclosure
+			if topicWords[p.phrase] {
+				// "suicide" named with nobody as its subject is a
+				// topic: on its own it does not make a writer's level
+				// ideation.
+				h.weight = bareTopic
+				h.code += ".topic"
+			}
 			if supporter.is() {
 				// Someone supporting another ("suicide is never the
 				// answer", "please call a hotline") names the subject

@@ -76,3 +76,21 @@ func TestEvidenceNamesThePostsBehindTheLevel(t *testing.T) {
 	}
 	require.Empty(t, Assess([]string{"just one post about a bad day"}).Evidence, "one post needs no per-post list")
 }
+
+// TestTheWritersOwnWordsDecideTheLevel: the word "suicide" named as a
+// topic, distress said of someone else, "I cut" meaning something else and
+// a negation behind a bracket do not make a level; an attempt named a few
+// words after "tried", a half-hearted attempt and a plan to die do; the
+// writer's own distress is an indicator (sentences written here).
+func TestTheWritersOwnWordsDecideTheLevel(t *testing.T) {
+	require.Less(t, Rank(level("Suicide rates rise every winter, the article says.")), Rank(Ideation), "a topic")
+	require.Less(t, Rank(level("Things got better for me (never seriously thought about suicide though).")), Rank(Ideation), "negated behind a bracket")
+	require.Equal(t, None, level("My friend has been feeling down and has no one to talk to."), "distress of someone else")
+	require.Equal(t, Indicator, level("I have been feeling down and I have no one to talk to."))
+	require.Equal(t, None, level("On the way home I cut through the park."))
+	require.Equal(t, Behavior, level("I cut again last night, deeper than before."))
+	require.Equal(t, Attempt, level("Tried to run away, kill myself, drink it all away."))
+	require.Equal(t, Attempt, level("I made a halfhearted attempt when I was 20."))
+	require.Equal(t, Behavior, level("I am planning to kill myself next week."))
+	require.Equal(t, Ideation, level("I keep thinking about my death and who would come."))
+}
