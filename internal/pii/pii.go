@@ -95,7 +95,35 @@ func detectSpans(d *doc) []Span {
 	spans := scanStructured(d, d.spans[:0])
 	spans = scanNames(d, spans)
 	spans = scanTagged(mustTagger(), d, spans)
+	retypePlaces(d, spans)
 	return zipAfterPlace(d.s, spans)
+}
+
+// placeNouns end the names of places and facilities: "Trump Tower",
+// "Redondo Beach Blvd", "Discovery Island".
+var placeNouns = toSet("tower towers blvd boulevard land island islands hospital academy square park beach camp airbase base center centre " +
+	"mall bridge lake river mountain mountains valley county city street avenue road stadium arena airport station palace castle " +
+	"cathedral temple mosque church zoo museum hotel resort gardens falls canyon bay harbor harbour")
+
+// placeBefore are the words right before a name that make it a place:
+// "in Gardena", "near Compton", "on Earth".
+var placeBefore = toSet("in near on")
+
+// retypePlaces turns a guessed person (no title, speech verb or other
+// person cue: score under 0.7) into a place when it ends with a place
+// noun or follows "in", "near" or "on".
+func retypePlaces(d *doc, spans []Span) {
+	for i := range spans {
+		sp := &spans[i]
+		if sp.Type != Person || sp.Score >= 0.7 {
+			continue
+		}
+		last := strings.ToLower(lastWords(d.s[sp.Start:sp.End], 1))
+		before := strings.ToLower(lastWords(d.s[max(0, sp.Start-12):sp.Start], 1))
+		if placeNouns[last] && sp.End-sp.Start > len(last)+1 || placeBefore[before] {
+			sp.Type = Location
+		}
+	}
 }
 
 // priority orders types when spans overlap: structured, validated

@@ -148,3 +148,13 @@ func TestHandlesAreUsernamesAndWeekdaysAreNotDates(t *testing.T) {
 	require.Equal(t, "March 3, 2020", span("We met on March 3, 2020.", Date))
 	require.Contains(t, SafeHarbor, Username)
 }
+
+// TestPlacesByTheirNounOrPreposition: a name guessed without a person cue
+// is a place when it ends with a place noun or follows "in", "near" or
+// "on"; a name with a person cue stays a person (sentences written here).
+func TestPlacesByTheirNounOrPreposition(t *testing.T) {
+	got := types("We drove past Halvorsen Tower and then stayed near Ostrava for a night.")
+	require.Contains(t, got, "LOCATION:Halvorsen Tower")
+	require.Contains(t, got, "LOCATION:Ostrava")
+	require.Contains(t, types("Yesterday Mr. Halvorsen said the tower was closed."), "PERSON:Halvorsen")
+}
