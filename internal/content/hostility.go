@@ -61,7 +61,7 @@ func problemPhrases() []string {
 
 var cueLists = [numCues][]string{
 	cueGroup: groupPhrases(),
-	cueYou:   {"you", "your", "youre", "ya", "u", "ur", "yourself", "yo mama"},
+	cueYou:   {"you", "your", "youre", "ya", "u", "ur", "yourself", "yo mama", "yo mamas"},
 	cueHostile: append(problemPhrases(), "are bad", "are evil", "are animals", "are disgusting", "are filth", "are trash", "are a disease", "are a cancer",
 		"are inferior", "are stupid", "are lazy", "are criminals", "are rapists", "are terrorists", "are the problem", "are hoes",
 		"should leave", "should all leave", "go back", "deport", "deported", "deportation", "deportations", "ban", "banned",
@@ -76,7 +76,7 @@ var cueLists = [numCues][]string{
 		"ugly", "scum", "fascist", "clown", "peaked", "embarrassed", "disgusting", "bitch", "retard", "retarded", "freak", "fat",
 		"piece of shit", "garbage", "useless", "ignorant", "coward", "liar", "jerk", "pig", "hoe", "slut", "whore", "cunt",
 		"good for nothing", "nobody cares", "no one cares", "gives a fuck", "gives a shit", "deserve to die", "retards"},
-	cueHarm: {"kill", "killin", "killing", "stab", "shoot", "hang", "hanging", "hanged", "lynch", "lynched", "execute", "executed",
+	cueHarm: {"kill", "killin", "killing", "stab", "shoot", "hang", "hanging", "hanged", "lynch", "lynched", "hung", "execute", "executed",
 		"behead", "slaughter", "exterminate", "exterminated", "gas", "gassed", "nuke", "burn", "burned", "bomb", "murder", "die",
 		"beat", "bullet", "bullets", "rope", "sword", "wipe out", "massacre", "torture", "shot dead", "put down", "eliminate", "annihilate"},
 	cueCall: {"should", "shall", "must", "need", "needs", "deserve", "deserves", "hope", "wish", "lets", "gonna", "going to", "will",

@@ -123,6 +123,10 @@ func normaliseUnicode(s string) string {
 		switch r {
 		case '\'', '’', '`':
 			return -1
+		case '“', '”', '„', '«', '»', '—', '–', '…', '‘':
+			// Curly quotes and dashes are punctuation, not letters
+			// of a word: “africans” is the word africans.
+			return ' '
 		}
 		return r
 	}, strings.ToLower(s))

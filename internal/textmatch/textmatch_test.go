@@ -28,3 +28,14 @@ func FuzzEach(f *testing.F) {
 		})
 	})
 }
+
+// TestCurlyQuotesAndDashesEndAWord: “africans” and word—word are words
+// between punctuation, as their ASCII forms are.
+func TestCurlyQuotesAndDashesEndAWord(t *testing.T) {
+	m := New([]Phrase{{Text: "africans"}, {Text: "fine"}})
+	var got []int
+	m.Each(Normalise("Stupid “Africans” are fine—really"), func(p, _, _ int) { got = append(got, p) })
+	if len(got) != 2 || got[0] != 0 || got[1] != 1 {
+		t.Fatalf("got %v", got)
+	}
+}
