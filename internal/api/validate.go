@@ -18,12 +18,10 @@ import (
 
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/balance"
-	"github.com/dspipe/dspipe/internal/bias"
 	"github.com/dspipe/dspipe/internal/fusion"
-	"github.com/dspipe/dspipe/internal/quality"
-	"github.com/dspipe/dspipe/internal/safety"
 	"github.com/dspipe/dspipe/internal/sink"
 	"github.com/dspipe/dspipe/internal/source"
+	"github.com/dspipe/dspipe/internal/stages"
 )
 
 // maxBody bounds a processing request.
@@ -368,13 +366,22 @@ func validateRequest(req *events.Request) error {
 	if err := validateSources(req.Sources); err != nil {
 		return err
 	}
-	if _, err := safety.ParseRequest(req.Safety); err != nil {
-		return err
+	keys := map[string]bool{}
+	for _, s := range stages.Record() {
+		if err := s.Validate(*req); err != nil {
+			return err
+		}
+		if k := s.Key(); k != "" {
+			keys[k] = true
+		}
 	}
 	if _, err := fusion.ParseRequest(req.Fusion); err != nil {
 		return err
 	}
 	for k, raw := range req.Processing {
+		if keys[k] {
+			continue // checked by its stage
+		}
 		if err := validateProcessing(k, raw, req.Sources); err != nil {
 			return err
 		}
@@ -421,10 +428,6 @@ func validateSources(sources []events.SourceSpec) error {
 func validateProcessing(k string, raw json.RawMessage, sources []events.SourceSpec) error {
 	var err error
 	switch k {
-	case "quality":
-		_, err = quality.ParseRequest(raw)
-	case "bias":
-		_, err = bias.ParseRequest(raw)
 	case "balancing":
 		_, _, err = balance.ParseRequest(raw)
 	case "require_consent":

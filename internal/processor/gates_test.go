@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/pipeline"
 )
 
 func testExec(req events.Request) *execState {
@@ -34,17 +35,17 @@ func TestSafetyGate(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			x := testExec(events.Request{Safety: json.RawMessage(`{"max_quarantine_rate":0.2}`)})
 			x.counts.Received = c.received
-			x.safety = &events.SafetySummary{Quarantined: c.quarantined}
+			x.Safety = &events.SafetySummary{Quarantined: c.quarantined}
 			sc := events.StageCompleted{Stage: events.StageSafety}
 			g := p.gate(x, &sc)
-			require.Equal(t, c.failure, g.failure)
-			require.Len(t, g.alerts, c.alerts)
+			require.Equal(t, c.failure, g.Failure)
+			require.Len(t, g.Alerts, c.alerts)
 			if c.failure == "" {
 				require.Equal(t, c.quarantined, sc.Safety.Quarantined, "the summary goes on the completed stage")
 			}
 			if c.alerts > 0 {
-				require.Equal(t, "crisis_quarantine", g.alerts[0].Code)
-				require.Contains(t, g.alerts[0].Message, "more records were quarantined")
+				require.Equal(t, "crisis_quarantine", g.Alerts[0].Code)
+				require.Contains(t, g.Alerts[0].Message, "more records were quarantined")
 			}
 		})
 	}
@@ -76,19 +77,19 @@ func TestBiasGate(t *testing.T) {
 			for _, g := range c.groups["gender"] {
 				n += g
 			}
-			x.bias = &events.BiasSummary{Records: n, Groups: c.groups}
+			x.Bias = &events.BiasSummary{Records: n, Groups: c.groups}
 			sc := events.StageCompleted{Stage: events.StageBias}
 			g := p.gate(x, &sc)
-			require.Equal(t, c.fails, g.failure != "", g.failure)
+			require.Equal(t, c.fails, g.Failure != "", g.Failure)
 			require.NotNil(t, sc.Bias, "the summary goes on the completed stage")
 			if c.severity == "" {
-				require.Empty(t, g.alerts)
+				require.Empty(t, g.Alerts)
 				return
 			}
-			require.Len(t, g.alerts, 1)
-			require.Equal(t, c.severity, g.alerts[0].Severity)
-			require.Equal(t, "bias_threshold", g.alerts[0].Code)
-			require.Contains(t, g.alerts[0].Message, "gender")
+			require.Len(t, g.Alerts, 1)
+			require.Equal(t, c.severity, g.Alerts[0].Severity)
+			require.Equal(t, "bias_threshold", g.Alerts[0].Code)
+			require.Contains(t, g.Alerts[0].Message, "gender")
 		})
 	}
 }
@@ -96,10 +97,10 @@ func TestBiasGate(t *testing.T) {
 // TestQualityStageCarriesItsSummary: the quality stage has no gate (its
 // threshold rejects records one by one); its summary goes on the stage.
 func TestQualityStageCarriesItsSummary(t *testing.T) {
-	p := &Processor{}
+	p := &Processor{cfg: Config{QualityEnabled: true}}
 	x := testExec(events.Request{})
-	x.quality = &events.QualitySummary{Scored: 10, Mean: 0.7}
+	x.Quality = &events.QualitySummary{Scored: 10, Mean: 0.7}
 	sc := events.StageCompleted{Stage: events.StageQuality}
-	require.Equal(t, gateResult{}, p.gate(x, &sc))
+	require.Equal(t, pipeline.Gate{}, p.gate(x, &sc))
 	require.Equal(t, 0.7, sc.Quality.Mean)
 }

@@ -5,10 +5,7 @@ import (
 
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/balance"
-	"github.com/dspipe/dspipe/internal/bias"
 	"github.com/dspipe/dspipe/internal/fusion"
-	"github.com/dspipe/dspipe/internal/quality"
-	"github.com/dspipe/dspipe/internal/safety"
 	"github.com/dspipe/dspipe/internal/stage"
 )
 
@@ -105,15 +102,9 @@ func (p *Processor) stagesRun(x *execState) []ManifestStage {
 		{Name: events.StageValidation, Version: stage.ValidationVersion, Settings: map[string]int{"max_record_bytes": p.cfg.Limits.MaxRecordBytes, "max_messages": p.cfg.Limits.MaxMessages}},
 		{Name: events.StageStandardization, Version: stage.StandardizationVersion},
 	}
-	run := p.stagesFor(x)
-	if run.quality != nil {
-		st = append(st, ManifestStage{events.StageQuality, quality.Version, *run.quality})
-	}
-	if run.safety != nil {
-		st = append(st, ManifestStage{events.StageSafety, safety.Version, run.safety.Settings})
-	}
-	if run.bias != nil {
-		st = append(st, ManifestStage{events.StageBias, bias.Version, *run.bias})
+	for _, a := range p.stagesFor(x).stages {
+		v, set := a.Run.Manifest()
+		st = append(st, ManifestStage{a.Name, v, set})
 	}
 	if f := p.fusionFor(x); f != nil {
 		st = append(st, ManifestStage{events.StageFusion, fusion.Version, *f})
@@ -148,8 +139,9 @@ func redact(r events.Request) events.Request {
 
 // manifest describes the output the writer holds.
 func (p *Processor) manifest(x *execState, plan *dataPlan, res outputResult, w *outputWriter, inputSplits map[string]int64) Manifest {
+	sum := p.summaries(x)
 	m := Manifest{ExecutionID: x.id, UserID: x.user, Request: redact(x.req), Counts: x.counts, Stages: p.stagesRun(x), Files: w.files,
-		Safety: x.safety.Clone(), Quality: x.quality.Clone(), Bias: p.biasSummary(x), Fusion: res.fusion, FusionSettings: p.fusionFor(x),
+		Safety: sum.Safety, Quality: sum.Quality, Bias: sum.Bias, Fusion: res.fusion, FusionSettings: p.fusionFor(x),
 		Balancing: res.balancing, BalancingSettings: p.datasetsFor(x).balancing, RejectedByStage: w.rejectedBy}
 	if len(inputSplits) > 0 {
 		m.Splits = inputSplits

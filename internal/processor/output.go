@@ -332,8 +332,8 @@ func keepStaged(w *outputWriter, plan *dataPlan, i int64, source int, v []byte) 
 // records as the plan wants, every rejected and quarantined record.
 func verifyCounts(x *execState, plan *dataPlan, w *outputWriter) error {
 	var quarantined int64
-	if x.safety != nil {
-		quarantined = x.safety.Quarantined
+	if x.Safety != nil {
+		quarantined = x.Safety.Quarantined
 	}
 	wantData := plan.wantData(x.counts.Valid)
 	rf, qf := w.file("rejected.jsonl"), w.file("quarantine.jsonl")
@@ -347,8 +347,8 @@ func verifyCounts(x *execState, plan *dataPlan, w *outputWriter) error {
 // writeReports writes safety_report.json (when the safety stage ran) and
 // the manifest, last, so that it lists every other file.
 func (p *Processor) writeReports(x *execState, plan *dataPlan, res outputResult, w *outputWriter, inputSplits map[string]int64) error {
-	if x.safety != nil {
-		b, err := json.MarshalIndent(safetyReport(x.safety), "", "  ")
+	if x.Safety != nil {
+		b, err := json.MarshalIndent(safetyReport(x.Safety), "", "  ")
 		if err != nil {
 			return err
 		}

@@ -10,10 +10,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dspipe/dspipe/events"
-	"github.com/dspipe/dspipe/internal/bias"
 	"github.com/dspipe/dspipe/internal/crypt"
-	"github.com/dspipe/dspipe/internal/quality"
-	"github.com/dspipe/dspipe/internal/safety"
+	"github.com/dspipe/dspipe/internal/pipeline"
 	"github.com/dspipe/dspipe/internal/stage"
 	"github.com/dspipe/dspipe/internal/wire"
 )
@@ -25,12 +23,12 @@ type outcome struct {
 	value  []byte
 	stage  string
 	reason string
-	safety *safety.Outcome // set when the safety stage ran
-	// quality is set when the quality stage ran; mentions are the bias
-	// stage's findings for a record that goes to output.
-	quality  *quality.Result
-	biasRan  bool
-	mentions []bias.Mention
+	// held: a stage holds the record for review (quarantine).
+	held bool
+	// findings are the active record stages' findings (nil where a stage
+	// did not run), for their Count once the record's fate is applied.
+	findings []pipeline.Finding
+	fate     pipeline.Fate
 	// withdrawn is the pseudonym of a data subject whose consent this
 	// record says was withdrawn: the subject is to be erased.
 	withdrawn string
@@ -39,8 +37,7 @@ type outcome struct {
 	hasMeta bool
 }
 
-// stageRun is an execution's resolved settings for the optional per-record
-// stages; nil turns a stage off.
+// stageRun is an execution's resolved settings for the per-record stages.
 type stageRun struct {
 	// keepSourceIDs leaves metadata.source_id as the input had it; by
 	// default it becomes a keyed hash (output.keep_source_ids).
@@ -52,18 +49,8 @@ type stageRun struct {
 	// erasedErr says they could not be read (the record is not processed).
 	erased    map[string]string
 	erasedErr error
-	safety    *safetyRun
-	quality   *quality.Settings
-	bias      *bias.Settings
-}
-
-// biasMention is a mention as annotations.bias lists it: which message,
-// never offsets (masking moves them) or text.
-type biasMention struct {
-	Message  int    `json:"message"`
-	Axis     string `json:"axis"`
-	Group    string `json:"group"`
-	Negative bool   `json:"negative,omitempty"`
+	// stages are the record stages that run, in order (internal/stages).
+	stages []pipeline.Active
 }
 
 // transform runs the per-record stages on one record. It touches no
@@ -133,66 +120,21 @@ func admit(raw []byte, spec events.SourceSpec, rec *stage.Record, sid string, ru
 	return outcome{}, false
 }
 
-// runStages runs quality, bias and safety on a standardized record and
-// encodes it.
+// runStages drives the execution's record stages over a standardized
+// record and encodes it unless it was rejected.
 func runStages(rec *stage.Record, run *stageRun) outcome {
-	var qr *quality.Result
-	if run.quality != nil {
-		r := quality.Assess(rec.Messages, rec.EmptyDropped)
-		qr = &r
-		annotate(rec, "quality", struct {
-			Score    float64            `json:"score"`
-			Signals  map[string]float64 `json:"signals"`
-			Failed   []string           `json:"failed"`
-			Language string             `json:"language"`
-		}{r.Score, r.Signals, r.Failed, r.Language})
-		rec.Lineage = append(rec.Lineage, stage.Lineage{Stage: events.StageQuality, Version: quality.Version})
-	}
-	// Mentions are found on the text as written, before masking.
-	mentions, listed := detectBias(rec, run)
-	var so *safety.Outcome
-	if run.safety != nil {
-		o := safety.Apply(rec, run.safety.Settings, run.safety.salt)
-		if o.Blocked != "" {
-			return outcome{ready: true, stage: events.StageSafety, reason: o.Blocked, safety: &o, quality: qr}
-		}
-		so = &o
-	}
-	// A record below the quality threshold is rejected, unless the safety
-	// stage sends it to review: crisis content is never dropped for its
-	// form.
-	if qr != nil && qr.Score < run.quality.MinScore && (so == nil || !so.Quarantined) {
-		return outcome{ready: true, stage: events.StageQuality, safety: so, quality: qr,
-			reason: fmt.Sprintf("quality score %.2f is below min_score %.2f: %s", qr.Score, run.quality.MinScore, strings.Join(qr.Failed, ", "))}
-	}
-	if run.bias != nil {
-		annotate(rec, "bias", struct {
-			Mentions []biasMention `json:"mentions"`
-		}{listed})
-		rec.Lineage = append(rec.Lineage, stage.Lineage{Stage: events.StageBias, Version: bias.Version})
+	res := pipeline.Run(run.stages, rec)
+	o := outcome{ready: true, findings: res.Findings, fate: res.Fate, held: res.Fate.Action == pipeline.Hold}
+	if res.Fate.Action == pipeline.Reject {
+		o.stage, o.reason = res.Fate.Stage, res.Fate.Reason
+		return o
 	}
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return rejected(events.StageStandardization, "cannot encode the canonical record")
 	}
-	return outcome{ready: true, value: b, safety: so, quality: qr, biasRan: run.bias != nil, mentions: mentions}
-}
-
-// detectBias finds the demographic mentions of every message (none when
-// the bias stage is off).
-func detectBias(rec *stage.Record, run *stageRun) ([]bias.Mention, []biasMention) {
-	if run.bias == nil {
-		return nil, nil
-	}
-	var mentions []bias.Mention
-	listed := []biasMention{}
-	for i, msg := range rec.Messages {
-		for _, x := range bias.Detect(msg.Content) {
-			mentions = append(mentions, x)
-			listed = append(listed, biasMention{i, x.Axis, x.Group, x.Negative})
-		}
-	}
-	return mentions, listed
+	o.value = b
+	return o
 }
 
 // Erased is the reason of records an erasure names.
@@ -250,18 +192,6 @@ func consentMissing(raw []byte, spec events.SourceSpec) (string, bool) {
 		}
 	}
 	return fmt.Sprintf("field %q does not say consent was given", spec.ConsentField), false
-}
-
-// annotate sets annotations[key] to v encoded.
-func annotate(rec *stage.Record, key string, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return
-	}
-	if rec.Annotations == nil {
-		rec.Annotations = map[string]json.RawMessage{}
-	}
-	rec.Annotations[key] = b
 }
 
 // precompute transforms every raw record of running executions in recs on

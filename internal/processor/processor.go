@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"math"
 	"runtime/metrics"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -30,16 +29,14 @@ import (
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/audit"
 	"github.com/dspipe/dspipe/internal/balance"
-	"github.com/dspipe/dspipe/internal/bias"
 	"github.com/dspipe/dspipe/internal/clock"
-	"github.com/dspipe/dspipe/internal/content"
 	"github.com/dspipe/dspipe/internal/crypt"
 	"github.com/dspipe/dspipe/internal/fusion"
 	"github.com/dspipe/dspipe/internal/kafka"
 	"github.com/dspipe/dspipe/internal/keys"
-	"github.com/dspipe/dspipe/internal/quality"
-	"github.com/dspipe/dspipe/internal/safety"
+	"github.com/dspipe/dspipe/internal/pipeline"
 	"github.com/dspipe/dspipe/internal/stage"
+	"github.com/dspipe/dspipe/internal/stages"
 	"github.com/dspipe/dspipe/internal/store"
 	"github.com/dspipe/dspipe/internal/wire"
 )
@@ -705,18 +702,12 @@ func (p *Processor) startStage(x *execState, s string) error {
 	return p.emit(x, events.StageStarted{Stage: s})
 }
 
-// recordStages are the per-record stages an execution runs.
+// recordStages are the per-record stages an execution runs: the three
+// every record passes, then the list's active stages.
 func (p *Processor) recordStages(x *execState) []string {
 	st := []string{events.StageAcquisition, events.StageValidation, events.StageStandardization}
-	run := p.stagesFor(x)
-	if run.quality != nil {
-		st = append(st, events.StageQuality)
-	}
-	if run.safety != nil {
-		st = append(st, events.StageSafety)
-	}
-	if run.bias != nil {
-		st = append(st, events.StageBias)
+	for _, a := range p.stagesFor(x).stages {
+		st = append(st, a.Name)
 	}
 	return st
 }
@@ -744,7 +735,6 @@ func (p *Processor) record(x *execState, r *kgo.Record, m wire.Meta, pre *outcom
 		}
 		o = transform(r.Value, p.cfg.Limits, p.cfg.RecordIDKey, x.req.Sources[m.Source], m, x.id, p.stagesFor(x), dk)
 	}
-	p.countQuality(x, o)
 	if o.value == nil && strings.HasPrefix(o.reason, NoConsent) {
 		x.noConsent[m.Source]++
 	}
@@ -753,34 +743,41 @@ func (p *Processor) record(x *execState, r *kgo.Record, m wire.Meta, pre *outcom
 			return err
 		}
 	}
+	if err := p.count(x, m, o); err != nil {
+		return err
+	}
 	if o.value == nil {
-		if o.safety != nil {
-			if err := p.countSafety(x, m, o); err != nil {
-				return err
-			}
-		}
 		p.metrics.record(o.stage, "rejected")
 		return p.reject(x, m, o.stage, o.reason)
 	}
-	if o.safety != nil {
-		if err := p.countSafety(x, m, o); err != nil {
-			return err
-		}
-		if o.safety.Quarantined {
-			p.metrics.record(events.StageSafety, "quarantined")
-			return p.stage(x, wire.Meta{Kind: wire.KindQuarantined, Source: m.Source, Position: m.Position}, o.value)
-		}
-	}
-	if o.biasRan {
-		if x.bias == nil {
-			x.bias = &events.BiasSummary{}
-		}
-		bias.Add(x.bias, o.mentions)
+	if o.held {
+		p.metrics.record(o.fate.Stage, "quarantined")
+		return p.stage(x, wire.Meta{Kind: wire.KindQuarantined, Source: m.Source, Position: m.Position}, o.value)
 	}
 	x.counts.Valid++
 	x.perSource[m.Source]++
 	p.metrics.record("records", "kept")
 	return p.stage(x, wire.Meta{Kind: wire.KindStaged, Source: m.Source, Position: m.Position}, o.value)
+}
+
+// count hands each active record stage its finding, once the record's
+// fate is known, and raises the events the stages ask for.
+func (p *Processor) count(x *execState, m wire.Meta, o outcome) error {
+	if len(o.findings) == 0 {
+		return nil
+	}
+	w := pipeline.Where{Source: x.req.Sources[m.Source].DisplayName(m.Source), Position: m.Position}
+	for i, a := range p.stagesFor(x).stages {
+		if i >= len(o.findings) || o.findings[i] == nil {
+			continue
+		}
+		for _, e := range a.Run.Count(&x.Summaries, o.findings[i], o.fate, w) {
+			if err := p.emit(x, e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // stage produces one staged payload, encrypted under the execution's data
@@ -883,13 +880,13 @@ func (p *Processor) acquisitionEnded(ctx context.Context, x *execState, v []byte
 		}
 		sc := events.StageCompleted{Stage: s, Counts: x.counts, DurationMS: now.Sub(x.stages[s]).Milliseconds()}
 		g := p.gate(x, &sc)
-		for _, a := range g.alerts {
+		for _, a := range g.Alerts {
 			if err := p.emit(x, a); err != nil {
 				return err
 			}
 		}
-		if g.failure != "" {
-			return p.fail(ctx, x, s, events.CategorySafety, g.failure)
+		if g.Failure != "" {
+			return p.fail(ctx, x, s, events.CategorySafety, g.Failure)
 		}
 		if err := p.emit(x, sc); err != nil {
 			return err
@@ -898,63 +895,15 @@ func (p *Processor) acquisitionEnded(ctx context.Context, x *execState, v []byte
 	return p.handOffToOutput(x)
 }
 
-// gateResult is what closing a record stage decided: alerts to raise, and
-// a reason when the stage fails the execution.
-type gateResult struct {
-	alerts  []events.Alert
-	failure string
-}
-
-// gate closes one record stage: it puts the stage's summary on sc and, for
-// the safety and bias stages, applies their gates.
-func (p *Processor) gate(x *execState, sc *events.StageCompleted) gateResult {
-	switch sc.Stage {
-	case events.StageSafety:
-		return p.safetyGate(x, sc)
-	case events.StageQuality:
-		sc.Quality = x.quality.Clone()
-	case events.StageBias:
-		return p.biasGate(x, sc)
+// gate closes one record stage: the stage puts its summary on sc and
+// applies its gate.
+func (p *Processor) gate(x *execState, sc *events.StageCompleted) pipeline.Gate {
+	for _, a := range p.stagesFor(x).stages {
+		if a.Name == sc.Stage {
+			return a.Run.Close(&x.Summaries, sc, x.counts)
+		}
 	}
-	return gateResult{}
-}
-
-// safetyGate fails the stage when too many records were quarantined, and
-// sums up the quarantines beyond the live alerts.
-func (p *Processor) safetyGate(x *execState, sc *events.StageCompleted) gateResult {
-	set := p.safetyFor(x)
-	if x.counts.Received > 0 && float64(x.safety.Quarantined)/float64(x.counts.Received) > set.MaxQuarantineRate {
-		return gateResult{failure: fmt.Sprintf("%d of %d records were quarantined for crisis review, over the allowed share of %.2f",
-			x.safety.Quarantined, x.counts.Received, set.MaxQuarantineRate)}
-	}
-	sc.Safety = x.safety.Clone()
-	var g gateResult
-	if extra := x.safety.Quarantined - quarantineAlertLimit; extra > 0 {
-		g.alerts = append(g.alerts, events.Alert{Severity: "critical", Code: "crisis_quarantine", Stage: sc.Stage,
-			Message: fmt.Sprintf("%d more records were quarantined for crisis review (alerts are sent for the first %d)", extra, quarantineAlertLimit)})
-	}
-	return g
-}
-
-// biasGate fails the stage when the dataset is skewed, or only warns when
-// the request says so; the alert names the axis and the over-represented
-// groups. It compares the low end of the 95% interval, so a skew must be
-// clear, not an accident of few mentions.
-func (p *Processor) biasGate(x *execState, sc *events.StageCompleted) gateResult {
-	set := p.stagesFor(x).bias
-	if x.bias == nil {
-		x.bias = &events.BiasSummary{}
-	}
-	score := bias.Update(x.bias, *set)
-	sc.Bias = x.bias.Clone()
-	if score.Gate <= set.Threshold {
-		return gateResult{}
-	}
-	reason := fmt.Sprintf("bias is above the threshold %.2f with 95%% confidence (bias score %.2f): %s", set.Threshold, score.Score, score.Describe())
-	if set.Mode == "warn" {
-		return gateResult{alerts: []events.Alert{{Severity: "warning", Code: "bias_threshold", Stage: sc.Stage, Message: reason}}}
-	}
-	return gateResult{alerts: []events.Alert{{Severity: "critical", Code: "bias_threshold", Stage: sc.Stage, Message: reason}}, failure: reason}
+	return pipeline.Gate{}
 }
 
 // handOffToOutput raises the rejection alert, starts the dataset stages
@@ -1003,14 +952,11 @@ func (p *Processor) progressEvent(x *execState, now time.Time) events.StageProgr
 	if el := now.Sub(x.startedAt).Seconds(); el > 0 {
 		rate = float64(x.counts.Received) / el
 	}
+	sum := p.summaries(x)
 	return events.StageProgress{Stage: p.currentRecordStage(x), Counts: x.counts, PerSource: append([]int64(nil), x.perSource...),
-		NoConsent: append([]int64(nil), x.noConsent...), RatePerSec: rate, MemoryMB: memoryMB(), Safety: x.safety.Clone(),
-		Quality: x.quality.Clone(), Bias: p.biasSummary(x), EstimatedTotal: x.estimatedTotal()}
+		NoConsent: append([]int64(nil), x.noConsent...), RatePerSec: rate, MemoryMB: memoryMB(), Safety: sum.Safety,
+		Quality: sum.Quality, Bias: sum.Bias, EstimatedTotal: x.estimatedTotal()}
 }
-
-// quarantineAlertLimit bounds the live alerts for quarantined records per
-// execution; the rest are summed up in one alert.
-const quarantineAlertLimit = 20
 
 // currentRecordStage is the last per-record stage the execution runs.
 func (p *Processor) currentRecordStage(x *execState) string {
@@ -1018,29 +964,24 @@ func (p *Processor) currentRecordStage(x *execState) string {
 	return st[len(st)-1]
 }
 
-// stagesFor is the execution's resolved settings for the optional
-// per-record stages.
+// stagesFor is the execution's resolved per-record stages.
 func (p *Processor) stagesFor(x *execState) *stageRun {
 	if x.run == nil {
-		run := &stageRun{safety: p.safetyFor(x), keepSourceIDs: x.req.Output.KeepSourceIDs}
+		run := &stageRun{keepSourceIDs: x.req.Output.KeepSourceIDs, stages: pipeline.Resolve(stages.Record(), x.req, p.env())}
 		// An execution must not run past an erasure it could not read:
 		// record() fails the transaction on erasedErr and drops this run,
 		// so the retry reads the erasures again (once, not per record).
 		run.erased, run.erasedErr = p.erased()
 		_ = json.Unmarshal(x.req.Processing["require_consent"], &run.requireConsent)
-		if p.cfg.QualityEnabled {
-			if q, ok := quality.Resolve(x.req.Processing["quality"]); ok {
-				run.quality = &q
-			}
-		}
-		if p.cfg.BiasEnabled {
-			if b, ok := bias.Resolve(x.req.Processing["bias"], p.cfg.BiasThreshold); ok {
-				run.bias = &b
-			}
-		}
 		x.run = run
 	}
 	return x.run
+}
+
+// env is what the server's configuration says about the stages.
+func (p *Processor) env() pipeline.Env {
+	return pipeline.Env{QualityEnabled: p.cfg.QualityEnabled, SafetyEnabled: p.cfg.SafetyEnabled, BiasEnabled: p.cfg.BiasEnabled,
+		CrisisThreshold: p.cfg.CrisisThreshold, BiasThreshold: p.cfg.BiasThreshold, PIISalt: p.cfg.PIISalt}
 }
 
 // fusionFor is the execution's resolved fusion settings, nil when the
@@ -1071,93 +1012,13 @@ func (p *Processor) datasetsFor(x *execState) *datasetRun {
 	return x.datasets
 }
 
-// countQuality adds one record's quality score to the execution's summary.
-func (p *Processor) countQuality(x *execState, o outcome) {
-	if o.quality == nil {
-		return
-	}
-	if x.quality == nil {
-		x.quality = &events.QualitySummary{MinScore: p.stagesFor(x).quality.MinScore}
-	}
-	x.quality.Add(o.quality.Score, o.quality.Failed, o.stage == events.StageQuality)
-}
-
-// biasSummary is the execution's bias summary with its score brought up
-// to date, for progress events.
-func (p *Processor) biasSummary(x *execState) *events.BiasSummary {
-	if x.bias == nil {
-		return nil
-	}
-	if set := p.stagesFor(x).bias; set != nil {
-		bias.Update(x.bias, *set)
-	}
-	return x.bias.Clone()
-}
-
-// safetyFor is the execution's resolved safety settings.
-func (p *Processor) safetyFor(x *execState) *safetyRun {
-	if x.safetySet == nil {
-		s := safety.Resolve(x.req.Safety, p.cfg.SafetyEnabled, p.cfg.CrisisThreshold)
-		x.safetySet = &safetyRun{Settings: s, salt: p.cfg.PIISalt}
-	}
-	if !x.safetySet.Enabled {
-		return nil
-	}
-	return x.safetySet
-}
-
-// countSafety adds one record's safety outcome to the execution's summary,
-// and alerts (counts and ids only) when it is quarantined.
-func (p *Processor) countSafety(x *execState, m wire.Meta, o outcome) error {
-	if x.safety == nil {
-		x.safety = &events.SafetySummary{PII: map[string]int64{}, Crisis: map[string]int64{}}
-	}
-	found := false
-	for t, n := range o.safety.PII {
-		x.safety.PII[t] += int64(n)
-		found = found || n > 0
-	}
-	if found {
-		x.safety.RecordsWithPII++
-	}
-	x.safety.Crisis[o.safety.Crisis.Level]++
-	for _, f := range o.safety.Flags {
-		if x.safety.Flags == nil {
-			x.safety.Flags = map[string]int64{}
-		}
-		x.safety.Flags[f]++
-	}
-	for c, v := range o.safety.Content {
-		if v >= content.FlagThreshold {
-			if x.safety.Content == nil {
-				x.safety.Content = map[string]int64{}
-			}
-			x.safety.Content[c]++
+// summaries is the execution's summaries brought up to date (a score
+// computed from the counts), for progress events and the manifest.
+func (p *Processor) summaries(x *execState) pipeline.Summaries {
+	for _, a := range p.stagesFor(x).stages {
+		if r, ok := a.Run.(pipeline.Refresher); ok {
+			r.Refresh(&x.Summaries)
 		}
 	}
-	if o.safety.Blocked != "" {
-		x.safety.Blocked++
-		return nil
-	}
-	if !o.safety.Quarantined {
-		return nil
-	}
-	x.safety.Quarantined++
-	name := x.req.Sources[m.Source].DisplayName(m.Source)
-	if err := p.emit(x, events.ReviewOpened{Review: int(x.safety.Quarantined), RecordID: o.safety.RecordID, Source: name, Position: m.Position,
-		Flags: o.safety.Flags, CrisisLevel: o.safety.Crisis.Level, Score: o.safety.Crisis.Score}); err != nil {
-		return err
-	}
-	if x.safety.Quarantined > quarantineAlertLimit {
-		return nil
-	}
-	// A crisis is critical; a record held for another reason (content for
-	// a reviewer's judgement) is a warning, and says nothing of crisis.
-	if slices.Contains(o.safety.Flags, safety.FlagCrisis) {
-		return p.emit(x, events.Alert{Severity: "critical", Code: "crisis_quarantine", Stage: events.StageSafety,
-			Message: fmt.Sprintf("record %d of source %q was quarantined for review (%s): crisis level %s (score %.2f)", m.Position, name,
-				strings.Join(o.safety.Flags, ", "), o.safety.Crisis.Level, o.safety.Crisis.Score)})
-	}
-	return p.emit(x, events.Alert{Severity: "warning", Code: "review_quarantine", Stage: events.StageSafety,
-		Message: fmt.Sprintf("record %d of source %q was quarantined for review (%s)", m.Position, name, strings.Join(o.safety.Flags, ", "))})
+	return pipeline.Summaries{Quality: x.Quality.Clone(), Safety: x.Safety.Clone(), Bias: x.Bias.Clone()}
 }

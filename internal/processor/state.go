@@ -5,7 +5,7 @@ import (
 
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/crypt"
-	"github.com/dspipe/dspipe/internal/safety"
+	"github.com/dspipe/dspipe/internal/pipeline"
 	"github.com/dspipe/dspipe/internal/wire"
 )
 
@@ -21,13 +21,14 @@ const (
 // execState is one execution as the processor knows it, rebuilt exactly by
 // replaying the event log: the processor keeps no state that is not in
 // Kafka. It changes in two ways. apply takes each event the processor
-// emits or replays. Between events, the record path (record, countSafety,
-// countQuality) adds each record's outcome to the counts and summaries;
+// emits or replays. Between events, the record path (record, and each
+// record stage's Count) adds each record's outcome to the counts and
+// summaries;
 // those are emitted as one cumulative StageProgress in the same
 // transaction as the records (emitProgress), so what the record path
 // changed is an event before the transaction commits, and a replay
 // restores it. The rest are caches of what the request and the key store
-// say (safetySet, run, datasets, dk) and the estimate's inputs, which
+// say (run, datasets, dk) and the estimate's inputs, which
 // replay rebuilds from the raw records' metadata.
 type execState struct {
 	id          string
@@ -45,13 +46,11 @@ type execState struct {
 	stages      map[string]time.Time // started stages and when
 	sources     map[int]bool         // sources whose start was announced
 	dirty       bool                 // records processed in this transaction
-	safety      *events.SafetySummary
-	reviews     map[int]string // review number → open or acknowledged
-	safetySet   *safetyRun     // resolved lazily from the request
-	run         *stageRun      // resolved lazily from the request
-	datasets    *datasetRun    // resolved lazily from the request
-	quality     *events.QualitySummary
-	bias        *events.BiasSummary
+	reviews     map[int]string       // review number → open or acknowledged
+	run         *stageRun            // resolved lazily from the request
+	datasets    *datasetRun          // resolved lazily from the request
+	// The record stages' running summaries (Quality, Safety, Bias).
+	pipeline.Summaries
 	dk          *crypt.DataKey // the data key, fetched when first needed
 	outputDir   string         // where the output went (a directory or s3://)
 	dataDeleted bool
@@ -105,12 +104,6 @@ const (
 	reviewAcknowledged = "acknowledged"
 )
 
-// safetyRun is an execution's resolved safety settings.
-type safetyRun struct {
-	safety.Settings
-	salt []byte
-}
-
 func newExec(id string, partition int32) *execState {
 	return &execState{id: id, partition: partition, stages: map[string]time.Time{}, sources: map[int]bool{}}
 }
@@ -142,13 +135,13 @@ func (x *execState) apply(e *events.Envelope, p events.Payload) {
 	case *events.StageProgress:
 		x.counts = d.Counts
 		if d.Safety != nil {
-			x.safety = d.Safety.Clone()
+			x.Safety = d.Safety.Clone()
 		}
 		if d.Quality != nil {
-			x.quality = d.Quality.Clone()
+			x.Quality = d.Quality.Clone()
 		}
 		if d.Bias != nil {
-			x.bias = d.Bias.Clone()
+			x.Bias = d.Bias.Clone()
 		}
 		if len(d.PerSource) == len(x.perSource) {
 			copy(x.perSource, d.PerSource)

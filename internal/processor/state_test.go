@@ -41,7 +41,7 @@ func TestApplyRebuildsTheState(t *testing.T) {
 		Safety: &events.SafetySummary{Quarantined: 2}})
 	require.Equal(t, events.Counts{Received: 10, Valid: 9, Rejected: 1}, x.counts)
 	require.Equal(t, []int64{6, 3}, x.perSource)
-	require.EqualValues(t, 2, x.safety.Quarantined)
+	require.EqualValues(t, 2, x.Safety.Quarantined)
 	apply(&events.StageCompleted{Stage: events.StageAcquisition, Counts: events.Counts{Total: 10}})
 	require.EqualValues(t, 10, x.counts.Total)
 	apply(&events.ReviewOpened{Review: 1})

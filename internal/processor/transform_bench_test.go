@@ -5,11 +5,10 @@ import (
 	"testing"
 
 	"github.com/dspipe/dspipe/events"
-	"github.com/dspipe/dspipe/internal/bias"
 	"github.com/dspipe/dspipe/internal/gen"
-	"github.com/dspipe/dspipe/internal/quality"
-	"github.com/dspipe/dspipe/internal/safety"
+	"github.com/dspipe/dspipe/internal/pipeline"
 	"github.com/dspipe/dspipe/internal/stage"
+	"github.com/dspipe/dspipe/internal/stages"
 	"github.com/dspipe/dspipe/internal/wire"
 )
 
@@ -30,9 +29,8 @@ func BenchmarkTransform(b *testing.B) {
 		raws = append(raws, raw)
 		size += int64(len(raw))
 	}
-	q, _ := quality.Resolve(nil)
-	bs, _ := bias.Resolve(nil, 0.3)
-	run := &stageRun{quality: &q, bias: &bs, safety: &safetyRun{Settings: safety.Resolve(nil, true, 0.8)}}
+	env := pipeline.Env{QualityEnabled: true, SafetyEnabled: true, BiasEnabled: true, CrisisThreshold: 0.8, BiasThreshold: 0.3}
+	run := &stageRun{stages: pipeline.Resolve(stages.Record(), events.Request{}, env)}
 	spec := events.SourceSpec{Type: "local", Name: "s1"}
 	b.SetBytes(size / int64(len(raws)))
 	b.ReportAllocs()

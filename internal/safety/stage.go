@@ -1,0 +1,138 @@
+package safety
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/content"
+	"github.com/dspipe/dspipe/internal/pipeline"
+)
+
+// AlertLimit bounds the live alerts for held records per execution; the
+// rest are summed in one alert when the stage completes.
+const AlertLimit = 20
+
+// Stage is safety validation as a pipeline stage: identifiers are masked,
+// crisis and content are judged, and a record is kept, held for a
+// reviewer, or blocked (sexual content involving minors).
+type Stage struct{}
+
+// Name is the stage's name in events.
+func (Stage) Name() string { return events.StageSafety }
+
+// Key is empty: the settings are the request's top-level "safety".
+func (Stage) Key() string { return "" }
+
+// Validate checks the request's safety object.
+func (Stage) Validate(req events.Request) error {
+	_, err := ParseRequest(req.Safety)
+	return err
+}
+
+// Resolve runs the stage unless the server or the request switches it off.
+func (Stage) Resolve(req events.Request, env pipeline.Env) pipeline.RecordRun {
+	s := Resolve(req.Safety, env.SafetyEnabled, env.CrisisThreshold)
+	if !s.Enabled {
+		return nil
+	}
+	return &Run{Settings: s, salt: env.PIISalt}
+}
+
+// Run is the stage resolved for one execution.
+type Run struct {
+	Settings
+	salt []byte
+}
+
+// Apply masks the record and judges it.
+func (s *Run) Apply(r *pipeline.Record) (pipeline.Verdict, pipeline.Finding) {
+	o := Apply(r.Record, s.Settings, s.salt)
+	switch {
+	case o.Blocked != "":
+		return pipeline.Verdict{Action: pipeline.Block, Reason: o.Blocked}, &o
+	case o.Quarantined:
+		return pipeline.Verdict{Action: pipeline.Hold}, &o
+	}
+	return pipeline.Verdict{}, &o
+}
+
+// Count adds one record's outcome to the summary, and opens a review
+// (with a live alert for the first AlertLimit) when it is held: counts,
+// ids and positions only.
+func (s *Run) Count(sum *pipeline.Summaries, f pipeline.Finding, _ pipeline.Fate, w pipeline.Where) []events.Payload {
+	o := f.(*Outcome)
+	if sum.Safety == nil {
+		sum.Safety = &events.SafetySummary{PII: map[string]int64{}, Crisis: map[string]int64{}}
+	}
+	x := sum.Safety
+	found := false
+	for t, n := range o.PII {
+		x.PII[t] += int64(n)
+		found = found || n > 0
+	}
+	if found {
+		x.RecordsWithPII++
+	}
+	x.Crisis[o.Crisis.Level]++
+	for _, fl := range o.Flags {
+		if x.Flags == nil {
+			x.Flags = map[string]int64{}
+		}
+		x.Flags[fl]++
+	}
+	for c, v := range o.Content {
+		if v >= content.FlagThreshold {
+			if x.Content == nil {
+				x.Content = map[string]int64{}
+			}
+			x.Content[c]++
+		}
+	}
+	if o.Blocked != "" {
+		x.Blocked++
+		return nil
+	}
+	if !o.Quarantined {
+		return nil
+	}
+	x.Quarantined++
+	out := []events.Payload{events.ReviewOpened{Review: int(x.Quarantined), RecordID: o.RecordID, Source: w.Source, Position: w.Position,
+		Flags: o.Flags, CrisisLevel: o.Crisis.Level, Score: o.Crisis.Score}}
+	if x.Quarantined > AlertLimit {
+		return out
+	}
+	// A crisis is critical; a record held for another reason (content for
+	// a reviewer's judgement) is a warning, and says nothing of crisis.
+	if slices.Contains(o.Flags, FlagCrisis) {
+		return append(out, events.Alert{Severity: "critical", Code: "crisis_quarantine", Stage: events.StageSafety,
+			Message: fmt.Sprintf("record %d of source %q was quarantined for review (%s): crisis level %s (score %.2f)", w.Position, w.Source,
+				strings.Join(o.Flags, ", "), o.Crisis.Level, o.Crisis.Score)})
+	}
+	return append(out, events.Alert{Severity: "warning", Code: "review_quarantine", Stage: events.StageSafety,
+		Message: fmt.Sprintf("record %d of source %q was quarantined for review (%s)", w.Position, w.Source, strings.Join(o.Flags, ", "))})
+}
+
+// Close fails the stage when too many records were held, and sums up the
+// holds beyond the live alerts.
+func (s *Run) Close(sum *pipeline.Summaries, sc *events.StageCompleted, c events.Counts) pipeline.Gate {
+	held := int64(0)
+	if sum.Safety != nil {
+		held = sum.Safety.Quarantined
+	}
+	if c.Received > 0 && float64(held)/float64(c.Received) > s.MaxQuarantineRate {
+		return pipeline.Gate{Failure: fmt.Sprintf("%d of %d records were quarantined for crisis review, over the allowed share of %.2f",
+			held, c.Received, s.MaxQuarantineRate)}
+	}
+	sc.Safety = sum.Safety.Clone()
+	var g pipeline.Gate
+	if extra := held - AlertLimit; extra > 0 {
+		g.Alerts = append(g.Alerts, events.Alert{Severity: "critical", Code: "crisis_quarantine", Stage: sc.Stage,
+			Message: fmt.Sprintf("%d more records were quarantined for crisis review (alerts are sent for the first %d)", extra, AlertLimit)})
+	}
+	return g
+}
+
+// Manifest is the stage's version and settings.
+func (s *Run) Manifest() (string, any) { return Version, s.Settings }
