@@ -19,7 +19,7 @@ import (
 // Env is what the server decides about the stages: which ones it allows
 // and the defaults a request may override.
 type Env struct {
-	QualityEnabled, SafetyEnabled, BiasEnabled bool
+	QualityEnabled, SafetyEnabled, BiasEnabled, FusionEnabled bool
 	// CrisisThreshold quarantines records at this crisis score
 	// (CRISIS_DETECTION_THRESHOLD); BiasThreshold fails the bias gate
 	// above this score (BIAS_VALIDATION_THRESHOLD).

@@ -6,6 +6,7 @@ import (
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/balance"
 	"github.com/dspipe/dspipe/internal/fusion"
+	"github.com/dspipe/dspipe/internal/pipeline"
 	"github.com/dspipe/dspipe/internal/stage"
 )
 
@@ -106,11 +107,9 @@ func (p *Processor) stagesRun(x *execState) []ManifestStage {
 		v, set := a.Run.Manifest()
 		st = append(st, ManifestStage{a.Name, v, set})
 	}
-	if f := p.fusionFor(x); f != nil {
-		st = append(st, ManifestStage{events.StageFusion, fusion.Version, *f})
-	}
-	if b := p.datasetsFor(x).balancing; b != nil {
-		st = append(st, ManifestStage{events.StageBalancing, balance.Version, *b})
+	for _, a := range p.datasetsFor(x) {
+		v, set := a.Run.Manifest()
+		st = append(st, ManifestStage{a.Name, v, set})
 	}
 	return append(st, ManifestStage{events.StageOutput, OutputVersion, x.req.Output})
 }
@@ -141,8 +140,8 @@ func redact(r events.Request) events.Request {
 func (p *Processor) manifest(x *execState, plan *dataPlan, res outputResult, w *outputWriter, inputSplits map[string]int64) Manifest {
 	sum := p.summaries(x)
 	m := Manifest{ExecutionID: x.id, UserID: x.user, Request: redact(x.req), Counts: x.counts, Stages: p.stagesRun(x), Files: w.files,
-		Safety: sum.Safety, Quality: sum.Quality, Bias: sum.Bias, Fusion: res.fusion, FusionSettings: p.fusionFor(x),
-		Balancing: res.balancing, BalancingSettings: p.datasetsFor(x).balancing, RejectedByStage: w.rejectedBy}
+		Safety: sum.Safety, Quality: sum.Quality, Bias: sum.Bias, Fusion: res.fusion, FusionSettings: settingsOf[fusion.Settings](p.datasetsFor(x), events.StageFusion),
+		Balancing: res.balancing, BalancingSettings: settingsOf[balance.Settings](p.datasetsFor(x), events.StageBalancing), RejectedByStage: w.rejectedBy}
 	if len(inputSplits) > 0 {
 		m.Splits = inputSplits
 	}
@@ -154,10 +153,25 @@ func (p *Processor) manifest(x *execState, plan *dataPlan, res outputResult, w *
 		if i < len(x.noConsent) {
 			ms.NoConsent = x.noConsent[i]
 		}
-		if plan != nil && plan.fusion != nil && plan.balancing == nil {
-			ms.Output = plan.fusion.KeptPerSource[i]
+		if plan != nil && plan.Fusion != nil && plan.Balancing == nil {
+			ms.Output = plan.Fusion.KeptPerSource[i]
 		}
 		m.Sources = append(m.Sources, ms)
 	}
 	return m
+}
+
+// settingsOf is the resolved settings of the named dataset stage, nil when
+// it does not run.
+func settingsOf[T any](active []pipeline.DatasetActive, name string) *T {
+	for _, a := range active {
+		if a.Name == name {
+			if _, set := a.Run.Manifest(); set != nil {
+				if t, ok := set.(T); ok {
+					return &t
+				}
+			}
+		}
+	}
+	return nil
 }

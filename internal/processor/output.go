@@ -181,12 +181,12 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputRe
 		return outputResult{err: err}
 	}
 	var plan *dataPlan
-	if set, bal := p.fusionFor(x), p.datasetsFor(x).balancing; set != nil || bal != nil {
+	if len(p.datasetsFor(x)) > 0 {
 		start := p.cfg.Now()
-		if plan, err = p.planDataset(ctx, x, set, bal); err != nil {
+		if plan, err = p.planDataset(ctx, x); err != nil {
 			return outputResult{err: transient("fusion and balancing: read the staged records", err)}
 		}
-		res.fusion, res.balancing, res.fusionMS = plan.fusion, plan.balancing, p.cfg.Now().Sub(start).Milliseconds()
+		res.fusion, res.balancing, res.fusionMS = plan.Fusion, plan.Balancing, p.cfg.Now().Sub(start).Milliseconds()
 	}
 	dk, err := p.keyOf(x)
 	if err != nil {
@@ -299,15 +299,15 @@ func keepStaged(w *outputWriter, plan *dataPlan, i int64, source int, v []byte) 
 	if plan == nil {
 		return w.write(wire.KindStaged, source, v)
 	}
-	if i >= int64(len(plan.copies)) {
+	if i >= int64(len(plan.Copies)) {
 		return permanent("copy the staged records", errors.New("the staged topic changed between the output stage's passes"))
 	}
-	copies := plan.copies[i]
+	copies := plan.Copies[i]
 	if copies == 0 {
 		return nil
 	}
 	var err error
-	if merged := plan.merged[int32(i)]; len(merged) > 0 {
+	if merged := plan.Merged[int32(i)]; len(merged) > 0 {
 		if v, err = withLineage(v, stage.Lineage{Stage: events.StageFusion, Version: fusion.Version, Merged: merged}); err != nil {
 			return permanent("copy the staged records", err)
 		}
@@ -335,11 +335,11 @@ func verifyCounts(x *execState, plan *dataPlan, w *outputWriter) error {
 	if x.Safety != nil {
 		quarantined = x.Safety.Quarantined
 	}
-	wantData := plan.wantData(x.counts.Valid)
+	want := wantData(plan, x.counts.Valid)
 	rf, qf := w.file("rejected.jsonl"), w.file("quarantine.jsonl")
-	if w.staged != x.counts.Valid || w.dataRecords != wantData || rf.Records != x.counts.Rejected || qf.Records != quarantined {
+	if w.staged != x.counts.Valid || w.dataRecords != want || rf.Records != x.counts.Rejected || qf.Records != quarantined {
 		return fmt.Errorf("staged topic holds %d valid (%d written), %d rejected and %d quarantined records, expected %d (%d), %d and %d",
-			w.staged, w.dataRecords, rf.Records, qf.Records, x.counts.Valid, wantData, x.counts.Rejected, quarantined)
+			w.staged, w.dataRecords, rf.Records, qf.Records, x.counts.Valid, want, x.counts.Rejected, quarantined)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -8,9 +9,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dspipe/dspipe/events"
-	"github.com/dspipe/dspipe/internal/balance"
-	"github.com/dspipe/dspipe/internal/fusion"
+	"github.com/dspipe/dspipe/internal/pipeline"
 	"github.com/dspipe/dspipe/internal/stage"
+	"github.com/dspipe/dspipe/internal/stages"
 	"github.com/dspipe/dspipe/internal/wire"
 )
 
@@ -26,31 +27,31 @@ func conv(texts ...string) []stage.Message {
 	return m
 }
 
-// planOf builds a plan over records given as conversations with their
-// source and priority, as readPlanInput would have read them.
-func planOf(t *testing.T, recs []struct {
+type planRec struct {
 	id       string
 	msgs     []stage.Message
 	source   int
 	priority int
 	group    string
-}) (*dataPlan, *planInput) {
-	t.Helper()
-	in := &planInput{}
-	var buf []uint64
+}
+
+// planWith runs the dataset list, resolved for req, over records given as
+// conversations with their source, priority and metadata.group, as the
+// output stage's first pass shows them.
+func planWith(req events.Request, recs []planRec) *dataPlan {
+	active := pipeline.ResolveDataset(stages.Dataset(), req, pipeline.Env{FusionEnabled: true})
 	for i, r := range recs {
-		var f fusion.Features
-		f, buf = fusion.Compute(r.msgs, buf)
-		in.idx.Add(&f, fusion.Rank{Priority: r.priority, Source: r.source, Position: int64(i)})
-		in.ids = append(in.ids, r.id)
-		in.srcOf = append(in.srcOf, int32(r.source))
-		in.groups = append(in.groups, r.group)
+		sr := pipeline.StagedRecord{Index: i, ID: r.id, Source: r.source, Priority: r.priority, Position: int64(i), Messages: r.msgs,
+			Metadata: map[string]string{"group": r.group}}
+		for _, a := range active {
+			a.Run.Observe(&sr)
+		}
 	}
-	plan := &dataPlan{copies: make([]int32, len(recs)), merged: map[int32][]string{}}
-	for i := range plan.copies {
-		plan.copies[i] = 1
+	plan := pipeline.NewPlan(len(recs))
+	for _, a := range active {
+		a.Run.Decide(plan)
 	}
-	return plan, in
+	return plan
 }
 
 // TestPlanFusesThenBalances: an exact copy in a lower-priority source is
@@ -60,37 +61,32 @@ func TestPlanFusesThenBalances(t *testing.T) {
 	a := conv("I have not slept properly for weeks and I feel on edge all day.", "That sounds exhausting. What happens when you try to sleep?")
 	b := conv("My manager criticises everything I do and I dread Mondays.", "That is a heavy weight to carry into every week.")
 	c := conv("I moved to a new city and I do not know anyone here yet.", "Moving is lonely at first. What did you enjoy back home?")
-	recs := []struct {
-		id       string
-		msgs     []stage.Message
-		source   int
-		priority int
-		group    string
-	}{
+	recs := []planRec{
 		{"r0", a, 1, 2, "g1"}, // the copy: lower priority (2 > 1)
 		{"r1", b, 0, 1, "g1"},
 		{"r2", a, 0, 1, "g1"}, // the keeper of a
 		{"r3", c, 0, 1, "g2"},
 	}
-	plan, in := planOf(t, recs)
-	plan.fuse(in, &fusion.Settings{NearThreshold: 0.8}, 2)
-	require.Equal(t, []int32{0, 1, 1, 1}, plan.copies)
-	require.Equal(t, map[int32][]string{2: {"r0"}}, plan.merged)
-	require.EqualValues(t, 1, plan.fusion.RemovedExact)
-	require.Equal(t, []int64{3, 0}, plan.fusion.KeptPerSource)
-	require.EqualValues(t, 3, plan.wantData(99))
+	req := events.Request{Sources: []events.SourceSpec{{Type: "local"}, {Type: "local"}}, Fusion: json.RawMessage(`{"near_threshold":0.8}`)}
+	plan := planWith(req, recs)
+	require.Equal(t, []int32{0, 1, 1, 1}, plan.Copies)
+	require.Equal(t, map[int32][]string{2: {"r0"}}, plan.Merged)
+	require.EqualValues(t, 1, plan.Fusion.RemovedExact)
+	require.Equal(t, []int64{3, 0}, plan.Fusion.KeptPerSource)
+	require.Nil(t, plan.Balancing, "balancing was not asked for")
+	require.EqualValues(t, 3, wantData(plan, 99))
 
 	// g2 twice g1's share over the 3 records fusion kept, oversampling:
 	// g1 keeps one of its two, g2's one record is written twice, and the
 	// removed copy stays removed.
-	plan.balance(in, &balance.Settings{Key: "source", Targets: map[string]float64{"g1": 1, "g2": 2}, Oversample: true})
-	require.Zero(t, plan.copies[0])
-	require.EqualValues(t, 1, plan.copies[1]+plan.copies[2])
-	require.EqualValues(t, 2, plan.copies[3])
-	require.EqualValues(t, 3, plan.wantData(99))
-	require.EqualValues(t, 1, plan.balancing.Groups[1].Repeated)
-	var none *dataPlan
-	require.EqualValues(t, 99, none.wantData(99), "no plan: every valid record")
+	req.Processing = map[string]json.RawMessage{"balancing": json.RawMessage(`{"key":"metadata.group","targets":{"g1":1,"g2":2},"oversample":true}`)}
+	plan = planWith(req, recs)
+	require.Zero(t, plan.Copies[0])
+	require.EqualValues(t, 1, plan.Copies[1]+plan.Copies[2])
+	require.EqualValues(t, 2, plan.Copies[3])
+	require.EqualValues(t, 3, wantData(plan, 99))
+	require.EqualValues(t, 1, plan.Balancing.Groups[1].Repeated)
+	require.EqualValues(t, 99, wantData(nil, 99), "no plan: every valid record")
 }
 
 // TestVerifyCountsNamesTheMismatch: the output is published only when the

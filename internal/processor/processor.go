@@ -28,10 +28,8 @@ import (
 
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/audit"
-	"github.com/dspipe/dspipe/internal/balance"
 	"github.com/dspipe/dspipe/internal/clock"
 	"github.com/dspipe/dspipe/internal/crypt"
-	"github.com/dspipe/dspipe/internal/fusion"
 	"github.com/dspipe/dspipe/internal/kafka"
 	"github.com/dspipe/dspipe/internal/keys"
 	"github.com/dspipe/dspipe/internal/pipeline"
@@ -914,14 +912,11 @@ func (p *Processor) handOffToOutput(x *execState) error {
 			return err
 		}
 	}
-	started := []string{events.StageOutput}
-	if p.datasetsFor(x).balancing != nil {
-		started = append([]string{events.StageBalancing}, started...)
+	var started []string
+	for _, a := range p.datasetsFor(x) {
+		started = append(started, a.Name)
 	}
-	if p.fusionFor(x) != nil {
-		started = append([]string{events.StageFusion}, started...)
-	}
-	for _, s := range started {
+	for _, s := range append(started, events.StageOutput) {
 		if err := p.emit(x, events.StageStarted{Stage: s}); err != nil {
 			return err
 		}
@@ -980,37 +975,22 @@ func (p *Processor) stagesFor(x *execState) *stageRun {
 
 // env is what the server's configuration says about the stages.
 func (p *Processor) env() pipeline.Env {
-	return pipeline.Env{QualityEnabled: p.cfg.QualityEnabled, SafetyEnabled: p.cfg.SafetyEnabled, BiasEnabled: p.cfg.BiasEnabled,
+	return pipeline.Env{QualityEnabled: p.cfg.QualityEnabled, SafetyEnabled: p.cfg.SafetyEnabled, BiasEnabled: p.cfg.BiasEnabled, FusionEnabled: p.cfg.FusionEnabled,
 		CrisisThreshold: p.cfg.CrisisThreshold, BiasThreshold: p.cfg.BiasThreshold, PIISalt: p.cfg.PIISalt}
 }
 
-// fusionFor is the execution's resolved fusion settings, nil when the
-// stage is off.
-func (p *Processor) fusionFor(x *execState) *fusion.Settings {
-	return p.datasetsFor(x).fusion
-}
-
-// datasetRun is an execution's resolved settings for the dataset stages;
-// nil turns a stage off.
-type datasetRun struct {
-	fusion    *fusion.Settings
-	balancing *balance.Settings
-}
-
-// datasetsFor resolves the dataset stages' settings once per execution.
-func (p *Processor) datasetsFor(x *execState) *datasetRun {
+// datasetsFor is the execution's dataset stages from the list, resolved
+// once: their names and settings. The output stage resolves fresh runs to
+// plan with (planDataset).
+func (p *Processor) datasetsFor(x *execState) []pipeline.DatasetActive {
 	if x.datasets == nil {
-		d := &datasetRun{}
-		if s, ok := fusion.Resolve(x.req.Fusion); ok && p.cfg.FusionEnabled {
-			d.fusion = &s
-		}
-		if s, ok, err := balance.ParseRequest(x.req.Processing["balancing"]); err == nil && ok {
-			d.balancing = &s
-		}
-		x.datasets = d
+		x.datasets = &datasetRun{active: pipeline.ResolveDataset(stages.Dataset(), x.req, p.env())}
 	}
-	return x.datasets
+	return x.datasets.active
 }
+
+// datasetRun is an execution's resolved dataset stages.
+type datasetRun struct{ active []pipeline.DatasetActive }
 
 // summaries is the execution's summaries brought up to date (a score
 // computed from the counts), for progress events and the manifest.

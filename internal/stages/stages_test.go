@@ -34,3 +34,20 @@ func TestTheListDecidesWhatRuns(t *testing.T) {
 		require.NotEmpty(t, s.Name())
 	}
 }
+
+// TestTheDatasetListDecidesWhatRuns: fusion, when the server allows it and
+// the request asks, runs before balancing; balancing runs only when asked.
+func TestTheDatasetListDecidesWhatRuns(t *testing.T) {
+	dataset := func(req events.Request, env pipeline.Env) []string {
+		var out []string
+		for _, a := range pipeline.ResolveDataset(Dataset(), req, env) {
+			out = append(out, a.Name)
+		}
+		return out
+	}
+	both := events.Request{Fusion: json.RawMessage(`{}`),
+		Processing: map[string]json.RawMessage{"balancing": json.RawMessage(`{"key":"source","cap":10}`)}}
+	require.Equal(t, []string{events.StageFusion, events.StageBalancing}, dataset(both, pipeline.Env{FusionEnabled: true}))
+	require.Equal(t, []string{events.StageBalancing}, dataset(both, pipeline.Env{}), "the server switched fusion off")
+	require.Equal(t, []string{events.StageFusion}, dataset(events.Request{Fusion: json.RawMessage(`{}`)}, pipeline.Env{FusionEnabled: true}))
+}

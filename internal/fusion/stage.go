@@ -1,0 +1,71 @@
+package fusion
+
+import (
+	"sort"
+
+	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/pipeline"
+)
+
+// Stage is fusion as a dataset stage: every staged record is indexed
+// (exact hash and MinHash bands); then one record of each cluster of
+// exact and near duplicates is kept, the best ranked (source priority,
+// then order), and the ids it absorbed are recorded.
+type Stage struct{}
+
+// Name is the stage's name in events.
+func (Stage) Name() string { return events.StageFusion }
+
+// Resolve runs the stage when the server allows it and the request asks.
+func (Stage) Resolve(req events.Request, env pipeline.Env) pipeline.DatasetRun {
+	s, ok := Resolve(req.Fusion)
+	if !ok || !env.FusionEnabled {
+		return nil
+	}
+	return &run{set: s, sources: len(req.Sources)}
+}
+
+type run struct {
+	set     Settings
+	sources int
+	idx     Index
+	ids     []string
+	srcOf   []int32
+	buf     []uint64
+}
+
+func (f *run) Observe(r *pipeline.StagedRecord) {
+	var ft Features
+	ft, f.buf = Compute(r.Messages, f.buf)
+	f.idx.Add(&ft, Rank{Priority: r.Priority, Source: r.Source, Position: r.Position})
+	f.ids = append(f.ids, r.ID)
+	f.srcOf = append(f.srcOf, int32(r.Source))
+}
+
+// Decide keeps one record of each duplicate cluster and records what it
+// merged.
+func (f *run) Decide(p *pipeline.Plan) {
+	res := f.idx.Resolve(f.set.NearThreshold)
+	sum := &events.FusionSummary{Records: int64(len(p.Copies)), Clusters: int64(res.Clusters), RemovedExact: int64(res.RemovedExact),
+		RemovedNear: int64(res.RemovedNear), NearThreshold: f.set.NearThreshold, KeptPerSource: make([]int64, f.sources)}
+	for i, k := range res.Keeper {
+		if k != int32(i) {
+			p.Copies[i] = 0
+			p.Merged[k] = append(p.Merged[k], f.ids[i])
+			continue
+		}
+		sum.Kept++
+		if s := f.srcOf[i]; s >= 0 && int(s) < len(sum.KeptPerSource) {
+			sum.KeptPerSource[s]++
+		}
+	}
+	for _, m := range p.Merged {
+		sort.Strings(m)
+	}
+	p.Fusion = sum
+}
+
+func (f *run) Manifest() (string, any) { return Version, f.set }
+
+// Settings is the run's settings (for the manifest's fusion settings).
+func (f *run) Settings() Settings { return f.set }

@@ -1,0 +1,78 @@
+package pipeline
+
+import (
+	"encoding/json"
+
+	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/stage"
+)
+
+// StagedRecord is what a dataset stage sees of one staged (kept) record.
+type StagedRecord struct {
+	// Index is the record's order among the execution's staged records.
+	Index       int
+	ID          string
+	Source      int
+	Priority    int
+	Position    int64
+	Messages    []stage.Message
+	Metadata    map[string]string
+	Annotations map[string]json.RawMessage
+}
+
+// Plan is what the dataset stages decide about the staged records, by
+// Index: how many times each is written (0 when a stage removed it or
+// left it out, more than 1 when it is repeated), which ids a kept record
+// absorbed, and the stages' summaries.
+type Plan struct {
+	Copies    []int32
+	Merged    map[int32][]string
+	Fusion    *events.FusionSummary
+	Balancing *events.BalancingSummary
+}
+
+// DatasetStage is a stage that needs every record before it decides
+// (fusion, balancing). Output, the writer, comes after the list.
+type DatasetStage interface {
+	Name() string
+	// Resolve reads the stage's settings; nil means it does not run.
+	Resolve(req events.Request, env Env) DatasetRun
+}
+
+// DatasetRun is a dataset stage resolved for one execution.
+type DatasetRun interface {
+	// Observe sees each staged record once, in order, before any stage
+	// decides; a record's messages are only valid during the call.
+	Observe(r *StagedRecord)
+	// Decide changes the plan; stages decide in list order, each over
+	// what the stages before it kept.
+	Decide(p *Plan)
+	// Manifest is the stage's version and resolved settings.
+	Manifest() (version string, settings any)
+}
+
+// DatasetActive is a dataset stage that runs for an execution.
+type DatasetActive struct {
+	Name string
+	Run  DatasetRun
+}
+
+// ResolveDataset resolves the dataset list for one request.
+func ResolveDataset(list []DatasetStage, req events.Request, env Env) []DatasetActive {
+	var out []DatasetActive
+	for _, s := range list {
+		if r := s.Resolve(req, env); r != nil {
+			out = append(out, DatasetActive{Name: s.Name(), Run: r})
+		}
+	}
+	return out
+}
+
+// NewPlan is the plan before any stage decides: every record once.
+func NewPlan(n int) *Plan {
+	p := &Plan{Copies: make([]int32, n), Merged: map[int32][]string{}}
+	for i := range p.Copies {
+		p.Copies[i] = 1
+	}
+	return p
+}
