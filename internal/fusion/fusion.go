@@ -310,45 +310,43 @@ func (x *Index) Resolve(threshold float64) Result {
 		}
 		return int(a - b)
 	})
-	exactOf := make(map[uint64]int32, n)
-	isExact := make([]bool, n)
-	for _, i32 := range order {
-		i := int(i32)
-		if j, ok := exactOf[x.exact[i]]; ok {
-			union(j, int32(i))
-			isExact[i] = true
-			continue
-		}
-		exactOf[x.exact[i]] = int32(i)
+	// Records are grouped by key (exact hash, then each band's key) by
+	// sorting (key, place in rank order) pairs: 16 bytes a record, reused,
+	// where a map would take about 40; the first of a group in rank order
+	// is its representative, as a map filled in rank order would hold.
+	ks := make([]keyed, 0, n)
+	for at, i := range order {
+		ks = append(ks, keyed{x.exact[i], int32(at), i})
 	}
+	isExact := make([]bool, n)
+	eachGroup(ks, func(first int32, other int32) {
+		union(first, other)
+		isExact[other] = true
+	})
 	if threshold < 1 {
 		// Only one record per exact group takes part in banding.
-		buckets := make(map[uint64]int32, n)
 		for b := 0; b < Bands; b++ {
-			clear(buckets)
-			for _, i32 := range order {
-				i := int(i32)
-				if isExact[i] {
+			ks = ks[:0]
+			for at, i32 := range order {
+				if isExact[i32] {
 					continue
 				}
-				s := x.sig(i)
+				s := x.sig(int(i32))
 				key := uint64(b) * 0x9e3779b97f4a7c15
 				for r := 0; r < Rows; r++ {
 					key = (key ^ uint64(s[b*Rows+r])) * fnvPrime
 				}
-				j, ok := buckets[key]
-				if !ok {
-					buckets[key] = int32(i)
-					continue
-				}
-				if find(j) != find(int32(i)) && similarity16(x.sig(int(j)), s) >= threshold+Margin {
-					union(j, int32(i))
-				}
+				ks = append(ks, keyed{key, int32(at), i32})
 			}
+			eachGroup(ks, func(j, i int32) {
+				if find(j) != find(i) && similarity16(x.sig(int(j)), x.sig(int(i))) >= threshold+Margin {
+					union(j, i)
+				}
+			})
 		}
 	}
 	res := Result{Keeper: make([]int32, n), Exact: make([]bool, n)}
-	size := map[int32]int{}
+	size := make([]int32, n)
 	type group struct {
 		keeper int32
 		exact  uint64
@@ -367,21 +365,16 @@ func (x *Index) Resolve(threshold float64) Result {
 		}
 		keeper[i] = k
 	}
-	// Records let go above still lose to an exact copy of themselves.
-	best := map[uint64]int32{}
-	for i := 0; i < n; i++ {
-		if keeper[i] != int32(i) {
-			continue
-		}
-		if j, ok := best[x.exact[i]]; !ok || x.ranks[i].less(x.ranks[j]) {
-			best[x.exact[i]] = int32(i)
+	// Records let go above still lose to an exact copy of themselves: the
+	// best ranked record kept with the same text.
+	ks = ks[:0]
+	for at, i := range order {
+		if keeper[i] == i {
+			ks = append(ks, keyed{x.exact[i], int32(at), i})
 		}
 	}
-	for i := 0; i < n; i++ {
-		if keeper[i] == int32(i) {
-			keeper[i] = best[x.exact[i]]
-		}
-	}
+	eachGroup(ks, func(best, i int32) { keeper[i] = best })
+	ks = nil
 	for i := 0; i < n; i++ {
 		if k := keeper[i]; k != int32(i) && keeper[k] != k {
 			keeper[i] = keeper[k] // a keeper that lost to its exact copy
@@ -409,6 +402,36 @@ func (x *Index) Resolve(threshold float64) Result {
 		}
 	}
 	return res
+}
+
+// keyed is a record under a key, with its place in rank order.
+type keyed struct {
+	key uint64
+	at  int32
+	i   int32
+}
+
+// eachGroup sorts ks by key, then by place in rank order, and calls fn
+// with the first record of each group of equal keys and each other
+// record of the group, in rank order.
+func eachGroup(ks []keyed, fn func(first, other int32)) {
+	slices.SortFunc(ks, func(a, b keyed) int {
+		switch {
+		case a.key < b.key:
+			return -1
+		case a.key > b.key:
+			return 1
+		}
+		return int(a.at - b.at)
+	})
+	for g := 0; g < len(ks); {
+		e := g + 1
+		for e < len(ks) && ks[e].key == ks[g].key {
+			fn(ks[g].i, ks[e].i)
+			e++
+		}
+		g = e
+	}
 }
 
 // Members lists, for each kept record with duplicates, the records merged

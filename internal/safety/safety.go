@@ -134,6 +134,21 @@ const (
 
 var userRoles = map[string]bool{stage.RoleUser: true}
 
+// identifiersIn finds the identifiers in where a record came from. An
+// organisation is not an identifier of a person (Safe Harbor does not
+// list it), and in a path it is most often a file name taken for one
+// ("chatml.jsonl"): masking it would break the provenance for nothing.
+func identifiersIn(uri string) []pii.Span {
+	spans := pii.Detect(uri)
+	out := spans[:0]
+	for _, sp := range spans {
+		if sp.Type != pii.Organization {
+			out = append(out, sp)
+		}
+	}
+	return out
+}
+
 // Apply masks the record in place and annotates it.
 func Apply(rec *stage.Record, s Settings, salt []byte) Outcome {
 	o := Outcome{PII: map[string]int{}, RecordID: rec.ID}
@@ -174,7 +189,7 @@ func Apply(rec *stage.Record, s Settings, salt []byte) Outcome {
 			changed = true
 		}
 	}
-	if spans := pii.Detect(rec.Source.URI); len(spans) > 0 {
+	if spans := identifiersIn(rec.Source.URI); len(spans) > 0 {
 		for _, sp := range spans {
 			o.PII[sp.Type]++
 		}
