@@ -178,7 +178,7 @@ var minors = terms(1.0, false, "child, children, kid, kids, minor, minors, under
 // rare texts that hold both somewhere.
 func minorInSexualSentence(s string) bool {
 	for _, sent := range strings.FieldsFunc(s, func(r rune) bool { return r == '.' || r == '!' || r == '?' || r == '\n' || r == ';' }) {
-		t := count(sent)
+		t := count(sent, nil)
 		if t.weight[setMinors] > 0 && t.weight[setSexual]+t.weight[setSexualDiscussable] >= 1 {
 			return true
 		}
@@ -274,7 +274,8 @@ const (
 var (
 	categoryOfSet = map[int]string{setSexual: Sexual, setHate: Hate, setHarassment: Harassment, setViolence: Violence, setGraphic: ViolenceGraphic}
 	allTerms      []term
-	ownerSet      []int
+	ownerSet      []int  // -1: a hostility cue
+	cueKind       []int8 // per phrase: its hostility cue kind, -1 for none
 	allMatcher    *textmatch.Matcher
 )
 
@@ -286,7 +287,17 @@ func init() {
 		for _, t := range ts {
 			allTerms = append(allTerms, t)
 			ownerSet = append(ownerSet, set)
+			cueKind = append(cueKind, -1)
 			ps = append(ps, textmatch.Phrase{Text: t.text, Stem: t.stem})
+		}
+	}
+	// The hostility rules' cues (hostility.go) ride the same pass.
+	for kind, list := range cueLists {
+		for _, w := range list {
+			allTerms = append(allTerms, term{text: w})
+			ownerSet = append(ownerSet, -1)
+			cueKind = append(cueKind, int8(kind))
+			ps = append(ps, textmatch.Phrase{Text: w})
 		}
 	}
 	allMatcher = textmatch.New(ps)
@@ -299,11 +310,17 @@ type tally struct {
 	n      [numSets]int
 }
 
-func count(s string) tally {
+func count(s string, cues *cueScan) tally {
 	var t tally
 	var hits map[int]uint8
 	benign := benignSpans(s)
 	allMatcher.Each(s, func(p, start, end int) {
+		if k := cueKind[p]; k >= 0 {
+			if cues != nil {
+				cues.add(int(k), start)
+			}
+			return
+		}
 		for _, b := range benign {
 			if b[0] <= start && end <= b[1] {
 				return // "attack" in "panic attack" is not violence
@@ -355,7 +372,7 @@ func benignSpans(s string) [][2]int {
 func squash(x float64) float64 { return 1 - math.Exp(-x) }
 
 // Assess scores one text.
-func Assess(text string) Result { return assess(text, false) }
+func Assess(text string) Result { return assess(text, false, nil) }
 
 // AssessResponder scores a counsellor's or supporter's turn (the
 // assistant role of a counselling dataset): such a turn is counselling by
@@ -363,12 +380,22 @@ func Assess(text string) Result { return assess(text, false) }
 // words it has, and the crisis words it names are the client's subject,
 // not its writer's disclosure. Explicit words, threats, instructions and
 // abuse still flag it.
-func AssessResponder(text string) Result { return assess(text, true) }
+func AssessResponder(text string) Result { return assess(text, true, nil) }
 
-func assess(text string, responder bool) Result {
+// AssessGraded is Assess (or AssessResponder) for a text whose crisis
+// grade is known (crisis.AssessEach graded it with its conversation's
+// other turns): the grader does not run again.
+func AssessGraded(text string, responder bool, cr crisis.Result) Result {
+	return assess(text, responder, &cr)
+}
+
+func assess(text string, responder bool, graded *crisis.Result) Result {
 	s := textmatch.Normalise(text)
 	r := Result{Categories: map[string]float64{}, Codes: []string{}}
-	t := count(s)
+	cb := cueBufs.Get().(*[]sentenceCues)
+	cues := cueScan{s: s, out: (*cb)[:0]}
+	t := count(s, &cues)
+	*cb = cues.out
 	// Whether the text talks the way counselling does, asked at most
 	// once and only when a discussable or self-harm word needs it.
 	asked, isCounselling := false, false
@@ -396,8 +423,6 @@ func assess(text string, responder bool) Result {
 	t.weight[setTalk] = discussed(scale, t.weight[setTalk])
 	// Hostility said without a listed term: a group or the reader, and
 	// what is said of or wished on them, in one sentence.
-	cb := cueBufs.Get().(*[]sentenceCues)
-	*cb = hostility(s, (*cb)[:0])
 	if hate, harassment, violence := hostileEvidence(*cb); hate+harassment+violence > 0 {
 		hscale := 1.0
 		if responder {
@@ -410,7 +435,6 @@ func assess(text string, responder bool) Result {
 		t.n[setHarassment] += b2i(harassment > 0)
 		t.n[setViolence] += b2i(violence > 0)
 	}
-	cueBufs.Put(cb)
 	for set := setSexual; set <= setGraphic; set++ {
 		c := categoryOfSet[set]
 		r.Categories[c] = round(squash(t.weight[set]))
@@ -466,7 +490,12 @@ func assess(text string, responder bool) Result {
 	}
 	// Self-harm: disclosure through the crisis grader, method details and
 	// general self-harm talk through term lists.
-	cr := crisis.Assess([]string{text})
+	var cr crisis.Result
+	if graded != nil {
+		cr = *graded
+	} else {
+		cr = crisis.Assess([]string{text})
+	}
 	method, talk := t.weight[setMethod], t.weight[setTalk]
 	score := squash(talk*0.8 + method*0.6 + reflexiveHarm(s)*0.9)
 	if crisis.Rank(cr.Level) >= crisis.Rank(crisis.Ideation) {

@@ -1,7 +1,9 @@
 package content
 
 import (
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -161,4 +163,40 @@ func TestHostilityNeedsATargetAndWhatIsSaidOfIt(t *testing.T) {
 	// A therapist's answer is read as counselling: the same words are
 	// discussion there.
 	require.Less(t, AssessResponder("Some people will tell you that immigrants are criminals; that is their prejudice, not your worth.").Categories[Hate], FlagThreshold)
+}
+
+// TestAssessIsSafeInParallel: the safety stage assesses records on every
+// core at once; each text scores what it scores alone, however the
+// goroutines interleave (pooled buffers are never shared).
+func TestAssessIsSafeInParallel(t *testing.T) {
+	texts := []string{
+		"You are such a pathetic loser. Nobody wants you here.",
+		"We went for a walk and talked about my week.",
+		"Immigrants are vermin and should be deported. Somebody should shoot them.",
+		"I feel so stupid when I cry. My therapist says that is normal.",
+	}
+	want := make([]Result, len(texts))
+	for i, s := range texts {
+		want[i] = Assess(s)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for n := 0; n < 2000; n++ {
+				i := (g + n) % len(texts)
+				if got := Assess(texts[i]); !reflect.DeepEqual(got, want[i]) {
+					errs <- texts[i]
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for s := range errs {
+		t.Fatalf("scored differently in parallel: %q", s)
+	}
 }

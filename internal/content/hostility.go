@@ -92,55 +92,37 @@ var softeners = map[string]bool{"not": true, "never": true, "dont": true, "isnt"
 	"shouldnt": true, "cant": true, "nobody": true, "feel": true, "feeling": true, "felt": true, "feels": true, "think": true,
 	"thought": true, "called": true, "call": true, "calls": true, "being": true, "seem": true, "look": true}
 
-var (
-	cueMatcher *textmatch.Matcher
-	cueOf      []int
-)
-
-func init() {
-	var ps []textmatch.Phrase
-	for kind, list := range cueLists {
-		for _, w := range list {
-			ps = append(ps, textmatch.Phrase{Text: w})
-			cueOf = append(cueOf, kind)
-		}
-	}
-	cueMatcher = textmatch.New(ps)
-}
-
 // sentenceCues is what one sentence holds.
 type sentenceCues uint16
 
 func (c sentenceCues) has(kind int) bool { return c&(1<<kind) != 0 }
 
-// hostility scans a normalised text once and returns each sentence's cues
-// (sentence i is the text between the i-th and the next boundary, as
-// isBoundary cuts it). Insults and harm words right after a negation or a
-// feeling word do not count. Nil when no sentence holds two kinds.
-func hostility(s string, out []sentenceCues) []sentenceCues {
-	out = out[:0]
-	sentence, from := 0, 0
-	any := false
-	cueMatcher.Each(s, func(p, start, _ int) {
-		for ; from < start; from++ {
-			if isBoundary(s[from]) {
-				sentence++
-			}
+// cueScan collects each sentence's cues as the one matcher pass over a
+// normalised text reports them (content.go's count): sentence i is the
+// text between the i-th and the next boundary, as isBoundary cuts it, and
+// the toxicity model's sentences are cut the same way. Insults, hostile
+// words and harm words right after a negation or a feeling word do not
+// count.
+type cueScan struct {
+	s        string
+	out      []sentenceCues
+	sentence int
+	from     int
+}
+
+func (c *cueScan) add(kind, start int) {
+	for ; c.from < start; c.from++ {
+		if isBoundary(c.s[c.from]) {
+			c.sentence++
 		}
-		kind := cueOf[p]
-		if (kind == cueInsult || kind == cueHarm || kind == cueHostile) && softened(s, start) {
-			return
-		}
-		for len(out) <= sentence {
-			out = append(out, 0)
-		}
-		out[sentence] |= 1 << kind
-		any = true
-	})
-	if !any {
-		return out[:0]
 	}
-	return out
+	if (kind == cueInsult || kind == cueHarm || kind == cueHostile) && softened(c.s, start) {
+		return
+	}
+	for len(c.out) <= c.sentence {
+		c.out = append(c.out, 0)
+	}
+	c.out[c.sentence] |= 1 << kind
 }
 
 func isBoundary(c byte) bool { return c == '.' || c == '!' || c == '?' || c == '\n' }

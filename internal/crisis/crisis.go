@@ -377,24 +377,72 @@ func Assess(texts []string) Result {
 	var evidence []Evidence
 	for i, t := range texts {
 		post := newTally()
-		norm := textmatch.Normalise(t)
-		supporter := &support{text: norm}
-		for _, sent := range sentences(norm) {
-			for _, h := range assessSentence(sent, supporter) {
-				all.codes[h.code] = true
-				post.add(h)
-				all.add(h)
-			}
-		}
+		scan(t, func(h hit) {
+			all.codes[h.code] = true
+			post.add(h)
+			all.add(h)
+		})
 		if len(texts) > 1 {
 			if lv, _ := post.decide(); lv != None {
 				evidence = append(evidence, Evidence{Post: i, Level: lv})
 			}
 		}
 	}
-	res := Result{Level: None, Indicators: []string{}, Evidence: evidence, Disclosed: all.disclosed >= 0.6}
-	res.Level, res.Score = all.decide()
-	for c := range all.codes {
+	return all.result(evidence)
+}
+
+// AssessEach grades each text on its own, as Assess([]string{text})
+// would, and the texts whose together[i] is true as one writer's turns,
+// as Assess would: one pass over each text for both.
+func AssessEach(texts []string, together []bool) (Result, []Result) {
+	n := 0
+	for _, t := range together {
+		if t {
+			n++
+		}
+	}
+	all := newTally()
+	var evidence []Evidence
+	each := make([]Result, len(texts))
+	k := 0
+	for i, t := range texts {
+		post := newTally()
+		mine := i < len(together) && together[i]
+		scan(t, func(h hit) {
+			post.codes[h.code] = true
+			post.add(h)
+			if mine {
+				all.codes[h.code] = true
+				all.add(h)
+			}
+		})
+		each[i] = post.result(nil)
+		if mine {
+			if n > 1 && each[i].Level != None {
+				evidence = append(evidence, Evidence{Post: k, Level: each[i].Level})
+			}
+			k++
+		}
+	}
+	return all.result(evidence), each
+}
+
+// scan calls fn with every weighed phrase of a text, sentence by sentence.
+func scan(t string, fn func(hit)) {
+	norm := textmatch.Normalise(t)
+	supporter := &support{text: norm}
+	for _, sent := range sentences(norm) {
+		for _, h := range assessSentence(sent, supporter) {
+			fn(h)
+		}
+	}
+}
+
+// result is a tally's level, score and codes.
+func (t *tally) result(evidence []Evidence) Result {
+	res := Result{Level: None, Indicators: []string{}, Evidence: evidence, Disclosed: t.disclosed >= 0.6}
+	res.Level, res.Score = t.decide()
+	for c := range t.codes {
 		res.Indicators = append(res.Indicators, c)
 	}
 	sort.Strings(res.Indicators)

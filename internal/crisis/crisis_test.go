@@ -94,3 +94,25 @@ func TestTheWritersOwnWordsDecideTheLevel(t *testing.T) {
 	require.Equal(t, Behavior, level("I am planning to kill myself next week."))
 	require.Equal(t, Ideation, level("I keep thinking about my death and who would come."))
 }
+
+// TestAssessEachAgreesWithAssess: one pass over each text gives each
+// text's own grade and the writer's grade over the chosen texts, equal to
+// grading them separately (sentences written here).
+func TestAssessEachAgreesWithAssess(t *testing.T) {
+	texts := []string{
+		"I tried to kill myself last year.",
+		"It sounds like you have been carrying a lot. Please reach out to a crisis line.",
+		"Some nights I still want to die.",
+		"We went for a walk on Sunday.",
+	}
+	together := []bool{true, false, true, true}
+	all, each := AssessEach(texts, together)
+	var writer []string
+	for i, text := range texts {
+		require.Equal(t, Assess([]string{text}), each[i], text)
+		if together[i] {
+			writer = append(writer, text)
+		}
+	}
+	require.Equal(t, Assess(writer), all)
+}

@@ -154,16 +154,12 @@ func Apply(rec *stage.Record, s Settings, salt []byte) Outcome {
 	o := Outcome{PII: map[string]int{}, RecordID: rec.ID}
 	m := pii.NewMasker(s.PIIMasking, salt)
 	changed := false
-	var userTexts []string
 	// Content and crisis are judged on the text as written: masking first
 	// would hide "13 year old" behind [AGE_1].
 	original := make([]stage.Message, len(rec.Messages))
 	copy(original, rec.Messages)
 	for i := range rec.Messages {
 		msg := &rec.Messages[i]
-		if userRoles[msg.Role] {
-			userTexts = append(userTexts, msg.Content)
-		}
 		spans := pii.Detect(msg.Content)
 		if len(spans) == 0 {
 			continue
@@ -196,17 +192,21 @@ func Apply(rec *stage.Record, s Settings, salt []byte) Outcome {
 		rec.Source.URI = m.Mask(rec.Source.URI, spans)
 		changed = true
 	}
-	o.Crisis = crisis.Assess(userTexts)
+	// One crisis pass over every turn: each turn's own grade (for content)
+	// and the user's turns together (the conversation's grade).
+	texts := make([]string, len(original))
+	users := make([]bool, len(original))
+	for i, msg := range original {
+		texts[i], users[i] = msg.Content, userRoles[msg.Role]
+	}
+	var graded []crisis.Result
+	o.Crisis, graded = crisis.AssessEach(texts, users)
 	if o.Crisis.Score >= s.CrisisThreshold && crisis.Rank(o.Crisis.Level) >= crisis.Rank(crisis.Ideation) {
 		o.Flags = append(o.Flags, FlagCrisis)
 	}
 	o.Content = map[string]float64{}
-	for _, msg := range original {
-		assess := content.Assess
-		if msg.Role == stage.RoleAssistant {
-			assess = content.AssessResponder
-		}
-		c := assess(msg.Content)
+	for i, msg := range original {
+		c := content.AssessGraded(msg.Content, msg.Role == stage.RoleAssistant, graded[i])
 		for k, v := range c.Categories {
 			o.Content[k] = max(o.Content[k], v)
 		}
