@@ -71,7 +71,7 @@ func (b *run) groupOf(r *pipeline.StagedRecord) string {
 
 // Decide selects (and repeats) the records the stages before kept toward
 // the target distribution.
-func (b *run) Decide(p *pipeline.Plan) {
+func (b *run) Decide(p *pipeline.Plan) error {
 	var items []Item
 	var at []int
 	for i, c := range p.Copies {
@@ -85,7 +85,11 @@ func (b *run) Decide(p *pipeline.Plan) {
 		p.Copies[i] = sel.Copies[k]
 	}
 	p.Balancing = &sel.Summary
+	return nil
 }
+
+// Close has nothing to release.
+func (*run) Close() error { return nil }
 
 func (b *run) Manifest() (string, any) { return Version, b.set }
 

@@ -68,7 +68,10 @@ func ScoreFusion(dir string, n int, seed uint64, threshold float64) (FusionScore
 			ids = append(ids, truth[key{src, pos}].ID)
 		}
 	}
-	res := idx.Resolve(threshold)
+	res, err := idx.Resolve(threshold)
+	if err != nil {
+		return FusionScore{}, err
+	}
 	s := FusionScore{Records: idx.Len(), Clusters: res.Clusters}
 	where := map[string]int{}
 	for i, id := range ids {

@@ -23,8 +23,10 @@
 //     its cluster only if it is a near duplicate of the record kept (or an
 //     exact copy of one), so a chain a~b~c does not remove c for a.
 //
-// Memory: about 160 bytes per record (the signature at 16 bits a value, the
-// exact hash, the rank), held while the output stage runs.
+// Memory: 152 bytes per record (the signature at 16 bits a value, the
+// exact hash, the rank), held while the output stage runs; 24 when the
+// signatures spill to an encrypted file (SpillBeyond), as the pipeline's
+// fusion stage does beyond 100,000 records.
 package fusion
 
 import (
@@ -228,28 +230,99 @@ func (r rank) less(o rank) bool {
 	return Rank{int(r.priority), int(r.source), r.position}.less(Rank{int(o.priority), int(o.source), o.position})
 }
 
-// Index collects the features of every record of an execution: about 160
-// bytes a record (packed signature, exact hash, rank).
+// Index collects the features of every record of an execution: 152 bytes
+// a record in memory (packed signature, exact hash, rank), or 24 once its
+// signatures spill to disk (SpillBeyond).
 type Index struct {
 	exact []uint64
-	sigs  []uint16 // NumPerm per record
+	sigs  []uint16 // NumPerm per record, while in memory
 	ranks []rank
+	// Spilling: beyond spillAfter records (when spillDir is set), the
+	// signatures live in spill.
+	spillDir   string
+	spillAfter int
+	spill      *sigFile
+	err        error
+	a, b       packed // scratch for comparing two spilled signatures
+}
+
+// SpillBeyond keeps at most n signatures in memory; from then on they go
+// to an encrypted file in dir (removed by Close), so the index's memory
+// is its exact hashes and ranks.
+func (x *Index) SpillBeyond(dir string, n int) {
+	x.spillDir, x.spillAfter = dir, max(n, 1)
+}
+
+// Close removes the spill file, if any.
+func (x *Index) Close() error {
+	err := x.spill.close()
+	x.spill = nil
+	return err
 }
 
 // Add appends record i (the next index) and returns its index.
 func (x *Index) Add(f *Features, r Rank) int {
 	x.exact = append(x.exact, f.Exact)
-	for _, v := range f.Sig {
-		x.sigs = append(x.sigs, uint16(v>>16))
+	if x.spill == nil && x.spillDir != "" && len(x.ranks) >= x.spillAfter && x.err == nil {
+		x.startSpill()
+	}
+	if x.spill != nil {
+		var p packed
+		for k, v := range f.Sig {
+			p[k] = uint16(v >> 16)
+		}
+		x.spill.add(&p)
+	} else {
+		for _, v := range f.Sig {
+			x.sigs = append(x.sigs, uint16(v>>16))
+		}
 	}
 	x.ranks = append(x.ranks, rank{int32(r.Priority), int32(r.Source), r.Position})
 	return len(x.ranks) - 1
 }
 
+// startSpill moves the signatures held so far to the spill file.
+func (x *Index) startSpill() {
+	s, err := newSigFile(x.spillDir)
+	if err != nil {
+		x.err = err
+		return
+	}
+	for i := 0; i < len(x.ranks); i++ {
+		s.add((*packed)(x.sigs[i*NumPerm : (i+1)*NumPerm]))
+	}
+	x.spill, x.sigs = s, nil
+}
+
 // Len is the number of records.
 func (x *Index) Len() int { return len(x.ranks) }
 
-func (x *Index) sig(i int) *packed { return (*packed)(x.sigs[i*NumPerm : (i+1)*NumPerm]) }
+// sigAt is record i's signature, in p when it is read from disk.
+func (x *Index) sigAt(i int, p *packed) *packed {
+	if x.spill == nil {
+		return (*packed)(x.sigs[i*NumPerm : (i+1)*NumPerm])
+	}
+	if err := x.spill.at(i, p); err != nil && x.err == nil {
+		x.err = err
+	}
+	return p
+}
+
+// similar is the estimated similarity of records i and j.
+func (x *Index) similar(i, j int) float64 {
+	return similarity16(x.sigAt(i, &x.a), x.sigAt(j, &x.b))
+}
+
+// eachSig calls fn with every record's signature, in index order.
+func (x *Index) eachSig(fn func(i int, p *packed)) error {
+	if x.spill == nil {
+		for i := 0; i < x.Len(); i++ {
+			fn(i, (*packed)(x.sigs[i*NumPerm:(i+1)*NumPerm]))
+		}
+		return nil
+	}
+	return x.spill.each(fn)
+}
 
 // Result says, for every record, which record it duplicates.
 type Result struct {
@@ -265,10 +338,19 @@ type Result struct {
 }
 
 // Resolve clusters the records: exact duplicates, then near duplicates at
-// or above threshold (0: DefaultThreshold; 1 or more: exact only).
-func (x *Index) Resolve(threshold float64) Result {
+// or above threshold (0: DefaultThreshold; 1 or more: exact only). An
+// error is a spilled index that could not be written or read back.
+func (x *Index) Resolve(threshold float64) (Result, error) {
 	if threshold <= 0 {
 		threshold = DefaultThreshold
+	}
+	if x.spill != nil {
+		if err := x.spill.finish(); err != nil && x.err == nil {
+			x.err = err
+		}
+	}
+	if x.err != nil {
+		return Result{}, x.err
 	}
 	n := x.Len()
 	parent := make([]int32, n)
@@ -324,22 +406,30 @@ func (x *Index) Resolve(threshold float64) Result {
 		isExact[other] = true
 	})
 	if threshold < 1 {
-		// Only one record per exact group takes part in banding.
+		// Only one record per exact group takes part in banding. Each
+		// band reads the signatures once, in index order (from disk when
+		// spilled); a record's place in rank order orders its group.
+		at := make([]int32, n)
+		for k, i := range order {
+			at[i] = int32(k)
+		}
 		for b := 0; b < Bands; b++ {
 			ks = ks[:0]
-			for at, i32 := range order {
-				if isExact[i32] {
-					continue
+			err := x.eachSig(func(i int, s *packed) {
+				if isExact[i] {
+					return
 				}
-				s := x.sig(int(i32))
 				key := uint64(b) * 0x9e3779b97f4a7c15
 				for r := 0; r < Rows; r++ {
 					key = (key ^ uint64(s[b*Rows+r])) * fnvPrime
 				}
-				ks = append(ks, keyed{key, int32(at), i32})
+				ks = append(ks, keyed{key, at[i], int32(i)})
+			})
+			if err != nil {
+				return Result{}, err
 			}
 			eachGroup(ks, func(j, i int32) {
-				if find(j) != find(i) && similarity16(x.sig(int(j)), x.sig(int(i))) >= threshold+Margin {
+				if find(j) != find(i) && x.similar(int(j), int(i)) >= threshold+Margin {
 					union(j, i)
 				}
 			})
@@ -360,7 +450,7 @@ func (x *Index) Resolve(threshold float64) Result {
 		k := find(int32(i))
 		// Chains (a like b, b like c) can join records that are not
 		// alike: a record stays unless it is close to the one kept.
-		if k != int32(i) && x.exact[i] != x.exact[k] && similarity16(x.sig(i), x.sig(int(k))) < threshold+Margin {
+		if k != int32(i) && x.exact[i] != x.exact[k] && x.similar(i, int(k)) < threshold+Margin {
 			k = int32(i)
 		}
 		keeper[i] = k
@@ -401,7 +491,7 @@ func (x *Index) Resolve(threshold float64) Result {
 			res.Clusters++
 		}
 	}
-	return res
+	return res, x.err
 }
 
 // keyed is a record under a key, with its place in rank order.

@@ -34,7 +34,7 @@ func TestExactNearAndDistinct(t *testing.T) {
 		f, _ := Compute(m, nil)
 		x.Add(&f, Rank{Priority: 3 - i, Source: i, Position: 1})
 	}
-	r := x.Resolve(0)
+	r, _ := x.Resolve(0) // in memory: no error
 	// The near duplicate has the best priority (3-2 = 1), so it is kept.
 	require.Equal(t, []int32{2, 2, 2, 3}, r.Keeper)
 	require.Equal(t, 1, r.Clusters)
@@ -42,7 +42,7 @@ func TestExactNearAndDistinct(t *testing.T) {
 	require.Equal(t, 1, r.RemovedExact)
 	require.Equal(t, map[int32][]int32{2: {0, 1}}, r.Members())
 
-	only := x.Resolve(1)
+	only, _ := x.Resolve(1) // in memory: no error
 	require.Equal(t, []int32{1, 1, 2, 3}, only.Keeper, "threshold 1: exact duplicates only; the better priority is kept")
 }
 

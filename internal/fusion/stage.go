@@ -1,6 +1,7 @@
 package fusion
 
 import (
+	"os"
 	"sort"
 
 	"github.com/dspipe/dspipe/events"
@@ -22,7 +23,20 @@ func (Stage) Resolve(req events.Request, env pipeline.Env) pipeline.DatasetRun {
 	if !ok || !env.FusionEnabled {
 		return nil
 	}
-	return &run{set: s, sources: len(req.Sources)}
+	r := &run{set: s, sources: len(req.Sources)}
+	r.idx.SpillBeyond(tempDir(env.TempDir), InMemory)
+	return r
+}
+
+// InMemory is how many records' signatures the stage keeps in memory
+// before the rest spill to disk: 12.8 MB.
+const InMemory = 100_000
+
+func tempDir(dir string) string {
+	if dir == "" {
+		return os.TempDir()
+	}
+	return dir
 }
 
 type run struct {
@@ -56,8 +70,11 @@ func (f *run) Observe(r *pipeline.StagedRecord) {
 
 // Decide keeps one record of each duplicate cluster and records what it
 // merged.
-func (f *run) Decide(p *pipeline.Plan) {
-	res := f.idx.Resolve(f.set.NearThreshold)
+func (f *run) Decide(p *pipeline.Plan) error {
+	res, err := f.idx.Resolve(f.set.NearThreshold)
+	if err != nil {
+		return err
+	}
 	sum := &events.FusionSummary{Records: int64(len(p.Copies)), Clusters: int64(res.Clusters), RemovedExact: int64(res.RemovedExact),
 		RemovedNear: int64(res.RemovedNear), NearThreshold: f.set.NearThreshold, KeptPerSource: make([]int64, f.sources)}
 	for i, k := range res.Keeper {
@@ -75,7 +92,11 @@ func (f *run) Decide(p *pipeline.Plan) {
 		sort.Strings(m)
 	}
 	p.Fusion = sum
+	return nil
 }
+
+// Close removes the index's spill file.
+func (f *run) Close() error { return f.idx.Close() }
 
 func (f *run) Manifest() (string, any) { return Version, f.set }
 

@@ -33,7 +33,11 @@ func resolve(recs []rec, threshold float64) Result {
 		f, _ := Compute(r.msgs, nil)
 		x.Add(&f, r.rank)
 	}
-	return x.Resolve(threshold)
+	r, err := x.Resolve(threshold)
+	if err != nil {
+		panic(err)
+	}
+	return r
 }
 
 // TestClustersTable: which record each one's cluster keeps, over exact

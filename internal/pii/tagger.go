@@ -263,10 +263,10 @@ func shapeOf(w string) uint64 {
 // prepare fills tw for the words of d: lower-cased text, shape, the
 // punctuation around each word, gazetteer bits and the rule class from
 // spans (the scanners' and context rules' output).
-func (m *tagger) prepare(tw []tword, s string, ws []word, spans []Span) []tword {
+func (m *tagger) prepare(tw []tword, s, lower string, ws []word, spans []Span) []tword {
 	tw = tw[:0]
 	for _, w := range ws {
-		t := tword{lower: lc(w.text)}
+		t := tword{lower: lowerWord(s, lower, w)}
 		t.lowerH = hstr(fnvOffset, t.lower)
 		t.text = w.text
 		t.before = '^'
@@ -319,6 +319,17 @@ func (m *tagger) prepare(tw []tword, s string, ws []word, spans []Span) []tword 
 		t.cand = t.rule != ruleOther && t.before != '@' && t.before != '#' && (t.cand || t.rule != ruleNone && !isNumber(t.lower))
 	}
 	return tw
+}
+
+// lowerWord is a word lower-cased: for an ASCII word, its slice of the
+// document's lower-cased text (no allocation); lower is asciiLower(s).
+func lowerWord(s, lower string, w word) string {
+	for i := w.start; i < w.end; i++ {
+		if s[i] >= 0x80 {
+			return lc(w.text)
+		}
+	}
+	return lower[w.start:w.end]
 }
 
 // oddWord: a lower-case word of ASCII letters, three or more (the
@@ -489,7 +500,7 @@ func (m *tagger) tagWords(tw []tword, tags []uint8, f []uint32) ([]uint8, []uint
 // spans (a B tag and the I tags of its type that follow it) that touch
 // no span of the rules.
 func scanTagged(m *tagger, d *doc, out []Span) []Span {
-	d.tw = m.prepare(d.tw, d.s, d.words, out)
+	d.tw = m.prepare(d.tw, d.s, d.lower, d.words, out)
 	d.tags, d.feats = m.tagWords(d.tw, d.tags, d.feats)
 	for i := 0; i < len(d.tags); i++ {
 		tg := d.tags[i]

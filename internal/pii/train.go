@@ -383,7 +383,7 @@ func (m *tagger) prepareSent(s conllSent) trainSent {
 	d.words = appendWords(nil, text)
 	d.runs = numberRuns(text)
 	spans := scanNames(d, scanStructured(d, nil))
-	ts := trainSent{tw: m.prepare(nil, text, d.words, spans)}
+	ts := trainSent{tw: m.prepare(nil, text, d.lower, d.words, spans)}
 	k := 0
 	lastTok := -1
 	for i, w := range d.words {

@@ -46,7 +46,10 @@ type DatasetRun interface {
 	Observe(r *StagedRecord)
 	// Decide changes the plan; stages decide in list order, each over
 	// what the stages before it kept.
-	Decide(p *Plan)
+	Decide(p *Plan) error
+	// Close releases what the run holds (temporary files), decided or
+	// not.
+	Close() error
 	// Manifest is the stage's version and resolved settings.
 	Manifest() (version string, settings any)
 }

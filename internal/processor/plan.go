@@ -23,13 +23,22 @@ type dataPlan = pipeline.Plan
 // decide in list order.
 func (p *Processor) planDataset(ctx context.Context, x *execState) (*dataPlan, error) {
 	active := pipeline.ResolveDataset(stages.Dataset(), x.req, p.env())
+	defer func() {
+		for _, a := range active {
+			if err := a.Run.Close(); err != nil {
+				p.log.Warn("processor: release a dataset stage", "execution_id", x.id, "stage", a.Name, "err", err)
+			}
+		}
+	}()
 	n, err := p.observeStaged(ctx, x, active)
 	if err != nil {
 		return nil, err
 	}
 	plan := pipeline.NewPlan(n)
 	for _, a := range active {
-		a.Run.Decide(plan)
+		if err := a.Run.Decide(plan); err != nil {
+			return nil, fmt.Errorf("%s: %w", a.Name, err)
+		}
 	}
 	return plan, nil
 }

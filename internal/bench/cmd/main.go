@@ -132,7 +132,7 @@ func fusionCost(n int) fusionResult {
 	}
 	sign := time.Since(start)
 	start = time.Now()
-	r := idx.Resolve(fusion.DefaultThreshold)
+	r, _ := idx.Resolve(fusion.DefaultThreshold) // in memory: no error
 	resolve := time.Since(start)
 	runtime.GC()
 	var after runtime.MemStats
