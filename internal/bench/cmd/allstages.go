@@ -20,6 +20,8 @@ import (
 // on (the defaults): its time end to end, each stage's, and the peak RSS of
 // the services and the broker.
 type allStagesResult struct {
+	Records           int
+	InputBytes        int64
 	Seconds           float64
 	Stages            []stageTime
 	ServicesRSSMB     float64
