@@ -35,6 +35,16 @@ type DataKey struct {
 
 // NewDataKey wraps 32 bytes of key material.
 func NewDataKey(key []byte) (*DataKey, error) {
+	a, err := NewAEAD(key)
+	if err != nil {
+		return nil, err
+	}
+	return &DataKey{aead: a}, nil
+}
+
+// NewAEAD is AES-256-GCM under 32 bytes of key material, for callers that
+// choose their own nonces (a nonce must never repeat under one key).
+func NewAEAD(key []byte) (cipher.AEAD, error) {
 	if len(key) != KeySize {
 		return nil, fmt.Errorf("crypt: a data key is %d bytes, got %d", KeySize, len(key))
 	}
@@ -42,11 +52,7 @@ func NewDataKey(key []byte) (*DataKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	a, err := cipher.NewGCM(b)
-	if err != nil {
-		return nil, err
-	}
-	return &DataKey{aead: a}, nil
+	return cipher.NewGCM(b)
 }
 
 // Seal encrypts plaintext for the place ad names, appending to dst:

@@ -2,14 +2,14 @@ package fusion
 
 import (
 	"bufio"
-	"crypto/aes"
 	"crypto/cipher"
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/dspipe/dspipe/internal/crypt"
 )
 
 // sigFile holds the index's signatures on disk once there are more than
@@ -35,15 +35,7 @@ const (
 )
 
 func newSigFile(dir string) (*sigFile, error) {
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, err
-	}
-	b, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	a, err := cipher.NewGCM(b)
+	a, err := crypt.NewAEAD(crypt.NewKey())
 	if err != nil {
 		return nil, err
 	}

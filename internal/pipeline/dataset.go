@@ -55,20 +55,11 @@ type DatasetRun interface {
 }
 
 // DatasetActive is a dataset stage that runs for an execution.
-type DatasetActive struct {
-	Name string
-	Run  DatasetRun
-}
+type DatasetActive = Running[DatasetRun]
 
 // ResolveDataset resolves the dataset list for one request.
 func ResolveDataset(list []DatasetStage, req events.Request, env Env) []DatasetActive {
-	var out []DatasetActive
-	for _, s := range list {
-		if r := s.Resolve(req, env); r != nil {
-			out = append(out, DatasetActive{Name: s.Name(), Run: r})
-		}
-	}
-	return out
+	return resolveList[DatasetStage, DatasetRun](list, req, env)
 }
 
 // NewPlan is the plan before any stage decides: every record once.

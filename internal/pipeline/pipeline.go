@@ -145,22 +145,38 @@ type Refresher interface {
 	Refresh(s *Summaries)
 }
 
-// Active is a stage that runs for an execution.
-type Active struct {
+// Running is a stage that runs for an execution: its name and its run
+// (RecordRun or DatasetRun).
+type Running[R comparable] struct {
 	Name string
-	Run  RecordRun
+	Run  R
 }
 
-// Resolve resolves the list for one request: the stages that run, in
-// order.
-func Resolve(list []RecordStage, req events.Request, env Env) []Active {
-	var out []Active
+// Active is a record stage that runs for an execution.
+type Active = Running[RecordRun]
+
+// resolvable is a stage of either list.
+type resolvable[R comparable] interface {
+	Name() string
+	Resolve(req events.Request, env Env) R
+}
+
+// resolveList resolves a list for one request: the stages that run, in
+// order (a nil run is a stage that does not).
+func resolveList[S resolvable[R], R comparable](list []S, req events.Request, env Env) []Running[R] {
+	var out []Running[R]
+	var none R
 	for _, s := range list {
-		if r := s.Resolve(req, env); r != nil {
-			out = append(out, Active{Name: s.Name(), Run: r})
+		if r := s.Resolve(req, env); r != none {
+			out = append(out, Running[R]{Name: s.Name(), Run: r})
 		}
 	}
 	return out
+}
+
+// Resolve resolves the record list for one request.
+func Resolve(list []RecordStage, req events.Request, env Env) []Active {
+	return resolveList[RecordStage, RecordRun](list, req, env)
 }
 
 // Result is what the stages made of one record: its fate, and each active
