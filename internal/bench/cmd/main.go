@@ -169,6 +169,9 @@ func fusionCost(n int) (fusionResult, error) {
 	resolve := time.Since(start)
 	close(done)
 	<-sampled
+	// The pool stays live to the end, so neither figure counts it being
+	// freed against the index.
+	runtime.KeepAlive(convs)
 	if err != nil {
 		return fusionResult{}, err
 	}
