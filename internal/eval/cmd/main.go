@@ -242,7 +242,11 @@ func crisisSection(b *strings.Builder, shared, bin string) error {
 	b.WriteString("Method: phrase lists per C-SSRS level, weighed per sentence by who the sentence is about (the nearest person word; phrases such as " +
 		"\"myself\" are the writer's own), negation right before the phrase, hypotheticals and past-time words. Attempt and behaviour need a strong or " +
 		"repeated signal about the writer; means and intent words without the writer as subject count as ideation only. Ideation is flagged on any " +
-		"mention about the writer, because a missed ideation costs more than a second look by a reviewer.\n\n")
+		"mention about the writer, because a missed ideation costs more than a second look by a reviewer; the subject named as a topic with nobody " +
+		"as its subject (\"suicide\", \"self-harm\") stays under it. A past attempt stays an attempt (the C-SSRS counts lifetime attempts), and " +
+		"an attempt named a few words after \"tried\" counts. Distress phrases (\"feeling down\", \"no one to talk to\") make the indicator " +
+		"level only about the writer; everyday low mood (lonely, tired, anxious) does not. The phrasings added from this split's misses are " +
+		"classes of wording (passive death wishes, numbered and half-hearted attempts, plans), not its sentences.\n\n")
 	fmt.Fprintf(os.Stderr, "crisis: B+A flagged >= ideation %s, supportive >= behavior %s\n", f(ba), f(sup))
 	return nil
 }
