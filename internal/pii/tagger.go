@@ -557,7 +557,7 @@ func lowerPlaces(d *doc, out []Span) []Span {
 		}
 		w := d.words[i]
 		if (!t.cap || isAllCapsWord(w.text)) && placeByCue(d, i) ||
-			stateCodes[w.text] && endsWithAny(trimOpeners(d.lower[max(0, w.start-16):w.start]), stateCues) {
+			len(w.text) == 2 && stateCodes[w.text] && endsWithAny(trimOpeners(d.lower[max(0, w.start-16):w.start]), stateCues) {
 			out = append(out, Span{w.start, w.end, Location, 0.55})
 		}
 	}
@@ -580,8 +580,24 @@ func placeByCue(d *doc, i int) bool {
 	return endsWithAny(trimOpeners(d.lower[max(0, w.start-16):w.start]), lowerPlaceCues)
 }
 
+// isAllCapsWord: two or more letters, none lower-case ("OHIO").
 func isAllCapsWord(w string) bool {
-	return len(w) >= 2 && strings.ToUpper(w) == w && strings.ToLower(w) != w
+	if len(w) < 2 {
+		return false
+	}
+	letters := false
+	for i := 0; i < len(w); i++ {
+		c := w[i]
+		switch {
+		case c >= 0x80:
+			return strings.ToUpper(w) == w && strings.ToLower(w) != w
+		case c >= 'a' && c <= 'z':
+			return false
+		case c >= 'A' && c <= 'Z':
+			letters = true
+		}
+	}
+	return letters
 }
 
 // ruleStrong is the score from which a rule's name or place counts as a

@@ -23,10 +23,9 @@ type outcome struct {
 	value  []byte
 	stage  string
 	reason string
-	// held: a stage holds the record for review (quarantine).
-	held bool
 	// findings are the active record stages' findings (nil where a stage
-	// did not run), for their Count once the record's fate is applied.
+	// did not run), for their Count once the record's fate is applied;
+	// fate says whether a stage holds the record for review.
 	findings []pipeline.Finding
 	fate     pipeline.Fate
 	// withdrawn is the pseudonym of a data subject whose consent this
@@ -124,7 +123,7 @@ func admit(raw []byte, spec events.SourceSpec, rec *stage.Record, sid string, ru
 // record and encodes it unless it was rejected.
 func runStages(rec *stage.Record, run *stageRun) outcome {
 	res := pipeline.Run(run.stages, rec)
-	o := outcome{ready: true, findings: res.Findings, fate: res.Fate, held: res.Fate.Action == pipeline.Hold}
+	o := outcome{ready: true, findings: res.Findings, fate: res.Fate}
 	if res.Fate.Action == pipeline.Reject {
 		o.stage, o.reason = res.Fate.Stage, res.Fate.Reason
 		return o

@@ -748,7 +748,7 @@ func (p *Processor) record(x *execState, r *kgo.Record, m wire.Meta, pre *outcom
 		p.metrics.record(o.stage, "rejected")
 		return p.reject(x, m, o.stage, o.reason)
 	}
-	if o.held {
+	if o.fate.Action == pipeline.Hold {
 		p.metrics.record(o.fate.Stage, "quarantined")
 		return p.stage(x, wire.Meta{Kind: wire.KindQuarantined, Source: m.Source, Position: m.Position}, o.value)
 	}
