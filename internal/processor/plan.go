@@ -9,7 +9,6 @@ import (
 
 	"github.com/dspipe/dspipe/internal/pipeline"
 	"github.com/dspipe/dspipe/internal/stage"
-	"github.com/dspipe/dspipe/internal/stages"
 	"github.com/dspipe/dspipe/internal/wire"
 )
 
@@ -22,7 +21,7 @@ type dataPlan = pipeline.Plan
 // runs: a retried output observes again from nothing), then lets them
 // decide in list order.
 func (p *Processor) planDataset(ctx context.Context, x *execState) (*dataPlan, error) {
-	active := pipeline.ResolveDataset(stages.Dataset(), x.req, p.env())
+	active := pipeline.ResolveDataset(p.datasetList(), x.req, p.env())
 	defer func() {
 		for _, a := range active {
 			if err := a.Run.Close(); err != nil {

@@ -98,6 +98,10 @@ type Config struct {
 	OutputRetryBase time.Duration
 	// Now is the clock; tests may fix it.
 	Now func() time.Time
+	// RecordStages and DatasetStages are the stage lists the processor
+	// drives; nil is the product's lists (internal/stages).
+	RecordStages  []pipeline.RecordStage
+	DatasetStages []pipeline.DatasetStage
 }
 
 // defaults sets what the environment does not configure: the clock, and
@@ -962,7 +966,7 @@ func (p *Processor) currentRecordStage(x *execState) string {
 // stagesFor is the execution's resolved per-record stages.
 func (p *Processor) stagesFor(x *execState) *stageRun {
 	if x.run == nil {
-		run := &stageRun{keepSourceIDs: x.req.Output.KeepSourceIDs, stages: pipeline.Resolve(stages.Record(), x.req, p.env())}
+		run := &stageRun{keepSourceIDs: x.req.Output.KeepSourceIDs, stages: pipeline.Resolve(p.recordList(), x.req, p.env())}
 		// An execution must not run past an erasure it could not read:
 		// record() fails the transaction on erasedErr and drops this run,
 		// so the retry reads the erasures again (once, not per record).
@@ -971,6 +975,21 @@ func (p *Processor) stagesFor(x *execState) *stageRun {
 		x.run = run
 	}
 	return x.run
+}
+
+// recordList and datasetList are the stage lists this processor drives.
+func (p *Processor) recordList() []pipeline.RecordStage {
+	if p.cfg.RecordStages == nil {
+		return stages.Record()
+	}
+	return p.cfg.RecordStages
+}
+
+func (p *Processor) datasetList() []pipeline.DatasetStage {
+	if p.cfg.DatasetStages == nil {
+		return stages.Dataset()
+	}
+	return p.cfg.DatasetStages
 }
 
 // env is what the server's configuration says about the stages.
@@ -984,7 +1003,7 @@ func (p *Processor) env() pipeline.Env {
 // plan with (planDataset).
 func (p *Processor) datasetsFor(x *execState) []pipeline.DatasetActive {
 	if x.datasets == nil {
-		x.datasets = &datasetRun{active: pipeline.ResolveDataset(stages.Dataset(), x.req, p.env())}
+		x.datasets = &datasetRun{active: pipeline.ResolveDataset(p.datasetList(), x.req, p.env())}
 	}
 	return x.datasets.active
 }
