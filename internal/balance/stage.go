@@ -92,6 +92,3 @@ func (b *run) Decide(p *pipeline.Plan) error {
 func (*run) Close() error { return nil }
 
 func (b *run) Manifest() (string, any) { return Version, b.set }
-
-// Settings is the run's settings (for the manifest's balancing settings).
-func (b *run) Settings() Settings { return b.set }

@@ -24,20 +24,13 @@ func (Stage) Resolve(req events.Request, env pipeline.Env) pipeline.DatasetRun {
 		return nil
 	}
 	r := &run{set: s, sources: len(req.Sources)}
-	r.idx.SpillBeyond(tempDir(env.TempDir), InMemory)
+	r.idx.SpillBeyond(os.TempDir(), InMemory)
 	return r
 }
 
 // InMemory is how many records' signatures the stage keeps in memory
 // before the rest spill to disk: 12.8 MB.
 const InMemory = 100_000
-
-func tempDir(dir string) string {
-	if dir == "" {
-		return os.TempDir()
-	}
-	return dir
-}
 
 type run struct {
 	set     Settings
@@ -99,6 +92,3 @@ func (f *run) Decide(p *pipeline.Plan) error {
 func (f *run) Close() error { return f.idx.Close() }
 
 func (f *run) Manifest() (string, any) { return Version, f.set }
-
-// Settings is the run's settings (for the manifest's fusion settings).
-func (f *run) Settings() Settings { return f.set }

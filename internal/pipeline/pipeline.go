@@ -26,9 +26,6 @@ type Env struct {
 	CrisisThreshold, BiasThreshold float64
 	// PIISalt keys pseudonyms and hashes of masked identifiers.
 	PIISalt []byte
-	// TempDir is where dataset stages spill what does not fit in memory
-	// ("" is the system's temporary directory).
-	TempDir string
 }
 
 // Summaries are an execution's running summaries, one per stage that keeps

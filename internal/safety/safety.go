@@ -151,13 +151,16 @@ func identifiersIn(uri string) []pii.Span {
 
 // Apply masks the record in place and annotates it.
 func Apply(rec *stage.Record, s Settings, salt []byte) Outcome {
+	return apply(rec, slices.Clone(rec.Messages), s, salt)
+}
+
+// apply is Apply given the messages as written: content and crisis are
+// judged on those, since masking first would hide "13 year old" behind
+// [AGE_1]. The stage value passes the copy the pipeline already made.
+func apply(rec *stage.Record, original []stage.Message, s Settings, salt []byte) Outcome {
 	o := Outcome{PII: map[string]int{}, RecordID: rec.ID}
 	m := pii.NewMasker(s.PIIMasking, salt)
 	changed := false
-	// Content and crisis are judged on the text as written: masking first
-	// would hide "13 year old" behind [AGE_1].
-	original := make([]stage.Message, len(rec.Messages))
-	copy(original, rec.Messages)
 	for i := range rec.Messages {
 		msg := &rec.Messages[i]
 		spans := pii.Detect(msg.Content)

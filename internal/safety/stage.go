@@ -48,7 +48,7 @@ type Run struct {
 
 // Apply masks the record and judges it.
 func (s *Run) Apply(r *pipeline.Record) (pipeline.Verdict, pipeline.Finding) {
-	o := Apply(r.Record, s.Settings, s.salt)
+	o := apply(r.Record, r.Original, s.Settings, s.salt)
 	switch {
 	case o.Blocked != "":
 		return pipeline.Verdict{Action: pipeline.Block, Reason: o.Blocked}, &o
