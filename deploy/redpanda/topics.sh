@@ -13,5 +13,8 @@ done
 for t in dataset.events dataset.access; do
   rpk topic alter-config "${PREFIX}$t" --set retention.ms=-1 --set retention.bytes=-1 || true
 done
-# Ingest checkpoints: only the latest per execution matters.
-rpk topic create "${PREFIX}dataset.ingest.checkpoints" -p "$P" -r "$R" -c cleanup.policy=compact || true
+# Ingest checkpoints and processor snapshots: only the latest per key
+# matters. An hourly segment lets the cleaner compact them.
+for t in dataset.ingest.checkpoints dataset.processor.snapshots; do
+  rpk topic create "${PREFIX}$t" -p "$P" -r "$R" -c cleanup.policy=compact -c segment.ms=3600000 || true
+done

@@ -337,5 +337,5 @@ func ProcessorConfig(cfg config.Config, instanceID string) processor.Config {
 		SafetyEnabled: cfg.EnableSafety, CrisisThreshold: cfg.CrisisThreshold, PIISalt: []byte(cfg.PIISalt),
 		RecordIDKey: []byte(cfg.RecordIDKey), QualityEnabled: cfg.EnableQuality, BiasEnabled: cfg.EnableBias, FusionEnabled: cfg.EnableFusion,
 		OutputS3Endpoint: cfg.OutputS3Endpoint, OutputS3Region: cfg.AWSRegion, BiasThreshold: cfg.BiasThreshold,
-		OutputAttempts: cfg.RetryAttempts + 1, OutputRetryBase: cfg.RetryBase}
+		OutputAttempts: cfg.RetryAttempts + 1, OutputRetryBase: cfg.RetryBase, SnapshotEvery: cfg.SnapshotEvery}
 }

@@ -123,6 +123,9 @@ func startStack(t *testing.T, o stackOpts) *stack {
 			"ENABLE_QUALITY_ASSESSMENT": "false",
 			"ENABLE_BIAS_DETECTION":     "false",
 			"ENABLE_FUSION":             "false",
+			// Snapshots every few events: every abort, rebalance and
+			// restart in these tests reloads from a snapshot.
+			"DSPIPE_SNAPSHOT_EVERY": "20",
 		}[k]
 	})
 	require.NoError(t, err)

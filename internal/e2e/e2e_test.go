@@ -245,6 +245,9 @@ func startClusterWith(t *testing.T, external bool, o clusterOpts) *cluster {
 		"ENABLE_QUALITY_ASSESSMENT=false",
 		"ENABLE_BIAS_DETECTION=false",
 		"ENABLE_FUSION=false",
+		// Snapshots every few events: every kill and restart here reloads
+		// from a snapshot and the events after it.
+		"DSPIPE_SNAPSHOT_EVERY=20",
 	)
 	env = append(env, o.env...)
 	mounted := false

@@ -22,6 +22,7 @@ import (
 	"github.com/dspipe/dspipe/internal/crypt"
 	"github.com/dspipe/dspipe/internal/kafka"
 	"github.com/dspipe/dspipe/internal/keys"
+	"github.com/dspipe/dspipe/internal/snapshot"
 	"github.com/dspipe/dspipe/internal/source"
 	"github.com/dspipe/dspipe/internal/wire"
 )
@@ -81,6 +82,11 @@ type Ingest struct {
 	sem     chan struct{}
 	running sync.Map // execution id -> acquisition
 	wg      sync.WaitGroup
+
+	// What the latest snapshots of newly assigned partitions say, for the
+	// poll loop to take before the partitions' events (resume).
+	resumeMu sync.Mutex
+	resume   []snapshot.Execution
 }
 
 // New builds an ingest service.
@@ -109,8 +115,9 @@ type sourceCheckpoint struct {
 }
 
 // Run follows the event log until ctx ends. It consumes as a group without
-// committing offsets: on every assignment it replays its partitions from the
-// start, which rebuilds which executions still need acquisition.
+// committing offsets: on every assignment it rebuilds which executions
+// still need acquisition from the partition's latest processor snapshot and
+// the events after it (from the start when there is no snapshot).
 func (in *Ingest) Run(ctx context.Context) error {
 	if in.cfg.Keys == nil {
 		return errors.New("ingest: no data key manager: record payloads are always encrypted")
@@ -138,6 +145,9 @@ func (in *Ingest) Run(ctx context.Context) error {
 		fs.EachError(func(t string, p int32, err error) {
 			in.log.Warn("ingest: fetch", "topic", t, "partition", p, "err", err)
 		})
+		for _, s := range in.resumed(requests) {
+			in.launch(ctx, s.id, s.partition, s.req)
+		}
 		for _, s := range in.startsIn(fs, requests) {
 			in.launch(ctx, s.id, s.partition, s.req)
 		}
@@ -158,12 +168,13 @@ func (in *Ingest) eventsClient() (*kgo.Client, error) {
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
 		// Every assignment, including getting a lost partition back, replays
-		// the partition from its start: the replay is what relaunches the
-		// acquisitions that were stopped when the partition went away.
-		kgo.AdjustFetchOffsetsFn(func(_ context.Context, m map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+		// the partition from its latest snapshot (or its start): the replay
+		// is what relaunches the acquisitions that were stopped when the
+		// partition went away.
+		kgo.AdjustFetchOffsetsFn(func(ctx context.Context, m map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 			for t, parts := range m {
 				for p := range parts {
-					m[t][p] = kgo.NewOffset().AtStart()
+					m[t][p] = in.resumeFrom(ctx, p)
 				}
 			}
 			return m, nil
@@ -174,6 +185,47 @@ func (in *Ingest) eventsClient() (*kgo.Client, error) {
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) { in.cancelPartitions(lost) }),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) { in.cancelPartitions(lost) }),
 	)
+}
+
+// resumeFrom reads the latest snapshot of an assigned partition, keeps its
+// unfinished executions for the poll loop, and returns where the partition's
+// events are to be read from: after the snapshot, or from the start when
+// there is none or it cannot be read.
+func (in *Ingest) resumeFrom(ctx context.Context, partition int32) kgo.Offset {
+	s, err := snapshot.Latest(ctx, in.cfg.Kafka, partition, func(msg string, args ...any) { in.log.Warn(msg, args...) })
+	if err != nil {
+		in.log.Warn("ingest: no snapshot, replaying the partition from its start", "partition", partition, "err", err)
+	}
+	if s == nil {
+		return kgo.NewOffset().AtStart()
+	}
+	in.resumeMu.Lock()
+	defer in.resumeMu.Unlock()
+	for _, x := range s.Executions {
+		if x.Status != snapshot.StatusDone {
+			in.resume = append(in.resume, x)
+		}
+	}
+	in.log.Info("ingest: partition resumes from a snapshot", "partition", partition, "offset", s.Next)
+	return kgo.NewOffset().At(s.Next)
+}
+
+// resumed takes what the snapshots of newly assigned partitions said: it
+// remembers the requests of executions not yet started and returns those
+// started and not finished.
+func (in *Ingest) resumed(requests map[string]events.Request) []start {
+	in.resumeMu.Lock()
+	xs := in.resume
+	in.resume = nil
+	in.resumeMu.Unlock()
+	var out []start
+	for _, x := range xs {
+		requests[x.ID] = x.Request
+		if x.Status == snapshot.StatusRunning || x.Status == snapshot.StatusFinalizing {
+			out = append(out, start{id: x.ID, req: x.Request, partition: x.Partition})
+		}
+	}
+	return out
 }
 
 // start is an execution whose acquisition is to begin.

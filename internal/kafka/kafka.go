@@ -28,6 +28,9 @@ type Topics struct {
 	Raw         string
 	Staged      string
 	Checkpoints string
+	// Snapshots holds each processor partition's state, keyed by
+	// partition, so a restart replays only the events after the latest.
+	Snapshots string
 	// Access is the access audit: one hash chain per API instance run,
 	// keyed by the chain's id.
 	Access string
@@ -41,6 +44,7 @@ func TopicNames(prefix string) Topics {
 		Raw:         prefix + "dataset.records.raw",
 		Staged:      prefix + "dataset.records.staged",
 		Checkpoints: prefix + "dataset.ingest.checkpoints",
+		Snapshots:   prefix + "dataset.processor.snapshots",
 		Access:      prefix + "dataset.access",
 	}
 }
@@ -90,9 +94,24 @@ func (c Config) ProducerOpts() []kgo.Opt {
 		kgo.ProducerBatchCompression(c.codec(), kgo.NoCompression()),
 		kgo.ProducerBatchMaxBytes(MaxRecordBytes + 64<<10),
 		// Keys hash with murmur2 like Java clients, so partition i of every
-		// topic holds the same executions.
-		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		// topic holds the same executions. A snapshot goes to the partition
+		// it describes.
+		kgo.RecordPartitioner(partitioner{keyed: kgo.StickyKeyPartitioner(nil), manual: c.Topics().Snapshots}),
 	}
+}
+
+// partitioner hashes keys, except on the one topic whose records name
+// their partition.
+type partitioner struct {
+	keyed  kgo.Partitioner
+	manual string
+}
+
+func (p partitioner) ForTopic(t string) kgo.TopicPartitioner {
+	if t == p.manual {
+		return kgo.ManualPartitioner().ForTopic(t)
+	}
+	return p.keyed.ForTopic(t)
 }
 
 // ConfigFromEnv reads KAFKA_BROKERS, KAFKA_PARTITIONS, KAFKA_REPLICATION and
@@ -179,8 +198,11 @@ func (c Config) EnsureTopics(ctx context.Context) error {
 	// 1 MB per batch, which would refuse incompressible large records.
 	maxMsg := strconv.Itoa(TopicMaxMessageBytes)
 	plain := map[string]*string{"max.message.bytes": &maxMsg}
-	compact, policy := map[string]*string{"max.message.bytes": &maxMsg}, "compact"
-	compact["cleanup.policy"] = &policy
+	// The compacted topics roll a segment every hour: the log cleaner never
+	// touches the active segment, and with the default week-long segment a
+	// reader of the latest value per key would read every value written.
+	policy, roll := "compact", strconv.FormatInt(time.Hour.Milliseconds(), 10)
+	compact := map[string]*string{"max.message.bytes": &maxMsg, "cleanup.policy": &policy, "segment.ms": &roll}
 	// The event log and the access log are the audit trail: never deleted
 	// by age or size (Kafka's default would drop them after 7 days).
 	never := "-1"
@@ -205,7 +227,7 @@ func (c Config) EnsureTopics(ctx context.Context) error {
 			return fmt.Errorf("kafka: create topics: %w", err)
 		}
 	}
-	cresps, err := adm.CreateTopics(ctx, c.Partitions, c.Replication, compact, t.Checkpoints)
+	cresps, err := adm.CreateTopics(ctx, c.Partitions, c.Replication, compact, t.Checkpoints, t.Snapshots)
 	if err != nil {
 		return fmt.Errorf("kafka: create topics: %w", err)
 	}
@@ -226,8 +248,12 @@ func (c Config) EnsureTopics(ctx context.Context) error {
 	}
 	// Topics created by an older version get the limit too.
 	alter := []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "max.message.bytes", Value: &maxMsg}}
-	if _, err := adm.AlterTopicConfigs(ctx, alter, t.Commands, t.Events, t.Raw, t.Staged, t.Checkpoints, t.Access); err != nil {
+	if _, err := adm.AlterTopicConfigs(ctx, alter, t.Commands, t.Events, t.Raw, t.Staged, t.Checkpoints, t.Snapshots, t.Access); err != nil {
 		return fmt.Errorf("kafka: set max.message.bytes: %w", err)
+	}
+	rolling := []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "segment.ms", Value: &roll}}
+	if _, err := adm.AlterTopicConfigs(ctx, rolling, t.Checkpoints, t.Snapshots); err != nil {
+		return fmt.Errorf("kafka: set the compacted topics' segment.ms: %w", err)
 	}
 	keep := []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: &never}, {Op: kadm.SetConfig, Name: "retention.bytes", Value: &never}}
 	if _, err := adm.AlterTopicConfigs(ctx, keep, t.Events, t.Access); err != nil {
@@ -313,6 +339,31 @@ func (c Config) ReadPartition(ctx context.Context, topic string, partition int32
 		}
 		if done {
 			return nil
+		}
+	}
+}
+
+// ReadLast returns the last committed record of one partition, or nil when
+// it has none. It reads back from the end in a growing window, so its cost
+// follows the size of the latest records, not the partition's history.
+func (c Config) ReadLast(ctx context.Context, topic string, partition int32) (*kgo.Record, error) {
+	cl, err := c.Client()
+	if err != nil {
+		return nil, err
+	}
+	end, err := EndOffset(ctx, cl, topic, partition)
+	cl.Close()
+	if err != nil {
+		return nil, err
+	}
+	for back := int64(16); ; back *= 8 {
+		from := max(end-back, 0)
+		var last *kgo.Record
+		if err := c.ReadPartition(ctx, topic, partition, from, func(r *kgo.Record) error { last = r; return nil }); err != nil {
+			return nil, err
+		}
+		if last != nil || from == 0 {
+			return last, nil
 		}
 	}
 }

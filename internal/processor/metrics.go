@@ -11,8 +11,10 @@ import (
 // so a transaction that aborts and runs again counts its records twice;
 // the statistics and the event log are the exact figures.
 type procMetrics struct {
-	records *prometheus.CounterVec
-	stages  *prometheus.HistogramVec
+	records   *prometheus.CounterVec
+	stages    *prometheus.HistogramVec
+	replayed  prometheus.Counter
+	snapshots prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *procMetrics {
@@ -25,9 +27,25 @@ func newMetrics(reg prometheus.Registerer) *procMetrics {
 		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "dspipe_stage_duration_seconds",
 			Help:    "Durations of completed stages of executions.",
 			Buckets: prometheus.ExponentialBuckets(0.1, 2.5, 12)}, []string{"stage"}),
+		replayed: prometheus.NewCounter(prometheus.CounterOpts{Name: "dspipe_processor_replayed_events_total",
+			Help: "Events replayed to rebuild partitions' state after the latest snapshot (at start, rebalance or abort)."}),
+		snapshots: prometheus.NewCounter(prometheus.CounterOpts{Name: "dspipe_processor_snapshots_total",
+			Help: "Partition state snapshots written (committed or not)."}),
 	}
-	reg.MustRegister(m.records, m.stages)
+	reg.MustRegister(m.records, m.stages, m.replayed, m.snapshots)
 	return m
+}
+
+func (m *procMetrics) recovered(events int) {
+	if m != nil {
+		m.replayed.Add(float64(events))
+	}
+}
+
+func (m *procMetrics) snapshot() {
+	if m != nil {
+		m.snapshots.Inc()
+	}
 }
 
 func (m *procMetrics) record(stage, outcome string) {

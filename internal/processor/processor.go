@@ -98,6 +98,10 @@ type Config struct {
 	OutputRetryBase time.Duration
 	// Now is the clock; tests may fix it.
 	Now func() time.Time
+	// SnapshotEvery is how many events of a partition may follow its latest
+	// state snapshot before the next (DSPIPE_SNAPSHOT_EVERY; 0:
+	// DefaultSnapshotEvery). A restart replays at most about this many.
+	SnapshotEvery int
 	// RecordStages and DatasetStages are the stage lists the processor
 	// drives; nil is the product's lists (internal/stages).
 	RecordStages  []pipeline.RecordStage
@@ -135,6 +139,12 @@ type Processor struct {
 	loaded   map[int32]bool
 	prepared map[string]outputResult
 	reset    atomic.Bool
+	// Per partition: events since the latest snapshot (committed or in
+	// this transaction), the offset of this transaction's last event, and
+	// the partitions this transaction snapshots (snapshot.go).
+	sinceSnapshot map[int32]int
+	txnEvents     map[int32]int64
+	snapshotted   map[int32]bool
 
 	s3 *s3.Client // s3:// outputs, made when first needed
 
@@ -245,12 +255,17 @@ func (p *Processor) dropState() {
 	p.execs = map[string]*execState{}
 	p.loaded = map[int32]bool{}
 	p.prepared = map[string]outputResult{}
+	p.sinceSnapshot = map[int32]int{}
+	p.snapshotted = map[int32]bool{}
 }
 
 // step handles one poll's records and housekeeping in one transaction.
 func (p *Processor) step(ctx context.Context, fs kgo.Fetches) error {
 	p.inTxn = false
-	p.prodErr = nil
+	p.prodMu.Lock()
+	p.prodErr, p.txnEvents = nil, map[int32]int64{}
+	p.prodMu.Unlock()
+	clear(p.snapshotted)
 	if err := p.prepare(ctx, fs); err != nil {
 		// The polled records must be consumed again: only aborting a
 		// transaction rewinds the session to the committed offsets.
@@ -331,6 +346,16 @@ func (p *Processor) transact(ctx context.Context, recs []*kgo.Record) error {
 			err = fmt.Errorf("processor: flush: %w", ferr)
 		}
 	}
+	// With every event's offset known, the snapshots that are due join the
+	// same transaction.
+	if err == nil && p.producerErr() == nil {
+		err = p.writeSnapshots()
+		if err == nil && len(p.snapshotted) > 0 {
+			if ferr := p.sess.Client().Flush(endCtx); ferr != nil {
+				err = fmt.Errorf("processor: flush: %w", ferr)
+			}
+		}
+	}
 	how := kgo.TryCommit
 	if err != nil || p.producerErr() != nil {
 		how = kgo.TryAbort
@@ -345,6 +370,9 @@ func (p *Processor) transact(ctx context.Context, recs []*kgo.Record) error {
 		return fmt.Errorf("processor: end transaction: %w", endErr)
 	case !committed:
 		return errNotCommitted
+	}
+	for partition := range p.snapshotted {
+		p.sinceSnapshot[partition] = 0
 	}
 	return nil
 }
@@ -361,13 +389,18 @@ func (p *Processor) begin() error {
 }
 
 func (p *Processor) produce(r *kgo.Record) {
-	p.sess.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
-		if err != nil {
-			p.prodMu.Lock()
+	p.sess.Produce(context.Background(), r, func(r *kgo.Record, err error) {
+		p.prodMu.Lock()
+		defer p.prodMu.Unlock()
+		switch {
+		case err != nil:
 			if p.prodErr == nil {
 				p.prodErr = err
 			}
-			p.prodMu.Unlock()
+		case r.Topic == p.topics.Events:
+			if last, ok := p.txnEvents[r.Partition]; !ok || r.Offset > last {
+				p.txnEvents[r.Partition] = r.Offset
+			}
 		}
 	})
 }
@@ -422,50 +455,30 @@ func (p *Processor) emitOne(x *execState, payload events.Payload) error {
 		return err
 	}
 	p.log.Debug("processor: emit", "execution_id", x.id, "seq", e.Seq, "type", e.Type)
+	p.sinceSnapshot[x.partition]++
 	p.produce(&kgo.Record{Topic: p.topics.Events, Key: []byte(x.id), Value: b})
 	return nil
 }
 
-// ensureLoaded rebuilds the state of every execution on a partition from
-// the event log the first time the partition is seen since the last reset.
+// ensureLoaded rebuilds the state of every execution on a partition the
+// first time the partition is seen since the last reset: from its latest
+// snapshot and the events after it (snapshot.go).
 func (p *Processor) ensureLoaded(ctx context.Context, partition int32) error {
 	if p.loaded[partition] {
 		return nil
 	}
-	err := p.cfg.Kafka.ReadPartition(ctx, p.topics.Events, partition, 0, func(r *kgo.Record) error {
-		e, err := events.Decode(r.Value)
-		if err != nil {
-			p.log.Error("processor: undecodable event in log", "partition", partition, "offset", r.Offset, "err", err)
-			return nil
-		}
-		payload, err := events.Parse(e)
-		if err != nil {
-			p.log.Error("processor: unparseable event in log", "partition", partition, "offset", r.Offset, "err", err)
-			return nil
-		}
-		x := p.execs[e.Subject]
-		if x == nil {
-			x = newExec(e.Subject, partition)
-			p.execs[e.Subject] = x
-		}
-		if err := x.chain.Next(&e); err != nil {
-			return fmt.Errorf("processor: replay: %w", err)
-		}
-		x.apply(&e, payload)
-		return nil
-	})
+	began := time.Now()
+	rec, err := recoverPartition(ctx, p.cfg.Kafka, partition, true, func(msg string, args ...any) { p.log.Error(msg, args...) })
 	if err != nil {
-		return fmt.Errorf("processor: load partition %d: %w", partition, err)
+		return err
 	}
-	// Finished executions need no memory beyond their id (to ignore late
-	// records), their chain head and their reviews (a review may be
-	// acknowledged long after the execution ended).
-	for id, x := range p.execs {
-		if x.partition == partition && x.status == statusDone {
-			p.execs[id] = &execState{id: id, partition: partition, status: statusDone, user: x.user, chain: x.chain, reviews: x.reviews,
-				outputDir: x.outputDir, dataDeleted: x.dataDeleted, req: events.Request{Output: x.req.Output}}
-		}
+	for id, x := range rec.execs {
+		p.execs[id] = x
 	}
+	p.sinceSnapshot[partition] = rec.replayed
+	p.metrics.recovered(rec.replayed)
+	p.log.Info("processor: partition loaded", "partition", partition, "executions", len(rec.execs),
+		"snapshot_offset", rec.from, "events_replayed", rec.replayed, "took", time.Since(began).Round(time.Millisecond))
 	p.loaded[partition] = true
 	return nil
 }

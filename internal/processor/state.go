@@ -6,16 +6,17 @@ import (
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/crypt"
 	"github.com/dspipe/dspipe/internal/pipeline"
+	"github.com/dspipe/dspipe/internal/snapshot"
 	"github.com/dspipe/dspipe/internal/wire"
 )
 
 // Execution statuses inside the processor.
 const (
-	statusRequested  = "requested"
-	statusQueued     = "queued"
-	statusRunning    = "running"
-	statusFinalizing = "finalizing"
-	statusDone       = "done"
+	statusRequested  = snapshot.StatusRequested
+	statusQueued     = snapshot.StatusQueued
+	statusRunning    = snapshot.StatusRunning
+	statusFinalizing = snapshot.StatusFinalizing
+	statusDone       = snapshot.StatusDone
 )
 
 // execState is one execution as the processor knows it, rebuilt exactly by

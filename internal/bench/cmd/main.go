@@ -47,6 +47,7 @@ func main() {
 	flag.Float64Var(&acqParquetGB, "acq-parquet-gb", 1, "GB of Parquet file for the acquisition benchmark; 0 skips it")
 	flag.IntVar(&fusionRecords, "fusion-records", 1_000_000, "records for the fusion cost measure; 0 skips it")
 	flag.IntVar(&allRecords, "all-records", 1_000_000, "conversations for the every-stage run (0: the main dataset)")
+	flag.IntVar(&restartRecords, "restart-records", 5000, "conversations per execution in the restart measure")
 	flag.BoolVar(&withLoad, "load", true, "run the load phase (every service as its own process)")
 	flag.Parse()
 	if err := run(*out, *records, *micro); err != nil {
@@ -65,12 +66,13 @@ func freePort() int {
 }
 
 var (
-	cpuProfile    string
-	acqJSONLGB    float64
-	acqParquetGB  float64
-	withLoad      bool
-	fusionRecords int
-	allRecords    int
+	cpuProfile     string
+	acqJSONLGB     float64
+	acqParquetGB   float64
+	withLoad       bool
+	fusionRecords  int
+	allRecords     int
+	restartRecords int
 )
 
 type result struct {
@@ -94,6 +96,7 @@ type result struct {
 	processorRate float64
 	acquisition   []readResult
 	fusion        *fusionResult
+	restart       []restartPoint
 }
 
 // fusionResult is the fusion stage's cost on a million conversations.
@@ -315,9 +318,16 @@ func run(out string, records int, micro string) error {
 	fmt.Fprintln(os.Stderr, "loading GET /status...")
 	res.statusN, res.statusP50, res.statusP99, res.statusRPS = loadStatus(ctx, c, id, 16, 5*time.Second)
 
+	kc := kafka.Config{Brokers: []string{"127.0.0.1:" + strconv.Itoa(brokerPort)}, Partitions: 3, Replication: 1}
+
+	// 2b. Restart cost after 10 and 100 executions of one size.
+	fmt.Fprintln(os.Stderr, "measuring restart cost...")
+	if res.restart, err = restartCost(ctx, dir, c, kc, restartRecords); err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+
 	// 3. Raw consume-transform-produce of the same raw records on the same broker.
 	fmt.Fprintln(os.Stderr, "measuring raw kfake consume-transform-produce...")
-	kc := kafka.Config{Brokers: []string{"127.0.0.1:" + strconv.Itoa(brokerPort)}, Partitions: 3, Replication: 1}
 	n, secs, err := rawCTP(ctx, kc, int64(records), "bench-ctp", nil)
 	if err != nil {
 		return err
@@ -555,6 +565,7 @@ func writeReport(path string, r result, micro string) error {
 	fmt.Fprintf(&b, "| peak RSS of the services process: api, ingest, processor, projector (VmHWM) | %.0f MB | < 300 MB %s |\n", r.peakRSSMB, mark(r.peakRSSMB < 300))
 	fmt.Fprintf(&b, "| peak RSS of the embedded broker process (`dsctl broker`, kfake with a data directory) | %.0f MB | (development broker) |\n", r.brokerRSSMB)
 	b.WriteString("\nThe spine figure covers acquisition (file read, framing, transactional produce with checkpoints), validation, standardization, staged produce, event emission and projection into Postgres, and the output stage (reading the staged topic back, zstd-compressing, hashing, manifest). The raw figure is a `GroupTransactSession` loop that copies the same records to another topic without looking at them.\n")
+	writeRestart(&b, r.restart, restartRecords)
 	b.WriteString("\nReproduce: `make bench` (needs Postgres: `scripts/pg.sh start`).\n")
 	if len(r.acquisition) > 0 {
 		b.WriteString("\n## Acquisition alone, per format\n\n")
