@@ -347,23 +347,53 @@ func (c Config) ReadPartition(ctx context.Context, topic string, partition int32
 // it has none. It reads back from the end in a growing window, so its cost
 // follows the size of the latest records, not the partition's history.
 func (c Config) ReadLast(ctx context.Context, topic string, partition int32) (*kgo.Record, error) {
-	cl, err := c.Client()
-	if err != nil {
-		return nil, err
-	}
-	end, err := EndOffset(ctx, cl, topic, partition)
-	cl.Close()
-	if err != nil {
-		return nil, err
-	}
 	for back := int64(16); ; back *= 8 {
-		from := max(end-back, 0)
-		var last *kgo.Record
-		if err := c.ReadPartition(ctx, topic, partition, from, func(r *kgo.Record) error { last = r; return nil }); err != nil {
-			return nil, err
+		last, whole, err := c.readTail(ctx, topic, partition, back)
+		if err != nil || last != nil || whole {
+			return last, err
 		}
-		if last != nil || from == 0 {
-			return last, nil
+	}
+}
+
+// readTail reads the last back offsets of a partition with one client and
+// returns the last committed record among them, and whether they were the
+// whole partition.
+func (c Config) readTail(ctx context.Context, topic string, partition int32, back int64) (*kgo.Record, bool, error) {
+	cl, err := c.Client(
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().AtEnd().Relative(-back)}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+	)
+	if err != nil {
+		return nil, false, err
+	}
+	defer cl.Close()
+	end, err := EndOffset(ctx, cl, topic, partition)
+	if err != nil || end == 0 {
+		return nil, true, err
+	}
+	var last *kgo.Record
+	for {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return nil, false, err
+		}
+		var fetchErr error
+		fs.EachError(func(_ string, _ int32, err error) { fetchErr = err })
+		if fetchErr != nil {
+			return nil, false, fmt.Errorf("kafka: read %s[%d]: %w", topic, partition, fetchErr)
+		}
+		for it := fs.RecordIter(); !it.Done(); {
+			r := it.Next()
+			if r.Offset >= end {
+				return last, end <= back, nil
+			}
+			if !r.Attrs.IsControl() {
+				last = r
+			}
+			if r.Offset >= end-1 {
+				return last, end <= back, nil
+			}
 		}
 	}
 }
