@@ -26,11 +26,13 @@
 // Memory: 152 bytes per record (the signature at 16 bits a value, the
 // exact hash, the rank), held while the output stage runs; 24 when the
 // signatures spill to an encrypted file (SpillBeyond), as the pipeline's
-// fusion stage does beyond 100,000 records.
+// fusion stage does beyond 100,000 records. Clustering adds about 45
+// bytes a record of working arrays; the result reuses two of them.
 package fusion
 
 import (
 	"errors"
+	"math/bits"
 	"slices"
 	"unicode"
 	"unicode/utf8"
@@ -435,15 +437,13 @@ func (x *Index) Resolve(threshold float64) (Result, error) {
 			})
 		}
 	}
-	res := Result{Keeper: make([]int32, n), Exact: make([]bool, n)}
-	size := make([]int32, n)
+	// In a cluster, a removed record is an exact duplicate when its text
+	// equals the keeper's or that of an earlier removed record; the first
+	// of each other text is a near duplicate.
 	type group struct {
 		keeper int32
 		exact  uint64
 	}
-	// In a cluster, a removed record is an exact duplicate when its text
-	// equals the keeper's or that of an earlier removed record; the first
-	// of each other text is a near duplicate.
 	firstOf := map[group]bool{}
 	keeper := make([]int32, n)
 	for i := 0; i < n; i++ {
@@ -455,6 +455,7 @@ func (x *Index) Resolve(threshold float64) (Result, error) {
 		}
 		keeper[i] = k
 	}
+	parent = nil
 	// Records let go above still lose to an exact copy of themselves: the
 	// best ranked record kept with the same text.
 	ks = ks[:0]
@@ -470,13 +471,17 @@ func (x *Index) Resolve(threshold float64) (Result, error) {
 			keeper[i] = keeper[k] // a keeper that lost to its exact copy
 		}
 	}
+	// The exact flags of the grouping above are done with: the result's
+	// take their place, and a bit a record marks the keepers of clusters.
+	res := Result{Keeper: keeper, Exact: isExact}
+	clear(res.Exact)
+	clustered := make([]uint64, (n+63)/64)
 	for i := 0; i < n; i++ {
 		k := keeper[i]
-		res.Keeper[i] = k
-		size[k]++
 		if k == int32(i) {
 			continue
 		}
+		clustered[k/64] |= 1 << (k % 64)
 		g := group{k, x.exact[i]}
 		if x.exact[i] == x.exact[k] || firstOf[g] {
 			res.Exact[i] = true
@@ -486,10 +491,8 @@ func (x *Index) Resolve(threshold float64) (Result, error) {
 		}
 		firstOf[g] = true
 	}
-	for _, s := range size {
-		if s > 1 {
-			res.Clusters++
-		}
+	for _, w := range clustered {
+		res.Clusters += bits.OnesCount64(w)
 	}
 	return res, x.err
 }

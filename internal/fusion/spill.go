@@ -25,6 +25,7 @@ type sigFile struct {
 	aead cipher.AEAD
 	n    int // records written
 	rec  [sigSealed]byte
+	got  [sigSealed]byte // the record at reads
 	sig  packed
 	err  error
 }
@@ -87,11 +88,10 @@ func (s *sigFile) finish() error {
 
 // at reads record i's signature (for a candidate pair).
 func (s *sigFile) at(i int, p *packed) error {
-	var buf [sigSealed]byte
-	if _, err := s.f.ReadAt(buf[:], int64(i)*sigSealed); err != nil {
+	if _, err := s.f.ReadAt(s.got[:], int64(i)*sigSealed); err != nil {
 		return fmt.Errorf("fusion: read spilled signature %d: %w", i, err)
 	}
-	return s.open(i, buf[:], p)
+	return s.open(i, s.got[:], p)
 }
 
 // each reads every signature in order (one band's pass).

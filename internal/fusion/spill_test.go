@@ -89,3 +89,23 @@ func TestSpillThatCannotBeWrittenIsAnError(t *testing.T) {
 	_, err := x.Resolve(0.8)
 	require.ErrorContains(t, err, "fusion: spill the index")
 }
+
+// TestIDsAreKeptWhateverTheirForm: record ids (32 lower-case hex digits)
+// are held as their 16 bytes and come back the same; an id of any other
+// form comes back as it was.
+func TestIDsAreKeptWhateverTheirForm(t *testing.T) {
+	var l idList
+	ids := []string{"0123456789abcdef0123456789abcdef", "0123456789ABCDEF0123456789ABCDEF", "short", "", "ffffffffffffffffffffffffffffffff",
+		"0123456789abcdef0123456789abcdeg"}
+	for _, id := range ids {
+		l.add(id)
+	}
+	for i, id := range ids {
+		if got := l.at(i); got != id {
+			t.Fatalf("id %d: got %q, want %q", i, got, id)
+		}
+	}
+	if len(l.other) != 4 {
+		t.Fatalf("%d ids kept apart, want the 4 not in the packed form", len(l.other))
+	}
+}

@@ -1,6 +1,7 @@
 package fusion
 
 import (
+	"encoding/hex"
 	"os"
 	"sort"
 
@@ -36,28 +37,60 @@ type run struct {
 	set     Settings
 	sources int
 	idx     Index
-	// ids holds every record's id end to end (idEnd[i] is where record
-	// i's ends): about 36 bytes a record, where a string each takes 64.
-	ids   []byte
-	idEnd []uint32
-	srcOf []int32
-	buf   []uint64
+	ids     idList
+	srcOf   []int32
+	buf     []uint64
 }
 
-func (f *run) id(i int) string {
-	start := uint32(0)
-	if i > 0 {
-		start = f.idEnd[i-1]
-	}
-	return string(f.ids[start:f.idEnd[i]])
+// idList holds every record's id. A record id is 32 hex digits (16 bytes
+// of an HMAC), kept as its 16 bytes: 16 bytes a record, where a string
+// each would take 64. An id of another form is kept as it is, apart.
+type idList struct {
+	packed []byte
+	other  map[int]string
 }
+
+func (l *idList) add(id string) {
+	i := len(l.packed) / 16
+	var b [16]byte
+	if len(id) == 32 && isLowerHex(id) {
+		if _, err := hex.Decode(b[:], []byte(id)); err == nil {
+			l.packed = append(l.packed, b[:]...)
+			return
+		}
+	}
+	if l.other == nil {
+		l.other = map[int]string{}
+	}
+	l.other[i] = id
+	l.packed = append(l.packed, b[:]...)
+}
+
+func (l *idList) at(i int) string {
+	if id, ok := l.other[i]; ok {
+		return id
+	}
+	return hex.EncodeToString(l.packed[16*i : 16*i+16])
+}
+
+// isLowerHex is true when s is lower-case hex, the only form that
+// encodes back to itself.
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func (f *run) id(i int) string { return f.ids.at(i) }
 
 func (f *run) Observe(r *pipeline.StagedRecord) {
 	var ft Features
 	ft, f.buf = Compute(r.Messages, f.buf)
 	f.idx.Add(&ft, Rank{Priority: r.Priority, Source: r.Source, Position: r.Position})
-	f.ids = append(f.ids, r.ID...)
-	f.idEnd = append(f.idEnd, uint32(len(f.ids)))
+	f.ids.add(r.ID)
 	f.srcOf = append(f.srcOf, int32(r.Source))
 }
 

@@ -30,10 +30,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/client"
 	"github.com/dspipe/dspipe/internal/fusion"
 	"github.com/dspipe/dspipe/internal/gen"
 	"github.com/dspipe/dspipe/internal/kafka"
+	"github.com/dspipe/dspipe/internal/pipeline"
 	"github.com/dspipe/dspipe/internal/stage"
 	"github.com/dspipe/dspipe/internal/store"
 )
@@ -107,45 +109,39 @@ type fusionResult struct {
 	Removed, Clusters   int
 }
 
-// fusionCost runs fusion's two steps over n generated conversations in
-// this process, as the pipeline's fusion stage does (signatures beyond
-// fusion.InMemory records spill to an encrypted file): signatures (the
-// first pass of the output stage) and clustering, with the heap the index
-// holds and the peak heap while clustering. Generation is not timed.
+// fusionCost runs the fusion stage over n generated conversations in this
+// process, as the pipeline runs it: Observe for every staged record (the
+// signatures, beyond fusion.InMemory records spilled to an encrypted file,
+// and the record ids), then Decide on a plan of n records (clustering).
+// Every record is a conversation of its own from the generator, except one
+// in ten, an exact copy of a recent one. It reports the heap the stage
+// holds after observing and the peak heap while it decides. Generation is
+// not timed.
 func fusionCost(n int) (fusionResult, error) {
 	g := gen.New(77)
-	convs := make([][]stage.Message, 0, 10000)
-	for i := 0; i < 10000; i++ {
-		c := g.Next()
-		var ms []stage.Message
-		for _, t := range c.Turns {
-			ms = append(ms, stage.Message{Role: t.Role, Content: t.Content + " " + strconv.Itoa(i)})
-		}
-		convs = append(convs, ms)
-	}
+	recent := make([][]stage.Message, 1000)
 	runtime.GC()
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
-	var idx fusion.Index
-	idx.SpillBeyond(os.TempDir(), fusion.InMemory)
-	defer idx.Close()
-	var buf []uint64
-	start := time.Now()
+	run := fusion.Stage{}.Resolve(events.Request{Sources: make([]events.SourceSpec, 3)}, pipeline.Env{FusionEnabled: true})
+	defer run.Close()
+	var sign time.Duration
 	for i := 0; i < n; i++ {
-		var f fusion.Features
-		f, buf = fusion.Compute(convs[i%len(convs)], buf)
-		// The pool repeats: one record in ten stays an exact copy of an
-		// earlier one, the others are made distinct (exact hash and
-		// every signature value).
-		if i%10 != 0 {
-			f.Exact ^= uint64(i) * 0x9e3779b97f4a7c15
-			for k := range f.Sig {
-				f.Sig[k] ^= uint32((uint64(i)*0x9e3779b97f4a7c15 + uint64(k)*0xbf58476d1ce4e5b9) >> 32)
+		ms := recent[(i/10)%len(recent)]
+		if i%10 != 0 || ms == nil {
+			c := g.Next()
+			ms = make([]stage.Message, 0, len(c.Turns))
+			for _, t := range c.Turns {
+				ms = append(ms, stage.Message{Role: t.Role, Content: t.Content})
 			}
+			recent[i%len(recent)] = ms
 		}
-		idx.Add(&f, fusion.Rank{Source: i % 3, Position: int64(i)})
+		r := pipeline.StagedRecord{Index: i, ID: fmt.Sprintf("%032x", uint64(i)*0x9e3779b97f4a7c15), Source: i % 3, Position: int64(i), Messages: ms}
+		began := time.Now()
+		run.Observe(&r)
+		sign += time.Since(began)
 	}
-	sign := time.Since(start)
+	clear(recent)
 	runtime.GC()
 	var held runtime.MemStats
 	runtime.ReadMemStats(&held)
@@ -167,20 +163,19 @@ func fusionCost(n int) (fusionResult, error) {
 			}
 		}
 	}()
-	start = time.Now()
-	r, err := idx.Resolve(fusion.DefaultThreshold)
+	start := time.Now()
+	plan := pipeline.NewPlan(n)
+	err := run.Decide(plan)
 	resolve := time.Since(start)
 	close(done)
 	<-sampled
-	// The pool stays live to the end, so neither figure counts it being
-	// freed against the index.
-	runtime.KeepAlive(convs)
 	if err != nil {
 		return fusionResult{}, err
 	}
+	f := plan.Fusion
 	return fusionResult{Records: n, SignSecs: sign.Seconds(), ResolveMS: float64(resolve.Milliseconds()),
 		HeapMB: float64(held.HeapAlloc-before.HeapAlloc) / (1 << 20), PeakMB: float64(peak-before.HeapInuse) / (1 << 20),
-		Removed: r.RemovedExact + r.RemovedNear, Clusters: r.Clusters}, nil
+		Removed: int(f.RemovedExact + f.RemovedNear), Clusters: int(f.Clusters)}, nil
 }
 
 func run(out string, records int, micro string) error {
@@ -582,17 +577,17 @@ func writeReport(path string, r result, micro string) error {
 	}
 	if f := r.fusion; f != nil {
 		b.WriteString("\n## Fusion, per million records\n\n")
-		b.WriteString("One goroutine, in the bench process: MinHash signatures of generated conversations (the output stage's first pass, " +
-			"without reading the log) and clustering (exact hashes, 16 LSH bands, verification), with the index spilling its signatures " +
-			"to an encrypted temporary file beyond 100,000 records as the pipeline's fusion stage does. The records cycle through 10,000 " +
-			"generated conversations: one in ten stays an exact copy, the others are made distinct.\n\n")
-		b.WriteString("| records | signatures | clustering | per million records | heap held by the index | peak heap while clustering | removed / clusters |\n|---|---|---|---|---|---|---|\n")
+		b.WriteString("One goroutine, in the bench process: the fusion stage as the pipeline runs it, without reading the log. It observes every staged record " +
+			"(MinHash signature, spilled to an encrypted temporary file beyond 100,000 records, exact hash, rank and record id), then decides " +
+			"on the plan (exact hashes, 16 LSH bands, verification). Every record is a generated conversation of its own, except one in ten, " +
+			"an exact copy of a recent one.\n\n")
+		b.WriteString("| records | signatures | clustering | per million records | heap held by the stage | peak heap while clustering (plan included) | removed / clusters |\n|---|---|---|---|---|---|---|\n")
 		fmt.Fprintf(&b, "| %d | %.1f s (%.0f records/s) | %.0f ms | %.1f s | %.0f MB (%.0f bytes/record) | %.0f MB | %d / %d |\n", f.Records, f.SignSecs,
 			float64(f.Records)/f.SignSecs, f.ResolveMS, (f.SignSecs+f.ResolveMS/1000)*1e6/float64(f.Records), f.HeapMB,
 			f.HeapMB*(1<<20)/float64(f.Records), f.PeakMB, f.Removed, f.Clusters)
-		b.WriteString("\nIn memory the index held 152 bytes a record (a 64-value signature at 16 bits a value, the exact hash, the rank); " +
-			"spilled it holds the exact hash and the rank, and clustering adds about 40 bytes a record of working arrays. At 10M records " +
-			"that is still about 640 MB: a flat index needs those arrays and the grouping sorts on disk too (not built).\n")
+		b.WriteString("\nHeld per record: the exact hash (8 bytes), the rank (16), the record id (16), the source (4). Clustering adds its " +
+			"working arrays (union-find, rank order, the grouping sort, the keepers: about 45 bytes a record) and the plan (4). " +
+			"A flat stage at 10M records needs those on disk too (sorted runs merged from disk; not built).\n")
 	}
 	if r.load != nil {
 		writeLoad(&b, *r.load)
