@@ -143,6 +143,7 @@ type Processor struct {
 	// this transaction), the offset of this transaction's last event, and
 	// the partitions this transaction snapshots (snapshot.go).
 	sinceSnapshot map[int32]int
+	snapshotSize  map[int32]int // executions in the partition's latest snapshot
 	txnEvents     map[int32]int64
 	snapshotted   map[int32]bool
 
@@ -256,6 +257,7 @@ func (p *Processor) dropState() {
 	p.loaded = map[int32]bool{}
 	p.prepared = map[string]outputResult{}
 	p.sinceSnapshot = map[int32]int{}
+	p.snapshotSize = map[int32]int{}
 	p.snapshotted = map[int32]bool{}
 }
 
@@ -476,6 +478,7 @@ func (p *Processor) ensureLoaded(ctx context.Context, partition int32) error {
 		p.execs[id] = x
 	}
 	p.sinceSnapshot[partition] = rec.replayed
+	p.snapshotSize[partition] = len(rec.execs)
 	p.metrics.recovered(rec.replayed)
 	p.log.Info("processor: partition loaded", "partition", partition, "executions", len(rec.execs),
 		"snapshot_offset", rec.from, "events_replayed", rec.replayed, "took", time.Since(began).Round(time.Millisecond))

@@ -179,10 +179,17 @@ func (p *Processor) writeSnapshots() error {
 		every = DefaultSnapshotEvery
 	}
 	for partition, off := range last {
-		if p.sinceSnapshot[partition] < every {
+		// A snapshot holds every execution of its partition (the finished
+		// ones short), so one is written only after at least twice as many
+		// events as it held executions: its cost per event stays constant
+		// however many executions the partition has seen, and a restart
+		// replays at most that many events more.
+		if p.sinceSnapshot[partition] < max(every, 2*p.snapshotSize[partition]) {
 			continue
 		}
-		b, err := json.Marshal(snapshotOf(p.execs, partition, off+1))
+		snap := snapshotOf(p.execs, partition, off+1)
+		p.snapshotSize[partition] = len(snap.Executions)
+		b, err := json.Marshal(snap)
 		if err != nil {
 			return fmt.Errorf("processor: snapshot: %w", err)
 		}
