@@ -138,18 +138,29 @@ func Compute(msgs []stage.Message, buf []uint64) (Features, []uint64) {
 		exact = (exact ^ w) * fnvPrime
 		exact ^= exact >> 29
 	}
-	var f Features
-	f.Exact = exact
+	f := Features{Exact: exact}
 	for i := range f.Sig {
 		f.Sig[i] = ^uint32(0)
 	}
-	eachShingle(ws, func(sh uint64) {
-		for p := 0; p < NumPerm; p++ {
-			if v := uint32((permA[p]*sh + permB[p]) >> 32); v < f.Sig[p] {
-				f.Sig[p] = v
-			}
+	sig := &f.Sig
+	for i := 0; i < max(len(ws)-2, 1); i++ {
+		sh := shingle(ws, i)
+		// Eight permutations at a time, with min rather than a branch:
+		// the multiplications are independent, and which values change
+		// is not predictable.
+		for p := 0; p < NumPerm; p += 8 {
+			a, b := (*[8]uint64)(permA[p:p+8]), (*[8]uint64)(permB[p:p+8])
+			s := (*[8]uint32)(sig[p : p+8])
+			s[0] = min(s[0], uint32((a[0]*sh+b[0])>>32))
+			s[1] = min(s[1], uint32((a[1]*sh+b[1])>>32))
+			s[2] = min(s[2], uint32((a[2]*sh+b[2])>>32))
+			s[3] = min(s[3], uint32((a[3]*sh+b[3])>>32))
+			s[4] = min(s[4], uint32((a[4]*sh+b[4])>>32))
+			s[5] = min(s[5], uint32((a[5]*sh+b[5])>>32))
+			s[6] = min(s[6], uint32((a[6]*sh+b[6])>>32))
+			s[7] = min(s[7], uint32((a[7]*sh+b[7])>>32))
 		}
-	})
+	}
 	return f, ws
 }
 
@@ -172,13 +183,18 @@ func conversationWords(msgs []stage.Message, ws []uint64) []uint64 {
 // for fewer than three words).
 func eachShingle(ws []uint64, fn func(uint64)) {
 	for i := 0; i < max(len(ws)-2, 1); i++ {
-		sh := uint64(fnvOffset)
-		for k := i; k < i+3 && k < len(ws); k++ {
-			sh = (sh ^ ws[k]) * fnvPrime
-			sh ^= sh >> 31
-		}
-		fn(sh)
+		fn(shingle(ws, i))
 	}
+}
+
+// shingle is the hash of the word 3-gram at i (of fewer words at the end).
+func shingle(ws []uint64, i int) uint64 {
+	sh := uint64(fnvOffset)
+	for k := i; k < i+3 && k < len(ws); k++ {
+		sh = (sh ^ ws[k]) * fnvPrime
+		sh ^= sh >> 31
+	}
+	return sh
 }
 
 // Similarity is the share of equal signature values: an estimate of the

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"os"
 	"sort"
+	"sync"
 
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/pipeline"
@@ -86,10 +87,27 @@ func isLowerHex(s string) bool {
 
 func (f *run) id(i int) string { return f.ids.at(i) }
 
+// Prepare computes a record's features (its exact hash and signature),
+// on whichever core the caller runs it.
+func (f *run) Prepare(r *pipeline.StagedRecord) any {
+	bp := bufs.Get().(*[]uint64)
+	ft, buf := Compute(r.Messages, *bp)
+	*bp = buf
+	bufs.Put(bp)
+	return &ft
+}
+
+// bufs recycles Prepare's word buffers.
+var bufs = sync.Pool{New: func() any { return new([]uint64) }}
+
 func (f *run) Observe(r *pipeline.StagedRecord) {
-	var ft Features
-	ft, f.buf = Compute(r.Messages, f.buf)
-	f.idx.Add(&ft, Rank{Priority: r.Priority, Source: r.Source, Position: r.Position})
+	ft, ok := r.Prepared.(*Features)
+	if !ok {
+		var own Features
+		own, f.buf = Compute(r.Messages, f.buf)
+		ft = &own
+	}
+	f.idx.Add(ft, Rank{Priority: r.Priority, Source: r.Source, Position: r.Position})
 	f.ids.add(r.ID)
 	f.srcOf = append(f.srcOf, int32(r.Source))
 }

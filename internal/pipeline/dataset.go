@@ -18,6 +18,17 @@ type StagedRecord struct {
 	Messages    []stage.Message
 	Metadata    map[string]string
 	Annotations map[string]json.RawMessage
+	// Prepared is what the observing stage's Prepare returned for this
+	// record (nil when it has none, or it was not called).
+	Prepared any
+}
+
+// Preparer is a dataset run with per-record work that can run on any core
+// before Observe (fusion's signatures). Prepare must not change the run;
+// what it returns comes back to Observe as r.Prepared. Observe must also
+// work without it.
+type Preparer interface {
+	Prepare(r *StagedRecord) any
 }
 
 // Plan is what the dataset stages decide about the staged records, by

@@ -224,27 +224,34 @@ func (p *Processor) precompute(recs []*kgo.Record) []outcome {
 		}
 		jobs = append(jobs, job{i: i, spec: x.req.Sources[m.Source], m: m, id: x.id, run: p.stagesFor(x), dk: dk})
 	}
+	eachParallel(len(jobs), func(k int) {
+		j := jobs[k]
+		out[j.i] = transform(recs[j.i].Value, p.cfg.Limits, p.cfg.RecordIDKey, j.spec, j.m, j.id, j.run, j.dk)
+		out[j.i].meta, out[j.i].hasMeta = j.m, true
+	})
+	return out
+}
+
+// eachParallel calls fn for 0..n-1 on every core, in contiguous shares
+// (one goroutine for fewer than 64 items).
+func eachParallel(n int, fn func(i int)) {
 	workers := runtime.GOMAXPROCS(0)
-	if len(jobs) < 64 || workers < 2 {
-		for _, j := range jobs {
-			out[j.i] = transform(recs[j.i].Value, p.cfg.Limits, p.cfg.RecordIDKey, j.spec, j.m, j.id, j.run, j.dk)
-			out[j.i].meta, out[j.i].hasMeta = j.m, true
+	if n < 64 || workers < 2 {
+		for i := range n {
+			fn(i)
 		}
-		return out
+		return
 	}
 	var wg sync.WaitGroup
-	chunk := (len(jobs) + workers - 1) / workers
-	for w := 0; w < len(jobs); w += chunk {
-		part := jobs[w:min(w+chunk, len(jobs))]
+	chunk := (n + workers - 1) / workers
+	for w := 0; w < n; w += chunk {
 		wg.Add(1)
-		go func() {
+		go func(from, to int) {
 			defer wg.Done()
-			for _, j := range part {
-				out[j.i] = transform(recs[j.i].Value, p.cfg.Limits, p.cfg.RecordIDKey, j.spec, j.m, j.id, j.run, j.dk)
-				out[j.i].meta, out[j.i].hasMeta = j.m, true
+			for i := from; i < to; i++ {
+				fn(i)
 			}
-		}()
+		}(w, min(w+chunk, n))
 	}
 	wg.Wait()
-	return out
 }

@@ -2,9 +2,9 @@ package processor
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
+	json "github.com/goccy/go-json"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dspipe/dspipe/internal/pipeline"
@@ -42,16 +42,79 @@ func (p *Processor) planDataset(ctx context.Context, x *execState) (*dataPlan, e
 	return plan, nil
 }
 
+// observeBatch is how many staged records the first pass opens, decodes
+// and prepares together on every core before the stages observe them, in
+// order.
+const observeBatch = 512
+
 // observeStaged reads the execution's staged records once, in topic
 // order, and shows each to the dataset stages; it returns how many there
-// were.
+// were. Decryption, decoding and the stages' Prepare run on every core;
+// Observe sees the records one by one, in order.
 func (p *Processor) observeStaged(ctx context.Context, x *execState, active []pipeline.DatasetActive) (int, error) {
+	if _, err := p.keyOf(x); err != nil { // fetched once, before the workers share it
+		return 0, err
+	}
+	preparers := make([]pipeline.Preparer, len(active))
+	for k, a := range active {
+		preparers[k], _ = a.Run.(pipeline.Preparer)
+	}
+	type item struct {
+		m        wire.Meta
+		value    []byte
+		offset   int64
+		rec      pipeline.StagedRecord
+		prepared []any
+		err      error
+	}
+	batch := make([]item, 0, observeBatch)
 	n := 0
-	var rec struct {
-		ID          string                     `json:"id"`
-		Messages    []stage.Message            `json:"messages"`
-		Metadata    map[string]string          `json:"metadata"`
-		Annotations map[string]json.RawMessage `json:"annotations"`
+	flush := func() error {
+		eachParallel(len(batch), func(i int) {
+			it := &batch[i]
+			v, err := p.openStaged(x, it.m, it.value)
+			if err != nil {
+				it.err = err
+				return
+			}
+			var rec struct {
+				ID          string                     `json:"id"`
+				Messages    []stage.Message            `json:"messages"`
+				Metadata    map[string]string          `json:"metadata"`
+				Annotations map[string]json.RawMessage `json:"annotations"`
+			}
+			if err := json.Unmarshal(v, &rec); err != nil {
+				it.err = fmt.Errorf("staged record at offset %d: %w", it.offset, err)
+				return
+			}
+			prio := 0
+			if it.m.Source >= 0 && it.m.Source < len(x.req.Sources) {
+				prio = x.req.Sources[it.m.Source].Priority
+			}
+			it.rec = pipeline.StagedRecord{ID: rec.ID, Source: it.m.Source, Priority: prio, Position: it.m.Position,
+				Messages: rec.Messages, Metadata: rec.Metadata, Annotations: rec.Annotations}
+			it.prepared = make([]any, len(active))
+			for k, pr := range preparers {
+				if pr != nil {
+					it.prepared[k] = pr.Prepare(&it.rec)
+				}
+			}
+		})
+		for i := range batch {
+			it := &batch[i]
+			if it.err != nil {
+				return it.err
+			}
+			it.rec.Index = n
+			for k, a := range active {
+				it.rec.Prepared = it.prepared[k]
+				a.Run.Observe(&it.rec)
+			}
+			n++
+		}
+		clear(batch)
+		batch = batch[:0]
+		return nil
 	}
 	err := p.cfg.Kafka.ReadPartition(ctx, p.topics.Staged, x.partition, x.stagedFrom, func(r *kgo.Record) error {
 		if string(r.Key) != x.id {
@@ -61,26 +124,15 @@ func (p *Processor) observeStaged(ctx context.Context, x *execState, active []pi
 		if err != nil || m.Kind != wire.KindStaged {
 			return err
 		}
-		v, err := p.openStaged(x, m, r.Value)
-		if err != nil {
-			return err
+		batch = append(batch, item{m: m, value: r.Value, offset: r.Offset})
+		if len(batch) == observeBatch {
+			return flush()
 		}
-		rec.ID, rec.Messages, rec.Metadata, rec.Annotations = "", rec.Messages[:0], nil, nil
-		if err := json.Unmarshal(v, &rec); err != nil {
-			return fmt.Errorf("staged record at offset %d: %w", r.Offset, err)
-		}
-		prio := 0
-		if m.Source >= 0 && m.Source < len(x.req.Sources) {
-			prio = x.req.Sources[m.Source].Priority
-		}
-		sr := pipeline.StagedRecord{Index: n, ID: rec.ID, Source: m.Source, Priority: prio, Position: m.Position,
-			Messages: rec.Messages, Metadata: rec.Metadata, Annotations: rec.Annotations}
-		for _, a := range active {
-			a.Run.Observe(&sr)
-		}
-		n++
 		return nil
 	})
+	if err == nil {
+		err = flush()
+	}
 	return n, err
 }
 

@@ -1,0 +1,49 @@
+package fusion
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/pipeline"
+	"github.com/dspipe/dspipe/internal/stage"
+)
+
+// TestPreparedRecordsDecideAlike: records whose features were prepared
+// (on any core, as the output stage does) and records the stage computes
+// itself give the same plan.
+func TestPreparedRecordsDecideAlike(t *testing.T) {
+	convs := [][]stage.Message{
+		{{Role: "user", Content: "I keep waking up at four and cannot get back to sleep before work."}, {Role: "assistant", Content: "That sounds draining. What goes through your mind then?"}},
+		{{Role: "user", Content: "My sister and I stopped talking after the wedding and I miss her."}, {Role: "assistant", Content: "Missing her says a lot about what she means to you."}},
+		{{Role: "user", Content: "Exams are in two weeks and my chest gets tight whenever I open a book."}, {Role: "assistant", Content: "Let us look at what happens right before the tightness."}},
+	}
+	plan := func(prepare bool) *pipeline.Plan {
+		run := Stage{}.Resolve(events.Request{Sources: make([]events.SourceSpec, 2)}, pipeline.Env{FusionEnabled: true})
+		defer run.Close()
+		const n = 60
+		for i := range n {
+			msgs := convs[i%len(convs)]
+			if i%2 == 1 { // every other record is a conversation of its own
+				msgs = append([]stage.Message{{Role: "user", Content: fmt.Sprintf("note %d: something else entirely, number %d", i, i*7)}}, msgs[1:]...)
+			}
+			r := pipeline.StagedRecord{Index: i, ID: fmt.Sprintf("%032x", i), Source: i % 2, Position: int64(i), Messages: msgs}
+			if prepare {
+				r.Prepared = run.(pipeline.Preparer).Prepare(&r)
+			}
+			run.Observe(&r)
+		}
+		p := pipeline.NewPlan(n)
+		if err := run.Decide(p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	a, b := plan(true), plan(false)
+	if a.Fusion.RemovedExact+a.Fusion.RemovedNear == 0 {
+		t.Fatal("nothing removed: the records were meant to repeat")
+	}
+	if fmt.Sprint(a.Copies, a.Merged, *a.Fusion) != fmt.Sprint(b.Copies, b.Merged, *b.Fusion) {
+		t.Fatalf("prepared and computed records decided differently:\n%v %v\n%v %v", a.Copies, a.Merged, b.Copies, b.Merged)
+	}
+}
