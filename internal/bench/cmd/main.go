@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -51,7 +52,19 @@ func main() {
 	flag.IntVar(&allRecords, "all-records", 1_000_000, "conversations for the every-stage run (0: the main dataset)")
 	flag.IntVar(&restartRecords, "restart-records", 5000, "conversations per execution in the restart measure")
 	flag.BoolVar(&withLoad, "load", true, "run the load phase (every service as its own process)")
+	fusionOnly := flag.Int("fusion-only", 0, "measure only the fusion stage on this many records and print the result as JSON (the bench runs itself so to measure it in a clean process)")
 	flag.Parse()
+	if *fusionOnly > 0 {
+		r, err := fusionCost(*fusionOnly)
+		if err == nil {
+			err = json.NewEncoder(os.Stdout).Encode(r)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*out, *records, *micro); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -356,9 +369,17 @@ func run(out string, records int, micro string) error {
 
 	// 4b. Fusion's cost on a million conversations.
 	if fusionRecords > 0 {
-		fr, err := fusionCost(fusionRecords)
+		// In a process of its own, so its heap figures are its own.
+		fmt.Fprintln(os.Stderr, "measuring fusion...")
+		cmd := exec.Command(os.Args[0], "-fusion-only", strconv.Itoa(fusionRecords))
+		cmd.Stderr = os.Stderr
+		b, err := cmd.Output()
 		if err != nil {
-			return err
+			return fmt.Errorf("fusion measure: %w", err)
+		}
+		var fr fusionResult
+		if err := json.Unmarshal(b, &fr); err != nil {
+			return fmt.Errorf("fusion measure: %w", err)
 		}
 		res.fusion = &fr
 	}
