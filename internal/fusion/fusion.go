@@ -262,6 +262,10 @@ type Index struct {
 	spill      *sigFile
 	err        error
 	a, b       packed // scratch for comparing two spilled signatures
+	// aOf is one more than the record whose spilled signature a holds
+	// (0: none): a group's first record, or a cluster's keeper, is
+	// compared with each other in turn, and is read from disk once.
+	aOf int
 }
 
 // SpillBeyond keeps at most n signatures in memory; from then on they go
@@ -328,7 +332,14 @@ func (x *Index) sigAt(i int, p *packed) *packed {
 
 // similar is the estimated similarity of records i and j.
 func (x *Index) similar(i, j int) float64 {
-	return similarity16(x.sigAt(i, &x.a), x.sigAt(j, &x.b))
+	if x.spill == nil {
+		return similarity16(x.sigAt(i, &x.a), x.sigAt(j, &x.b))
+	}
+	if x.aOf != i+1 {
+		x.sigAt(i, &x.a)
+		x.aOf = i + 1
+	}
+	return similarity16(&x.a, x.sigAt(j, &x.b))
 }
 
 // eachSig calls fn with every record's signature, in index order.
@@ -466,7 +477,7 @@ func (x *Index) Resolve(threshold float64) (Result, error) {
 		k := find(int32(i))
 		// Chains (a like b, b like c) can join records that are not
 		// alike: a record stays unless it is close to the one kept.
-		if k != int32(i) && x.exact[i] != x.exact[k] && x.similar(i, int(k)) < threshold+Margin {
+		if k != int32(i) && x.exact[i] != x.exact[k] && x.similar(int(k), i) < threshold+Margin {
 			k = int32(i)
 		}
 		keeper[i] = k

@@ -59,47 +59,10 @@ func (p *Processor) observeStaged(ctx context.Context, x *execState, active []pi
 	for k, a := range active {
 		preparers[k], _ = a.Run.(pipeline.Preparer)
 	}
-	type item struct {
-		m        wire.Meta
-		value    []byte
-		offset   int64
-		rec      pipeline.StagedRecord
-		prepared []any
-		err      error
-	}
-	batch := make([]item, 0, observeBatch)
+	batch := make([]stagedItem, 0, observeBatch)
 	n := 0
 	flush := func() error {
-		eachParallel(len(batch), func(i int) {
-			it := &batch[i]
-			v, err := p.openStaged(x, it.m, it.value)
-			if err != nil {
-				it.err = err
-				return
-			}
-			var rec struct {
-				ID          string                     `json:"id"`
-				Messages    []stage.Message            `json:"messages"`
-				Metadata    map[string]string          `json:"metadata"`
-				Annotations map[string]json.RawMessage `json:"annotations"`
-			}
-			if err := json.Unmarshal(v, &rec); err != nil {
-				it.err = fmt.Errorf("staged record at offset %d: %w", it.offset, err)
-				return
-			}
-			prio := 0
-			if it.m.Source >= 0 && it.m.Source < len(x.req.Sources) {
-				prio = x.req.Sources[it.m.Source].Priority
-			}
-			it.rec = pipeline.StagedRecord{ID: rec.ID, Source: it.m.Source, Priority: prio, Position: it.m.Position,
-				Messages: rec.Messages, Metadata: rec.Metadata, Annotations: rec.Annotations}
-			it.prepared = make([]any, len(active))
-			for k, pr := range preparers {
-				if pr != nil {
-					it.prepared[k] = pr.Prepare(&it.rec)
-				}
-			}
-		})
+		eachParallel(len(batch), func(i int) { p.prepareStaged(x, &batch[i], preparers) })
 		for i := range batch {
 			it := &batch[i]
 			if it.err != nil {
@@ -124,7 +87,7 @@ func (p *Processor) observeStaged(ctx context.Context, x *execState, active []pi
 		if err != nil || m.Kind != wire.KindStaged {
 			return err
 		}
-		batch = append(batch, item{m: m, value: r.Value, offset: r.Offset})
+		batch = append(batch, stagedItem{m: m, value: r.Value, offset: r.Offset})
 		if len(batch) == observeBatch {
 			return flush()
 		}
@@ -134,6 +97,49 @@ func (p *Processor) observeStaged(ctx context.Context, x *execState, active []pi
 		err = flush()
 	}
 	return n, err
+}
+
+// stagedItem is one staged record in the first pass: read, then opened,
+// decoded and prepared on any core, then observed in order.
+type stagedItem struct {
+	m        wire.Meta
+	value    []byte
+	offset   int64
+	rec      pipeline.StagedRecord
+	prepared []any // per active dataset stage
+	err      error
+}
+
+// prepareStaged opens and decodes one staged record and runs the dataset
+// stages' Prepare on it. It changes nothing but the item.
+func (p *Processor) prepareStaged(x *execState, it *stagedItem, preparers []pipeline.Preparer) {
+	v, err := p.openStaged(x, it.m, it.value)
+	if err != nil {
+		it.err = err
+		return
+	}
+	var rec struct {
+		ID          string                     `json:"id"`
+		Messages    []stage.Message            `json:"messages"`
+		Metadata    map[string]string          `json:"metadata"`
+		Annotations map[string]json.RawMessage `json:"annotations"`
+	}
+	if err := json.Unmarshal(v, &rec); err != nil {
+		it.err = fmt.Errorf("staged record at offset %d: %w", it.offset, err)
+		return
+	}
+	prio := 0
+	if it.m.Source >= 0 && it.m.Source < len(x.req.Sources) {
+		prio = x.req.Sources[it.m.Source].Priority
+	}
+	it.rec = pipeline.StagedRecord{ID: rec.ID, Source: it.m.Source, Priority: prio, Position: it.m.Position,
+		Messages: rec.Messages, Metadata: rec.Metadata, Annotations: rec.Annotations}
+	it.prepared = make([]any, len(preparers))
+	for k, pr := range preparers {
+		if pr != nil {
+			it.prepared[k] = pr.Prepare(&it.rec)
+		}
+	}
 }
 
 // wantData is how many data records the plan writes (valid when there is
