@@ -26,7 +26,7 @@
 // Memory: 152 bytes per record (the signature at 16 bits a value, the
 // exact hash, the rank), held while the output stage runs; 24 when the
 // signatures spill to an encrypted file (SpillBeyond), as the pipeline's
-// fusion stage does beyond 100,000 records. Clustering adds about 45
+// fusion stage does beyond 100,000 records, with the record ids. Clustering adds about 45
 // bytes a record of working arrays; the result reuses two of them.
 package fusion
 

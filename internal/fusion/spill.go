@@ -12,30 +12,24 @@ import (
 	"github.com/dspipe/dspipe/internal/crypt"
 )
 
-// sigFile holds the index's signatures on disk once there are more than
-// the index keeps in memory (Index.SpillBeyond): 144 bytes a record, so
-// the index holds only its exact hashes and ranks (24 bytes a record).
-// Signatures are derived from conversation text, so they are encrypted
-// (AES-256-GCM) under a key made for this index and never written down:
-// the file is unreadable after the process ends, and it is removed when
-// the index is closed. The record's number is the nonce.
-type sigFile struct {
+// sealedFile is a temporary file of fixed-size records, each encrypted
+// (AES-256-GCM) under a key made for the file and never written down, the
+// record's number being the nonce: what fusion spills (signatures, record
+// ids) is derived from conversation text, so it is unreadable after the
+// process ends, and the file is removed when closed. Records are appended,
+// then read back in order or one at a time.
+type sealedFile struct {
 	f    *os.File
 	w    *bufio.Writer
 	aead cipher.AEAD
+	size int // plaintext bytes a record
 	n    int // records written
-	rec  [sigSealed]byte
-	got  [sigSealed]byte // the record at reads
-	sig  packed
+	rec  []byte
+	got  []byte // the record at reads
 	err  error
 }
 
-const (
-	sigBytes  = NumPerm * 2
-	sigSealed = sigBytes + 16
-)
-
-func newSigFile(dir string) (*sigFile, error) {
+func newSealedFile(dir string, size int) (*sealedFile, error) {
 	a, err := crypt.NewAEAD(crypt.NewKey())
 	if err != nil {
 		return nil, err
@@ -44,8 +38,11 @@ func newSigFile(dir string) (*sigFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fusion: spill the index: %w", err)
 	}
-	return &sigFile{f: f, w: bufio.NewWriterSize(f, 256<<10), aead: a}, nil
+	return &sealedFile{f: f, w: bufio.NewWriterSize(f, 256<<10), aead: a, size: size,
+		rec: make([]byte, 0, size+16), got: make([]byte, size+16)}, nil
 }
+
+func (s *sealedFile) sealed() int { return s.size + 16 }
 
 func nonce(i int) []byte {
 	var n [12]byte
@@ -53,65 +50,54 @@ func nonce(i int) []byte {
 	return n[:]
 }
 
-// add appends the next record's signature.
-func (s *sigFile) add(p *packed) {
-	var plain [sigBytes]byte
-	for k, v := range p {
-		binary.LittleEndian.PutUint16(plain[2*k:], v)
-	}
-	out := s.aead.Seal(s.rec[:0], nonce(s.n), plain[:], nil)
+// add appends the next record.
+func (s *sealedFile) add(plain []byte) {
+	out := s.aead.Seal(s.rec[:0], nonce(s.n), plain, nil)
 	if _, err := s.w.Write(out); err != nil && s.err == nil {
 		s.err = err
 	}
 	s.n++
 }
 
-// open decrypts one sealed record into p.
-func (s *sigFile) open(i int, sealed []byte, p *packed) error {
-	plain, err := s.aead.Open(sealed[:0], nonce(i), sealed, nil)
-	if err != nil {
-		return fmt.Errorf("fusion: spilled signature %d: %w", i, err)
-	}
-	for k := range p {
-		p[k] = binary.LittleEndian.Uint16(plain[2*k:])
-	}
-	return nil
-}
-
 // finish flushes what was written, before the file is read.
-func (s *sigFile) finish() error {
+func (s *sealedFile) finish() error {
 	if err := s.w.Flush(); err != nil && s.err == nil {
 		s.err = err
 	}
 	return s.err
 }
 
-// at reads record i's signature (for a candidate pair).
-func (s *sigFile) at(i int, p *packed) error {
-	if _, err := s.f.ReadAt(s.got[:], int64(i)*sigSealed); err != nil {
-		return fmt.Errorf("fusion: read spilled signature %d: %w", i, err)
+// at reads record i; the plaintext is valid until the next call.
+func (s *sealedFile) at(i int) ([]byte, error) {
+	if _, err := s.f.ReadAt(s.got, int64(i)*int64(s.sealed())); err != nil {
+		return nil, fmt.Errorf("fusion: read spilled record %d: %w", i, err)
 	}
-	return s.open(i, s.got[:], p)
+	plain, err := s.aead.Open(s.got[:0], nonce(i), s.got, nil)
+	if err != nil {
+		return nil, fmt.Errorf("fusion: spilled record %d: %w", i, err)
+	}
+	return plain, nil
 }
 
-// each reads every signature in order (one band's pass).
-func (s *sigFile) each(fn func(i int, p *packed)) error {
-	r := bufio.NewReaderSize(io.NewSectionReader(s.f, 0, int64(s.n)*sigSealed), 256<<10)
-	var buf [sigSealed]byte
-	var p packed
+// each reads every record in order; each plaintext is valid during its
+// call.
+func (s *sealedFile) each(fn func(i int, plain []byte)) error {
+	r := bufio.NewReaderSize(io.NewSectionReader(s.f, 0, int64(s.n)*int64(s.sealed())), 256<<10)
+	buf := make([]byte, s.sealed())
 	for i := 0; i < s.n; i++ {
-		if _, err := io.ReadFull(r, buf[:]); err != nil {
-			return fmt.Errorf("fusion: read spilled signatures: %w", err)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return fmt.Errorf("fusion: read spilled records: %w", err)
 		}
-		if err := s.open(i, buf[:], &p); err != nil {
-			return err
+		plain, err := s.aead.Open(buf[:0], nonce(i), buf, nil)
+		if err != nil {
+			return fmt.Errorf("fusion: spilled record %d: %w", i, err)
 		}
-		fn(i, &p)
+		fn(i, plain)
 	}
 	return nil
 }
 
-func (s *sigFile) close() error {
+func (s *sealedFile) close() error {
 	if s == nil || s.f == nil {
 		return nil
 	}
@@ -119,4 +105,65 @@ func (s *sigFile) close() error {
 	err := errors.Join(s.f.Close(), os.Remove(name))
 	s.f = nil
 	return err
+}
+
+// sigFile holds the index's signatures on disk once there are more than
+// the index keeps in memory (Index.SpillBeyond): 144 bytes a record, so
+// the index holds only its exact hashes and ranks (24 bytes a record).
+type sigFile struct {
+	*sealedFile
+	plain [sigBytes]byte
+}
+
+const (
+	sigBytes  = NumPerm * 2
+	sigSealed = sigBytes + 16
+)
+
+func newSigFile(dir string) (*sigFile, error) {
+	s, err := newSealedFile(dir, sigBytes)
+	if err != nil {
+		return nil, err
+	}
+	return &sigFile{sealedFile: s}, nil
+}
+
+// add appends the next record's signature.
+func (s *sigFile) add(p *packed) {
+	for k, v := range p {
+		binary.LittleEndian.PutUint16(s.plain[2*k:], v)
+	}
+	s.sealedFile.add(s.plain[:])
+}
+
+func unpack(plain []byte, p *packed) {
+	for k := range p {
+		p[k] = binary.LittleEndian.Uint16(plain[2*k:])
+	}
+}
+
+// at reads record i's signature (for a candidate pair).
+func (s *sigFile) at(i int, p *packed) error {
+	plain, err := s.sealedFile.at(i)
+	if err != nil {
+		return err
+	}
+	unpack(plain, p)
+	return nil
+}
+
+// each reads every signature in order (one band's pass).
+func (s *sigFile) each(fn func(i int, p *packed)) error {
+	var p packed
+	return s.sealedFile.each(func(i int, plain []byte) {
+		unpack(plain, &p)
+		fn(i, &p)
+	})
+}
+
+func (s *sigFile) close() error {
+	if s == nil {
+		return nil
+	}
+	return s.sealedFile.close()
 }

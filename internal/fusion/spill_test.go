@@ -3,6 +3,8 @@ package fusion
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -91,21 +93,42 @@ func TestSpillThatCannotBeWrittenIsAnError(t *testing.T) {
 }
 
 // TestIDsAreKeptWhateverTheirForm: record ids (32 lower-case hex digits)
-// are held as their 16 bytes and come back the same; an id of any other
-// form comes back as it was.
+// are held as their 16 bytes, in memory or spilled to an encrypted file
+// that holds no id in the clear and is gone after close, and come back
+// the same; an id of any other form comes back as it was.
 func TestIDsAreKeptWhateverTheirForm(t *testing.T) {
-	var l idList
 	ids := []string{"0123456789abcdef0123456789abcdef", "0123456789ABCDEF0123456789ABCDEF", "short", "", "ffffffffffffffffffffffffffffffff",
 		"0123456789abcdef0123456789abcdeg"}
-	for _, id := range ids {
-		l.add(id)
+	for i := range 300 {
+		ids = append(ids, fmt.Sprintf("%016x%016x", uint64(i+1)*0x9e3779b97f4a7c15, uint64(i+1)*0xbf58476d1ce4e5b9))
 	}
-	for i, id := range ids {
-		if got := l.at(i); got != id {
-			t.Fatalf("id %d: got %q, want %q", i, got, id)
+	for _, spill := range []bool{false, true} {
+		dir := t.TempDir()
+		l := idList{}
+		if spill {
+			l.spillDir, l.spillAfter = dir, 100
 		}
-	}
-	if len(l.other) != 4 {
-		t.Fatalf("%d ids kept apart, want the 4 not in the packed form", len(l.other))
+		for _, id := range ids {
+			l.add(id)
+		}
+		for i, id := range ids {
+			got, err := l.at(i)
+			require.NoError(t, err)
+			require.Equal(t, id, got, "id %d (spilled: %v)", i, spill)
+		}
+		require.Len(t, l.other, 4, "the ids not in the packed form are kept apart")
+		files, _ := filepath.Glob(filepath.Join(dir, ".fusion-*"))
+		if !spill {
+			require.Empty(t, files)
+			continue
+		}
+		require.Len(t, files, 1)
+		b, err := os.ReadFile(files[0])
+		require.NoError(t, err)
+		raw, _ := hex.DecodeString(ids[len(ids)-1])
+		require.False(t, bytes.Contains(b, raw), "ids are encrypted at rest")
+		require.NoError(t, l.close())
+		files, _ = filepath.Glob(filepath.Join(dir, ".fusion-*"))
+		require.Empty(t, files, "close removes the file")
 	}
 }

@@ -2,6 +2,7 @@ package fusion
 
 import (
 	"encoding/hex"
+	"errors"
 	"os"
 	"sort"
 	"sync"
@@ -27,6 +28,7 @@ func (Stage) Resolve(req events.Request, env pipeline.Env) pipeline.DatasetRun {
 	}
 	r := &run{set: s, sources: len(req.Sources)}
 	r.idx.SpillBeyond(os.TempDir(), InMemory)
+	r.ids.spillDir, r.ids.spillAfter = os.TempDir(), InMemory
 	return r
 }
 
@@ -45,33 +47,74 @@ type run struct {
 
 // idList holds every record's id. A record id is 32 hex digits (16 bytes
 // of an HMAC), kept as its 16 bytes: 16 bytes a record, where a string
-// each would take 64. An id of another form is kept as it is, apart.
+// each would take 64; beyond spillAfter ids (when spillDir is set) they go
+// to an encrypted file, read back only for the records fusion removes. An
+// id of another form is kept as it is, apart.
 type idList struct {
-	packed []byte
-	other  map[int]string
+	packed     []byte
+	other      map[int]string
+	n          int
+	spillDir   string
+	spillAfter int
+	file       *sealedFile
+	flushed    bool
+	err        error
 }
 
 func (l *idList) add(id string) {
-	i := len(l.packed) / 16
+	i := l.n
+	l.n++
 	var b [16]byte
 	if len(id) == 32 && isLowerHex(id) {
-		if _, err := hex.Decode(b[:], []byte(id)); err == nil {
-			l.packed = append(l.packed, b[:]...)
-			return
+		_, _ = hex.Decode(b[:], []byte(id)) // lower-case hex: cannot fail
+	} else {
+		if l.other == nil {
+			l.other = map[int]string{}
+		}
+		l.other[i] = id
+	}
+	if l.file == nil && l.spillDir != "" && i >= l.spillAfter && l.err == nil {
+		if l.file, l.err = newSealedFile(l.spillDir, 16); l.err == nil {
+			for k := 0; k < i; k++ {
+				l.file.add(l.packed[16*k : 16*k+16])
+			}
+			l.packed = nil
 		}
 	}
-	if l.other == nil {
-		l.other = map[int]string{}
+	if l.file != nil {
+		l.file.add(b[:])
+		return
 	}
-	l.other[i] = id
 	l.packed = append(l.packed, b[:]...)
 }
 
-func (l *idList) at(i int) string {
+func (l *idList) at(i int) (string, error) {
 	if id, ok := l.other[i]; ok {
-		return id
+		return id, nil
 	}
-	return hex.EncodeToString(l.packed[16*i : 16*i+16])
+	if l.err != nil {
+		return "", l.err
+	}
+	if l.file == nil {
+		return hex.EncodeToString(l.packed[16*i : 16*i+16]), nil
+	}
+	if !l.flushed {
+		if err := l.file.finish(); err != nil {
+			return "", err
+		}
+		l.flushed = true
+	}
+	b, err := l.file.at(i)
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
+
+func (l *idList) close() error {
+	err := l.file.close()
+	l.file = nil
+	return err
 }
 
 // isLowerHex is true when s is lower-case hex, the only form that
@@ -84,8 +127,6 @@ func isLowerHex(s string) bool {
 	}
 	return true
 }
-
-func (f *run) id(i int) string { return f.ids.at(i) }
 
 // Prepare computes a record's features (its exact hash and signature),
 // on whichever core the caller runs it.
@@ -124,7 +165,11 @@ func (f *run) Decide(p *pipeline.Plan) error {
 	for i, k := range res.Keeper {
 		if k != int32(i) {
 			p.Copies[i] = 0
-			p.Merged[k] = append(p.Merged[k], f.id(i))
+			id, err := f.ids.at(i)
+			if err != nil {
+				return err
+			}
+			p.Merged[k] = append(p.Merged[k], id)
 			continue
 		}
 		sum.Kept++
@@ -140,6 +185,6 @@ func (f *run) Decide(p *pipeline.Plan) error {
 }
 
 // Close removes the index's spill file.
-func (f *run) Close() error { return f.idx.Close() }
+func (f *run) Close() error { return errors.Join(f.idx.Close(), f.ids.close()) }
 
 func (f *run) Manifest() (string, any) { return Version, f.set }

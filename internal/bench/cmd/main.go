@@ -606,9 +606,10 @@ func writeReport(path string, r result, micro string) error {
 		fmt.Fprintf(&b, "| %d | %.1f s (%.0f records/s) | %.0f ms | %.1f s | %.0f MB (%.0f bytes/record) | %.0f MB | %d / %d |\n", f.Records, f.SignSecs,
 			float64(f.Records)/f.SignSecs, f.ResolveMS, (f.SignSecs+f.ResolveMS/1000)*1e6/float64(f.Records), f.HeapMB,
 			f.HeapMB*(1<<20)/float64(f.Records), f.PeakMB, f.Removed, f.Clusters)
-		b.WriteString("\nHeld per record: the exact hash (8 bytes), the rank (16), the record id (16), the source (4). Clustering adds its " +
-			"working arrays (union-find, rank order, the grouping sort, the keepers: about 45 bytes a record) and the plan (4). " +
-			"A flat stage at 10M records needs those on disk too (sorted runs merged from disk; not built).\n")
+		b.WriteString("\nHeld per record: the exact hash (8 bytes), the rank (16) and the source (4); the signature (144) and the record id (32) " +
+			"are on disk, encrypted, beyond 100,000 records. Clustering adds its working arrays (union-find, rank order, the grouping sort, " +
+			"the keepers: about 45 bytes a record) and the plan (4). A flat stage at 10M records needs those on disk too (sorted runs merged " +
+			"from disk; not built).\n")
 	}
 	if r.load != nil {
 		writeLoad(&b, *r.load)
