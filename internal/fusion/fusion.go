@@ -425,15 +425,26 @@ func (x *Index) Resolve(threshold float64) (Result, error) {
 	// sorting (key, place in rank order) pairs: 16 bytes a record, reused,
 	// where a map would take about 40; the first of a group in rank order
 	// is its representative, as a map filled in rank order would hold.
-	ks := make([]keyed, 0, n)
-	for at, i := range order {
-		ks = append(ks, keyed{x.exact[i], int32(at), i})
-	}
+	// Beyond groupBudget records, each grouping runs in passes over a hash
+	// share of the keys (a group's records share a pass), so the pairs
+	// take the same memory however many records there are. Clusters do not
+	// depend on the order groups are met in: they are the connected
+	// components of the similar pairs, each kept by its best ranked record.
+	passes := max(1, (n+groupBudget-1)/groupBudget)
+	ks := make([]keyed, 0, min(n, groupBudget+groupBudget/8))
 	isExact := make([]bool, n)
-	eachGroup(ks, func(first int32, other int32) {
-		union(first, other)
-		isExact[other] = true
-	})
+	for pass := range passes {
+		ks = ks[:0]
+		for at, i := range order {
+			if inPass(x.exact[i], pass, passes) {
+				ks = append(ks, keyed{x.exact[i], int32(at), i})
+			}
+		}
+		eachGroup(ks, func(first int32, other int32) {
+			union(first, other)
+			isExact[other] = true
+		})
+	}
 	if threshold < 1 {
 		// Only one record per exact group takes part in banding. Each
 		// band reads the signatures once, in index order (from disk when
@@ -443,25 +454,29 @@ func (x *Index) Resolve(threshold float64) (Result, error) {
 			at[i] = int32(k)
 		}
 		for b := 0; b < Bands; b++ {
-			ks = ks[:0]
-			err := x.eachSig(func(i int, s *packed) {
-				if isExact[i] {
-					return
+			for pass := range passes {
+				ks = ks[:0]
+				err := x.eachSig(func(i int, s *packed) {
+					if isExact[i] {
+						return
+					}
+					key := uint64(b) * 0x9e3779b97f4a7c15
+					for r := 0; r < Rows; r++ {
+						key = (key ^ uint64(s[b*Rows+r])) * fnvPrime
+					}
+					if inPass(key, pass, passes) {
+						ks = append(ks, keyed{key, at[i], int32(i)})
+					}
+				})
+				if err != nil {
+					return Result{}, err
 				}
-				key := uint64(b) * 0x9e3779b97f4a7c15
-				for r := 0; r < Rows; r++ {
-					key = (key ^ uint64(s[b*Rows+r])) * fnvPrime
-				}
-				ks = append(ks, keyed{key, at[i], int32(i)})
-			})
-			if err != nil {
-				return Result{}, err
+				eachGroup(ks, func(j, i int32) {
+					if find(j) != find(i) && x.similar(int(j), int(i)) >= threshold+Margin {
+						union(j, i)
+					}
+				})
 			}
-			eachGroup(ks, func(j, i int32) {
-				if find(j) != find(i) && x.similar(int(j), int(i)) >= threshold+Margin {
-					union(j, i)
-				}
-			})
 		}
 	}
 	// In a cluster, a removed record is an exact duplicate when its text
@@ -485,13 +500,15 @@ func (x *Index) Resolve(threshold float64) (Result, error) {
 	parent = nil
 	// Records let go above still lose to an exact copy of themselves: the
 	// best ranked record kept with the same text.
-	ks = ks[:0]
-	for at, i := range order {
-		if keeper[i] == i {
-			ks = append(ks, keyed{x.exact[i], int32(at), i})
+	for pass := range passes {
+		ks = ks[:0]
+		for at, i := range order {
+			if keeper[i] == i && inPass(x.exact[i], pass, passes) {
+				ks = append(ks, keyed{x.exact[i], int32(at), i})
+			}
 		}
+		eachGroup(ks, func(best, i int32) { keeper[i] = best })
 	}
-	eachGroup(ks, func(best, i int32) { keeper[i] = best })
 	ks = nil
 	for i := 0; i < n; i++ {
 		if k := keeper[i]; k != int32(i) && keeper[k] != k {
@@ -522,6 +539,15 @@ func (x *Index) Resolve(threshold float64) (Result, error) {
 		res.Clusters += bits.OnesCount64(w)
 	}
 	return res, x.err
+}
+
+// groupBudget is how many (key, record) pairs one grouping pass sorts:
+// 16 MB.
+var groupBudget = 1 << 20
+
+// inPass says whether a key's group belongs to the pass.
+func inPass(key uint64, pass, passes int) bool {
+	return passes == 1 || key%uint64(passes) == uint64(pass)
 }
 
 // keyed is a record under a key, with its place in rank order.

@@ -132,3 +132,26 @@ func TestIDsAreKeptWhateverTheirForm(t *testing.T) {
 		require.Empty(t, files, "close removes the file")
 	}
 }
+
+// TestGroupingInPassesResolvesAlike: with the grouping budget far below
+// the records (so every grouping runs in many passes over hash shares of
+// the keys), spilled or not, the clusters are exactly those of one pass.
+func TestGroupingInPassesResolvesAlike(t *testing.T) {
+	recs := spillRecords()
+	want := resolve(recs, 0.8)
+	exactOnly := resolve(recs, 1)
+	defer func(b int) { groupBudget = b }(groupBudget)
+	groupBudget = 97
+	require.Equal(t, want, resolve(recs, 0.8), "in memory")
+	require.Equal(t, exactOnly, resolve(recs, 1), "exact only")
+	var x Index
+	x.SpillBeyond(t.TempDir(), 100)
+	defer x.Close()
+	for _, r := range recs {
+		f, _ := Compute(r.msgs, nil)
+		x.Add(&f, r.rank)
+	}
+	got, err := x.Resolve(0.8)
+	require.NoError(t, err)
+	require.Equal(t, want, got, "spilled")
+}
