@@ -25,9 +25,9 @@ func TestRestartReplaysOnlyTheEventsAfterTheSnapshot(t *testing.T) {
 	require.NoError(t, err)
 	ctx := context.Background()
 
-	// recover compares both rebuilds of every partition and returns the
+	// rebuild compares both rebuilds of every partition and returns the
 	// events in the log and the events a restart replays.
-	recover := func() (logged, replayed int) {
+	rebuild := func() (logged, replayed int) {
 		for p := int32(0); p < partitions; p++ {
 			full, n, err := processor.Recover(ctx, s.cfg.Kafka, p, false)
 			require.NoError(t, err)
@@ -49,12 +49,12 @@ func TestRestartReplaysOnlyTheEventsAfterTheSnapshot(t *testing.T) {
 		id, _ := s.run(t, localRequest(sum.Files...))
 		ids = append(ids, id)
 	}
-	logged1, replayed1 := recover()
+	logged1, replayed1 := rebuild()
 	for range 9 {
 		id, _ := s.run(t, localRequest(sum.Files...))
 		ids = append(ids, id)
 	}
-	logged2, replayed2 := recover()
+	logged2, replayed2 := rebuild()
 	t.Logf("after 3 executions: %d events, a restart replays %d; after 12: %d events, %d replayed", logged1, replayed1, logged2, replayed2)
 	require.Greater(t, logged2, 3*logged1, "the log grew")
 	require.Less(t, replayed2, partitions*(every+64), "what a restart replays did not grow with the log")

@@ -57,7 +57,6 @@ type idList struct {
 	spillDir   string
 	spillAfter int
 	file       *sealedFile
-	flushed    bool
 	err        error
 }
 
@@ -98,11 +97,8 @@ func (l *idList) at(i int) (string, error) {
 	if l.file == nil {
 		return hex.EncodeToString(l.packed[16*i : 16*i+16]), nil
 	}
-	if !l.flushed {
-		if err := l.file.finish(); err != nil {
-			return "", err
-		}
-		l.flushed = true
+	if err := l.file.finish(); err != nil { // a no-op once flushed
+		return "", err
 	}
 	b, err := l.file.at(i)
 	if err != nil {

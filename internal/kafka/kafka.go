@@ -291,54 +291,52 @@ func EndOffset(ctx context.Context, cl *kgo.Client, topic string, partition int3
 // call. Control records are kept internally so the end is detected even when
 // the log ends with a transaction marker.
 func (c Config) ReadPartition(ctx context.Context, topic string, partition int32, from int64, fn func(*kgo.Record) error) error {
+	_, err := c.readRange(ctx, topic, partition, kgo.NewOffset().At(from), func(int64) int64 { return from }, fn)
+	return err
+}
+
+// readRange reads one partition from start up to the last stable offset
+// it finds when it begins, which it returns, and calls fn for every
+// committed record. first gives, from that end, the offset start stands
+// for, so an empty range returns at once instead of waiting for records.
+func (c Config) readRange(ctx context.Context, topic string, partition int32, start kgo.Offset, first func(end int64) int64,
+	fn func(*kgo.Record) error) (int64, error) {
 	cl, err := c.Client(
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(from)}}),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: start}}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(),
 	)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer cl.Close()
 	end, err := EndOffset(ctx, cl, topic, partition)
-	if err != nil {
-		return err
-	}
-	if from >= end {
-		return nil
+	if err != nil || first(end) >= end {
+		return end, err
 	}
 	for {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return err
+			return end, err
 		}
 		var fetchErr error
 		fs.EachError(func(_ string, _ int32, err error) { fetchErr = err })
 		if fetchErr != nil {
-			return fmt.Errorf("kafka: read %s[%d]: %w", topic, partition, fetchErr)
+			return end, fmt.Errorf("kafka: read %s[%d]: %w", topic, partition, fetchErr)
 		}
-		done := false
 		for it := fs.RecordIter(); !it.Done(); {
 			r := it.Next()
 			if r.Offset >= end {
-				done = true
-				break
+				return end, nil
 			}
-			if r.Attrs.IsControl() {
-				if r.Offset >= end-1 {
-					done = true
+			if !r.Attrs.IsControl() {
+				if err := fn(r); err != nil {
+					return end, err
 				}
-				continue
-			}
-			if err := fn(r); err != nil {
-				return err
 			}
 			if r.Offset >= end-1 {
-				done = true
+				return end, nil
 			}
-		}
-		if done {
-			return nil
 		}
 	}
 }
@@ -355,45 +353,12 @@ func (c Config) ReadLast(ctx context.Context, topic string, partition int32) (*k
 	}
 }
 
-// readTail reads the last back offsets of a partition with one client and
-// returns the last committed record among them, and whether they were the
-// whole partition.
+// readTail reads the last back offsets of a partition and returns the
+// last committed record among them, and whether they were the whole
+// partition.
 func (c Config) readTail(ctx context.Context, topic string, partition int32, back int64) (*kgo.Record, bool, error) {
-	cl, err := c.Client(
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().AtEnd().Relative(-back)}}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(),
-	)
-	if err != nil {
-		return nil, false, err
-	}
-	defer cl.Close()
-	end, err := EndOffset(ctx, cl, topic, partition)
-	if err != nil || end == 0 {
-		return nil, true, err
-	}
 	var last *kgo.Record
-	for {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return nil, false, err
-		}
-		var fetchErr error
-		fs.EachError(func(_ string, _ int32, err error) { fetchErr = err })
-		if fetchErr != nil {
-			return nil, false, fmt.Errorf("kafka: read %s[%d]: %w", topic, partition, fetchErr)
-		}
-		for it := fs.RecordIter(); !it.Done(); {
-			r := it.Next()
-			if r.Offset >= end {
-				return last, end <= back, nil
-			}
-			if !r.Attrs.IsControl() {
-				last = r
-			}
-			if r.Offset >= end-1 {
-				return last, end <= back, nil
-			}
-		}
-	}
+	end, err := c.readRange(ctx, topic, partition, kgo.NewOffset().AtEnd().Relative(-back),
+		func(end int64) int64 { return max(end-back, 0) }, func(r *kgo.Record) error { last = r; return nil })
+	return last, end <= back, err
 }

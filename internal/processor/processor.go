@@ -139,13 +139,11 @@ type Processor struct {
 	loaded   map[int32]bool
 	prepared map[string]outputResult
 	reset    atomic.Bool
-	// Per partition: events since the latest snapshot (committed or in
-	// this transaction), the offset of this transaction's last event, and
-	// the partitions this transaction snapshots (snapshot.go).
+	// Per partition (snapshot.go): events since the latest snapshot, the
+	// executions it held, and the offset of this transaction's last event.
 	sinceSnapshot map[int32]int
-	snapshotSize  map[int32]int // executions in the partition's latest snapshot
+	snapshotSize  map[int32]int
 	txnEvents     map[int32]int64
-	snapshotted   map[int32]bool
 
 	s3 *s3.Client // s3:// outputs, made when first needed
 
@@ -258,7 +256,6 @@ func (p *Processor) dropState() {
 	p.prepared = map[string]outputResult{}
 	p.sinceSnapshot = map[int32]int{}
 	p.snapshotSize = map[int32]int{}
-	p.snapshotted = map[int32]bool{}
 }
 
 // step handles one poll's records and housekeeping in one transaction.
@@ -267,7 +264,6 @@ func (p *Processor) step(ctx context.Context, fs kgo.Fetches) error {
 	p.prodMu.Lock()
 	p.prodErr, p.txnEvents = nil, map[int32]int64{}
 	p.prodMu.Unlock()
-	clear(p.snapshotted)
 	if err := p.prepare(ctx, fs); err != nil {
 		// The polled records must be consumed again: only aborting a
 		// transaction rewinds the session to the committed offsets.
@@ -351,8 +347,9 @@ func (p *Processor) transact(ctx context.Context, recs []*kgo.Record) error {
 	// With every event's offset known, the snapshots that are due join the
 	// same transaction.
 	if err == nil && p.producerErr() == nil {
-		err = p.writeSnapshots()
-		if err == nil && len(p.snapshotted) > 0 {
+		var wrote bool
+		wrote, err = p.writeSnapshots()
+		if err == nil && wrote {
 			if ferr := p.sess.Client().Flush(endCtx); ferr != nil {
 				err = fmt.Errorf("processor: flush: %w", ferr)
 			}
@@ -372,9 +369,6 @@ func (p *Processor) transact(ctx context.Context, recs []*kgo.Record) error {
 		return fmt.Errorf("processor: end transaction: %w", endErr)
 	case !committed:
 		return errNotCommitted
-	}
-	for partition := range p.snapshotted {
-		p.sinceSnapshot[partition] = 0
 	}
 	return nil
 }

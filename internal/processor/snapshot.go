@@ -166,18 +166,20 @@ func Recover(ctx context.Context, kc kafka.Config, partition int32, fromSnapshot
 }
 
 // writeSnapshots adds to the transaction a snapshot of every partition
-// whose events since its last snapshot reached the limit. It runs after
-// the transaction's records are flushed, when every event's offset is
-// known, and before the commit.
-func (p *Processor) writeSnapshots() error {
+// whose events since its last snapshot reached the limit, and says whether
+// it wrote any. It runs after the transaction's records are flushed, when
+// every event's offset is known, and before the commit. The counts start
+// again at once: a transaction that does not commit drops the processor's
+// state, and reloading sets them from what it replays.
+func (p *Processor) writeSnapshots() (bool, error) {
 	p.prodMu.Lock()
 	last := p.txnEvents
-	p.txnEvents = map[int32]int64{}
 	p.prodMu.Unlock()
 	every := p.cfg.SnapshotEvery
 	if every <= 0 {
 		every = DefaultSnapshotEvery
 	}
+	wrote := false
 	for partition, off := range last {
 		// A snapshot holds every execution of its partition (the finished
 		// ones short), so one is written only after at least twice as many
@@ -188,14 +190,14 @@ func (p *Processor) writeSnapshots() error {
 			continue
 		}
 		snap := snapshotOf(p.execs, partition, off+1)
-		p.snapshotSize[partition] = len(snap.Executions)
 		b, err := json.Marshal(snap)
 		if err != nil {
-			return fmt.Errorf("processor: snapshot: %w", err)
+			return wrote, fmt.Errorf("processor: snapshot: %w", err)
 		}
 		p.produce(&kgo.Record{Topic: p.topics.Snapshots, Partition: partition, Key: snapshot.Key(partition), Value: b})
 		p.metrics.snapshot()
-		p.snapshotted[partition] = true
+		p.sinceSnapshot[partition], p.snapshotSize[partition] = 0, len(snap.Executions)
+		wrote = true
 	}
-	return nil
+	return wrote, nil
 }
