@@ -211,10 +211,13 @@ type ExecutionQueued struct {
 	Limit  int `json:"limit"`
 }
 
-// ExecutionStarted says processing began. StagedOffset is where this
-// execution's staged records begin in its staged-topic partition.
+// ExecutionStarted says processing began. StagedOffsets are where this
+// execution's staged records may begin in each staged-topic partition
+// (its records are spread over all of them); StagedOffset is its home
+// partition's, the only one an execution of an earlier version used.
 type ExecutionStarted struct {
-	StagedOffset int64 `json:"staged_offset"`
+	StagedOffset  int64   `json:"staged_offset"`
+	StagedOffsets []int64 `json:"staged_offsets,omitempty"`
 }
 
 // SourceStarted says acquisition of one source began.

@@ -6,7 +6,7 @@ set -euo pipefail
 P=${1:-6}
 R=${2:-1}
 PREFIX=${KAFKA_TOPIC_PREFIX:-}
-for t in dataset.commands dataset.events dataset.records.raw dataset.records.staged dataset.access; do
+for t in dataset.commands dataset.events dataset.records.raw dataset.records.staged dataset.records.outcomes dataset.access; do
   rpk topic create "${PREFIX}$t" -p "$P" -r "$R" || true
 done
 # The event log and the access log are the audit trail: keep them forever.

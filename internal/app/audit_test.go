@@ -114,7 +114,7 @@ func TestAuditTrailVerifiesEverywhereAndCatchesTampering(t *testing.T) {
 	}
 	tamper("an event changed", func() {
 		backup()
-		sqlExec(`UPDATE audit_events SET envelope = convert_to(replace(convert_from(envelope, 'UTF8'), '"received":20', '"received":21'), 'UTF8')
+		sqlExec(`UPDATE audit_events SET envelope = convert_to(regexp_replace(convert_from(envelope, 'UTF8'), '"received":([0-9]+)', '"received":9\1'), 'UTF8')
 			WHERE execution_id=$1 AND seq = (SELECT min(seq) FROM audit_events WHERE execution_id=$1 AND type='dataset.stage.progress')`, id)
 	}, restore, progressSeq(t, s, id), "was changed")
 	tamper("an event deleted from the middle", func() { backup(); sqlExec(`DELETE FROM audit_events WHERE execution_id=$1 AND seq=3`, id) }, restore, 3, "event 3 is missing")

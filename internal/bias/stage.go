@@ -1,6 +1,7 @@
 package bias
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"github.com/dspipe/dspipe/events"
@@ -79,6 +80,24 @@ func (run) Count(s *pipeline.Summaries, f pipeline.Finding, fate pipeline.Fate, 
 	}
 	Add(s.Bias, f.(*found).mentions)
 	return nil
+}
+
+// EncodeFinding carries each mention's axis, group and polarity.
+func (run) EncodeFinding(f pipeline.Finding) ([]byte, error) {
+	ms := f.(*found).mentions
+	out := make([]Mention, len(ms))
+	for i, m := range ms {
+		out[i] = Mention{Axis: m.Axis, Group: m.Group, Negative: m.Negative}
+	}
+	return json.Marshal(out)
+}
+
+func (run) DecodeFinding(b []byte) (pipeline.Finding, error) {
+	var ms []Mention
+	if err := json.Unmarshal(b, &ms); err != nil {
+		return nil, err
+	}
+	return &found{mentions: ms}, nil
 }
 
 // Refresh brings the summary's score up to date.

@@ -629,12 +629,14 @@ func (in *Ingest) readSource(ctx context.Context, c *chunker, ix int, spec event
 			sc.Emitted++
 			sc.InObject++
 			sc.Bytes += cnt.Take()
-			meta.Read, meta.Size = sc.Bytes, size
+			meta.Read, meta.Size, meta.Seq = sc.Bytes, size, sc.Emitted
 			val := it.Data
 			if dk != nil && len(val) > 0 {
 				ad = crypt.AD(ad[:0], c.ex.id, crypt.PlaceRaw, meta.Kind, ix, it.Position)
 				val = dk.Seal(make([]byte, 0, len(val)+crypt.Overhead), val, ad)
 			}
+			// Records spread over the partitions by their number, so every
+			// processor of the group works on this execution.
 			c.add(&kgo.Record{Topic: in.topics.Raw, Key: []byte(c.ex.id), Value: val, Headers: meta.Headers()})
 			if c.full() {
 				return c.flush(ctx)

@@ -21,12 +21,19 @@ import (
 
 // Topics names every topic the services exchange. All topics are keyed by
 // execution id and share one partition count, so partition i of each topic
-// holds the same executions and one processor owns all of an execution.
+// holds the same executions: the execution's home, where one processor
+// keeps its state and events. Its records alone are spread (Spread): a
+// record with sequence number n goes to partition home + n/SpreadChunk of
+// the raw and staged topics, so every processor of the group works on
+// every execution.
 type Topics struct {
-	Commands    string
-	Events      string
-	Raw         string
-	Staged      string
+	Commands string
+	Events   string
+	Raw      string
+	Staged   string
+	// Outcomes carries what the record stages made of each record (sealed,
+	// no text) from the processor that ran them to the execution's home.
+	Outcomes    string
 	Checkpoints string
 	// Snapshots holds each processor partition's state, keyed by
 	// partition, so a restart replays only the events after the latest.
@@ -43,6 +50,7 @@ func TopicNames(prefix string) Topics {
 		Events:      prefix + "dataset.events",
 		Raw:         prefix + "dataset.records.raw",
 		Staged:      prefix + "dataset.records.staged",
+		Outcomes:    prefix + "dataset.records.outcomes",
 		Checkpoints: prefix + "dataset.ingest.checkpoints",
 		Snapshots:   prefix + "dataset.processor.snapshots",
 		Access:      prefix + "dataset.access",
@@ -57,8 +65,8 @@ type Config struct {
 	TopicPrefix string
 	// Compression of produced batches: none, snappy (default), lz4 or zstd.
 	Compression string
-	// RecordRetention is how long the record topics (raw and staged, which
-	// hold conversation text) keep their records
+	// RecordRetention is how long the record topics (raw, staged and
+	// outcomes, which hold conversation text or what was found in it) keep their records
 	// (DSPIPE_RECORD_RETENTION_HOURS, 168); the event and access topics
 	// are the audit trail and are kept for ever.
 	RecordRetention time.Duration
@@ -95,29 +103,86 @@ func (c Config) ProducerOpts() []kgo.Opt {
 		kgo.ProducerBatchMaxBytes(MaxRecordBytes + 64<<10),
 		// Keys hash with murmur2 like Java clients, so partition i of every
 		// topic holds the same executions. A snapshot goes to the partition
-		// it describes.
-		kgo.RecordPartitioner(partitioner{keyed: kgo.StickyKeyPartitioner(nil), manual: c.Topics().Snapshots}),
+		// it describes; records of the raw and staged topics are spread.
+		kgo.RecordPartitioner(partitioner{keyed: kgo.StickyKeyPartitioner(nil), manual: c.Topics().Snapshots,
+			spread: [2]string{c.Topics().Raw, c.Topics().Staged}}),
 	}
 }
 
-// partitioner hashes keys, except on the one topic whose records name
-// their partition.
+// partitioner hashes keys, except on the topic whose records name their
+// partition and on the topics whose records are spread.
 type partitioner struct {
 	keyed  kgo.Partitioner
 	manual string
+	spread [2]string
 }
 
 func (p partitioner) ForTopic(t string) kgo.TopicPartitioner {
-	if t == p.manual {
+	switch t {
+	case p.manual:
 		return kgo.ManualPartitioner().ForTopic(t)
+	case p.spread[0], p.spread[1]:
+		return spreadPartitioner{p.keyed.ForTopic(t)}
 	}
 	return p.keyed.ForTopic(t)
 }
 
+// SpreadChunk is how many consecutive records of a source go to one
+// partition before the next: runs long enough to batch well, short enough
+// that a large execution's records share out evenly.
+const SpreadChunk = 128
+
+// SeqHeader is the record header holding a record's sequence number within
+// its source (decimal). On the raw and staged topics a record carrying it
+// goes to its key's partition plus Spread of it; one without it (a
+// marker) stays at its key's partition. The partition follows from the
+// record alone, so a retried produce lands where the first attempt did.
+const SeqHeader = "n"
+
+// Spread is the partition offset, from the execution's home partition, of
+// a source's record with sequence number seq (1-based).
+func Spread(seq int64, n int) int {
+	if seq < 1 || n < 1 {
+		return 0
+	}
+	return int(((seq - 1) / SpreadChunk) % int64(n))
+}
+
+// spreadPartitioner places a record at its key's partition plus the
+// Spread of its sequence number.
+type spreadPartitioner struct{ keyed kgo.TopicPartitioner }
+
+func (s spreadPartitioner) RequiresConsistency(*kgo.Record) bool { return true }
+
+func (s spreadPartitioner) Partition(r *kgo.Record, n int) int {
+	home := s.keyed.Partition(r, n)
+	for _, h := range r.Headers {
+		if h.Key == SeqHeader {
+			seq, err := strconv.ParseInt(string(h.Value), 10, 64)
+			if err != nil {
+				return home
+			}
+			return (home + Spread(seq, n)) % n
+		}
+	}
+	return home
+}
+
+// HomePartition is the partition an execution's keyed records go to among
+// n: its commands, events, outcomes and markers.
+func HomePartition(id string, n int) int32 {
+	return int32(kgo.StickyKeyPartitioner(nil).ForTopic("").Partition(&kgo.Record{Key: []byte(id)}, n))
+}
+
+// DefaultPartitions is the partition count of the topics the services
+// create: a multiple of 1, 2, 3 and 6, so that many processor instances
+// share one execution's records evenly (range assignment).
+const DefaultPartitions = 6
+
 // ConfigFromEnv reads KAFKA_BROKERS, KAFKA_PARTITIONS, KAFKA_REPLICATION and
 // KAFKA_TOPIC_PREFIX.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	c := Config{Partitions: 3, Replication: 1, TopicPrefix: getenv("KAFKA_TOPIC_PREFIX"), Compression: getenv("KAFKA_COMPRESSION"),
+	c := Config{Partitions: DefaultPartitions, Replication: 1, TopicPrefix: getenv("KAFKA_TOPIC_PREFIX"), Compression: getenv("KAFKA_COMPRESSION"),
 		RecordRetention: 7 * 24 * time.Hour}
 	var errs []error
 	if v := getenv("DSPIPE_RECORD_RETENTION_HOURS"); v != "" {
@@ -235,7 +300,7 @@ func (c Config) EnsureTopics(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("kafka: create topics: %w", err)
 	}
-	rresps, err := adm.CreateTopics(ctx, c.Partitions, c.Replication, records, t.Raw, t.Staged)
+	rresps, err := adm.CreateTopics(ctx, c.Partitions, c.Replication, records, t.Raw, t.Staged, t.Outcomes)
 	if err != nil {
 		return fmt.Errorf("kafka: create topics: %w", err)
 	}
@@ -248,7 +313,7 @@ func (c Config) EnsureTopics(ctx context.Context) error {
 	}
 	// Topics created by an older version get the limit too.
 	alter := []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "max.message.bytes", Value: &maxMsg}}
-	if _, err := adm.AlterTopicConfigs(ctx, alter, t.Commands, t.Events, t.Raw, t.Staged, t.Checkpoints, t.Snapshots, t.Access); err != nil {
+	if _, err := adm.AlterTopicConfigs(ctx, alter, t.Commands, t.Events, t.Raw, t.Staged, t.Outcomes, t.Checkpoints, t.Snapshots, t.Access); err != nil {
 		return fmt.Errorf("kafka: set max.message.bytes: %w", err)
 	}
 	rolling := []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "segment.ms", Value: &roll}}
@@ -260,7 +325,7 @@ func (c Config) EnsureTopics(ctx context.Context) error {
 		return fmt.Errorf("kafka: keep the audit topics for ever: %w", err)
 	}
 	expire := []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: &recMS}}
-	if _, err := adm.AlterTopicConfigs(ctx, expire, t.Raw, t.Staged); err != nil {
+	if _, err := adm.AlterTopicConfigs(ctx, expire, t.Raw, t.Staged, t.Outcomes); err != nil {
 		return fmt.Errorf("kafka: set the record topics' retention: %w", err)
 	}
 	return nil
@@ -284,6 +349,27 @@ func EndOffset(ctx context.Context, cl *kgo.Client, topic string, partition int3
 		return 0, fmt.Errorf("kafka: list offsets %s[%d]: %w", topic, partition, o.Err)
 	}
 	return o.Offset, nil
+}
+
+// EndOffsets returns the last stable offset of every partition of a topic,
+// by partition number.
+func EndOffsets(ctx context.Context, cl *kgo.Client, topic string) ([]int64, error) {
+	offs, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: list offsets %s: %w", topic, err)
+	}
+	ps := offs[topic]
+	out := make([]int64, len(ps))
+	for part, o := range ps {
+		if o.Err != nil {
+			return nil, fmt.Errorf("kafka: list offsets %s[%d]: %w", topic, part, o.Err)
+		}
+		if int(part) >= len(out) {
+			return nil, fmt.Errorf("kafka: list offsets %s: partition %d of %d", topic, part, len(out))
+		}
+		out[part] = o.Offset
+	}
+	return out, nil
 }
 
 // ReadPartition calls fn for every committed record of one partition from

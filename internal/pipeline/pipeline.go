@@ -128,6 +128,12 @@ type RecordRun interface {
 	// Count adds one record's finding to the summaries, once its fate is
 	// known, and returns the events to raise (reviews, alerts).
 	Count(s *Summaries, f Finding, fate Fate, w Where) []events.Payload
+	// EncodeFinding and DecodeFinding carry a finding from the processor
+	// that applied the stage to the one that counts it (the execution's
+	// home partition may be another processor's): what Count reads, never
+	// text. Decode(Encode(f)) must count exactly as f.
+	EncodeFinding(f Finding) ([]byte, error)
+	DecodeFinding(b []byte) (Finding, error)
 	// Close puts the stage's summary on its completed event and applies
 	// its gate.
 	Close(s *Summaries, sc *events.StageCompleted, c events.Counts) Gate

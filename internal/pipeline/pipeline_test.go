@@ -25,6 +25,8 @@ func (f fixed) Apply(r *Record) (Verdict, Finding) {
 func (fixed) Count(*Summaries, Finding, Fate, Where) []events.Payload      { return nil }
 func (fixed) Close(*Summaries, *events.StageCompleted, events.Counts) Gate { return Gate{} }
 func (fixed) Manifest() (string, any)                                      { return "1", nil }
+func (fixed) EncodeFinding(Finding) ([]byte, error)                        { return nil, nil }
+func (fixed) DecodeFinding([]byte) (Finding, error)                        { return nil, nil }
 
 func run(vs ...Verdict) (Result, []string) {
 	var saw []string

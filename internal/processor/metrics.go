@@ -15,6 +15,7 @@ type procMetrics struct {
 	stages    *prometheus.HistogramVec
 	replayed  prometheus.Counter
 	snapshots prometheus.Counter
+	worked    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *procMetrics {
@@ -32,7 +33,9 @@ func newMetrics(reg prometheus.Registerer) *procMetrics {
 		snapshots: prometheus.NewCounter(prometheus.CounterOpts{Name: "dspipe_processor_snapshots_total",
 			Help: "Partition state snapshots written (committed or not)."}),
 	}
-	reg.MustRegister(m.records, m.stages, m.replayed, m.snapshots)
+	m.worked = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dspipe_processor_records_worked_total",
+		Help: "Raw records this processor ran the record stages on, by whether the execution's home partition is this instance's (own) or another's (shared)."}, []string{"home"})
+	reg.MustRegister(m.records, m.stages, m.replayed, m.snapshots, m.worked)
 	return m
 }
 
@@ -46,6 +49,17 @@ func (m *procMetrics) snapshot() {
 	if m != nil {
 		m.snapshots.Inc()
 	}
+}
+
+func (m *procMetrics) work(own bool) {
+	if m == nil {
+		return
+	}
+	home := "shared"
+	if own {
+		home = "own"
+	}
+	m.worked.WithLabelValues(home).Inc()
 }
 
 func (m *procMetrics) record(stage, outcome string) {

@@ -180,10 +180,18 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputRe
 	if err != nil {
 		return outputResult{err: err}
 	}
+	g, err := p.gather(ctx, x, dst.root)
+	if err != nil {
+		if ctx.Err() != nil {
+			return outputResult{err: ctx.Err()}
+		}
+		return outputResult{err: transient("read the staged records", err)}
+	}
+	defer g.remove()
 	var plan *dataPlan
 	if len(p.datasetsFor(x)) > 0 {
 		start := p.cfg.Now()
-		if plan, err = p.planDataset(ctx, x); err != nil {
+		if plan, err = p.planDataset(ctx, x, g); err != nil {
 			return outputResult{err: transient("fusion and balancing: read the staged records", err)}
 		}
 		res.fusion, res.balancing, res.fusionMS = plan.Fusion, plan.Balancing, p.cfg.Now().Sub(start).Milliseconds()
@@ -197,7 +205,7 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputRe
 		return outputResult{err: permanent("create the output files", err)}
 	}
 	defer w.Abort()
-	if err := p.copyStaged(ctx, x, plan, w); err != nil {
+	if err := p.copyStaged(ctx, x, g, plan, w); err != nil {
 		return outputResult{err: err}
 	}
 	inputSplits, err := w.finishRecords()
@@ -255,23 +263,17 @@ func (p *Processor) destination(x *execState) (destination, error) {
 	return d, nil
 }
 
-// copyStaged reads the execution's records back from the staged topic
-// into the writer: each kept record as many times as the plan says (with
-// the fusion lineage of what it merged, or the balancing repeat), rejected
-// and quarantined records into their files.
-func (p *Processor) copyStaged(ctx context.Context, x *execState, plan *dataPlan, w *outputWriter) error {
-	err := p.cfg.Kafka.ReadPartition(ctx, p.topics.Staged, x.partition, x.stagedFrom, func(r *kgo.Record) error {
-		if string(r.Key) != x.id {
-			return nil
-		}
-		m, err := wire.ReadMeta(r)
-		if err != nil {
+// copyStaged reads the execution's gathered records into the writer: each
+// kept record as many times as the plan says (with the fusion lineage of
+// what it merged, or the balancing repeat), rejected and quarantined
+// records into their files.
+func (p *Processor) copyStaged(ctx context.Context, x *execState, g *gathered, plan *dataPlan, w *outputWriter) error {
+	err := g.each(func(r *gatheredRecord) error {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if m.Kind != wire.KindStaged && m.Kind != wire.KindRejected && m.Kind != wire.KindQuarantined {
-			return nil
-		}
-		v, err := p.openStaged(x, m, r.Value)
+		m := r.m
+		v, err := p.openStaged(x, m, r.value)
 		if err != nil {
 			return err
 		}
@@ -291,7 +293,7 @@ func (p *Processor) copyStaged(ctx context.Context, x *execState, plan *dataPlan
 	case ctx.Err() != nil:
 		return ctx.Err()
 	}
-	return transient("read the staged records", err)
+	return permanent("read the gathered staged records", err)
 }
 
 // keepStaged writes the i-th staged (valid) record as the plan says.

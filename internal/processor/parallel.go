@@ -34,6 +34,12 @@ type outcome struct {
 	// meta is the raw record's metadata, read once here (hasMeta).
 	meta    wire.Meta
 	hasMeta bool
+	// staged (with stagedMeta) and report are what goes to the staged and
+	// outcomes topics, sealed (spread.go); err says they could not be made.
+	staged     []byte
+	stagedMeta wire.Meta
+	report     []byte
+	err        error
 }
 
 // stageRun is an execution's resolved settings for the per-record stages.
@@ -193,41 +199,40 @@ func consentMissing(raw []byte, spec events.SourceSpec) (string, bool) {
 	return fmt.Sprintf("field %q does not say consent was given", spec.ConsentField), false
 }
 
-// precompute transforms every raw record of running executions in recs on
-// all cores; the sequential pass then applies the outcomes in log order.
+// precompute runs the record stages on every raw record of running
+// executions in recs, on all cores; the sequential pass then produces the
+// outcomes in log order.
 func (p *Processor) precompute(recs []*kgo.Record) []outcome {
 	out := make([]outcome, len(recs))
 	type job struct {
-		i    int
-		spec events.SourceSpec
-		m    wire.Meta
-		id   string
-		run  *stageRun
-		dk   *crypt.DataKey
+		i   int
+		x   *execState
+		m   wire.Meta
+		run *stageRun
+		dk  *crypt.DataKey
 	}
 	var jobs []job
 	for i, r := range recs {
 		if r.Topic != p.topics.Raw {
 			continue
 		}
-		x := p.execs[string(r.Key)]
+		x := p.workExec(string(r.Key))
 		if x == nil || x.status != statusRunning {
 			continue
 		}
 		m, err := wire.ReadMeta(r)
-		if err != nil || (m.Kind != wire.KindRecord && m.Kind != wire.KindBad) || m.Source < 0 || m.Source >= len(x.req.Sources) {
+		if err != nil || (m.Kind != wire.KindRecord && m.Kind != wire.KindBad) {
 			continue
 		}
 		dk, err := p.keyOf(x)
 		if err != nil || p.stagesFor(x).erasedErr != nil {
-			continue // record() tries again and reports the failure
+			continue // work() tries again and reports the failure
 		}
-		jobs = append(jobs, job{i: i, spec: x.req.Sources[m.Source], m: m, id: x.id, run: p.stagesFor(x), dk: dk})
+		jobs = append(jobs, job{i: i, x: x, m: m, run: p.stagesFor(x), dk: dk})
 	}
 	eachParallel(len(jobs), func(k int) {
 		j := jobs[k]
-		out[j.i] = transform(recs[j.i].Value, p.cfg.Limits, p.cfg.RecordIDKey, j.spec, j.m, j.id, j.run, j.dk)
-		out[j.i].meta, out[j.i].hasMeta = j.m, true
+		out[j.i] = p.transformOne(recs[j.i].Value, j.x, j.m, j.run, j.dk)
 	})
 	return out
 }

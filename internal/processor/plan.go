@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	json "github.com/goccy/go-json"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dspipe/dspipe/internal/pipeline"
 	"github.com/dspipe/dspipe/internal/stage"
@@ -20,7 +19,7 @@ type dataPlan = pipeline.Plan
 // staged records once, shows each to the active dataset stages (fresh
 // runs: a retried output observes again from nothing), then lets them
 // decide in list order.
-func (p *Processor) planDataset(ctx context.Context, x *execState) (*dataPlan, error) {
+func (p *Processor) planDataset(ctx context.Context, x *execState, g *gathered) (*dataPlan, error) {
 	active := pipeline.ResolveDataset(p.datasetList(), x.req, p.env())
 	defer func() {
 		for _, a := range active {
@@ -29,7 +28,7 @@ func (p *Processor) planDataset(ctx context.Context, x *execState) (*dataPlan, e
 			}
 		}
 	}()
-	n, err := p.observeStaged(ctx, x, active)
+	n, err := p.observeStaged(ctx, x, g, active)
 	if err != nil {
 		return nil, err
 	}
@@ -47,11 +46,11 @@ func (p *Processor) planDataset(ctx context.Context, x *execState) (*dataPlan, e
 // order.
 const observeBatch = 512
 
-// observeStaged reads the execution's staged records once, in topic
-// order, and shows each to the dataset stages; it returns how many there
-// were. Decryption, decoding and the stages' Prepare run on every core;
+// observeStaged reads the execution's gathered staged records once, in
+// their sources' order, and shows each to the dataset stages; it returns
+// how many there were. Decryption, decoding and the stages' Prepare run on every core;
 // Observe sees the records one by one, in order.
-func (p *Processor) observeStaged(ctx context.Context, x *execState, active []pipeline.DatasetActive) (int, error) {
+func (p *Processor) observeStaged(ctx context.Context, x *execState, g *gathered, active []pipeline.DatasetActive) (int, error) {
 	if _, err := p.keyOf(x); err != nil { // fetched once, before the workers share it
 		return 0, err
 	}
@@ -79,15 +78,15 @@ func (p *Processor) observeStaged(ctx context.Context, x *execState, active []pi
 		batch = batch[:0]
 		return nil
 	}
-	err := p.cfg.Kafka.ReadPartition(ctx, p.topics.Staged, x.partition, x.stagedFrom, func(r *kgo.Record) error {
-		if string(r.Key) != x.id {
-			return nil
-		}
-		m, err := wire.ReadMeta(r)
-		if err != nil || m.Kind != wire.KindStaged {
+	err := g.each(func(r *gatheredRecord) error {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
-		batch = append(batch, stagedItem{m: m, value: r.Value, offset: r.Offset})
+		if r.m.Kind != wire.KindStaged {
+			return nil
+		}
+		// The value is the reader's buffer: the batch keeps its own copy.
+		batch = append(batch, stagedItem{m: r.m, value: append([]byte(nil), r.value...), offset: r.offset})
 		if len(batch) == observeBatch {
 			return flush()
 		}

@@ -17,7 +17,6 @@ import (
 	"math"
 	"runtime/metrics"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -135,8 +134,17 @@ type Processor struct {
 	aux     *kgo.Client // admin queries
 	inTxn   bool
 
-	execs    map[string]*execState
-	loaded   map[int32]bool
+	execs  map[string]*execState
+	loaded map[int32]bool
+	// foreign are executions homed on other processors' partitions whose
+	// records this one works on (spread.go); partitions is the record
+	// topics' partition count, read when first needed.
+	foreign    map[string]*execState
+	partitions int
+	// assigned is this instance's partitions of the raw topic, as the
+	// group last assigned them.
+	assignMu sync.Mutex
+	assigned map[int32]bool
 	prepared map[string]outputResult
 	reset    atomic.Bool
 	// Per partition (snapshot.go): events since the latest snapshot, the
@@ -158,7 +166,11 @@ func New(cfg Config, log *slog.Logger) *Processor {
 }
 
 func (p *Processor) newSession() error {
-	onRevoke := func(context.Context, *kgo.Client, map[string][]int32) { p.reset.Store(true) }
+	onRevoke := func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+		p.reset.Store(true)
+		p.assign(lost[p.topics.Raw], false)
+	}
+	onAssigned := func(_ context.Context, _ *kgo.Client, got map[string][]int32) { p.assign(got[p.topics.Raw], true) }
 	opts := append(p.cfg.Kafka.ProducerOpts(),
 		kgo.SeedBrokers(p.cfg.Kafka.Brokers...),
 		kgo.TransactionalID(p.cfg.Kafka.Name("dspipe-"+p.cfg.InstanceID)),
@@ -168,17 +180,19 @@ func (p *Processor) newSession() error {
 		// Static membership: a restarted instance takes its partitions back
 		// at once instead of waiting for the session timeout.
 		kgo.InstanceID(p.cfg.Kafka.Name("dspipe-"+p.cfg.InstanceID)),
-		kgo.ConsumeTopics(p.topics.Commands, p.topics.Raw),
+		kgo.ConsumeTopics(p.topics.Commands, p.topics.Raw, p.topics.Outcomes),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
 		// Range assignment gives one member partition i of every topic, so
-		// an execution's commands and records land on the same instance.
+		// an execution's commands, markers and outcomes land on the same
+		// instance (its home); its records are spread over every instance.
 		kgo.Balancers(kgo.RangeBalancer()),
 		kgo.FetchMaxBytes(8<<20),
 		kgo.FetchMaxPartitionBytes(4<<20),
 		kgo.MaxBufferedBytes(16<<20),
 		kgo.MaxConcurrentFetches(2),
+		kgo.OnPartitionsAssigned(onAssigned),
 		kgo.OnPartitionsRevoked(onRevoke),
 		kgo.OnPartitionsLost(onRevoke),
 		kgo.SessionTimeout(10*time.Second),
@@ -250,8 +264,34 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 }
 
+// assign records partitions of the raw topic assigned to or taken from
+// this instance.
+func (p *Processor) assign(parts []int32, on bool) {
+	p.assignMu.Lock()
+	defer p.assignMu.Unlock()
+	if p.assigned == nil {
+		p.assigned = map[int32]bool{}
+	}
+	for _, q := range parts {
+		if on {
+			p.assigned[q] = true
+		} else {
+			delete(p.assigned, q)
+		}
+	}
+}
+
+// homedHere reports whether an execution's home partition is this
+// instance's.
+func (p *Processor) homedHere(home int32) bool {
+	p.assignMu.Lock()
+	defer p.assignMu.Unlock()
+	return p.assigned[home]
+}
+
 func (p *Processor) dropState() {
 	p.execs = map[string]*execState{}
+	p.foreign = map[string]*execState{}
 	p.loaded = map[int32]bool{}
 	p.prepared = map[string]outputResult{}
 	p.sinceSnapshot = map[int32]int{}
@@ -290,6 +330,9 @@ func (p *Processor) prepare(ctx context.Context, fs kgo.Fetches) error {
 	if err != nil {
 		return err
 	}
+	if err := p.resolveForeign(ctx, fs); err != nil {
+		return err
+	}
 	return p.prepareOutputs(ctx, fs)
 }
 
@@ -311,6 +354,8 @@ func (p *Processor) transact(ctx context.Context, recs []*kgo.Record) error {
 			}
 		case p.topics.Raw:
 			err = p.handleRaw(ctx, r, &pre[i])
+		case p.topics.Outcomes:
+			err = p.handleOutcome(ctx, r)
 		}
 		if err != nil {
 			break
@@ -557,11 +602,14 @@ func (p *Processor) schedule(ctx context.Context) error {
 	})
 	for _, x := range waiting {
 		if active < p.cfg.MaxConcurrent {
-			off, err := kafka.EndOffset(ctx, p.aux, p.topics.Staged, x.partition)
+			offs, err := kafka.EndOffsets(ctx, p.aux, p.topics.Staged)
 			if err != nil {
 				return err
 			}
-			if err := p.emit(x, events.ExecutionStarted{StagedOffset: off}); err != nil {
+			if int(x.partition) >= len(offs) {
+				return fmt.Errorf("processor: the staged topic has no partition %d", x.partition)
+			}
+			if err := p.emit(x, events.ExecutionStarted{StagedOffset: offs[x.partition], StagedOffsets: offs}); err != nil {
 				return err
 			}
 			active++
@@ -626,19 +674,24 @@ func (p *Processor) emitProgress() {
 	}
 }
 
-// handleRaw runs one raw record or marker through the per-record stages.
+// handleRaw runs one raw record through the record stages (whichever
+// execution it belongs to), or applies one marker of an execution homed
+// here.
 func (p *Processor) handleRaw(ctx context.Context, r *kgo.Record, pre *outcome) error {
-	x := p.execs[string(r.Key)]
-	if x == nil || (x.status != statusRunning) {
-		return nil // cancelled, failed or unknown: the record is dropped with its execution
-	}
 	m := pre.meta
 	if !pre.hasMeta { // a marker, or a record precompute did not run
 		var err error
 		if m, err = wire.ReadMeta(r); err != nil {
-			p.log.Error("processor: raw record without metadata", "execution_id", x.id, "err", err)
+			p.log.Error("processor: raw record without metadata", "partition", r.Partition, "offset", r.Offset, "err", err)
 			return nil
 		}
+	}
+	if m.Kind == wire.KindRecord || m.Kind == wire.KindBad {
+		return p.work(r, m, pre)
+	}
+	x := p.execs[string(r.Key)]
+	if x == nil || (x.status != statusRunning) {
+		return nil // cancelled, failed or unknown: the marker is dropped with its execution
 	}
 	switch m.Kind {
 	case wire.KindSourceStart:
@@ -670,9 +723,6 @@ func (p *Processor) handleRaw(ctx context.Context, r *kgo.Record, pre *outcome) 
 			Message: fmt.Sprintf("source %q: attempt %d of %d failed (%s); retrying", sm.Name, sm.Attempt, sm.Attempts, sm.Reason)})
 	case wire.KindAcqEnd:
 		return p.acquisitionEnded(ctx, x, r.Value)
-	case wire.KindRecord, wire.KindBad:
-		x.noteRead(m)
-		return p.record(x, r, m, pre)
 	}
 	return nil
 }
@@ -724,88 +774,6 @@ func (p *Processor) recordStages(x *execState) []string {
 	return st
 }
 
-func (p *Processor) record(x *execState, r *kgo.Record, m wire.Meta, pre *outcome) error {
-	for _, s := range p.recordStages(x) {
-		if err := p.startStage(x, s); err != nil {
-			return err
-		}
-	}
-	x.dirty = true
-	x.counts.Received++
-	if m.Source < 0 || m.Source >= len(x.req.Sources) {
-		return p.reject(x, m, events.StageValidation, "record names an unknown source")
-	}
-	if run := p.stagesFor(x); run.erasedErr != nil {
-		x.run = nil
-		return run.erasedErr
-	}
-	o := *pre
-	if !o.ready { // not precomputed (the execution started within this poll)
-		dk, err := p.keyOf(x)
-		if err != nil {
-			return err
-		}
-		o = transform(r.Value, p.cfg.Limits, p.cfg.RecordIDKey, x.req.Sources[m.Source], m, x.id, p.stagesFor(x), dk)
-	}
-	if o.value == nil && strings.HasPrefix(o.reason, NoConsent) {
-		x.noConsent[m.Source]++
-	}
-	if o.withdrawn != "" {
-		if err := p.eraseWithdrawn(x, m, o.withdrawn); err != nil {
-			return err
-		}
-	}
-	if err := p.count(x, m, o); err != nil {
-		return err
-	}
-	if o.value == nil {
-		p.metrics.record(o.stage, "rejected")
-		return p.reject(x, m, o.stage, o.reason)
-	}
-	if o.fate.Action == pipeline.Hold {
-		p.metrics.record(o.fate.Stage, "quarantined")
-		return p.stage(x, wire.Meta{Kind: wire.KindQuarantined, Source: m.Source, Position: m.Position}, o.value)
-	}
-	x.counts.Valid++
-	x.perSource[m.Source]++
-	p.metrics.record("records", "kept")
-	return p.stage(x, wire.Meta{Kind: wire.KindStaged, Source: m.Source, Position: m.Position}, o.value)
-}
-
-// count hands each active record stage its finding, once the record's
-// fate is known, and raises the events the stages ask for.
-func (p *Processor) count(x *execState, m wire.Meta, o outcome) error {
-	if len(o.findings) == 0 {
-		return nil
-	}
-	w := pipeline.Where{Source: x.req.Sources[m.Source].DisplayName(m.Source), Position: m.Position}
-	for i, a := range p.stagesFor(x).stages {
-		if i >= len(o.findings) || o.findings[i] == nil {
-			continue
-		}
-		for _, e := range a.Run.Count(&x.Summaries, o.findings[i], o.fate, w) {
-			if err := p.emit(x, e); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// stage produces one staged payload, encrypted under the execution's data
-// key for its place (kind, source, position).
-func (p *Processor) stage(x *execState, m wire.Meta, v []byte) error {
-	dk, err := p.keyOf(x)
-	if err != nil {
-		return err
-	}
-	if dk != nil {
-		v = dk.Seal(make([]byte, 0, len(v)+crypt.Overhead), v, crypt.AD(nil, x.id, crypt.PlaceStaged, m.Kind, m.Source, m.Position))
-	}
-	p.produce(&kgo.Record{Topic: p.topics.Staged, Key: []byte(x.id), Value: v, Headers: m.Headers()})
-	return nil
-}
-
 // openStaged decrypts a staged payload read back by the output stage.
 func (p *Processor) openStaged(x *execState, m wire.Meta, v []byte) ([]byte, error) {
 	dk, err := p.keyOf(x)
@@ -852,23 +820,10 @@ func (p *Processor) keyOf(x *execState) (*crypt.DataKey, error) {
 	return dk, nil
 }
 
-func (p *Processor) reject(x *execState, m wire.Meta, st, reason string) error {
-	x.counts.Rejected++
-	name := ""
-	if m.Source >= 0 && m.Source < len(x.req.Sources) {
-		name = x.req.Sources[m.Source].DisplayName(m.Source)
-	}
-	b, err := json.Marshal(wire.Rejection{Source: name, SourceIx: m.Source, Position: m.Position, Object: m.Object, Stage: st, Reason: reason})
-	if err != nil {
-		return err
-	}
-	return p.stage(x, wire.Meta{Kind: wire.KindRejected, Source: m.Source, Position: m.Position}, b)
-}
-
-// acquisitionEnded closes the per-record stages, each through its gate,
-// and hands the execution to the output stage through a finalize command,
-// which becomes visible only once this transaction (holding its last
-// staged records) commits.
+// acquisitionEnded takes the number of records acquisition emitted. The
+// record stages close when every one has been counted: now, or when the
+// last outcome arrives (the records are spread over every processor, so
+// some may still be on their way).
 func (p *Processor) acquisitionEnded(ctx context.Context, x *execState, v []byte) error {
 	var ae wire.AcqEnd
 	if err := json.Unmarshal(v, &ae); err != nil {
@@ -881,6 +836,19 @@ func (p *Processor) acquisitionEnded(ctx context.Context, x *execState, v []byte
 		return p.fail(ctx, x, events.StageAcquisition, events.CategoryIntegration, ae.Reason)
 	}
 	x.counts.Total = ae.Records
+	if x.counts.Received >= x.counts.Total {
+		return p.closeRecordStages(ctx, x)
+	}
+	// The total is in the log, so a restart goes on waiting for the rest.
+	x.dirty = false
+	return p.emit(x, p.progressEvent(x, p.cfg.Now()))
+}
+
+// closeRecordStages closes the per-record stages, each through its gate,
+// and hands the execution to the output stage through a finalize command,
+// which becomes visible only once this transaction commits: every staged
+// record was committed before its outcome was counted.
+func (p *Processor) closeRecordStages(ctx context.Context, x *execState) error {
 	now := p.cfg.Now()
 	x.dirty = false
 	if err := p.emit(x, p.progressEvent(x, now)); err != nil {

@@ -46,7 +46,7 @@ func (x *execState) settled() *execState {
 func (x *execState) asSnapshot() snapshot.Execution {
 	x = x.settled()
 	s := snapshot.Execution{ID: x.id, Partition: x.partition, User: x.user, Request: x.req, ChainSeq: x.chain.Seq, ChainHash: x.chain.Hash,
-		Status: x.status, RequestedAt: x.requestedAt, StartedAt: x.startedAt, StagedFrom: x.stagedFrom, Counts: x.counts,
+		Status: x.status, RequestedAt: x.requestedAt, StartedAt: x.startedAt, StagedFrom: x.stagedFrom, StagedFroms: x.stagedFroms, Counts: x.counts,
 		PerSource: x.perSource, NoConsent: x.noConsent, Reviews: x.reviews, Quality: x.Quality, Safety: x.Safety, Bias: x.Bias,
 		OutputDir: x.outputDir, DataDeleted: x.dataDeleted}
 	if len(x.stages) > 0 {
@@ -65,7 +65,7 @@ func executionState(s snapshot.Execution, partition int32) *execState {
 	x := newExec(s.ID, partition)
 	x.user, x.req, x.chain, x.status = s.User, s.Request, events.Chain{Seq: s.ChainSeq, Hash: s.ChainHash}, s.Status
 	x.requestedAt, x.startedAt, x.stagedFrom, x.counts = s.RequestedAt, s.StartedAt, s.StagedFrom, s.Counts
-	x.perSource, x.noConsent, x.reviews = s.PerSource, s.NoConsent, s.Reviews
+	x.perSource, x.noConsent, x.reviews, x.stagedFroms = s.PerSource, s.NoConsent, s.Reviews, s.StagedFroms
 	x.Quality, x.Safety, x.Bias = s.Quality, s.Safety, s.Bias
 	x.outputDir, x.dataDeleted = s.OutputDir, s.DataDeleted
 	for k, v := range s.Stages {

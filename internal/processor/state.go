@@ -41,6 +41,10 @@ type execState struct {
 	requestedAt time.Time
 	startedAt   time.Time
 	stagedFrom  int64
+	// stagedFroms is where the execution's staged records may begin in
+	// each partition of the staged topic (nil for an execution started by
+	// an earlier version: all of its records are at stagedFrom of its own).
+	stagedFroms []int64
 	counts      events.Counts
 	perSource   []int64
 	noConsent   []int64              // per source: records rejected for want of consent
@@ -109,6 +113,10 @@ func newExec(id string, partition int32) *execState {
 	return &execState{id: id, partition: partition, stages: map[string]time.Time{}, sources: map[int]bool{}}
 }
 
+// acquired reports that acquisition ended with records to count: the
+// record stages close once every one has been counted (Received = Total).
+func (x *execState) acquired() bool { return x.counts.Total > 0 }
+
 // active reports whether the execution holds a processing slot.
 func (x *execState) active() bool { return x.status == statusRunning || x.status == statusFinalizing }
 
@@ -125,7 +133,7 @@ func (x *execState) apply(e *events.Envelope, p events.Payload) {
 	case *events.ExecutionQueued:
 		x.status = statusQueued
 	case *events.ExecutionStarted:
-		x.status, x.startedAt, x.stagedFrom = statusRunning, e.Time, d.StagedOffset
+		x.status, x.startedAt, x.stagedFrom, x.stagedFroms = statusRunning, e.Time, d.StagedOffset, d.StagedOffsets
 	case *events.SourceStarted:
 		x.sources[d.Source] = true
 	case *events.StageStarted:

@@ -48,6 +48,12 @@ func (c *turnCapRun) Count(_ *pipeline.Summaries, f pipeline.Finding, _ pipeline
 	}
 	return nil
 }
+func (c *turnCapRun) EncodeFinding(f pipeline.Finding) ([]byte, error) { return json.Marshal(f) }
+func (c *turnCapRun) DecodeFinding(b []byte) (pipeline.Finding, error) {
+	var capped bool
+	err := json.Unmarshal(b, &capped)
+	return capped, err
+}
 func (c *turnCapRun) Close(_ *pipeline.Summaries, _ *events.StageCompleted, _ events.Counts) pipeline.Gate {
 	if c.capped > 1 {
 		return pipeline.Gate{Failure: "too many records over the turn cap"}
@@ -61,7 +67,7 @@ func (c *turnCapRun) Manifest() (string, any) { return "1", map[string]int{"max"
 // the stage events and the manifest, with no other change to the
 // processor; a request that does not ask for it does not report it.
 func TestATenthStageIsOneEntryInTheList(t *testing.T) {
-	p := &Processor{cfg: Config{QualityEnabled: true, RecordStages: append(stages.Record(), turnCap{})}}
+	p := &Processor{cfg: Config{QualityEnabled: true, Limits: stage.DefaultLimits, RecordIDKey: []byte("k"), RecordStages: append(stages.Record(), turnCap{})}}
 	x := testExec(events.Request{Processing: map[string]json.RawMessage{"turn_cap": json.RawMessage(`{"max":2}`)},
 		Sources: []events.SourceSpec{{Type: "local", Config: map[string]string{"path": "a.jsonl"}}}})
 	x.perSource, x.noConsent = make([]int64, 1), make([]int64, 1)
@@ -70,11 +76,17 @@ func TestATenthStageIsOneEntryInTheList(t *testing.T) {
 
 	long := []byte(`{"messages":[{"role":"user","content":"I have not slept for weeks and work is hard."},` +
 		`{"role":"assistant","content":"That sounds exhausting. What keeps you awake?"},{"role":"user","content":"Mostly worry about money."}]}`)
-	o := transform(long, stage.DefaultLimits, []byte("k"), x.req.Sources[0], wire.Meta{Kind: wire.KindRecord}, x.id, p.stagesFor(x), nil)
+	o := p.transformOne(long, x, wire.Meta{Kind: wire.KindRecord}, p.stagesFor(x), nil)
+	require.NoError(t, o.err)
 	require.Equal(t, "turn_cap", o.stage)
 	require.Equal(t, "3 turns, over 2", o.reason)
-	require.NoError(t, p.count(x, wire.Meta{}, o))
-	require.NoError(t, p.count(x, wire.Meta{}, o))
+	// Its finding travels to the home partition in the stage's encoding.
+	var rep wire.Outcome
+	require.NoError(t, json.Unmarshal(o.report, &rep))
+	found, err := p.decodeFindings(x, rep)
+	require.NoError(t, err)
+	require.NoError(t, p.countOutcome(x, wire.Meta{}, rep, found))
+	require.NoError(t, p.countOutcome(x, wire.Meta{}, rep, found))
 	sc := events.StageCompleted{Stage: "turn_cap"}
 	require.Equal(t, "too many records over the turn cap", p.gate(x, &sc).Failure)
 

@@ -1,6 +1,7 @@
 package quality
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -66,6 +67,20 @@ func (q run) Count(s *pipeline.Summaries, f pipeline.Finding, fate pipeline.Fate
 	}
 	s.Quality.Add(res.Score, res.Failed, fate.Action == pipeline.Reject && fate.Stage == events.StageQuality)
 	return nil
+}
+
+// EncodeFinding carries the score and the failed rules (what Count reads).
+func (run) EncodeFinding(f pipeline.Finding) ([]byte, error) {
+	res := f.(*Result)
+	return json.Marshal(Result{Score: res.Score, Failed: res.Failed})
+}
+
+func (run) DecodeFinding(b []byte) (pipeline.Finding, error) {
+	var res Result
+	if err := json.Unmarshal(b, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
 }
 
 func (run) Close(s *pipeline.Summaries, sc *events.StageCompleted, _ events.Counts) pipeline.Gate {

@@ -1,6 +1,7 @@
 package safety
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -112,6 +113,36 @@ func (s *Run) Count(sum *pipeline.Summaries, f pipeline.Finding, _ pipeline.Fate
 	}
 	return append(out, events.Alert{Severity: "warning", Code: "review_quarantine", Stage: events.StageSafety,
 		Message: fmt.Sprintf("record %d of source %q was quarantined for review (%s)", w.Position, w.Source, strings.Join(o.Flags, ", "))})
+}
+
+// counted is what Count reads of an outcome: counts, labels, the crisis
+// level and score, the record id; never the evidence or any text.
+type counted struct {
+	PII         map[string]int     `json:"pii,omitempty"`
+	Level       string             `json:"level"`
+	Score       float64            `json:"score"`
+	Content     map[string]float64 `json:"content,omitempty"`
+	Flags       []string           `json:"flags,omitempty"`
+	Quarantined bool               `json:"quarantined,omitempty"`
+	Blocked     string             `json:"blocked,omitempty"`
+	RecordID    string             `json:"record_id,omitempty"`
+}
+
+// EncodeFinding carries what Count reads.
+func (*Run) EncodeFinding(f pipeline.Finding) ([]byte, error) {
+	o := f.(*Outcome)
+	return json.Marshal(counted{PII: o.PII, Level: o.Crisis.Level, Score: o.Crisis.Score, Content: o.Content, Flags: o.Flags,
+		Quarantined: o.Quarantined, Blocked: o.Blocked, RecordID: o.RecordID})
+}
+
+func (*Run) DecodeFinding(b []byte) (pipeline.Finding, error) {
+	var c counted
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, err
+	}
+	o := &Outcome{PII: c.PII, Content: c.Content, Flags: c.Flags, Quarantined: c.Quarantined, Blocked: c.Blocked, RecordID: c.RecordID}
+	o.Crisis.Level, o.Crisis.Score = c.Level, c.Score
+	return o, nil
 }
 
 // Close fails the stage when too many records were held, and sums up the

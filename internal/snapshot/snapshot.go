@@ -48,6 +48,7 @@ type Execution struct {
 	RequestedAt time.Time              `json:"requested_at,omitzero"`
 	StartedAt   time.Time              `json:"started_at,omitzero"`
 	StagedFrom  int64                  `json:"staged_from,omitempty"`
+	StagedFroms []int64                `json:"staged_froms,omitempty"`
 	Counts      events.Counts          `json:"counts"`
 	PerSource   []int64                `json:"per_source,omitempty"`
 	NoConsent   []int64                `json:"no_consent,omitempty"`

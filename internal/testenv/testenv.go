@@ -120,7 +120,7 @@ func external(t testing.TB, brokers []string, partitions int32) kafka.Config {
 		tp := kc.Topics()
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		_, _ = kadm.NewClient(cl).DeleteTopics(ctx, tp.Commands, tp.Events, tp.Raw, tp.Staged, tp.Checkpoints, tp.Snapshots, tp.Access)
+		_, _ = kadm.NewClient(cl).DeleteTopics(ctx, tp.Commands, tp.Events, tp.Raw, tp.Staged, tp.Outcomes, tp.Checkpoints, tp.Snapshots, tp.Access)
 	})
 	t.Logf("Kafka: external broker %v, prefix %s", brokers, kc.TopicPrefix)
 	return kc

@@ -6,6 +6,7 @@ package wire
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/dspipe/dspipe/internal/kafka"
 	"strconv"
 	"time"
 
@@ -107,6 +108,34 @@ type AcqEnd struct {
 	Reason  string `json:"reason,omitempty"`
 }
 
+// Outcome is what the record stages made of one raw record, sent by the
+// processor that ran them to the execution's home partition (the outcomes
+// topic), sealed under the execution's data key: where the record was, its
+// fate, and each stage's finding in the stage's own encoding. Never text.
+type Outcome struct {
+	Source   int    `json:"s"`
+	Position int64  `json:"p"`
+	Seq      int64  `json:"n,omitempty"`
+	Object   string `json:"u,omitempty"`
+	Read     int64  `json:"r,omitempty"`
+	Size     int64  `json:"z,omitempty"`
+	// Stage and Reason say where and why the record was rejected ("": it
+	// was not).
+	Stage  string `json:"stage,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// Action, FateStage and FateReason are the stages' verdict
+	// (pipeline.Fate).
+	Action     uint8  `json:"a,omitempty"`
+	FateStage  string `json:"fs,omitempty"`
+	FateReason string `json:"fr,omitempty"`
+	// Findings are the active record stages' findings, in list order (null
+	// where a stage did not run).
+	Findings []json.RawMessage `json:"f,omitempty"`
+	// Withdrawn is the pseudonym of a data subject whose consent this
+	// record says was withdrawn.
+	Withdrawn string `json:"w,omitempty"`
+}
+
 // Rejection is one rejected record: where it was and why, never its content.
 type Rejection struct {
 	Source   string `json:"source"`
@@ -123,7 +152,11 @@ type Meta struct {
 	Kind     string
 	Source   int
 	Position int64
-	Err      string
+	// Seq is the record's number within its source (1-based, in the order
+	// acquisition read it, across the source's objects): it decides the
+	// record's partition (kafka.Spread) and the output's order.
+	Seq int64
+	Err string
 	// Object is the URI of the object (file) within the source.
 	Object string
 	// Read is how many bytes of the source (as stored: compressed bytes
@@ -140,6 +173,9 @@ func (m Meta) Headers() []kgo.RecordHeader {
 		{Key: "k", Value: []byte(m.Kind)},
 		{Key: "s", Value: strconv.AppendInt(nil, int64(m.Source), 10)},
 		{Key: "p", Value: strconv.AppendInt(nil, m.Position, 10)},
+	}
+	if m.Seq > 0 {
+		h = append(h, kgo.RecordHeader{Key: kafka.SeqHeader, Value: strconv.AppendInt(nil, m.Seq, 10)})
 	}
 	if m.Err != "" {
 		h = append(h, kgo.RecordHeader{Key: "e", Value: []byte(m.Err)})
@@ -173,6 +209,12 @@ func ReadMeta(r *kgo.Record) (Meta, error) {
 				return m, fmt.Errorf("wire: bad position header at offset %d", r.Offset)
 			}
 			m.Position = n
+		case kafka.SeqHeader:
+			n, err := strconv.ParseInt(string(h.Value), 10, 64)
+			if err != nil {
+				return m, fmt.Errorf("wire: bad sequence header at offset %d", r.Offset)
+			}
+			m.Seq = n
 		case "e":
 			m.Err = string(h.Value)
 		case "u":

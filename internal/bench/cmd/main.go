@@ -51,9 +51,18 @@ func main() {
 	flag.IntVar(&fusionRecords, "fusion-records", 1_000_000, "records for the fusion cost measure; 0 skips it")
 	flag.IntVar(&allRecords, "all-records", 1_000_000, "conversations for the every-stage run (0: the main dataset)")
 	flag.IntVar(&restartRecords, "restart-records", 5000, "conversations per execution in the restart measure")
+	flag.IntVar(&scaleRecords, "scale-records", 100000, "conversations for the one-versus-two processors measure; 0 skips it")
 	flag.BoolVar(&withLoad, "load", true, "run the load phase (every service as its own process)")
 	fusionOnly := flag.Int("fusion-only", 0, "measure only the fusion stage on this many records and print the result as JSON (the bench runs itself so to measure it in a clean process)")
+	scaleOnly := flag.Bool("scale-only", false, "run only the one-versus-two processors measure and print its section")
 	flag.Parse()
+	if *scaleOnly {
+		if err := scaleOutOnly(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *fusionOnly > 0 {
 		r, err := fusionCost(*fusionOnly)
 		if err == nil {
@@ -88,6 +97,7 @@ var (
 	fusionRecords  int
 	allRecords     int
 	restartRecords int
+	scaleRecords   int
 )
 
 type result struct {
@@ -112,6 +122,7 @@ type result struct {
 	acquisition   []readResult
 	fusion        *fusionResult
 	restart       []restartPoint
+	scaleOut      []scaleOutRun
 }
 
 // fusionResult is the fusion stage's cost on a million conversations.
@@ -243,6 +254,11 @@ func run(out string, records int, micro string) error {
 			_ = os.Remove(f)
 		}
 	}
+	if scaleRecords > 0 {
+		if res.scaleOut, err = scaleOut(ctx, dir, dbURL); err != nil {
+			return fmt.Errorf("scale-out: %w", err)
+		}
+	}
 	brokerPort, apiPort := freePort(), freePort()
 	schema := fmt.Sprintf("bench_%d", time.Now().Unix())
 	defer store.DropSchema(context.Background(), dbURL, schema)
@@ -326,7 +342,7 @@ func run(out string, records int, micro string) error {
 	fmt.Fprintln(os.Stderr, "loading GET /status...")
 	res.statusN, res.statusP50, res.statusP99, res.statusRPS = loadStatus(ctx, c, id, 16, 5*time.Second)
 
-	kc := kafka.Config{Brokers: []string{"127.0.0.1:" + strconv.Itoa(brokerPort)}, Partitions: 3, Replication: 1}
+	kc := kafka.Config{Brokers: []string{"127.0.0.1:" + strconv.Itoa(brokerPort)}, Partitions: kafka.DefaultPartitions, Replication: 1}
 
 	// 2b. Restart cost after 10 and 100 executions of one size.
 	fmt.Fprintln(os.Stderr, "measuring restart cost...")
@@ -566,6 +582,7 @@ func writeReport(path string, r result, micro string) error {
 		r.records, float64(r.inputBytes)/1e6)
 	b.WriteString("Processes: `bin/dsctl broker` (the embedded kfake broker with a data directory) and `bin/dsctl up` (api, ingest, processor, projector) with `KAFKA_BROKERS` pointing at it; Postgres 15 on loopback.\n\n")
 	writeAllStages(&b, r)
+	writeScaleOut(&b, r.scaleOut, scaleRecords)
 	b.WriteString("## The spine\n\n| measure | value | target |\n|---|---|---|\n")
 	fmt.Fprintf(&b, "| records/s through the spine (submit to `completed`, all stages that exist) | %.0f (%.1f s) | |\n", r.spineRate, r.spineSeconds)
 	fmt.Fprintf(&b, "| processor rate reported by the execution | %.0f records/s | |\n", r.processorRate)

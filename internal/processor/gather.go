@@ -1,0 +1,243 @@
+package processor
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/dspipe/dspipe/internal/wire"
+)
+
+// The output stage reads an execution's staged records from every
+// partition of the staged topic (the record stages ran wherever the
+// records were), and must see them in one order whatever processors ran
+// them and whenever: the order of their sources, and within a source the
+// order acquisition read them (the sequence number). gather reads each
+// partition once into files of its own, one per source, still sealed under
+// the execution's data key (nothing is in the clear on disk); each file is
+// in sequence order, because a partition holds a source's records in the
+// order they were produced. each then merges, source by source, the
+// partitions' files by sequence number, once for each pass of the output.
+
+// gathered is an execution's staged records, read once from the topic.
+type gathered struct {
+	dir string
+	// files[s][q] holds source s's records from partition q; the last
+	// source slot takes records naming no known source.
+	files [][]*gatherFile
+}
+
+type gatherFile struct {
+	f *os.File
+	w *bufio.Writer
+}
+
+// gatherKinds are the staged kinds the output reads, by their code in a
+// gathered file.
+var gatherKinds = []string{wire.KindStaged, wire.KindRejected, wire.KindQuarantined}
+
+// gather reads the execution's staged records from every partition into
+// files under dir.
+func (p *Processor) gather(ctx context.Context, x *execState, dir string) (*gathered, error) {
+	from := x.stagedFroms
+	parts := make([]int32, len(from))
+	for q := range parts {
+		parts[q] = int32(q)
+	}
+	if from == nil { // started by an earlier version: every record is at home
+		from, parts = []int64{x.stagedFrom}, []int32{x.partition}
+	}
+	d, err := os.MkdirTemp(dir, ".gather-*")
+	if err != nil {
+		return nil, err
+	}
+	g := &gathered{dir: d, files: make([][]*gatherFile, len(x.req.Sources)+1)}
+	for s := range g.files {
+		g.files[s] = make([]*gatherFile, len(parts))
+	}
+	var frame []byte
+	for i, q := range parts {
+		err := p.cfg.Kafka.ReadPartition(ctx, p.topics.Staged, q, from[i], func(r *kgo.Record) error {
+			if string(r.Key) != x.id {
+				return nil
+			}
+			m, err := wire.ReadMeta(r)
+			if err != nil {
+				return err
+			}
+			code := kindCode(m.Kind)
+			if code < 0 {
+				return nil
+			}
+			s := m.Source
+			if s < 0 || s >= len(x.req.Sources) {
+				s = len(x.req.Sources)
+			}
+			f, err := g.file(s, i)
+			if err != nil {
+				return err
+			}
+			frame = appendFrame(frame[:0], byte(code), m, r.Offset, r.Value)
+			_, err = f.w.Write(frame)
+			return err
+		})
+		if err != nil {
+			g.remove()
+			return nil, err
+		}
+	}
+	for _, fs := range g.files {
+		for _, f := range fs {
+			if f == nil {
+				continue
+			}
+			if err := f.w.Flush(); err != nil {
+				g.remove()
+				return nil, err
+			}
+		}
+	}
+	return g, nil
+}
+
+func kindCode(kind string) int {
+	for i, k := range gatherKinds {
+		if k == kind {
+			return i
+		}
+	}
+	return -1
+}
+
+// file is source s's file for the i-th partition read, made when first
+// needed.
+func (g *gathered) file(s, i int) (*gatherFile, error) {
+	if f := g.files[s][i]; f != nil {
+		return f, nil
+	}
+	f, err := os.CreateTemp(g.dir, "part-*")
+	if err != nil {
+		return nil, err
+	}
+	gf := &gatherFile{f: f, w: bufio.NewWriterSize(f, 64<<10)}
+	g.files[s][i] = gf
+	return gf, nil
+}
+
+// A frame: kind code (1 byte), source, position, sequence number, topic
+// offset (8 bytes each), value length (4 bytes), the sealed value.
+const frameHeader = 1 + 8*4 + 4
+
+func appendFrame(b []byte, code byte, m wire.Meta, offset int64, v []byte) []byte {
+	b = append(b, code)
+	b = binary.BigEndian.AppendUint64(b, uint64(int64(m.Source)))
+	b = binary.BigEndian.AppendUint64(b, uint64(m.Position))
+	b = binary.BigEndian.AppendUint64(b, uint64(m.Seq))
+	b = binary.BigEndian.AppendUint64(b, uint64(offset))
+	b = binary.BigEndian.AppendUint32(b, uint32(len(v)))
+	return append(b, v...)
+}
+
+// gatheredRecord is one staged record read back from a gathered file.
+type gatheredRecord struct {
+	m      wire.Meta
+	offset int64
+	value  []byte
+}
+
+// reader reads one gathered file's frames in order.
+type reader struct {
+	r    *bufio.Reader
+	head gatheredRecord
+	ok   bool
+	buf  []byte
+}
+
+func (rd *reader) next() error {
+	var h [frameHeader]byte
+	if _, err := io.ReadFull(rd.r, h[:]); err != nil {
+		rd.ok = false
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		return fmt.Errorf("gathered staged records: %w", err)
+	}
+	code := int(h[0])
+	if code >= len(gatherKinds) {
+		return errors.New("gathered staged records: bad frame")
+	}
+	n := int(binary.BigEndian.Uint32(h[33:]))
+	if cap(rd.buf) < n {
+		rd.buf = make([]byte, n)
+	}
+	rd.buf = rd.buf[:n]
+	if _, err := io.ReadFull(rd.r, rd.buf); err != nil {
+		return fmt.Errorf("gathered staged records: %w", err)
+	}
+	rd.head = gatheredRecord{
+		m: wire.Meta{Kind: gatherKinds[code], Source: int(int64(binary.BigEndian.Uint64(h[1:]))), Position: int64(binary.BigEndian.Uint64(h[9:])),
+			Seq: int64(binary.BigEndian.Uint64(h[17:]))},
+		offset: int64(binary.BigEndian.Uint64(h[25:])),
+		value:  rd.buf,
+	}
+	rd.ok = true
+	return nil
+}
+
+// each calls fn for every gathered record: source by source, each source's
+// records by sequence number (ties, as records of an earlier version have
+// none, in partition then file order). The value is valid during the call.
+func (g *gathered) each(fn func(rec *gatheredRecord) error) error {
+	for _, fs := range g.files {
+		var rds []*reader
+		for _, f := range fs {
+			if f == nil {
+				continue
+			}
+			if _, err := f.f.Seek(0, io.SeekStart); err != nil {
+				return err
+			}
+			rd := &reader{r: bufio.NewReaderSize(f.f, 64<<10)}
+			if err := rd.next(); err != nil {
+				return err
+			}
+			rds = append(rds, rd)
+		}
+		for {
+			var min *reader
+			for _, rd := range rds {
+				if rd.ok && (min == nil || rd.head.m.Seq < min.head.m.Seq) {
+					min = rd
+				}
+			}
+			if min == nil {
+				break
+			}
+			if err := fn(&min.head); err != nil {
+				return err
+			}
+			if err := min.next(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// remove deletes the gathered files.
+func (g *gathered) remove() {
+	for _, fs := range g.files {
+		for _, f := range fs {
+			if f != nil {
+				f.f.Close()
+			}
+		}
+	}
+	os.RemoveAll(g.dir)
+}
