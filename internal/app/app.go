@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	_ "net/http/pprof" // served only when DSPIPE_PPROF_ADDR is set
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -306,6 +307,11 @@ func runService(ctx context.Context, service string, getenv func(string) string)
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return err
+	}
+	if addr := getenv("DSPIPE_PPROF_ADDR"); addr != "" {
+		// Profiling for operators, on an address they choose (keep it on
+		// loopback), as dsctl up serves it.
+		go func() { _ = http.ListenAndServe(addr, nil) }()
 	}
 	return Run(ctx, cfg, Logger(cfg), service)
 }

@@ -1,8 +1,9 @@
 package bias
 
 import (
-	"encoding/json"
 	"fmt"
+
+	gojson "github.com/goccy/go-json"
 
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/pipeline"
@@ -89,12 +90,12 @@ func (run) EncodeFinding(f pipeline.Finding) ([]byte, error) {
 	for i, m := range ms {
 		out[i] = Mention{Axis: m.Axis, Group: m.Group, Negative: m.Negative}
 	}
-	return json.Marshal(out)
+	return gojson.Marshal(out)
 }
 
 func (run) DecodeFinding(b []byte) (pipeline.Finding, error) {
 	var ms []Mention
-	if err := json.Unmarshal(b, &ms); err != nil {
+	if err := gojson.Unmarshal(b, &ms); err != nil {
 		return nil, err
 	}
 	return &found{mentions: ms}, nil

@@ -1,7 +1,7 @@
 // Package crypt is the envelope encryption of record payloads at rest:
 // AES-256-GCM under a data key per execution, whose additional
 // authenticated data binds each payload to its execution, its place
-// (topic or spool) and its position, so a ciphertext moved elsewhere does
+// (its topic) and its position, so a ciphertext moved elsewhere does
 // not open. Data keys are wrapped by a key-encryption key from a Provider
 // (a local keyring, or AWS KMS) and stored wrapped; destroying the wrapped
 // key makes every copy of the execution's records unreadable
@@ -83,15 +83,14 @@ func (k *DataKey) Open(dst, sealed, ad []byte) ([]byte, error) {
 // Overhead is how many bytes Seal adds.
 const Overhead = 1 + 12 + 16
 
-// Places of a payload, for AD.
+// Places of a payload, for AD (the processor's outcomes have their own).
 const (
 	PlaceRaw    = "raw"
 	PlaceStaged = "staged"
-	PlaceSpool  = "spool"
 )
 
 // AD is the additional authenticated data of a payload: the execution, the
-// place (topic kind or spool), the source index and the position within
+// place (the topic), the source index and the position within
 // it, and for staged payloads their kind (a record, a rejection, a
 // quarantined record), so no payload can be replayed as another.
 func AD(dst []byte, execution, place, kind string, source int, position int64) []byte {

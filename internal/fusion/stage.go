@@ -1,8 +1,10 @@
 package fusion
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"sort"
 	"sync"
@@ -132,6 +134,30 @@ func (f *run) Prepare(r *pipeline.StagedRecord) any {
 	*bp = buf
 	bufs.Put(bp)
 	return &ft
+}
+
+// EncodePrepared packs a record's features: the exact hash, then the
+// signature, big-endian.
+func (f *run) EncodePrepared(v any) []byte {
+	ft := v.(*Features)
+	b := make([]byte, 0, 8+4*NumPerm)
+	b = binary.BigEndian.AppendUint64(b, ft.Exact)
+	for _, x := range ft.Sig {
+		b = binary.BigEndian.AppendUint32(b, x)
+	}
+	return b
+}
+
+// DecodePrepared unpacks what EncodePrepared packed.
+func (f *run) DecodePrepared(b []byte) (any, error) {
+	if len(b) != 8+4*NumPerm {
+		return nil, fmt.Errorf("fusion: prepared features of %d bytes, want %d", len(b), 8+4*NumPerm)
+	}
+	ft := &Features{Exact: binary.BigEndian.Uint64(b)}
+	for i := range ft.Sig {
+		ft.Sig[i] = binary.BigEndian.Uint32(b[8+4*i:])
+	}
+	return ft, nil
 }
 
 // bufs recycles Prepare's word buffers.

@@ -10,15 +10,17 @@ import (
 )
 
 // TestPreparedRecordsDecideAlike: records whose features were prepared
-// (on any core, as the output stage does) and records the stage computes
-// itself give the same plan.
+// (on any core, as the output stage does), prepared on another processor
+// and carried encoded, or computed by the stage itself give the same plan.
 func TestPreparedRecordsDecideAlike(t *testing.T) {
 	convs := [][]stage.Message{
 		{{Role: "user", Content: "I keep waking up at four and cannot get back to sleep before work."}, {Role: "assistant", Content: "That sounds draining. What goes through your mind then?"}},
 		{{Role: "user", Content: "My sister and I stopped talking after the wedding and I miss her."}, {Role: "assistant", Content: "Missing her says a lot about what she means to you."}},
 		{{Role: "user", Content: "Exams are in two weeks and my chest gets tight whenever I open a book."}, {Role: "assistant", Content: "Let us look at what happens right before the tightness."}},
 	}
-	plan := func(prepare bool) *pipeline.Plan {
+	// prepare: 0 observes computing its own; 1 prepared here; 2 prepared
+	// elsewhere, encoded and decoded (as it travels with a staged record).
+	plan := func(prepare int) *pipeline.Plan {
 		run := Stage{}.Resolve(events.Request{Sources: make([]events.SourceSpec, 2)}, pipeline.Env{FusionEnabled: true})
 		defer run.Close()
 		const n = 60
@@ -28,8 +30,16 @@ func TestPreparedRecordsDecideAlike(t *testing.T) {
 				msgs = append([]stage.Message{{Role: "user", Content: fmt.Sprintf("note %d: something else entirely, number %d", i, i*7)}}, msgs[1:]...)
 			}
 			r := pipeline.StagedRecord{Index: i, ID: fmt.Sprintf("%032x", i), Source: i % 2, Position: int64(i), Messages: msgs}
-			if prepare {
+			switch prepare {
+			case 1:
 				r.Prepared = run.(pipeline.Preparer).Prepare(&r)
+			case 2:
+				c := run.(pipeline.PreparedCodec)
+				v, err := c.DecodePrepared(c.EncodePrepared(c.Prepare(&r)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				r.Prepared = v
 			}
 			run.Observe(&r)
 		}
@@ -39,11 +49,14 @@ func TestPreparedRecordsDecideAlike(t *testing.T) {
 		}
 		return p
 	}
-	a, b := plan(true), plan(false)
+	a, b, c := plan(1), plan(0), plan(2)
 	if a.Fusion.RemovedExact+a.Fusion.RemovedNear == 0 {
 		t.Fatal("nothing removed: the records were meant to repeat")
 	}
 	if fmt.Sprint(a.Copies, a.Merged, *a.Fusion) != fmt.Sprint(b.Copies, b.Merged, *b.Fusion) {
 		t.Fatalf("prepared and computed records decided differently:\n%v %v\n%v %v", a.Copies, a.Merged, b.Copies, b.Merged)
+	}
+	if fmt.Sprint(c.Copies, c.Merged, *c.Fusion) != fmt.Sprint(b.Copies, b.Merged, *b.Fusion) {
+		t.Fatalf("records prepared elsewhere decided differently:\n%v %v\n%v %v", c.Copies, c.Merged, b.Copies, b.Merged)
 	}
 }

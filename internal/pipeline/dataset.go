@@ -31,6 +31,18 @@ type Preparer interface {
 	Prepare(r *StagedRecord) any
 }
 
+// PreparedCodec is a Preparer whose result can travel with the record: the
+// processor that ran the record stages prepares each kept record there (on
+// every processor of the group, not only the execution's home) and the
+// staged record carries the result, sealed, so the output's first pass
+// decodes it instead of preparing again. Decode(Encode(v)) must observe
+// exactly as v.
+type PreparedCodec interface {
+	Preparer
+	EncodePrepared(v any) []byte
+	DecodePrepared(b []byte) (any, error)
+}
+
 // Plan is what the dataset stages decide about the staged records, by
 // Index: how many times each is written (0 when a stage removed it or
 // left it out, more than 1 when it is repeated), which ids a kept record

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -83,7 +84,7 @@ func (p *Processor) gather(ctx context.Context, x *execState, dir string) (*gath
 			if err != nil {
 				return err
 			}
-			frame = appendFrame(frame[:0], byte(code), m, r.Offset, r.Value)
+			frame = appendFrame(frame[:0], byte(code), m, r.Offset, r.Value, r.Headers)
 			_, err = f.w.Write(frame)
 			return err
 		})
@@ -131,17 +132,56 @@ func (g *gathered) file(s, i int) (*gatherFile, error) {
 }
 
 // A frame: kind code (1 byte), source, position, sequence number, topic
-// offset (8 bytes each), value length (4 bytes), the sealed value.
-const frameHeader = 1 + 8*4 + 4
+// offset (8 bytes each), value length and prepared length (4 bytes each),
+// the sealed value, then the sealed prepared values (each: name length,
+// 1 byte; name; length, 4 bytes; value).
+const frameHeader = 1 + 8*4 + 4 + 4
 
-func appendFrame(b []byte, code byte, m wire.Meta, offset int64, v []byte) []byte {
+func appendFrame(b []byte, code byte, m wire.Meta, offset int64, v []byte, headers []kgo.RecordHeader) []byte {
 	b = append(b, code)
 	b = binary.BigEndian.AppendUint64(b, uint64(int64(m.Source)))
 	b = binary.BigEndian.AppendUint64(b, uint64(m.Position))
 	b = binary.BigEndian.AppendUint64(b, uint64(m.Seq))
 	b = binary.BigEndian.AppendUint64(b, uint64(offset))
 	b = binary.BigEndian.AppendUint32(b, uint32(len(v)))
-	return append(b, v...)
+	at := len(b)
+	b = binary.BigEndian.AppendUint32(b, 0)
+	b = append(b, v...)
+	start := len(b)
+	for _, h := range headers {
+		name, ok := strings.CutPrefix(h.Key, preparedHeader)
+		if !ok || len(name) > 255 {
+			continue
+		}
+		b = append(b, byte(len(name)))
+		b = append(b, name...)
+		b = binary.BigEndian.AppendUint32(b, uint32(len(h.Value)))
+		b = append(b, h.Value...)
+	}
+	binary.BigEndian.PutUint32(b[at:], uint32(len(b)-start))
+	return b
+}
+
+// preparedIn finds a dataset stage's sealed prepared value in a frame's
+// prepared part (nil when absent).
+func preparedIn(extra []byte, name string) []byte {
+	for len(extra) > 0 {
+		n := int(extra[0])
+		if len(extra) < 1+n+4 {
+			return nil
+		}
+		got := string(extra[1 : 1+n])
+		size := int(binary.BigEndian.Uint32(extra[1+n:]))
+		extra = extra[1+n+4:]
+		if len(extra) < size {
+			return nil
+		}
+		if got == name {
+			return extra[:size]
+		}
+		extra = extra[size:]
+	}
+	return nil
 }
 
 // gatheredRecord is one staged record read back from a gathered file.
@@ -149,6 +189,9 @@ type gatheredRecord struct {
 	m      wire.Meta
 	offset int64
 	value  []byte
+	// prepared holds the dataset stages' sealed work on the record
+	// (preparedIn reads it).
+	prepared []byte
 }
 
 // reader reads one gathered file's frames in order.
@@ -172,7 +215,8 @@ func (rd *reader) next() error {
 	if code >= len(gatherKinds) {
 		return errors.New("gathered staged records: bad frame")
 	}
-	n := int(binary.BigEndian.Uint32(h[33:]))
+	vn, pn := int(binary.BigEndian.Uint32(h[33:])), int(binary.BigEndian.Uint32(h[37:]))
+	n := vn + pn
 	if cap(rd.buf) < n {
 		rd.buf = make([]byte, n)
 	}
@@ -183,8 +227,9 @@ func (rd *reader) next() error {
 	rd.head = gatheredRecord{
 		m: wire.Meta{Kind: gatherKinds[code], Source: int(int64(binary.BigEndian.Uint64(h[1:]))), Position: int64(binary.BigEndian.Uint64(h[9:])),
 			Seq: int64(binary.BigEndian.Uint64(h[17:]))},
-		offset: int64(binary.BigEndian.Uint64(h[25:])),
-		value:  rd.buf,
+		offset:   int64(binary.BigEndian.Uint64(h[25:])),
+		value:    rd.buf[:vn],
+		prepared: rd.buf[vn:],
 	}
 	rd.ok = true
 	return nil

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dspipe/dspipe/internal/wire"
 )
@@ -34,7 +35,8 @@ func TestGatheredRecordsComeBackInSourceOrder(t *testing.T) {
 			kind = wire.KindRejected
 		}
 		m := wire.Meta{Kind: kind, Source: s, Position: 100 + n, Seq: n}
-		_, err = f.w.Write(appendFrame(nil, byte(kindCode(kind)), m, 1000*int64(s)+n, []byte(fmt.Sprintf("%d/%d", s, n))))
+		prep := []kgo.RecordHeader{{Key: "k", Value: []byte("x")}, {Key: preparedHeader + "fusion", Value: []byte(fmt.Sprintf("sig %d/%d", s, n))}}
+		_, err = f.w.Write(appendFrame(nil, byte(kindCode(kind)), m, 1000*int64(s)+n, []byte(fmt.Sprintf("%d/%d", s, n)), prep))
 		require.NoError(t, err)
 	}
 	// Written source 1 first and interleaved, as partitions hold them.
@@ -57,6 +59,8 @@ func TestGatheredRecordsComeBackInSourceOrder(t *testing.T) {
 			require.Equal(t, 100+r.m.Seq, r.m.Position)
 			require.Equal(t, 1000*int64(r.m.Source)+r.m.Seq, r.offset)
 			require.Equal(t, r.m.Seq%5 == 0, r.m.Kind == wire.KindRejected)
+			require.Equal(t, "sig "+string(r.value), string(preparedIn(r.prepared, "fusion")), "the prepared value travels with its record")
+			require.Nil(t, preparedIn(r.prepared, "balancing"))
 			return nil
 		}))
 		require.Equal(t, want, got, "pass %d", pass)

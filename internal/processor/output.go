@@ -196,11 +196,7 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputRe
 		}
 		res.fusion, res.balancing, res.fusionMS = plan.Fusion, plan.Balancing, p.cfg.Now().Sub(start).Milliseconds()
 	}
-	dk, err := p.keyOf(x)
-	if err != nil {
-		return outputResult{err: permanent("the execution's data key", err)}
-	}
-	w, err := newOutputWriter(dst.root, dst.final, x, dk)
+	w, err := newOutputWriter(dst.root, dst.final, x)
 	if err != nil {
 		return outputResult{err: permanent("create the output files", err)}
 	}
@@ -278,11 +274,11 @@ func (p *Processor) copyStaged(ctx context.Context, x *execState, g *gathered, p
 			return err
 		}
 		if m.Kind != wire.KindStaged {
-			return w.write(m.Kind, m.Source, v)
+			return w.write(m.Kind, v)
 		}
 		i := w.staged
 		w.staged++
-		return keepStaged(w, plan, i, m.Source, v)
+		return keepStaged(w, plan, i, v)
 	})
 	var oe *outputError
 	switch {
@@ -297,9 +293,9 @@ func (p *Processor) copyStaged(ctx context.Context, x *execState, g *gathered, p
 }
 
 // keepStaged writes the i-th staged (valid) record as the plan says.
-func keepStaged(w *outputWriter, plan *dataPlan, i int64, source int, v []byte) error {
+func keepStaged(w *outputWriter, plan *dataPlan, i int64, v []byte) error {
 	if plan == nil {
-		return w.write(wire.KindStaged, source, v)
+		return w.write(wire.KindStaged, v)
 	}
 	if i >= int64(len(plan.Copies)) {
 		return permanent("copy the staged records", errors.New("the staged topic changed between the output stage's passes"))
@@ -314,7 +310,7 @@ func keepStaged(w *outputWriter, plan *dataPlan, i int64, source int, v []byte) 
 			return permanent("copy the staged records", err)
 		}
 	}
-	if err := w.write(wire.KindStaged, source, v); err != nil {
+	if err := w.write(wire.KindStaged, v); err != nil {
 		return permanent("spool the kept records", err)
 	}
 	for k := 1; k < int(copies); k++ {
@@ -322,7 +318,7 @@ func keepStaged(w *outputWriter, plan *dataPlan, i int64, source int, v []byte) 
 		if err != nil {
 			return permanent("copy the staged records", err)
 		}
-		if err := w.write(wire.KindStaged, source, rep); err != nil {
+		if err := w.write(wire.KindStaged, rep); err != nil {
 			return permanent("spool the kept records", err)
 		}
 	}

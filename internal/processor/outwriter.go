@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/dspipe/dspipe/events"
-	"github.com/dspipe/dspipe/internal/crypt"
 	"github.com/dspipe/dspipe/internal/sink"
 	"github.com/dspipe/dspipe/internal/wire"
 )
@@ -15,27 +14,28 @@ import (
 // whatever exists (safe to call at any point, and again), Commit publishes
 // the directory with one rename.
 //
-// Kept records are spooled per source and joined in source order, so the
-// data files do not depend on how the sources' records interleaved in the
-// log: same input and settings, same bytes. Quarantined records are kept,
-// masked, for human review, never mixed with the training data.
+// Records come in source order, and within a source in acquisition order
+// (gather.go), so the data files do not depend on how the sources'
+// records interleaved in the log or which processors ran them: same input
+// and settings, same bytes. Quarantined records are kept, masked, for
+// human review, never mixed with the training data.
 type outputWriter struct {
 	st         *sink.Staging
 	rejected   *sink.LineFile
 	quarantine *sink.LineFile
-	spools     *spools
 	data       *sink.SplitWriter
 
 	rejectedBy  map[string]int64 // rejected records by the stage that rejected them
 	staged      int64            // valid records read back
 	dataRecords int64            // data records written
 	splitCounts map[string]int64 // data records per output split (nil without splits)
+	inputSplits map[string]int64 // data records per metadata.split of the input
 	files       []events.OutputFile
 	committed   bool
 }
 
-func newOutputWriter(root, final string, x *execState, dk *crypt.DataKey) (w *outputWriter, err error) {
-	w = &outputWriter{rejectedBy: map[string]int64{}}
+func newOutputWriter(root, final string, x *execState) (w *outputWriter, err error) {
+	w = &outputWriter{rejectedBy: map[string]int64{}, inputSplits: map[string]int64{}}
 	defer func() {
 		if err != nil {
 			w.Abort()
@@ -50,9 +50,6 @@ func newOutputWriter(root, final string, x *execState, dk *crypt.DataKey) (w *ou
 	if w.quarantine, err = sink.Create(w.st.Dir, "quarantine.jsonl", sink.CompressNone); err != nil {
 		return nil, err
 	}
-	if w.spools, err = newSpools(w.st.Dir, len(x.req.Sources), x.id, dk); err != nil {
-		return nil, err
-	}
 	formats := x.req.Output.Formats
 	if len(formats) == 0 {
 		formats = []string{sink.FormatJSONL}
@@ -62,7 +59,7 @@ func newOutputWriter(root, final string, x *execState, dk *crypt.DataKey) (w *ou
 }
 
 // write files one record read back from the staged topic.
-func (w *outputWriter) write(kind string, source int, v []byte) error {
+func (w *outputWriter) write(kind string, v []byte) error {
 	switch kind {
 	case wire.KindRejected:
 		var rj wire.Rejection
@@ -73,12 +70,14 @@ func (w *outputWriter) write(kind string, source int, v []byte) error {
 	case wire.KindQuarantined:
 		return w.quarantine.WriteLine(v)
 	}
-	return w.spools.write(source, v)
+	if s := splitOf(v); s != "" {
+		w.inputSplits[s]++
+	}
+	return w.data.Write(v)
 }
 
-// finishRecords closes the rejected and quarantine files and writes the
-// spooled records into the data files, counting records per
-// metadata.split of the input.
+// finishRecords closes the rejected, quarantine and data files; it returns
+// the data records per metadata.split of the input.
 func (w *outputWriter) finishRecords() (inputSplits map[string]int64, err error) {
 	rf, err := w.rejected.Close()
 	w.rejected = nil
@@ -90,16 +89,6 @@ func (w *outputWriter) finishRecords() (inputSplits map[string]int64, err error)
 	if err != nil {
 		return nil, err
 	}
-	inputSplits = map[string]int64{}
-	if err := w.spools.drain(func(line []byte) error {
-		if s := splitOf(line); s != "" {
-			inputSplits[s]++
-		}
-		return w.data.Write(line)
-	}); err != nil {
-		return nil, err
-	}
-	w.spools.remove()
 	w.dataRecords, w.splitCounts = w.data.Records(), w.data.Counts()
 	dataFiles, err := w.data.Close()
 	w.data = nil
@@ -107,7 +96,7 @@ func (w *outputWriter) finishRecords() (inputSplits map[string]int64, err error)
 		return nil, err
 	}
 	w.files = append(append(w.files, dataFiles...), rf, qf)
-	return inputSplits, nil
+	return w.inputSplits, nil
 }
 
 // file returns the description of the named file written so far.
@@ -156,9 +145,6 @@ func (w *outputWriter) Abort() {
 	if w.data != nil {
 		w.data.Abort()
 		w.data = nil
-	}
-	if w.spools != nil {
-		w.spools.remove()
 	}
 	if w.st != nil {
 		w.st.Abort()

@@ -31,6 +31,8 @@ type outcome struct {
 	// withdrawn is the pseudonym of a data subject whose consent this
 	// record says was withdrawn: the subject is to be erased.
 	withdrawn string
+	// prepared is the dataset stages' work on a kept record.
+	prepared []prepared
 	// meta is the raw record's metadata, read once here (hasMeta).
 	meta    wire.Meta
 	hasMeta bool
@@ -38,6 +40,7 @@ type outcome struct {
 	// outcomes topics, sealed (spread.go); err says they could not be made.
 	staged     []byte
 	stagedMeta wire.Meta
+	stagedHead []kgo.RecordHeader
 	report     []byte
 	err        error
 }
@@ -56,6 +59,21 @@ type stageRun struct {
 	erasedErr error
 	// stages are the record stages that run, in order (internal/stages).
 	stages []pipeline.Active
+	// prepare are the dataset stages whose per-record work is done here,
+	// for every kept record, and travels with it (pipeline.PreparedCodec).
+	prepare []preparing
+}
+
+// preparing is a dataset stage's run used only to prepare records.
+type preparing struct {
+	name  string
+	codec pipeline.PreparedCodec
+}
+
+// prepared is one dataset stage's work on a kept record, encoded.
+type prepared struct {
+	name string
+	b    []byte
 }
 
 // transform runs the per-record stages on one record. It touches no
@@ -94,7 +112,26 @@ func transform(raw []byte, lim stage.Limits, idKey []byte, spec events.SourceSpe
 	if o, stop := admit(raw, spec, &rec, sid, run); stop {
 		return o
 	}
-	return runStages(&rec, run)
+	o := runStages(&rec, run)
+	if o.value != nil && o.fate.Action != pipeline.Hold {
+		o.prepared = prepareKept(&rec, spec, m, run)
+	}
+	return o
+}
+
+// prepareKept runs the dataset stages' per-record work on a kept record,
+// as the output stage's first pass would see it.
+func prepareKept(rec *stage.Record, spec events.SourceSpec, m wire.Meta, run *stageRun) []prepared {
+	if len(run.prepare) == 0 {
+		return nil
+	}
+	sr := pipeline.StagedRecord{ID: rec.ID, Source: m.Source, Priority: spec.Priority, Position: m.Position,
+		Messages: rec.Messages, Metadata: rec.Metadata, Annotations: rec.Annotations}
+	out := make([]prepared, len(run.prepare))
+	for i, pr := range run.prepare {
+		out[i] = prepared{name: pr.name, b: pr.codec.EncodePrepared(pr.codec.Prepare(&sr))}
+	}
+	return out
 }
 
 func rejected(stage, reason string) outcome {

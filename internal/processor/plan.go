@@ -61,7 +61,7 @@ func (p *Processor) observeStaged(ctx context.Context, x *execState, g *gathered
 	batch := make([]stagedItem, 0, observeBatch)
 	n := 0
 	flush := func() error {
-		eachParallel(len(batch), func(i int) { p.prepareStaged(x, &batch[i], preparers) })
+		eachParallel(len(batch), func(i int) { p.prepareStaged(x, &batch[i], active, preparers) })
 		for i := range batch {
 			it := &batch[i]
 			if it.err != nil {
@@ -85,8 +85,8 @@ func (p *Processor) observeStaged(ctx context.Context, x *execState, g *gathered
 		if r.m.Kind != wire.KindStaged {
 			return nil
 		}
-		// The value is the reader's buffer: the batch keeps its own copy.
-		batch = append(batch, stagedItem{m: r.m, value: append([]byte(nil), r.value...), offset: r.offset})
+		// The values are the reader's buffer: the batch keeps its own copy.
+		batch = append(batch, stagedItem{m: r.m, value: append([]byte(nil), r.value...), sealedPrep: append([]byte(nil), r.prepared...), offset: r.offset})
 		if len(batch) == observeBatch {
 			return flush()
 		}
@@ -101,17 +101,19 @@ func (p *Processor) observeStaged(ctx context.Context, x *execState, g *gathered
 // stagedItem is one staged record in the first pass: read, then opened,
 // decoded and prepared on any core, then observed in order.
 type stagedItem struct {
-	m        wire.Meta
-	value    []byte
-	offset   int64
-	rec      pipeline.StagedRecord
-	prepared []any // per active dataset stage
-	err      error
+	m          wire.Meta
+	value      []byte
+	sealedPrep []byte // the dataset stages' work, done where the record stages ran
+	offset     int64
+	rec        pipeline.StagedRecord
+	prepared   []any // per active dataset stage
+	err        error
 }
 
 // prepareStaged opens and decodes one staged record and runs the dataset
-// stages' Prepare on it. It changes nothing but the item.
-func (p *Processor) prepareStaged(x *execState, it *stagedItem, preparers []pipeline.Preparer) {
+// stages' Prepare on it, or opens what the processor that ran the record
+// stages prepared. It changes nothing but the item.
+func (p *Processor) prepareStaged(x *execState, it *stagedItem, active []pipeline.DatasetActive, preparers []pipeline.Preparer) {
 	v, err := p.openStaged(x, it.m, it.value)
 	if err != nil {
 		it.err = err
@@ -135,10 +137,35 @@ func (p *Processor) prepareStaged(x *execState, it *stagedItem, preparers []pipe
 		Messages: rec.Messages, Metadata: rec.Metadata, Annotations: rec.Annotations}
 	it.prepared = make([]any, len(preparers))
 	for k, pr := range preparers {
-		if pr != nil {
-			it.prepared[k] = pr.Prepare(&it.rec)
+		if pr == nil {
+			continue
+		}
+		if v, ok := p.openPrepared(x, it, active[k].Name, pr); ok {
+			it.prepared[k] = v
+			continue
+		}
+		it.prepared[k] = pr.Prepare(&it.rec)
+	}
+}
+
+// openPrepared opens and decodes a dataset stage's work that travelled with
+// the record; false when there is none (or it does not open: the stage
+// then prepares the record itself).
+func (p *Processor) openPrepared(x *execState, it *stagedItem, name string, pr pipeline.Preparer) (any, bool) {
+	c, ok := pr.(pipeline.PreparedCodec)
+	sealed := preparedIn(it.sealedPrep, name)
+	if !ok || sealed == nil {
+		return nil, false
+	}
+	b := sealed
+	if x.dk != nil {
+		var err error
+		if b, err = x.dk.Open(nil, sealed, preparedAD(x.id, name, it.m)); err != nil {
+			return nil, false
 		}
 	}
+	v, err := c.DecodePrepared(b)
+	return v, err == nil
 }
 
 // wantData is how many data records the plan writes (valid when there is

@@ -102,27 +102,27 @@ func TestVerifyCountsNamesTheMismatch(t *testing.T) {
 }
 
 // TestOutputWriterAbortLeavesNothing: whatever the writer had open when
-// the stage failed (spools, data, rejected and quarantine files, the
+// the stage failed (data, rejected and quarantine files, the
 // staging directory), Abort removes it, and Abort after Commit keeps the
 // published output.
 func TestOutputWriterAbortLeavesNothing(t *testing.T) {
 	root := t.TempDir()
 	x := testExec(events.Request{Sources: []events.SourceSpec{{Type: "local"}, {Type: "local"}}})
 	final := filepath.Join(root, "out-1")
-	w, err := newOutputWriter(root, final, x, nil)
+	w, err := newOutputWriter(root, final, x)
 	require.NoError(t, err)
-	require.NoError(t, w.write(wire.KindStaged, 1, []byte(`{"id":"a"}`)))
-	require.NoError(t, w.write(wire.KindRejected, 0, []byte(`{"stage":"validation"}`)))
-	require.NoError(t, w.write(wire.KindQuarantined, 0, []byte(`{"id":"q"}`)))
+	require.NoError(t, w.write(wire.KindStaged, []byte(`{"id":"a"}`)))
+	require.NoError(t, w.write(wire.KindRejected, []byte(`{"stage":"validation"}`)))
+	require.NoError(t, w.write(wire.KindQuarantined, []byte(`{"id":"q"}`)))
 	w.Abort()
 	w.Abort() // twice is fine
 	entries, err := os.ReadDir(root)
 	require.NoError(t, err)
 	require.Empty(t, entries, "nothing left under the root")
 
-	w, err = newOutputWriter(root, final, x, nil)
+	w, err = newOutputWriter(root, final, x)
 	require.NoError(t, err)
-	require.NoError(t, w.write(wire.KindStaged, 0, []byte(`{"id":"a"}`)))
+	require.NoError(t, w.write(wire.KindStaged, []byte(`{"id":"a"}`)))
 	_, err = w.finishRecords()
 	require.NoError(t, err)
 	require.EqualValues(t, 1, w.dataRecords)

@@ -87,7 +87,7 @@ type Config struct {
 	Erase           func(context.Context, store.Erasure) error
 	FinishedOutputs func(context.Context) ([]string, error)
 	// Keys hands out executions' data keys: raw payloads are decrypted,
-	// staged payloads and spools encrypted. Required.
+	// staged payloads and outcomes encrypted. Required.
 	Keys *keys.Manager
 	// OutputAttempts and OutputRetryBase bound the output stage's tries
 	// when a failure may pass (the broker or S3 not answering): the delay
@@ -945,6 +945,13 @@ func (p *Processor) currentRecordStage(x *execState) string {
 func (p *Processor) stagesFor(x *execState) *stageRun {
 	if x.run == nil {
 		run := &stageRun{keepSourceIDs: x.req.Output.KeepSourceIDs, stages: pipeline.Resolve(p.recordList(), x.req, p.env())}
+		for _, a := range pipeline.ResolveDataset(p.datasetList(), x.req, p.env()) {
+			if c, ok := a.Run.(pipeline.PreparedCodec); ok {
+				run.prepare = append(run.prepare, preparing{name: a.Name, codec: c})
+			} else {
+				_ = a.Run.Close()
+			}
+		}
 		// An execution must not run past an erasure it could not read:
 		// record() fails the transaction on erasedErr and drops this run,
 		// so the retry reads the erasures again (once, not per record).

@@ -142,7 +142,7 @@ func (p *Processor) work(r *kgo.Record, m wire.Meta, pre *outcome) error {
 		return o.err
 	}
 	p.metrics.work(p.homedHere(x.partition))
-	p.produce(&kgo.Record{Topic: p.topics.Staged, Key: r.Key, Value: o.staged, Headers: o.stagedMeta.Headers()})
+	p.produce(&kgo.Record{Topic: p.topics.Staged, Key: r.Key, Value: o.staged, Headers: o.stagedHead})
 	p.produce(&kgo.Record{Topic: p.topics.Outcomes, Key: r.Key, Value: o.report, Headers: outcomeMeta(m).Headers()})
 	return nil
 }
@@ -206,12 +206,29 @@ func seal(o *outcome, x *execState, m wire.Meta, run *stageRun, dk *crypt.DataKe
 	}
 	o.stagedMeta = sm
 	o.staged, o.report = v, b
+	o.stagedHead = sm.Headers()
 	if dk != nil {
 		o.staged = dk.Seal(make([]byte, 0, len(v)+crypt.Overhead), v, crypt.AD(nil, x.id, crypt.PlaceStaged, sm.Kind, sm.Source, sm.Position))
 		o.report = dk.Seal(make([]byte, 0, len(b)+crypt.Overhead), b, crypt.AD(nil, x.id, placeOutcome, KindOutcome, m.Source, m.Seq))
 	}
-	o.value = nil // sealed in staged; the plaintext is not kept
+	for _, pr := range o.prepared {
+		pb := pr.b
+		if dk != nil {
+			pb = dk.Seal(make([]byte, 0, len(pb)+crypt.Overhead), pb, preparedAD(x.id, pr.name, sm))
+		}
+		o.stagedHead = append(o.stagedHead, kgo.RecordHeader{Key: preparedHeader + pr.name, Value: pb})
+	}
+	o.value, o.prepared = nil, nil // sealed in staged; the plaintext is not kept
 	return nil
+}
+
+// preparedHeader prefixes the staged record header that carries a dataset
+// stage's work on the record (its name follows), sealed.
+const preparedHeader = "prep."
+
+// preparedAD binds a sealed prepared value to its stage and record.
+func preparedAD(id, name string, m wire.Meta) []byte {
+	return crypt.AD(nil, id, "prepared:"+name, m.Kind, m.Source, m.Seq)
 }
 
 // handleOutcome counts one record's outcome at the execution's home: the

@@ -1,9 +1,10 @@
 package quality
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
+
+	gojson "github.com/goccy/go-json"
 
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/pipeline"
@@ -72,12 +73,12 @@ func (q run) Count(s *pipeline.Summaries, f pipeline.Finding, fate pipeline.Fate
 // EncodeFinding carries the score and the failed rules (what Count reads).
 func (run) EncodeFinding(f pipeline.Finding) ([]byte, error) {
 	res := f.(*Result)
-	return json.Marshal(Result{Score: res.Score, Failed: res.Failed})
+	return gojson.Marshal(Result{Score: res.Score, Failed: res.Failed})
 }
 
 func (run) DecodeFinding(b []byte) (pipeline.Finding, error) {
 	var res Result
-	if err := json.Unmarshal(b, &res); err != nil {
+	if err := gojson.Unmarshal(b, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil

@@ -1,10 +1,12 @@
 package safety
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
+
+	gojson "github.com/goccy/go-json"
 
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/content"
@@ -116,31 +118,45 @@ func (s *Run) Count(sum *pipeline.Summaries, f pipeline.Finding, _ pipeline.Fate
 }
 
 // counted is what Count reads of an outcome: counts, labels, the crisis
-// level and score, the record id; never the evidence or any text.
+// level and score, the content categories flagged, the record id; never
+// the evidence, the scores below the flag or any text.
 type counted struct {
-	PII         map[string]int     `json:"pii,omitempty"`
-	Level       string             `json:"level"`
-	Score       float64            `json:"score"`
-	Content     map[string]float64 `json:"content,omitempty"`
-	Flags       []string           `json:"flags,omitempty"`
-	Quarantined bool               `json:"quarantined,omitempty"`
-	Blocked     string             `json:"blocked,omitempty"`
-	RecordID    string             `json:"record_id,omitempty"`
+	PII         map[string]int `json:"pii,omitempty"`
+	Level       string         `json:"level"`
+	Score       float64        `json:"score"`
+	Content     []string       `json:"content,omitempty"` // the categories at or over content.FlagThreshold
+	Flags       []string       `json:"flags,omitempty"`
+	Quarantined bool           `json:"quarantined,omitempty"`
+	Blocked     string         `json:"blocked,omitempty"`
+	RecordID    string         `json:"record_id,omitempty"`
 }
 
 // EncodeFinding carries what Count reads.
 func (*Run) EncodeFinding(f pipeline.Finding) ([]byte, error) {
 	o := f.(*Outcome)
-	return json.Marshal(counted{PII: o.PII, Level: o.Crisis.Level, Score: o.Crisis.Score, Content: o.Content, Flags: o.Flags,
+	var flagged []string
+	for c, v := range o.Content {
+		if v >= content.FlagThreshold {
+			flagged = append(flagged, c)
+		}
+	}
+	sort.Strings(flagged)
+	return gojson.Marshal(counted{PII: o.PII, Level: o.Crisis.Level, Score: o.Crisis.Score, Content: flagged, Flags: o.Flags,
 		Quarantined: o.Quarantined, Blocked: o.Blocked, RecordID: o.RecordID})
 }
 
 func (*Run) DecodeFinding(b []byte) (pipeline.Finding, error) {
 	var c counted
-	if err := json.Unmarshal(b, &c); err != nil {
+	if err := gojson.Unmarshal(b, &c); err != nil {
 		return nil, err
 	}
-	o := &Outcome{PII: c.PII, Content: c.Content, Flags: c.Flags, Quarantined: c.Quarantined, Blocked: c.Blocked, RecordID: c.RecordID}
+	o := &Outcome{PII: c.PII, Flags: c.Flags, Quarantined: c.Quarantined, Blocked: c.Blocked, RecordID: c.RecordID}
+	if len(c.Content) > 0 {
+		o.Content = make(map[string]float64, len(c.Content))
+		for _, cat := range c.Content {
+			o.Content[cat] = content.FlagThreshold
+		}
+	}
 	o.Crisis.Level, o.Crisis.Score = c.Level, c.Score
 	return o, nil
 }

@@ -138,8 +138,14 @@ func runWithProcessors(ctx context.Context, dir, dbURL string, files []string, n
 		return r, err
 	}
 	var processors []*exec.Cmd
+	pprofPort := 0
 	for i := range n {
-		p, err := start("processor", "GOMAXPROCS=1", "DSPIPE_INSTANCE_ID=bench-"+strconv.Itoa(i))
+		extra := []string{"GOMAXPROCS=1", "DSPIPE_INSTANCE_ID=bench-" + strconv.Itoa(i)}
+		if i == 0 && cpuProfile != "" {
+			pprofPort = freePort()
+			extra = append(extra, "DSPIPE_PPROF_ADDR=127.0.0.1:"+strconv.Itoa(pprofPort))
+		}
+		p, err := start("processor", extra...)
 		if err != nil {
 			return r, err
 		}
@@ -161,6 +167,14 @@ func runWithProcessors(ctx context.Context, dir, dbURL string, files []string, n
 	for i, p := range processors {
 		cpu0[i] = cpuSeconds(p.Process.Pid)
 	}
+	if pprofPort != 0 { // the first processor's profile over the run (bench -cpuprofile)
+		go func() {
+			path := fmt.Sprintf("%s.scale%d", cpuProfile, n)
+			if err := fetchProfile(pprofPort, path, 30); err != nil {
+				fmt.Fprintln(os.Stderr, "scale-out profile:", err)
+			}
+		}()
+	}
 	id, final, secs, err := runExecution(ctx, c, files)
 	if err != nil {
 		return r, err
@@ -172,15 +186,23 @@ func runWithProcessors(ctx context.Context, dir, dbURL string, files []string, n
 	for i, p := range processors {
 		r.ProcessorCPU = append(r.ProcessorCPU, cpuSeconds(p.Process.Pid)-cpu0[i])
 	}
-	st, err := c.Status(ctx, id)
-	if err != nil {
-		return r, err
+	// The read models take the last event a moment after the feed.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		st, err := c.Status(ctx, id)
+		if err != nil {
+			return r, err
+		}
+		outDir, _ := st["output_dir"].(string)
+		if outDir != "" {
+			v, _ := st["valid_records"].(float64)
+			r.Valid = int64(v)
+			r.Digest, err = digestDir(outDir)
+			return r, err
+		}
+		if time.Now().After(deadline) {
+			return r, errors.New("the status never showed the output directory")
+		}
 	}
-	v, _ := st["valid_records"].(float64)
-	r.Valid = int64(v)
-	outDir, _ := st["output_dir"].(string)
-	r.Digest, err = digestDir(outDir)
-	return r, err
 }
 
 // waitMembers waits until the consumer group has n members in a stable
