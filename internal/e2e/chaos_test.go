@@ -506,45 +506,44 @@ func reliabilityReport(seed uint64, rounds int, reports []campaignReport) string
 // run's byte for byte, and the trail verifies. On the embedded broker, and
 // on Apache Kafka when DSPIPE_TEST_KAFKA_BROKERS is set.
 func TestTwoOfEachOneOfEachKilled(t *testing.T) {
-	brokers := []bool{false}
-	if testenv.ExternalKafka() != nil {
-		brokers = append(brokers, true)
-	}
-	for _, external := range brokers {
-		name := "kfake"
-		if external {
-			name = "apache-kafka"
-		}
-		t.Run(name, func(t *testing.T) {
-			c := startClusterWith(t, external, clusterOpts{instances: 2, brokerSync: true})
-			ctx := context.Background()
-			sum, err := gen.Write(gen.Options{Dir: filepath.Join(c.dir, "two"), Records: 60000, Sources: 3, Format: "mixed", Seed: 31})
-			require.NoError(t, err)
-			req := request(sum.Files)
-			id, err := c.client.Submit(ctx, req)
-			require.NoError(t, err)
-			ref := c.finish(ctx, t, id)
-			require.NoError(t, ref.feedErr)
-			require.Equal(t, "completed", ref.status, ref.reason)
-			want := digestOutput(t, ref.outputDir)
+	onEachBroker(t, func(t *testing.T, external bool) {
+		c := startClusterWith(t, external, clusterOpts{instances: 2, brokerSync: true})
+		ctx := context.Background()
+		sum, err := gen.Write(gen.Options{Dir: filepath.Join(c.dir, "two"), Records: 60000, Sources: 3, Format: "mixed", Seed: 31})
+		require.NoError(t, err)
+		req := request(sum.Files)
+		id, err := c.client.Submit(ctx, req)
+		require.NoError(t, err)
+		ref := c.finish(ctx, t, id)
+		require.NoError(t, ref.feedErr)
+		require.Equal(t, "completed", ref.status, ref.reason)
+		want := digestOutput(t, ref.outputDir)
 
-			id, err = c.client.Submit(ctx, req)
+		id, err = c.client.Submit(ctx, req)
+		require.NoError(t, err)
+		// One processor and one ingest at 30%, the other two at 60%.
+		for pick, at := range []float64{0.3, 0.6} {
+			c.waitProgress(ctx, id, at*60000)
+			st, err := c.client.Status(ctx, id)
 			require.NoError(t, err)
-			// One processor and one ingest at 30%, the other two at 60%.
-			for pick, at := range []float64{0.3, 0.6} {
-				c.waitProgress(ctx, id, at*60000)
-				st, err := c.client.Status(ctx, id)
-				require.NoError(t, err)
-				require.Equal(t, "running", st["status"], "the kills happen mid-run")
-				c.inject(t, "kill processor and ingest", pick)
-				t.Logf("killed processor and ingest instance %d at %v of 60000 records", pick, st["records_processed"])
-			}
-			f := c.finish(ctx, t, id)
-			require.NoError(t, f.feedErr, "the feed had no gap and no duplicate")
-			require.Equal(t, "completed", f.status, f.reason)
-			require.EqualValues(t, 60000, f.valid)
-			require.Empty(t, diffDigests(want, digestOutput(t, f.outputDir)), "the output equals the fault-free output byte for byte")
-			require.Empty(t, c.checkTrailAndReadModels(t, id, 1))
-		})
+			require.Equal(t, "running", st["status"], "the kills happen mid-run")
+			c.inject(t, "kill processor and ingest", pick)
+			t.Logf("killed processor and ingest instance %d at %v of 60000 records", pick, st["records_processed"])
+		}
+		f := c.finish(ctx, t, id)
+		require.NoError(t, f.feedErr, "the feed had no gap and no duplicate")
+		require.Equal(t, "completed", f.status, f.reason)
+		require.EqualValues(t, 60000, f.valid)
+		require.Empty(t, diffDigests(want, digestOutput(t, f.outputDir)), "the output equals the fault-free output byte for byte")
+		require.Empty(t, c.checkTrailAndReadModels(t, id, 1))
+	})
+}
+
+// onEachBroker runs fn as a subtest on the embedded broker, and on Apache
+// Kafka when DSPIPE_TEST_KAFKA_BROKERS is set.
+func onEachBroker(t *testing.T, fn func(t *testing.T, external bool)) {
+	t.Run("kfake", func(t *testing.T) { fn(t, false) })
+	if testenv.ExternalKafka() != nil {
+		t.Run("apache-kafka", func(t *testing.T) { fn(t, true) })
 	}
 }

@@ -18,10 +18,15 @@ import (
 // processes, one of them killed with SIGKILL mid-run and started again:
 // both processors worked on the second execution's records (the one that
 // is not its home logs doing so), and its output equals the
-// single-processor output byte for byte.
+// single-processor output byte for byte. On the embedded broker, and on
+// Apache Kafka when DSPIPE_TEST_KAFKA_BROKERS is set.
 func TestOneExecutionSharedByProcessors(t *testing.T) {
+	onEachBroker(t, sharedByProcessors)
+}
+
+func sharedByProcessors(t *testing.T, external bool) {
 	const n = 12000
-	c := startClusterWith(t, false, clusterOpts{instances: 2, env: []string{"KAFKA_PARTITIONS=4",
+	c := startClusterWith(t, external, clusterOpts{instances: 2, env: []string{"KAFKA_PARTITIONS=4",
 		"ENABLE_SAFETY_VALIDATION=true", "ENABLE_QUALITY_ASSESSMENT=true", "ENABLE_BIAS_DETECTION=true", "ENABLE_FUSION=true"}})
 	ctx := context.Background()
 	sum, err := gen.Write(gen.Options{Dir: filepath.Join(c.dir, "shared"), Records: n, Sources: 2, Format: "mixed", Seed: 47,
