@@ -414,7 +414,7 @@ func TestProjectorRecoversFromDroppedDatabaseConnections(t *testing.T) {
 		}
 	}()
 	id, msgs := s.run(t, localRequest(sum.Files...))
-	require.Equal(t, "completed", msgs[len(msgs)-1].Data["status"])
+	require.Equal(t, "completed", msgs[len(msgs)-1].Data["status"], "%v", msgs[len(msgs)-1].Data["error"])
 	// The connections were dropped for the whole run; the projector then
 	// catches up. (Killing every 30 ms for ever can starve a transaction
 	// that takes longer than that on a loaded machine.)
@@ -527,6 +527,23 @@ func TestSecondProcessorJoiningMidExecutionDuplicatesNothing(t *testing.T) {
 	id, msgs := s.run(t, req)
 	require.Equal(t, "completed", msgs[len(msgs)-1].Data["status"])
 	one := waitProjected(t, s, id, msgs)
+	if dataSHA(t, xs[0].OutputDir) != dataSHA(t, one.OutputDir) {
+		// Where the outputs part, and in which fields (not their text).
+		a := readLines(t, filepath.Join(xs[0].OutputDir, "data.jsonl.zst"))
+		b := readLines(t, filepath.Join(one.OutputDir, "data.jsonl.zst"))
+		for i := range min(len(a), len(b)) {
+			var fields []string
+			for k := range a[i] {
+				if fmt.Sprint(a[i][k]) != fmt.Sprint(b[i][k]) {
+					fields = append(fields, k)
+				}
+			}
+			if len(fields) > 0 {
+				t.Logf("line %d differs in %v (source %v against %v)", i, fields, a[i]["source"], b[i]["source"])
+				break
+			}
+		}
+	}
 	require.Equal(t, dataSHA(t, xs[0].OutputDir), dataSHA(t, one.OutputDir), "two processors write what one writes")
 }
 

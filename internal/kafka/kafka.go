@@ -377,8 +377,15 @@ func EndOffsets(ctx context.Context, cl *kgo.Client, topic string) ([]int64, err
 // call. Control records are kept internally so the end is detected even when
 // the log ends with a transaction marker.
 func (c Config) ReadPartition(ctx context.Context, topic string, partition int32, from int64, fn func(*kgo.Record) error) error {
-	_, err := c.readRange(ctx, topic, partition, kgo.NewOffset().At(from), func(int64) int64 { return from }, fn)
+	_, err := c.ReadPartitionUpTo(ctx, topic, partition, from, fn)
 	return err
+}
+
+// ReadPartitionUpTo is ReadPartition that also returns the offset it read
+// up to, where a later read goes on.
+func (c Config) ReadPartitionUpTo(ctx context.Context, topic string, partition int32, from int64, fn func(*kgo.Record) error) (int64, error) {
+	end, err := c.readRange(ctx, topic, partition, kgo.NewOffset().At(from), func(int64) int64 { return from }, fn)
+	return max(end, from), err
 }
 
 // readRange reads one partition from start up to the last stable offset

@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/dspipe/dspipe/internal/clock"
 	"github.com/dspipe/dspipe/internal/wire"
 )
 
@@ -31,7 +34,11 @@ type gathered struct {
 	dir string
 	// files[s][q] holds source s's records from partition q; the last
 	// source slot takes records naming no known source.
-	files [][]*gatherFile
+	files   [][]*gatherFile
+	sources int
+	got     int64  // records filed
+	seen    seqSet // records filed, by source and sequence number
+	frame   []byte // scratch
 }
 
 type gatherFile struct {
@@ -43,9 +50,17 @@ type gatherFile struct {
 // gathered file.
 var gatherKinds = []string{wire.KindStaged, wire.KindRejected, wire.KindQuarantined}
 
+// gatherWait bounds how long gather waits for staged records it knows of
+// to become readable.
+const gatherWait = 2 * time.Minute
+
 // gather reads the execution's staged records from every partition into
-// files under dir.
-func (p *Processor) gather(ctx context.Context, x *execState, dir string) (*gathered, error) {
+// files under dir: every one of them, want in all. A transaction's commit
+// becomes readable partition by partition (its markers are written one
+// partition at a time), so a record whose outcome was counted may not yet
+// be readable on its staged partition: gather reads on until it has them
+// all.
+func (p *Processor) gather(ctx context.Context, x *execState, dir string, want int64) (*gathered, error) {
 	from := x.stagedFroms
 	parts := make([]int32, len(from))
 	for q := range parts {
@@ -54,57 +69,103 @@ func (p *Processor) gather(ctx context.Context, x *execState, dir string) (*gath
 	if from == nil { // started by an earlier version: every record is at home
 		from, parts = []int64{x.stagedFrom}, []int32{x.partition}
 	}
-	d, err := os.MkdirTemp(dir, ".gather-*")
+	g, err := newGathered(dir, x, len(parts))
 	if err != nil {
 		return nil, err
 	}
-	g := &gathered{dir: d, files: make([][]*gatherFile, len(x.req.Sources)+1)}
-	for s := range g.files {
-		g.files[s] = make([]*gatherFile, len(parts))
+	if err := p.gatherAll(ctx, x, g, parts, from, want); err != nil {
+		g.remove()
+		return nil, err
 	}
-	var frame []byte
-	for i, q := range parts {
-		err := p.cfg.Kafka.ReadPartition(ctx, p.topics.Staged, q, from[i], func(r *kgo.Record) error {
-			if string(r.Key) != x.id {
-				return nil
-			}
-			m, err := wire.ReadMeta(r)
-			if err != nil {
-				return err
-			}
-			code := kindCode(m.Kind)
-			if code < 0 {
-				return nil
-			}
-			s := m.Source
-			if s < 0 || s >= len(x.req.Sources) {
-				s = len(x.req.Sources)
-			}
-			f, err := g.file(s, i)
-			if err != nil {
-				return err
-			}
-			frame = appendFrame(frame[:0], byte(code), m, r.Offset, r.Value, r.Headers)
-			_, err = f.w.Write(frame)
-			return err
-		})
-		if err != nil {
-			g.remove()
-			return nil, err
+	return g, nil
+}
+
+// newGathered makes the execution's gathering directory under dir, after
+// removing what a crashed attempt of the same execution left there.
+func newGathered(dir string, x *execState, parts int) (*gathered, error) {
+	prefix := ".gather-" + x.id + "-"
+	if old, _ := filepath.Glob(filepath.Join(dir, prefix+"*")); len(old) > 0 {
+		for _, o := range old {
+			_ = os.RemoveAll(o)
 		}
+	}
+	d, err := os.MkdirTemp(dir, prefix+"*")
+	if err != nil {
+		return nil, err
+	}
+	g := &gathered{dir: d, files: make([][]*gatherFile, len(x.req.Sources)+1), sources: len(x.req.Sources)}
+	for s := range g.files {
+		g.files[s] = make([]*gatherFile, parts)
+	}
+	return g, nil
+}
+
+// gatherAll reads the partitions, in rounds until want records are in.
+func (p *Processor) gatherAll(ctx context.Context, x *execState, g *gathered, parts []int32, from []int64, want int64) error {
+	next := append([]int64(nil), from...)
+	deadline := time.Now().Add(gatherWait)
+	for round := 0; g.got < want; round++ {
+		if round > 0 {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("only %d of the %d staged records are readable after %s", g.got, want, gatherWait)
+			}
+			if err := clock.Sleep(ctx, 100*time.Millisecond); err != nil {
+				return err
+			}
+		}
+		for i, q := range parts {
+			end, err := p.cfg.Kafka.ReadPartitionUpTo(ctx, p.topics.Staged, q, next[i], func(r *kgo.Record) error {
+				if string(r.Key) != x.id {
+					return nil
+				}
+				return g.add(r, i)
+			})
+			if err != nil {
+				return err
+			}
+			next[i] = end
+		}
+	}
+	if g.got != want {
+		return fmt.Errorf("the staged topic holds %d records of the execution, %d were counted", g.got, want)
 	}
 	for _, fs := range g.files {
 		for _, f := range fs {
-			if f == nil {
-				continue
-			}
-			if err := f.w.Flush(); err != nil {
-				g.remove()
-				return nil, err
+			if f != nil {
+				if err := f.w.Flush(); err != nil {
+					return err
+				}
 			}
 		}
 	}
-	return g, nil
+	return nil
+}
+
+// add files one staged record read from the i-th partition.
+func (g *gathered) add(r *kgo.Record, i int) error {
+	m, err := wire.ReadMeta(r)
+	if err != nil {
+		return err
+	}
+	code := kindCode(m.Kind)
+	if code < 0 {
+		return nil
+	}
+	if !g.seen.add(g.sources, m.Source, m.Seq) {
+		return nil // delivered again: the same record, already filed
+	}
+	s := m.Source
+	if s < 0 || s >= g.sources {
+		s = g.sources
+	}
+	f, err := g.file(s, i)
+	if err != nil {
+		return err
+	}
+	g.frame = appendFrame(g.frame[:0], byte(code), m, r.Offset, r.Value, r.Headers)
+	g.got++
+	_, err = f.w.Write(g.frame)
+	return err
 }
 
 func kindCode(kind string) int {

@@ -1,12 +1,17 @@
 package processor
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/kafka"
 	"github.com/dspipe/dspipe/internal/wire"
 )
 
@@ -65,4 +70,26 @@ func TestGatheredRecordsComeBackInSourceOrder(t *testing.T) {
 		}))
 		require.Equal(t, want, got, "pass %d", pass)
 	}
+}
+
+// TestGatherRemovesACrashedAttemptsFiles: the files a killed output stage
+// left for its execution are removed by the next attempt, whether or not it
+// gets further, and another execution's are left alone.
+func TestGatherRemovesACrashedAttemptsFiles(t *testing.T) {
+	root := t.TempDir()
+	x := testExec(events.Request{Sources: []events.SourceSpec{{Type: "local"}}})
+	mine, other := filepath.Join(root, ".gather-"+x.id+"-1"), filepath.Join(root, ".gather-ds_other-1")
+	for _, d := range []string{mine, other} {
+		require.NoError(t, os.MkdirAll(d, 0o700))
+		require.NoError(t, os.WriteFile(filepath.Join(d, "part-1"), []byte("sealed"), 0o600))
+	}
+	p := &Processor{cfg: Config{Kafka: kafka.Config{Brokers: []string{"127.0.0.1:1"}}}}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the attempt fails at once, reading the topic
+	_, err := p.gather(ctx, x, root, 1)
+	require.Error(t, err)
+	ents, err := os.ReadDir(root)
+	require.NoError(t, err)
+	require.Len(t, ents, 1, "only the other execution's files are left")
+	require.Equal(t, filepath.Base(other), ents[0].Name())
 }

@@ -16,6 +16,7 @@ type procMetrics struct {
 	replayed  prometheus.Counter
 	snapshots prometheus.Counter
 	worked    *prometheus.CounterVec
+	dups      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *procMetrics {
@@ -35,7 +36,9 @@ func newMetrics(reg prometheus.Registerer) *procMetrics {
 	}
 	m.worked = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dspipe_processor_records_worked_total",
 		Help: "Raw records this processor ran the record stages on, by whether the execution's home partition is this instance's (own) or another's (shared)."}, []string{"home"})
-	reg.MustRegister(m.records, m.stages, m.replayed, m.snapshots, m.worked)
+	m.dups = prometheus.NewCounter(prometheus.CounterOpts{Name: "dspipe_processor_outcomes_redelivered_total",
+		Help: "Record outcomes delivered again to an execution's home and not counted again (should stay 0; a broker anomaly)."})
+	reg.MustRegister(m.records, m.stages, m.replayed, m.snapshots, m.worked, m.dups)
 	return m
 }
 
@@ -60,6 +63,12 @@ func (m *procMetrics) work(own bool) {
 		home = "own"
 	}
 	m.worked.WithLabelValues(home).Inc()
+}
+
+func (m *procMetrics) duplicate() {
+	if m != nil {
+		m.dups.Inc()
+	}
 }
 
 func (m *procMetrics) record(stage, outcome string) {

@@ -180,7 +180,7 @@ func (p *Processor) writeOutput(ctx context.Context, x *execState) (res outputRe
 	if err != nil {
 		return outputResult{err: err}
 	}
-	g, err := p.gather(ctx, x, dst.root)
+	g, err := p.gather(ctx, x, dst.root, x.counts.Received)
 	if err != nil {
 		if ctx.Err() != nil {
 			return outputResult{err: ctx.Err()}

@@ -189,7 +189,11 @@ func (p *Processor) newSession() error {
 		// instance (its home); its records are spread over every instance.
 		kgo.Balancers(kgo.RangeBalancer()),
 		kgo.FetchMaxBytes(8<<20),
-		kgo.FetchMaxPartitionBytes(4<<20),
+		// At most 1 MB a partition in a fetch (one larger batch still
+		// comes whole): a fetch then carries every partition this instance
+		// consumes, so the outcomes of the executions homed here are
+		// counted as they come, not after the raw partitions run dry.
+		kgo.FetchMaxPartitionBytes(1<<20),
 		kgo.MaxBufferedBytes(16<<20),
 		kgo.MaxConcurrentFetches(2),
 		kgo.OnPartitionsAssigned(onAssigned),

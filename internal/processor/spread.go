@@ -244,9 +244,22 @@ func (p *Processor) handleOutcome(ctx context.Context, r *kgo.Record) error {
 		p.log.Error("processor: outcome without metadata", "execution_id", x.id, "offset", r.Offset)
 		return nil
 	}
-	rep, err := p.openOutcome(x, m, r.Value)
+	// The key store not answering aborts the transaction (it is tried
+	// again); an outcome that does not open fails the execution.
+	dk, err := p.keyOf(x)
+	if err != nil {
+		return err
+	}
+	rep, err := openOutcome(x.id, dk, m, r.Value)
 	if err != nil {
 		return p.fail(ctx, x, events.StageValidation, events.CategoryProcessing, err.Error())
+	}
+	if !x.countOnce(m) {
+		if x.redelivered++; x.redelivered == 1 { // once per execution: a redelivery comes in runs
+			p.log.Warn("processor: outcomes delivered again are not counted again", "execution_id", x.id, "source", m.Source, "seq", m.Seq, "offset", r.Offset)
+		}
+		p.metrics.duplicate()
+		return nil
 	}
 	for _, s := range p.recordStages(x) {
 		if err := p.startStage(x, s); err != nil {
@@ -290,14 +303,11 @@ func (p *Processor) handleOutcome(ctx context.Context, r *kgo.Record) error {
 }
 
 // openOutcome decrypts and decodes one outcome report.
-func (p *Processor) openOutcome(x *execState, m wire.Meta, v []byte) (wire.Outcome, error) {
+func openOutcome(id string, dk *crypt.DataKey, m wire.Meta, v []byte) (wire.Outcome, error) {
 	var rep wire.Outcome
-	dk, err := p.keyOf(x)
-	if err != nil {
-		return rep, err
-	}
 	if dk != nil {
-		if v, err = dk.Open(nil, v, crypt.AD(nil, x.id, placeOutcome, KindOutcome, m.Source, m.Seq)); err != nil {
+		var err error
+		if v, err = dk.Open(nil, v, crypt.AD(nil, id, placeOutcome, KindOutcome, m.Source, m.Seq)); err != nil {
 			return rep, fmt.Errorf("the outcome of record %d of source %d does not decrypt with its execution's data key (altered or moved)", m.Position, m.Source)
 		}
 	}

@@ -62,6 +62,44 @@ type execState struct {
 	// Per source, for the progress estimate while acquisition runs:
 	// records read, bytes read and total bytes (0: unknown).
 	srcRecords, srcRead, srcSize []int64
+	// counted has a bit per record (by source and sequence number) whose
+	// outcome this instance counted since it loaded the execution;
+	// redelivered is how many were delivered again.
+	counted     seqSet
+	redelivered int64
+}
+
+// countOnce marks a record's outcome counted and reports whether it was
+// not already: an outcome delivered twice is counted once.
+func (x *execState) countOnce(m wire.Meta) bool {
+	return x.counted.add(len(x.req.Sources), m.Source, m.Seq)
+}
+
+// seqSet is a set of records by source and sequence number: a bit each.
+type seqSet struct{ bits [][]uint64 }
+
+// add adds a record of one of sources sources (one naming no known source
+// counts as the last plus one) and reports whether it was not in the set.
+// Records of an earlier version (no sequence number) are not tracked.
+func (t *seqSet) add(sources, source int, seq int64) bool {
+	if seq < 1 {
+		return true
+	}
+	if source < 0 || source >= sources {
+		source = sources
+	}
+	if t.bits == nil {
+		t.bits = make([][]uint64, sources+1)
+	}
+	w, bit := (seq-1)/64, uint64(1)<<((seq-1)%64)
+	for int64(len(t.bits[source])) <= w {
+		t.bits[source] = append(t.bits[source], 0)
+	}
+	if t.bits[source][w]&bit != 0 {
+		return false
+	}
+	t.bits[source][w] |= bit
+	return true
 }
 
 // noteRead takes a raw record's byte position for the estimate.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/sink"
+	"github.com/dspipe/dspipe/internal/wire"
 )
 
 // TestApplyRebuildsTheState: the state a replay of the events gives is the
@@ -90,3 +91,17 @@ func (*netError) Error() string {
 }
 func (*netError) Timeout() bool   { return false }
 func (*netError) Temporary() bool { return true }
+
+// TestAnOutcomeCountsOnce: a record's outcome delivered twice is counted
+// once, per source and sequence number; records of an earlier version
+// (no sequence number) are not tracked.
+func TestAnOutcomeCountsOnce(t *testing.T) {
+	x := testExec(events.Request{Sources: []events.SourceSpec{{Type: "local"}, {Type: "local"}}})
+	for _, m := range []wire.Meta{{Source: 0, Seq: 1}, {Source: 1, Seq: 1}, {Source: 0, Seq: 64}, {Source: 0, Seq: 65}, {Source: 0, Seq: 100000}, {Source: 7, Seq: 3}} {
+		require.True(t, x.countOnce(m), "%+v first", m)
+		require.False(t, x.countOnce(m), "%+v again", m)
+	}
+	require.True(t, x.countOnce(wire.Meta{Source: 0, Seq: 2}))
+	require.True(t, x.countOnce(wire.Meta{Source: 0}))
+	require.True(t, x.countOnce(wire.Meta{Source: 0}), "no sequence number: not tracked")
+}
