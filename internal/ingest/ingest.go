@@ -594,11 +594,9 @@ func (in *Ingest) readSource(ctx context.Context, c *chunker, ix int, spec event
 	if err != nil {
 		return err
 	}
-	var dk *crypt.DataKey
-	if in.cfg.Keys != nil {
-		if dk, err = in.cfg.Keys.Get(ctx, c.ex.id, true); err != nil {
-			return err
-		}
+	dk, err := in.dataKey(ctx, c.ex.id)
+	if err != nil {
+		return err
 	}
 	// The source's size, when every object's is known: records carry it
 	// with the bytes read so far, for the progress estimate.
@@ -649,6 +647,26 @@ func (in *Ingest) readSource(ctx context.Context, c *chunker, ix int, spec event
 		sc.Objects, sc.InObject = o+1, 0
 	}
 	return nil
+}
+
+// dataKey is the execution's data key (nil without a key manager). The
+// key store not answering is the service's trouble, not the source's: it
+// is asked again for about a minute, as a chunk commit is, before the
+// attempt fails.
+func (in *Ingest) dataKey(ctx context.Context, id string) (*crypt.DataKey, error) {
+	if in.cfg.Keys == nil {
+		return nil, nil
+	}
+	for attempt := 0; ; attempt++ {
+		dk, err := in.cfg.Keys.Get(ctx, id, true)
+		if err == nil || ctx.Err() != nil || attempt >= 12 || errors.Is(err, keys.ErrShredded) {
+			return dk, err
+		}
+		in.log.Warn("ingest: data key not available, retrying", "execution_id", id, "attempt", attempt+1, "err", err)
+		if clock.Sleep(ctx, min(time.Duration(100<<attempt)*time.Millisecond, 8*time.Second)) != nil {
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // execution holds one execution's committed checkpoint, shared by the

@@ -144,7 +144,11 @@ const example = {
 };
 
 function newView(g) {
-  const area = el("textarea", {id: "request", "aria-describedby": "request-hint", spellcheck: "false"}, JSON.stringify(example, null, 2));
+  // A view drawn again (a second route() after signing in) keeps the
+  // request being written instead of putting the example back.
+  const old = document.getElementById("request");
+  const text = old ? old.value : JSON.stringify(example, null, 2);
+  const area = el("textarea", {id: "request", "aria-describedby": "request-hint", spellcheck: "false"}, text);
   const err = el("p", {class: "error", role: "alert", id: "submit-error"});
   const form = el("form", {id: "submit-form", onsubmit: async ev => {
     ev.preventDefault();
