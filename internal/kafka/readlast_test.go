@@ -13,17 +13,7 @@ import (
 // a partition, past aborted transactions that follow it and however few or
 // many records it has; nil for an empty partition.
 func TestReadLastFindsTheLatestCommittedRecord(t *testing.T) {
-	b, err := StartEmbedded(t.TempDir(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	kc := Config{Brokers: b.Addrs(), Partitions: 2, Replication: 1}
-	if err := kc.EnsureTopics(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ctx, kc := withTopics(t, 2)
 	topic := kc.Topics().Snapshots
 	if r, err := kc.ReadLast(ctx, topic, 0); err != nil || r != nil {
 		t.Fatalf("empty partition: %v, %v", r, err)
@@ -73,4 +63,22 @@ func TestReadLastFindsTheLatestCommittedRecord(t *testing.T) {
 	if r, err := kc.ReadLast(ctx, topic, 1); err != nil || r != nil {
 		t.Fatalf("the other partition is empty: %v, %v", r, err)
 	}
+}
+
+// withTopics starts an embedded broker with the topics, partitions each,
+// for the test's length; the context ends with it too (30 s at most).
+func withTopics(t *testing.T, partitions int32) (context.Context, Config) {
+	t.Helper()
+	b, err := StartEmbedded(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	kc := Config{Brokers: b.Addrs(), Partitions: partitions, Replication: 1}
+	if err := kc.EnsureTopics(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, kc
 }

@@ -1,10 +1,8 @@
 package kafka
 
 import (
-	"context"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -16,18 +14,8 @@ import (
 // record without one (a marker), and every record of the other topics,
 // goes to its key's partition.
 func TestRecordsSpreadFromTheirHome(t *testing.T) {
-	b, err := StartEmbedded(t.TempDir(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	const parts = 4
-	kc := Config{Brokers: b.Addrs(), Partitions: parts, Replication: 1}
-	if err := kc.EnsureTopics(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ctx, kc := withTopics(t, parts)
 	cl, err := kc.Client()
 	if err != nil {
 		t.Fatal(err)
