@@ -291,7 +291,7 @@ func writeScaleOut(b *strings.Builder, runs []scaleOutRun, records int) {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	fmt.Fprintf(b, "\nTwo processors / one: %.2f× the time (target ≤ 0.6× %s). Output files (%s) byte-identical: %s.\n",
+	fmt.Fprintf(b, "\nTwo processors / one: %.2f× the time (target ≤ 0.6× %s). Output files (%s) byte-identical: %s.\n\n",
 		ratio, mark(ratio <= 0.6), strings.Join(names, ", "), yes(sameDigest(runs[0].Digest, runs[1].Digest)))
 }
 
