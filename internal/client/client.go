@@ -120,10 +120,15 @@ type Message = api.Message
 // The execution may take a moment to appear after Submit; Watch waits.
 func (c *Client) Watch(ctx context.Context, id string, since uint64, fn func(Message) error) error {
 	last := since
-	for attempt := 0; ; attempt++ {
+	moved := time.Now() // when the feed last delivered something
+	for {
+		before := last
 		done, err := c.watchOnce(ctx, id, &last, fn)
 		if done || ctx.Err() != nil {
 			return err
+		}
+		if last != before {
+			moved = time.Now()
 		}
 		// Not found yet (just submitted) and unavailable (a restart, a
 		// database blip) are worth retrying; other refusals are final.
@@ -131,8 +136,8 @@ func (c *Client) Watch(ctx context.Context, id string, since uint64, fn func(Mes
 		if errors.As(err, &ae) && ae.Status != http.StatusNotFound && ae.Status < 500 {
 			return err
 		}
-		if attempt > 600 {
-			return fmt.Errorf("watch %s: giving up: %w", id, err)
+		if time.Since(moved) > watchPatience {
+			return fmt.Errorf("watch %s: giving up after %s without a message: %w", id, watchPatience, err)
 		}
 		select {
 		case <-ctx.Done():
@@ -141,6 +146,11 @@ func (c *Client) Watch(ctx context.Context, id string, since uint64, fn func(Mes
 		}
 	}
 }
+
+// watchPatience is how long Watch goes on trying without receiving a
+// message (an execution not yet projected, the API restarting) before it
+// gives up.
+const watchPatience = 2 * time.Minute
 
 // WatchOnce opens one WebSocket connection from ?since=last and reads until
 // it closes; it returns true when the terminal event was seen or fn failed.
