@@ -657,14 +657,26 @@ func (in *Ingest) dataKey(ctx context.Context, id string) (*crypt.DataKey, error
 	if in.cfg.Keys == nil {
 		return nil, nil
 	}
+	var dk *crypt.DataKey
+	err := in.retrying(ctx, "data key not available", id, func() (err error) {
+		dk, err = in.cfg.Keys.Get(ctx, id, true)
+		return err
+	}, func(err error) bool { return errors.Is(err, keys.ErrShredded) })
+	return dk, err
+}
+
+// retrying calls fn until it succeeds, for about a minute (backoff from
+// 100 ms doubling to 8 s, 13 calls), unless ctx ends or final says its
+// error will not pass; it returns fn's last error.
+func (in *Ingest) retrying(ctx context.Context, what, id string, fn func() error, final func(error) bool) error {
 	for attempt := 0; ; attempt++ {
-		dk, err := in.cfg.Keys.Get(ctx, id, true)
-		if err == nil || ctx.Err() != nil || attempt >= 12 || errors.Is(err, keys.ErrShredded) {
-			return dk, err
+		err := fn()
+		if err == nil || ctx.Err() != nil || attempt >= 12 || final != nil && final(err) {
+			return err
 		}
-		in.log.Warn("ingest: data key not available, retrying", "execution_id", id, "attempt", attempt+1, "err", err)
+		in.log.Warn("ingest: "+what+", retrying", "execution_id", id, "attempt", attempt+1, "err", err)
 		if clock.Sleep(ctx, min(time.Duration(100<<attempt)*time.Millisecond, 8*time.Second)) != nil {
-			return nil, ctx.Err()
+			return err
 		}
 	}
 }
@@ -754,17 +766,8 @@ func (c *chunker) commit(ctx context.Context, cp checkpoint) error {
 		return err
 	}
 	recs := append(c.recs, &kgo.Record{Topic: c.in.topics.Checkpoints, Key: []byte(c.ex.id), Value: cpb})
-	for attempt := 0; ; attempt++ {
-		err = c.in.commitChunk(ctx, recs)
-		// About a minute of retries: a broker restart under load takes a while.
-		if err == nil || ctx.Err() != nil || attempt >= 12 {
-			break
-		}
-		c.in.log.Warn("ingest: chunk transaction failed, retrying", "execution_id", c.ex.id, "attempt", attempt+1, "err", err)
-		if clock.Sleep(ctx, min(time.Duration(100<<attempt)*time.Millisecond, 8*time.Second)) != nil {
-			break
-		}
-	}
+	// A broker restart under load takes a while.
+	err = c.in.retrying(ctx, "chunk transaction failed", c.ex.id, func() error { return c.in.commitChunk(ctx, recs) }, nil)
 	if err != nil {
 		return &commitError{err: err}
 	}

@@ -36,10 +36,9 @@ type outcome struct {
 	// meta is the raw record's metadata, read once here (hasMeta).
 	meta    wire.Meta
 	hasMeta bool
-	// staged (with stagedMeta) and report are what goes to the staged and
+	// staged (with its headers) and report are what goes to the staged and
 	// outcomes topics, sealed (spread.go); err says they could not be made.
 	staged     []byte
-	stagedMeta wire.Meta
 	stagedHead []kgo.RecordHeader
 	report     []byte
 	err        error

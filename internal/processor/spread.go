@@ -204,7 +204,6 @@ func seal(o *outcome, x *execState, m wire.Meta, run *stageRun, dk *crypt.DataKe
 	if err != nil {
 		return err
 	}
-	o.stagedMeta = sm
 	o.staged, o.report = v, b
 	o.stagedHead = sm.Headers()
 	if dk != nil {
