@@ -328,6 +328,22 @@ async function executionView(g, id) {
       if (now.status === "running") showProgress(now);
     } catch (e) { /* the feed or the next poll shows it */ }
   }, 2000);
+  // The feed comes from the event log itself, the figures from the read
+  // models the projector writes, which may lag behind it. At the end the
+  // figures are fetched until they show the end too (for up to 30 s), so
+  // the page never stops on the figures of a moment before.
+  const refresh = async ended => {
+    for (let tries = 0; ; tries++) {
+      let s = null;
+      try { s = await api("/datasets/statistics/" + encodeURIComponent(id)); } catch (e) { /* tried again, or shown on the next event */ }
+      if (s) renderStats(s);
+      if (!ended) return;
+      statusNode.replaceChildren(status(ended)); // not the read model's older status
+      if ((s && ENDED.includes(s.status)) || tries >= 60) return;
+      await new Promise(r => setTimeout(r, 500));
+    }
+  };
+  let over = ENDED.includes(st.status); // the feed has shown the end
   const connect = () => {
     const ws = new WebSocket(`${proto}//${location.host}${API}/datasets/ws/${encodeURIComponent(id)}?since=${last}&token=${encodeURIComponent(token)}`);
     live = ws;
@@ -348,15 +364,13 @@ async function executionView(g, id) {
         if (rate && d.metrics.processing_rate !== undefined) rate.push(new Date(m.timestamp).getTime() / 1000, d.metrics.processing_rate, d.metrics.memory_usage_mb);
       }
       if (d.status) statusNode.replaceChildren(status(d.status));
-      if (m.event_type === "dataset_status" || m.event && m.event.endsWith("stage.completed")) {
-        try { renderStats(await api("/datasets/statistics/" + encodeURIComponent(id))); } catch (e) { /* shown on the next event */ }
-      }
-      if (d.status === "completed" || d.status === "failed" || d.status === "cancelled") {
-        document.getElementById("view").dataset.finished = d.status;
-      }
+      const ended = ENDED.includes(d.status) ? d.status : "";
+      if (ended) over = true;
+      if (ended || m.event_type === "dataset_status" || m.event && m.event.endsWith("stage.completed")) await refresh(ended);
+      if (ended) document.getElementById("view").dataset.finished = d.status;
     };
     ws.onclose = () => {
-      if (live === ws && !document.getElementById("view").dataset.finished) setTimeout(connect, 1000);
+      if (live === ws && !over) setTimeout(connect, 1000);
     };
   };
   if (["completed", "failed", "cancelled"].includes(st.status)) document.getElementById("view").dataset.finished = st.status;
