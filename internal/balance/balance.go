@@ -106,16 +106,67 @@ func rankOf(seed uint64, id string) uint64 {
 
 // Select decides the copies of every item.
 func Select(s Settings, items []Item) Plan {
-	byGroup := map[string][]int{}
-	for i, it := range items {
-		byGroup[it.Group] = append(byGroup[it.Group], i)
+	var x Selection
+	for _, it := range items {
+		x.Add(s.Seed, it.ID, it.Group)
 	}
-	names := make([]string, 0, len(byGroup))
-	for g := range byGroup {
+	p := Plan{Copies: make([]int32, len(items))}
+	for i := range p.Copies {
+		p.Copies[i] = 1
+	}
+	p.Summary = x.Choose(s, p.Copies)
+	return p
+}
+
+// Selection is what balancing holds of each record, packed: its place in
+// the selection order (a hash of the seed and its id) and its group's
+// number, 12 bytes a record however long its id and group name.
+type Selection struct {
+	order  []uint64
+	group  []int32
+	names  []string // by number
+	number map[string]int32
+}
+
+// Add appends the next record.
+func (x *Selection) Add(seed uint64, id, group string) {
+	if x.number == nil {
+		x.number = map[string]int32{}
+	}
+	g, ok := x.number[group]
+	if !ok {
+		g = int32(len(x.names))
+		x.names = append(x.names, group)
+		x.number[group] = g
+	}
+	x.order = append(x.order, rankOf(seed, id))
+	x.group = append(x.group, g)
+}
+
+// Choose sets how many times each record the stages before kept
+// (copies[i] > 0) is written: 0, 1, or more when oversampled; a record
+// left out before stays out.
+func (x *Selection) Choose(s Settings, copies []int32) Summary {
+	byGroup := make([][]int32, len(x.names))
+	records := int64(0)
+	for i, c := range copies {
+		if c > 0 {
+			byGroup[x.group[i]] = append(byGroup[x.group[i]], int32(i))
+			records++
+		}
+	}
+	members := map[string][]int32{}
+	for g, idx := range byGroup {
+		if len(idx) > 0 {
+			members[x.names[g]] = idx
+		}
+	}
+	names := make([]string, 0, len(members)+len(s.Targets))
+	for g := range members {
 		names = append(names, g)
 	}
 	for g := range s.Targets {
-		if _, ok := byGroup[g]; !ok {
+		if _, ok := members[g]; !ok {
 			names = append(names, g)
 		}
 	}
@@ -134,11 +185,11 @@ func Select(s Settings, items []Item) Plan {
 		// oversampling the records available.
 		total := math.Inf(1)
 		if s.Oversample {
-			total = float64(len(items))
+			total = float64(records)
 		} else {
 			for g, sh := range share {
 				if sh > 0 {
-					total = math.Min(total, float64(len(byGroup[g]))/sh)
+					total = math.Min(total, float64(len(members[g]))/sh)
 				}
 			}
 		}
@@ -147,7 +198,7 @@ func Select(s Settings, items []Item) Plan {
 		}
 	} else {
 		for _, g := range names {
-			quota[g] = int64(len(byGroup[g]))
+			quota[g] = int64(len(members[g]))
 		}
 	}
 	if s.Cap > 0 {
@@ -155,38 +206,42 @@ func Select(s Settings, items []Item) Plan {
 			quota[g] = min(q, s.Cap)
 		}
 	}
-	p := Plan{Copies: make([]int32, len(items)), Summary: Summary{Key: s.Key, Records: int64(len(items))}}
+	for i, c := range copies {
+		if c > 0 {
+			copies[i] = 0
+		}
+	}
+	summary := Summary{Key: s.Key, Records: records}
 	for _, g := range names {
-		idx := byGroup[g]
-		slices.SortFunc(idx, func(a, b int) int {
-			ra, rb := rankOf(s.Seed, items[a].ID), rankOf(s.Seed, items[b].ID)
+		idx := members[g]
+		slices.SortFunc(idx, func(a, b int32) int {
+			ra, rb := x.order[a], x.order[b]
 			switch {
 			case ra < rb:
 				return -1
 			case ra > rb:
 				return 1
 			}
-			return a - b
+			return int(a - b)
 		})
 		q := quota[g]
 		gr := Group{Group: g, Available: int64(len(idx)), Target: share[g]}
 		if len(idx) > 0 {
 			for k := int64(0); k < q; k++ {
-				i := idx[k%int64(len(idx))]
-				p.Copies[i]++
+				copies[idx[k%int64(len(idx))]]++
 				if k >= int64(len(idx)) {
 					gr.Repeated++
 				}
 			}
 		}
 		gr.Selected = min(q, int64(len(idx))) + gr.Repeated
-		p.Summary.Selected += gr.Selected
-		p.Summary.Groups = append(p.Summary.Groups, gr)
+		summary.Selected += gr.Selected
+		summary.Groups = append(summary.Groups, gr)
 	}
-	for i := range p.Summary.Groups {
-		if p.Summary.Selected > 0 {
-			p.Summary.Groups[i].Achieved = math.Round(float64(p.Summary.Groups[i].Selected)/float64(p.Summary.Selected)*1e4) / 1e4
+	for i := range summary.Groups {
+		if summary.Selected > 0 {
+			summary.Groups[i].Achieved = math.Round(float64(summary.Groups[i].Selected)/float64(summary.Selected)*1e4) / 1e4
 		}
 	}
-	return p
+	return summary
 }

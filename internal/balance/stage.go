@@ -32,13 +32,11 @@ func (Stage) Resolve(req events.Request, _ pipeline.Env) pipeline.DatasetRun {
 type run struct {
 	set     Settings
 	sources []string
-	ids     []string
-	groups  []string
+	sel     Selection
 }
 
 func (b *run) Observe(r *pipeline.StagedRecord) {
-	b.ids = append(b.ids, r.ID)
-	b.groups = append(b.groups, b.groupOf(r))
+	b.sel.Add(b.set.Seed, r.ID, b.groupOf(r))
 }
 
 // groupOf is a record's group under the balancing key.
@@ -72,19 +70,8 @@ func (b *run) groupOf(r *pipeline.StagedRecord) string {
 // Decide selects (and repeats) the records the stages before kept toward
 // the target distribution.
 func (b *run) Decide(p *pipeline.Plan) error {
-	var items []Item
-	var at []int
-	for i, c := range p.Copies {
-		if c > 0 {
-			items = append(items, Item{ID: b.ids[i], Group: b.groups[i]})
-			at = append(at, i)
-		}
-	}
-	sel := Select(b.set, items)
-	for k, i := range at {
-		p.Copies[i] = sel.Copies[k]
-	}
-	p.Balancing = &sel.Summary
+	sum := b.sel.Choose(b.set, p.Copies)
+	p.Balancing = &sum
 	return nil
 }
 

@@ -23,16 +23,19 @@
 //     its cluster only if it is a near duplicate of the record kept (or an
 //     exact copy of one), so a chain a~b~c does not remove c for a.
 //
-// Memory: 152 bytes per record (the signature at 16 bits a value, the
-// exact hash, the rank), held while the output stage runs; 24 when the
-// signatures spill to an encrypted file (SpillBeyond), as the pipeline's
-// fusion stage does beyond 100,000 records, with the record ids. Clustering adds about 45
-// bytes a record of working arrays; the result reuses two of them.
+// Memory: in memory, 136 bytes a record (exact hash, signature at 16 bits
+// a value); beyond SpillBeyond records (100,000 in the pipeline's fusion
+// stage) the features and record ids go to encrypted temporary files and
+// the index holds only its ranks, as runs (a few bytes a source). Deciding
+// then holds 4 bytes a record (the keepers, reusing the union-find's
+// parents), two bits a record, and a fixed grouping budget: the keys
+// grouped beyond it are spread over encrypted bucket files and sorted one
+// bucket at a time.
 package fusion
 
 import (
 	"errors"
-	"math/bits"
+	mathbits "math/bits"
 	"slices"
 	"unicode"
 	"unicode/utf8"
@@ -248,29 +251,33 @@ func (r rank) less(o rank) bool {
 	return Rank{int(r.priority), int(r.source), r.position}.less(Rank{int(o.priority), int(o.source), o.position})
 }
 
-// Index collects the features of every record of an execution: 152 bytes
-// a record in memory (packed signature, exact hash, rank), or 24 once its
-// signatures spill to disk (SpillBeyond).
+// Index collects the features of every record of an execution. In memory
+// it holds 136 bytes a record (exact hash and packed signature) and the
+// ranks as runs (rankRuns); beyond SpillBeyond records the features go to
+// an encrypted file, and the index holds only the ranks' runs.
 type Index struct {
-	exact []uint64
+	n     int
+	exact []uint64 // while in memory
 	sigs  []uint16 // NumPerm per record, while in memory
-	ranks []rank
+	ranks rankRuns
 	// Spilling: beyond spillAfter records (when spillDir is set), the
-	// signatures live in spill.
+	// features live in spill.
 	spillDir   string
 	spillAfter int
-	spill      *sigFile
+	spill      *featFile
 	err        error
-	a, b       packed // scratch for comparing two spilled signatures
-	// aOf is one more than the record whose spilled signature a holds
-	// (0: none): a group's first record, or a cluster's keeper, is
-	// compared with each other in turn, and is read from disk once.
-	aOf int
+	a, b       packed // scratch for comparing two signatures read from disk
+	// aOf is one more than the record whose features a holds (0: none):
+	// a group's first record, or a cluster's keeper, is compared with
+	// each other in turn, and is read from disk once.
+	aOf    int
+	aExact uint64
 }
 
-// SpillBeyond keeps at most n signatures in memory; from then on they go
-// to an encrypted file in dir (removed by Close), so the index's memory
-// is its exact hashes and ranks.
+// SpillBeyond keeps at most n records' features in memory; from then on
+// they go to an encrypted file in dir (removed by Close), and clustering
+// groups through encrypted files in dir too, so the index's memory is its
+// ranks' runs and clustering's is about 4 bytes a record.
 func (x *Index) SpillBeyond(dir string, n int) {
 	x.spillDir, x.spillAfter = dir, max(n, 1)
 }
@@ -284,73 +291,85 @@ func (x *Index) Close() error {
 
 // Add appends record i (the next index) and returns its index.
 func (x *Index) Add(f *Features, r Rank) int {
-	x.exact = append(x.exact, f.Exact)
-	if x.spill == nil && x.spillDir != "" && len(x.ranks) >= x.spillAfter && x.err == nil {
+	if x.spill == nil && x.spillDir != "" && x.n >= x.spillAfter && x.err == nil {
 		x.startSpill()
 	}
-	if x.spill != nil {
-		var p packed
-		for k, v := range f.Sig {
-			p[k] = uint16(v >> 16)
-		}
-		x.spill.add(&p)
-	} else {
-		for _, v := range f.Sig {
-			x.sigs = append(x.sigs, uint16(v>>16))
-		}
+	var p packed
+	for k, v := range f.Sig {
+		p[k] = uint16(v >> 16)
 	}
-	x.ranks = append(x.ranks, rank{int32(r.Priority), int32(r.Source), r.Position})
-	return len(x.ranks) - 1
+	if x.spill != nil {
+		x.spill.add(f.Exact, &p)
+	} else {
+		x.exact = append(x.exact, f.Exact)
+		x.sigs = append(x.sigs, p[:]...)
+	}
+	x.ranks.add(rank{int32(r.Priority), int32(r.Source), r.Position})
+	x.n++
+	return x.n - 1
 }
 
-// startSpill moves the signatures held so far to the spill file.
+// startSpill moves the features held so far to the spill file.
 func (x *Index) startSpill() {
-	s, err := newSigFile(x.spillDir)
+	s, err := newFeatFile(x.spillDir)
 	if err != nil {
 		x.err = err
 		return
 	}
-	for i := 0; i < len(x.ranks); i++ {
-		s.add((*packed)(x.sigs[i*NumPerm : (i+1)*NumPerm]))
+	for i := range x.exact {
+		s.add(x.exact[i], (*packed)(x.sigs[i*NumPerm:(i+1)*NumPerm]))
 	}
-	x.spill, x.sigs = s, nil
+	x.spill, x.exact, x.sigs = s, nil, nil
 }
 
 // Len is the number of records.
-func (x *Index) Len() int { return len(x.ranks) }
+func (x *Index) Len() int { return x.n }
 
-// sigAt is record i's signature, in p when it is read from disk.
-func (x *Index) sigAt(i int, p *packed) *packed {
+// Source is the source of record i.
+func (x *Index) Source(i int) int { return int(x.ranks.rankOf(int32(i)).source) }
+
+// featuresAt is record i's exact hash and signature, in p when read from
+// disk.
+func (x *Index) featuresAt(i int, p *packed) (uint64, *packed) {
 	if x.spill == nil {
-		return (*packed)(x.sigs[i*NumPerm : (i+1)*NumPerm])
+		return x.exact[i], (*packed)(x.sigs[i*NumPerm : (i+1)*NumPerm])
 	}
-	if err := x.spill.at(i, p); err != nil && x.err == nil {
+	e, err := x.spill.at(i, p)
+	if err != nil && x.err == nil {
 		x.err = err
 	}
-	return p
+	return e, p
+}
+
+// held is record i's features, read once for as long as i is asked for
+// in turn (a group's first record, a cluster's keeper).
+func (x *Index) held(i int) (uint64, *packed) {
+	if x.spill == nil {
+		return x.featuresAt(i, nil)
+	}
+	if x.aOf != i+1 {
+		x.aExact, _ = x.featuresAt(i, &x.a)
+		x.aOf = i + 1
+	}
+	return x.aExact, &x.a
 }
 
 // similar is the estimated similarity of records i and j.
 func (x *Index) similar(i, j int) float64 {
-	if x.spill == nil {
-		return similarity16(x.sigAt(i, &x.a), x.sigAt(j, &x.b))
-	}
-	if x.aOf != i+1 {
-		x.sigAt(i, &x.a)
-		x.aOf = i + 1
-	}
-	return similarity16(&x.a, x.sigAt(j, &x.b))
+	_, a := x.held(i)
+	_, b := x.featuresAt(j, &x.b)
+	return similarity16(a, b)
 }
 
-// eachSig calls fn with every record's signature, in index order.
-func (x *Index) eachSig(fn func(i int, p *packed)) error {
+// each calls fn with every record's features, in index order.
+func (x *Index) each(fn func(i int32, exact uint64, p *packed)) error {
 	if x.spill == nil {
-		for i := 0; i < x.Len(); i++ {
-			fn(i, (*packed)(x.sigs[i*NumPerm:(i+1)*NumPerm]))
+		for i := range x.exact {
+			fn(int32(i), x.exact[i], (*packed)(x.sigs[i*NumPerm:(i+1)*NumPerm]))
 		}
 		return nil
 	}
-	return x.spill.each(fn)
+	return x.spill.each(func(i int, exact uint64, p *packed) { fn(int32(i), exact, p) })
 }
 
 // Result says, for every record, which record it duplicates.
@@ -358,17 +377,21 @@ type Result struct {
 	// Keeper[i] is the index of the record kept for i's cluster (i itself
 	// when i is kept).
 	Keeper []int32
-	// Exact[i] is true when i was removed as an exact duplicate of its
-	// keeper (false: near duplicate).
-	Exact []bool
 	// Clusters is the number of clusters of two or more records;
-	// RemovedExact and RemovedNear count the records removed.
+	// RemovedExact and RemovedNear count the records removed: in each
+	// cluster, every record with the text of one kept or seen before is an
+	// exact duplicate, the best ranked record of each other text a near
+	// duplicate.
 	Clusters, RemovedExact, RemovedNear int
 }
 
 // Resolve clusters the records: exact duplicates, then near duplicates at
 // or above threshold (0: DefaultThreshold; 1 or more: exact only). An
 // error is a spilled index that could not be written or read back.
+//
+// Memory: the keepers (4 bytes a record, the result), two bits a record,
+// and the grouping's budget; the features are read from disk in order
+// (and for the candidate pairs) when spilled.
 func (x *Index) Resolve(threshold float64) (Result, error) {
 	if threshold <= 0 {
 		threshold = DefaultThreshold
@@ -381,16 +404,18 @@ func (x *Index) Resolve(threshold float64) (Result, error) {
 	if x.err != nil {
 		return Result{}, x.err
 	}
-	n := x.Len()
-	parent := make([]int32, n)
-	for i := range parent {
-		parent[i] = int32(i)
+	x.ranks.seal()
+	n := x.n
+	// keeper is first the union-find's parents: each root is the best
+	// ranked record of its set, the one that would be kept.
+	keeper := make([]int32, n)
+	for i := range keeper {
+		keeper[i] = int32(i)
 	}
-	var find func(int32) int32
-	find = func(i int32) int32 {
-		for parent[i] != i {
-			parent[i] = parent[parent[i]]
-			i = parent[i]
+	find := func(i int32) int32 {
+		for keeper[i] != i {
+			keeper[i] = keeper[keeper[i]]
+			i = keeper[i]
 		}
 		return i
 	}
@@ -399,185 +424,140 @@ func (x *Index) Resolve(threshold float64) (Result, error) {
 		if ra == rb {
 			return
 		}
-		// The root is the record that would be kept.
-		if x.ranks[rb].less(x.ranks[ra]) {
+		if x.ranks.place(rb) < x.ranks.place(ra) {
 			ra, rb = rb, ra
 		}
-		parent[rb] = ra
+		keeper[rb] = ra
 	}
-	// Records are visited in rank order, not in the order they arrived
-	// (which depends on how concurrent sources interleaved), so the same
-	// records give the same clusters.
-	order := make([]int32, n)
-	for i := range order {
-		order[i] = int32(i)
-	}
-	slices.SortFunc(order, func(a, b int32) int {
-		if x.ranks[a].less(x.ranks[b]) {
-			return -1
-		}
-		if x.ranks[b].less(x.ranks[a]) {
-			return 1
-		}
-		return int(a - b)
-	})
-	// Records are grouped by key (exact hash, then each band's key) by
-	// sorting (key, place in rank order) pairs: 16 bytes a record, reused,
-	// where a map would take about 40; the first of a group in rank order
-	// is its representative, as a map filled in rank order would hold.
-	// Beyond groupBudget records, each grouping runs in passes over a hash
-	// share of the keys (a group's records share a pass), so the pairs
-	// take the same memory however many records there are. Clusters do not
-	// depend on the order groups are met in: they are the connected
-	// components of the similar pairs, each kept by its best ranked record.
-	passes := max(1, (n+groupBudget-1)/groupBudget)
-	ks := make([]keyed, 0, min(n, groupBudget+groupBudget/8))
-	isExact := make([]bool, n)
-	for pass := range passes {
-		ks = ks[:0]
-		for at, i := range order {
-			if inPass(x.exact[i], pass, passes) {
-				ks = append(ks, keyed{x.exact[i], int32(at), i})
-			}
-		}
-		eachGroup(ks, func(first int32, other int32) {
-			union(first, other)
-			isExact[other] = true
-		})
+	// Records are grouped by key (exact hash, then each band's key) in
+	// rank order, never in the order they arrived (which depends on how
+	// concurrent sources interleaved), so the same records give the same
+	// clusters; the first of a group in rank order is its representative.
+	// Clusters do not depend on the order groups are met in: they are the
+	// connected components of the similar pairs, each kept by its best
+	// ranked record.
+	isExact := newBits(n)
+	if err := x.group(n, func(i int32, exact uint64, _ *packed, add func(uint64)) { add(exact) }, func(first, other int32) {
+		union(first, other)
+		isExact.set(other)
+	}); err != nil {
+		return Result{}, err
 	}
 	if threshold < 1 {
-		// Only one record per exact group takes part in banding. Each
-		// band reads the signatures once, in index order (from disk when
-		// spilled); a record's place in rank order orders its group.
-		at := make([]int32, n)
-		for k, i := range order {
-			at[i] = int32(k)
-		}
-		for b := 0; b < Bands; b++ {
-			for pass := range passes {
-				ks = ks[:0]
-				err := x.eachSig(func(i int, s *packed) {
-					if isExact[i] {
-						return
-					}
-					key := uint64(b) * 0x9e3779b97f4a7c15
-					for r := 0; r < Rows; r++ {
-						key = (key ^ uint64(s[b*Rows+r])) * fnvPrime
-					}
-					if inPass(key, pass, passes) {
-						ks = append(ks, keyed{key, at[i], int32(i)})
-					}
-				})
-				if err != nil {
-					return Result{}, err
-				}
-				eachGroup(ks, func(j, i int32) {
-					if find(j) != find(i) && x.similar(int(j), int(i)) >= threshold+Margin {
-						union(j, i)
-					}
-				})
+		// Only one record per exact group takes part in banding.
+		err := x.group(Bands*(n-isExact.count()), func(i int32, _ uint64, s *packed, add func(uint64)) {
+			if isExact.has(i) {
+				return
 			}
+			for b := 0; b < Bands; b++ {
+				key := uint64(b) * 0x9e3779b97f4a7c15
+				for r := 0; r < Rows; r++ {
+					key = (key ^ uint64(s[b*Rows+r])) * fnvPrime
+				}
+				add(key)
+			}
+		}, func(j, i int32) {
+			if find(j) != find(i) && x.similar(int(j), int(i)) >= threshold+Margin {
+				union(j, i)
+			}
+		})
+		if err != nil {
+			return Result{}, err
 		}
 	}
-	// In a cluster, a removed record is an exact duplicate when its text
-	// equals the keeper's or that of an earlier removed record; the first
-	// of each other text is a near duplicate.
-	type group struct {
-		keeper int32
-		exact  uint64
+	for i := range keeper {
+		keeper[i] = find(int32(i)) // every record now points at its root
 	}
-	firstOf := map[group]bool{}
-	keeper := make([]int32, n)
-	for i := 0; i < n; i++ {
-		k := find(int32(i))
-		// Chains (a like b, b like c) can join records that are not
-		// alike: a record stays unless it is close to the one kept.
-		if k != int32(i) && x.exact[i] != x.exact[k] && x.similar(int(k), i) < threshold+Margin {
-			k = int32(i)
+	// Chains (a like b, b like c) can join records that are not alike: a
+	// record stays unless it is close to the one kept. No record points at
+	// one let go, so the keepers are changed in place.
+	err := x.each(func(i int32, exact uint64, s *packed) {
+		k := keeper[i]
+		if k == i {
+			return
 		}
-		keeper[i] = k
+		if ke, ks := x.held(int(k)); ke != exact && similarity16(ks, s) < threshold+Margin {
+			keeper[i] = i
+		}
+	})
+	if err == nil {
+		err = x.err
 	}
-	parent = nil
+	if err != nil {
+		return Result{}, err
+	}
 	// Records let go above still lose to an exact copy of themselves: the
 	// best ranked record kept with the same text.
-	for pass := range passes {
-		ks = ks[:0]
-		for at, i := range order {
-			if keeper[i] == i && inPass(x.exact[i], pass, passes) {
-				ks = append(ks, keyed{x.exact[i], int32(at), i})
-			}
-		}
-		eachGroup(ks, func(best, i int32) { keeper[i] = best })
-	}
-	ks = nil
-	for i := 0; i < n; i++ {
-		if k := keeper[i]; k != int32(i) && keeper[k] != k {
-			keeper[i] = keeper[k] // a keeper that lost to its exact copy
+	kept := 0
+	for i, k := range keeper {
+		if k == int32(i) {
+			kept++
 		}
 	}
-	// The exact flags of the grouping above are done with: the result's
-	// take their place, and a bit a record marks the keepers of clusters.
-	res := Result{Keeper: keeper, Exact: isExact}
-	clear(res.Exact)
-	clustered := make([]uint64, (n+63)/64)
-	for i := 0; i < n; i++ {
+	if err := x.group(kept, func(i int32, exact uint64, _ *packed, add func(uint64)) {
+		if keeper[i] == i {
+			add(exact)
+		}
+	}, func(best, i int32) { keeper[i] = best }); err != nil {
+		return Result{}, err
+	}
+	res := Result{Keeper: keeper}
+	clustered := newBits(n)
+	for i := range keeper {
 		k := keeper[i]
 		if k == int32(i) {
 			continue
 		}
-		clustered[k/64] |= 1 << (k % 64)
-		g := group{k, x.exact[i]}
-		if x.exact[i] == x.exact[k] || firstOf[g] {
-			res.Exact[i] = true
+		if keeper[k] != k {
+			k = keeper[k] // a keeper that lost to its exact copy
+			keeper[i] = k
+		}
+		clustered.set(k)
+		// A removed record that is not its text's representative has the
+		// text of one kept or of one removed before it (exact copies share
+		// their fate); a representative's text is new to the cluster.
+		if isExact.has(int32(i)) {
 			res.RemovedExact++
 		} else {
 			res.RemovedNear++
 		}
-		firstOf[g] = true
 	}
-	for _, w := range clustered {
-		res.Clusters += bits.OnesCount64(w)
-	}
+	res.Clusters = clustered.count()
 	return res, x.err
 }
 
-// groupBudget is how many (key, record) pairs one grouping pass sorts:
-// 16 MB.
-var groupBudget = 1 << 20
-
-// inPass says whether a key's group belongs to the pass.
-func inPass(key uint64, pass, passes int) bool {
-	return passes == 1 || key%uint64(passes) == uint64(pass)
-}
-
-// keyed is a record under a key, with its place in rank order.
-type keyed struct {
-	key uint64
-	at  int32
-	i   int32
-}
-
-// eachGroup sorts ks by key, then by place in rank order, and calls fn
-// with the first record of each group of equal keys and each other
-// record of the group, in rank order.
-func eachGroup(ks []keyed, fn func(first, other int32)) {
-	slices.SortFunc(ks, func(a, b keyed) int {
-		switch {
-		case a.key < b.key:
-			return -1
-		case a.key > b.key:
-			return 1
-		}
-		return int(a.at - b.at)
-	})
-	for g := 0; g < len(ks); {
-		e := g + 1
-		for e < len(ks) && ks[e].key == ks[g].key {
-			fn(ks[g].i, ks[e].i)
-			e++
-		}
-		g = e
+// group reads every record's features once, lets keys add the keys it is
+// grouped under (about entries in all), and calls fn for each group as
+// eachGroup does.
+func (x *Index) group(entries int, keys func(i int32, exact uint64, s *packed, add func(uint64)), fn func(first, other int32)) error {
+	dir := x.spillDir
+	if x.spill == nil {
+		dir = ""
 	}
+	g := newGrouping(dir, entries)
+	var at, i int32
+	add := func(key uint64) { g.add(keyed{key, at, i}) }
+	if err := x.each(func(r int32, exact uint64, s *packed) {
+		at, i = x.ranks.place(r), r
+		keys(r, exact, s, add)
+	}); err != nil {
+		_ = g.close()
+		return err
+	}
+	return g.each(fn)
+}
+
+// bits is a set of record indexes.
+type bits []uint64
+
+func newBits(n int) bits        { return make(bits, (n+63)/64) }
+func (b bits) set(i int32)      { b[i/64] |= 1 << (i % 64) }
+func (b bits) has(i int32) bool { return b[i/64]&(1<<(i%64)) != 0 }
+func (b bits) count() (n int) {
+	for _, w := range b {
+		n += mathbits.OnesCount64(w)
+	}
+	return n
 }
 
 // Members lists, for each kept record with duplicates, the records merged

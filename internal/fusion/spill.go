@@ -107,61 +107,62 @@ func (s *sealedFile) close() error {
 	return err
 }
 
-// sigFile holds the index's signatures on disk once there are more than
-// the index keeps in memory (Index.SpillBeyond): 144 bytes a record, so
-// the index holds only its exact hashes and ranks (24 bytes a record).
-type sigFile struct {
+// featFile holds the index's features on disk once there are more than
+// the index keeps in memory (Index.SpillBeyond): the exact hash and the
+// packed signature, 152 bytes a record sealed.
+type featFile struct {
 	*sealedFile
-	plain [sigBytes]byte
+	plain [featBytes]byte
 }
 
 const (
-	sigBytes  = NumPerm * 2
-	sigSealed = sigBytes + 16
+	featBytes  = 8 + NumPerm*2
+	featSealed = featBytes + 16
 )
 
-func newSigFile(dir string) (*sigFile, error) {
-	s, err := newSealedFile(dir, sigBytes)
+func newFeatFile(dir string) (*featFile, error) {
+	s, err := newSealedFile(dir, featBytes)
 	if err != nil {
 		return nil, err
 	}
-	return &sigFile{sealedFile: s}, nil
+	return &featFile{sealedFile: s}, nil
 }
 
-// add appends the next record's signature.
-func (s *sigFile) add(p *packed) {
+// add appends the next record's features.
+func (s *featFile) add(exact uint64, p *packed) {
+	binary.LittleEndian.PutUint64(s.plain[:], exact)
 	for k, v := range p {
-		binary.LittleEndian.PutUint16(s.plain[2*k:], v)
+		binary.LittleEndian.PutUint16(s.plain[8+2*k:], v)
 	}
 	s.sealedFile.add(s.plain[:])
 }
 
-func unpack(plain []byte, p *packed) {
+func unpack(plain []byte, p *packed) uint64 {
 	for k := range p {
-		p[k] = binary.LittleEndian.Uint16(plain[2*k:])
+		p[k] = binary.LittleEndian.Uint16(plain[8+2*k:])
 	}
+	return binary.LittleEndian.Uint64(plain)
 }
 
-// at reads record i's signature (for a candidate pair).
-func (s *sigFile) at(i int, p *packed) error {
+// at reads record i's features (for a candidate pair, a keeper).
+func (s *featFile) at(i int, p *packed) (uint64, error) {
 	plain, err := s.sealedFile.at(i)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	unpack(plain, p)
-	return nil
+	return unpack(plain, p), nil
 }
 
-// each reads every signature in order (one band's pass).
-func (s *sigFile) each(fn func(i int, p *packed)) error {
+// each reads every record's features in order.
+func (s *featFile) each(fn func(i int, exact uint64, p *packed)) error {
 	var p packed
 	return s.sealedFile.each(func(i int, plain []byte) {
-		unpack(plain, &p)
-		fn(i, &p)
+		e := unpack(plain, &p)
+		fn(i, e, &p)
 	})
 }
 
-func (s *sigFile) close() error {
+func (s *featFile) close() error {
 	if s == nil {
 		return nil
 	}

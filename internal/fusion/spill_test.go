@@ -68,8 +68,8 @@ func TestSpilledIndexResolvesAlike(t *testing.T) {
 	require.Len(t, files, 1)
 	b, err := os.ReadFile(files[0])
 	require.NoError(t, err)
-	require.Len(t, b, len(recs)*sigSealed)
-	var clear [sigBytes]byte
+	require.Len(t, b, len(recs)*featSealed)
+	var clear [2 * NumPerm]byte
 	for k, v := range first {
 		binary.LittleEndian.PutUint16(clear[2*k:], uint16(v>>16))
 	}

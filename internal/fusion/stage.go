@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"sync"
 
 	"github.com/dspipe/dspipe/events"
@@ -43,7 +42,6 @@ type run struct {
 	sources int
 	idx     Index
 	ids     idList
-	srcOf   []int32
 	buf     []uint64
 }
 
@@ -172,7 +170,6 @@ func (f *run) Observe(r *pipeline.StagedRecord) {
 	}
 	f.idx.Add(ft, Rank{Priority: r.Priority, Source: r.Source, Position: r.Position})
 	f.ids.add(r.ID)
-	f.srcOf = append(f.srcOf, int32(r.Source))
 }
 
 // Decide keeps one record of each duplicate cluster and records what it
@@ -191,16 +188,13 @@ func (f *run) Decide(p *pipeline.Plan) error {
 			if err != nil {
 				return err
 			}
-			p.Merged[k] = append(p.Merged[k], id)
+			p.Merged.Add(k, id)
 			continue
 		}
 		sum.Kept++
-		if s := f.srcOf[i]; s >= 0 && int(s) < len(sum.KeptPerSource) {
+		if s := f.idx.Source(i); s >= 0 && s < len(sum.KeptPerSource) {
 			sum.KeptPerSource[s]++
 		}
-	}
-	for _, m := range p.Merged {
-		sort.Strings(m)
 	}
 	p.Fusion = sum
 	return nil

@@ -53,10 +53,10 @@ func TestPreparedRecordsDecideAlike(t *testing.T) {
 	if a.Fusion.RemovedExact+a.Fusion.RemovedNear == 0 {
 		t.Fatal("nothing removed: the records were meant to repeat")
 	}
-	if fmt.Sprint(a.Copies, a.Merged, *a.Fusion) != fmt.Sprint(b.Copies, b.Merged, *b.Fusion) {
-		t.Fatalf("prepared and computed records decided differently:\n%v %v\n%v %v", a.Copies, a.Merged, b.Copies, b.Merged)
+	if fmt.Sprint(a.Copies, a.Merged.All(), *a.Fusion) != fmt.Sprint(b.Copies, b.Merged.All(), *b.Fusion) {
+		t.Fatalf("prepared and computed records decided differently:\n%v %v\n%v %v", a.Copies, a.Merged.All(), b.Copies, b.Merged.All())
 	}
-	if fmt.Sprint(c.Copies, c.Merged, *c.Fusion) != fmt.Sprint(b.Copies, b.Merged, *b.Fusion) {
-		t.Fatalf("records prepared elsewhere decided differently:\n%v %v\n%v %v", c.Copies, c.Merged, b.Copies, b.Merged)
+	if fmt.Sprint(c.Copies, c.Merged.All(), *c.Fusion) != fmt.Sprint(b.Copies, b.Merged.All(), *b.Fusion) {
+		t.Fatalf("records prepared elsewhere decided differently:\n%v %v\n%v %v", c.Copies, c.Merged.All(), b.Copies, b.Merged.All())
 	}
 }

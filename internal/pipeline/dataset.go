@@ -49,7 +49,7 @@ type PreparedCodec interface {
 // absorbed, and the stages' summaries.
 type Plan struct {
 	Copies    []int32
-	Merged    map[int32][]string
+	Merged    Merged
 	Fusion    *events.FusionSummary
 	Balancing *events.BalancingSummary
 }
@@ -87,7 +87,7 @@ func ResolveDataset(list []DatasetStage, req events.Request, env Env) []DatasetA
 
 // NewPlan is the plan before any stage decides: every record once.
 func NewPlan(n int) *Plan {
-	p := &Plan{Copies: make([]int32, n), Merged: map[int32][]string{}}
+	p := &Plan{Copies: make([]int32, n)}
 	for i := range p.Copies {
 		p.Copies[i] = 1
 	}

@@ -305,7 +305,7 @@ func keepStaged(w *outputWriter, plan *dataPlan, i int64, v []byte) error {
 		return nil
 	}
 	var err error
-	if merged := plan.Merged[int32(i)]; len(merged) > 0 {
+	if merged := plan.Merged.Of(int32(i)); len(merged) > 0 {
 		if v, err = withLineage(v, stage.Lineage{Stage: events.StageFusion, Version: fusion.Version, Merged: merged}); err != nil {
 			return permanent("copy the staged records", err)
 		}

@@ -70,7 +70,7 @@ func TestPlanFusesThenBalances(t *testing.T) {
 	req := events.Request{Sources: []events.SourceSpec{{Type: "local"}, {Type: "local"}}, Fusion: json.RawMessage(`{"near_threshold":0.8}`)}
 	plan := planWith(req, recs)
 	require.Equal(t, []int32{0, 1, 1, 1}, plan.Copies)
-	require.Equal(t, map[int32][]string{2: {"r0"}}, plan.Merged)
+	require.Equal(t, map[int32][]string{2: {"r0"}}, plan.Merged.All())
 	require.EqualValues(t, 1, plan.Fusion.RemovedExact)
 	require.Equal(t, []int64{3, 0}, plan.Fusion.KeptPerSource)
 	require.Nil(t, plan.Balancing, "balancing was not asked for")

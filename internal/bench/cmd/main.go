@@ -48,7 +48,7 @@ func main() {
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the services process during the spine run to this file")
 	flag.Float64Var(&acqJSONLGB, "acq-jsonl-gb", 2, "GB of JSONL text (zstd-compressed) for the acquisition benchmark; 0 skips it")
 	flag.Float64Var(&acqParquetGB, "acq-parquet-gb", 1, "GB of Parquet file for the acquisition benchmark; 0 skips it")
-	flag.IntVar(&fusionRecords, "fusion-records", 1_000_000, "records for the fusion cost measure; 0 skips it")
+	flag.StringVar(&fusionRecords, "fusion-records", "1000000,10000000", "comma-separated record counts for the fusion cost measure; empty skips it")
 	flag.IntVar(&allRecords, "all-records", 1_000_000, "conversations for the every-stage run (0: the main dataset)")
 	flag.IntVar(&restartRecords, "restart-records", 5000, "conversations per execution in the restart measure")
 	flag.IntVar(&scaleRecords, "scale-records", 100000, "conversations for the one-versus-two processors measure; 0 skips it")
@@ -94,7 +94,7 @@ var (
 	acqJSONLGB     float64
 	acqParquetGB   float64
 	withLoad       bool
-	fusionRecords  int
+	fusionRecords  string
 	allRecords     int
 	restartRecords int
 	scaleRecords   int
@@ -120,16 +120,17 @@ type result struct {
 	brokerCPU     float64
 	processorRate float64
 	acquisition   []readResult
-	fusion        *fusionResult
+	fusion        []fusionResult
 	restart       []restartPoint
 	scaleOut      []scaleOutRun
 }
 
-// fusionResult is the fusion stage's cost on a million conversations.
+// fusionResult is the fusion stage's cost on some number of conversations.
 type fusionResult struct {
 	Records             int
 	SignSecs, ResolveMS float64
 	HeapMB, PeakMB      float64
+	PeakRSSMB           float64 // of the measuring process, generation included
 	Removed, Clusters   int
 }
 
@@ -160,7 +161,10 @@ func fusionCost(n int) (fusionResult, error) {
 			}
 			recent[i%len(recent)] = ms
 		}
-		r := pipeline.StagedRecord{Index: i, ID: fmt.Sprintf("%032x", uint64(i)*0x9e3779b97f4a7c15), Source: i % 3, Position: int64(i), Messages: ms}
+		// In the order the output stage gathers them: by source, then
+		// position.
+		src := i * 3 / n
+		r := pipeline.StagedRecord{Index: i, ID: fmt.Sprintf("%032x", uint64(i)*0x9e3779b97f4a7c15), Source: src, Position: int64(i - (src*n+2)/3), Messages: ms}
 		began := time.Now()
 		run.Observe(&r)
 		sign += time.Since(began)
@@ -199,7 +203,7 @@ func fusionCost(n int) (fusionResult, error) {
 	f := plan.Fusion
 	return fusionResult{Records: n, SignSecs: sign.Seconds(), ResolveMS: float64(resolve.Milliseconds()),
 		HeapMB: float64(held.HeapAlloc-before.HeapAlloc) / (1 << 20), PeakMB: float64(peak-before.HeapInuse) / (1 << 20),
-		Removed: int(f.RemovedExact + f.RemovedNear), Clusters: int(f.Clusters)}, nil
+		PeakRSSMB: peakRSS(os.Getpid()), Removed: int(f.RemovedExact + f.RemovedNear), Clusters: int(f.Clusters)}, nil
 }
 
 func run(out string, records int, micro string) error {
@@ -383,11 +387,14 @@ func run(out string, records int, micro string) error {
 		res.acquisition = append(res.acquisition, big...)
 	}
 
-	// 4b. Fusion's cost on a million conversations.
-	if fusionRecords > 0 {
-		// In a process of its own, so its heap figures are its own.
-		fmt.Fprintln(os.Stderr, "measuring fusion...")
-		cmd := exec.Command(os.Args[0], "-fusion-only", strconv.Itoa(fusionRecords))
+	// 4b. Fusion's cost on a million conversations and more, each in a
+	// process of its own, so its heap figures are its own.
+	for _, f := range strings.Split(fusionRecords, ",") {
+		if f = strings.TrimSpace(f); f == "" || f == "0" {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "measuring fusion on %s records...\n", f)
+		cmd := exec.Command(os.Args[0], "-fusion-only", f)
 		cmd.Stderr = os.Stderr
 		b, err := cmd.Output()
 		if err != nil {
@@ -397,7 +404,7 @@ func run(out string, records int, micro string) error {
 		if err := json.Unmarshal(b, &fr); err != nil {
 			return fmt.Errorf("fusion measure: %w", err)
 		}
-		res.fusion = &fr
+		res.fusion = append(res.fusion, fr)
 	}
 
 	// 5. Peak RSS of the service and broker processes.
@@ -613,20 +620,8 @@ func writeReport(path string, r result, micro string) error {
 		}
 		b.WriteString("\n\"MB/s of text\" is the decompressed JSON for JSONL and the message text for Parquet. The big files are generated conversations (a pool of 20,000 cycled with unique ids); they are deleted after the run.\n")
 	}
-	if f := r.fusion; f != nil {
-		b.WriteString("\n## Fusion, per million records\n\n")
-		b.WriteString("One goroutine, in the bench process: the fusion stage as the pipeline runs it, without reading the log. It observes every staged record " +
-			"(MinHash signature, spilled to an encrypted temporary file beyond 100,000 records, exact hash, rank and record id), then decides " +
-			"on the plan (exact hashes, 16 LSH bands, verification). Every record is a generated conversation of its own, except one in ten, " +
-			"an exact copy of a recent one.\n\n")
-		b.WriteString("| records | signatures | clustering | per million records | heap held by the stage | peak heap while clustering (plan included) | removed / clusters |\n|---|---|---|---|---|---|---|\n")
-		fmt.Fprintf(&b, "| %d | %.1f s (%.0f records/s) | %.0f ms | %.1f s | %.0f MB (%.0f bytes/record) | %.0f MB | %d / %d |\n", f.Records, f.SignSecs,
-			float64(f.Records)/f.SignSecs, f.ResolveMS, (f.SignSecs+f.ResolveMS/1000)*1e6/float64(f.Records), f.HeapMB,
-			f.HeapMB*(1<<20)/float64(f.Records), f.PeakMB, f.Removed, f.Clusters)
-		b.WriteString("\nHeld per record: the exact hash (8 bytes), the rank (16) and the source (4); the signature (144) and the record id (32) " +
-			"are on disk, encrypted, beyond 100,000 records. Clustering adds its working arrays (union-find, rank order, the grouping sort, " +
-			"the keepers: about 45 bytes a record) and the plan (4). A flat stage at 10M records needs those on disk too (sorted runs merged " +
-			"from disk; not built).\n")
+	if len(r.fusion) > 0 {
+		writeFusion(&b, r.fusion)
 	}
 	if r.load != nil {
 		writeLoad(&b, *r.load)
@@ -697,4 +692,24 @@ func microMBs(out, name string) float64 {
 		}
 	}
 	return 0
+}
+
+func writeFusion(b *strings.Builder, fs []fusionResult) {
+	b.WriteString("\n## Fusion, per million records and at ten million\n\n")
+	b.WriteString("One goroutine, in a bench process of its own: the fusion stage as the pipeline runs it, without reading the log, over records in " +
+		"the order the output stage gathers them (by source, then position). It observes every staged record (exact hash and MinHash " +
+		"signature, spilled to an encrypted temporary file beyond 100,000 records, with the record ids), then decides on the plan " +
+		"(exact hashes, 16 LSH bands, verification, keepers). Every record is a generated conversation of its own, except one in ten, " +
+		"an exact copy of a recent one. Target: memory flat in the records (services < 300 MB at 1M and at 10M).\n\n")
+	b.WriteString("| records | signatures | clustering | per million records | heap held by the stage | peak heap while clustering (plan included) | peak RSS of the process | removed / clusters |\n|---|---|---|---|---|---|---|---|\n")
+	for _, f := range fs {
+		fmt.Fprintf(b, "| %d | %.1f s (%.0f records/s) | %.1f s | %.1f s | %.1f MB (%.1f bytes/record) | %.0f MB (%.1f bytes/record) | %.0f MB | %d / %d |\n", f.Records, f.SignSecs,
+			float64(f.Records)/f.SignSecs, f.ResolveMS/1000, (f.SignSecs+f.ResolveMS/1000)*1e6/float64(f.Records), f.HeapMB,
+			f.HeapMB*(1<<20)/float64(f.Records), f.PeakMB, f.PeakMB*(1<<20)/float64(f.Records), f.PeakRSSMB, f.Removed, f.Clusters)
+	}
+	b.WriteString("\nHeld per record while observing: nothing but the ranks' runs (a run per source and per gap in its positions); the features " +
+		"(exact hash and signature, 152 bytes sealed) and the record id (32) are on disk, encrypted, beyond 100,000 records. Deciding holds " +
+		"the keepers (4 bytes a record, the union-find's parents reused), two bit sets, the grouping's 16 MB budget (keys beyond it spread " +
+		"over encrypted bucket files, one bucket sorted at a time), the plan's copies (4 bytes a record) and the merged ids (40 bytes a " +
+		"removed record).\n")
 }
