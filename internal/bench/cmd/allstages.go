@@ -36,8 +36,8 @@ type stageTime struct {
 }
 
 // allStages runs the request on a fresh broker and services process with
-// the stages at their defaults (all on).
-func allStages(ctx context.Context, dir, dbURL string, files []string) (allStagesResult, error) {
+// the stages at their defaults (all on), or as env (KEY=value) sets them.
+func allStages(ctx context.Context, dir, dbURL string, files []string, env ...string) (allStagesResult, error) {
 	var r allStagesResult
 	brokerPort, apiPort := freePort(), freePort()
 	schema := fmt.Sprintf("bench_all_%d", time.Now().Unix())
@@ -52,6 +52,7 @@ func allStages(ctx context.Context, dir, dbURL string, files []string) (allStage
 	up.Env = append(os.Environ(), "KAFKA_BROKERS=127.0.0.1:"+strconv.Itoa(brokerPort), "DSPIPE_API_ADDR=127.0.0.1:"+strconv.Itoa(apiPort),
 		"DSPIPE_DB_SCHEMA="+schema, "DATABASE_URL="+dbURL, "DSPIPE_LOCAL_ROOTS="+dir, "DSPIPE_OUTPUT_ROOT="+filepath.Join(dir, "out-all"),
 		"DSPIPE_LOG_LEVEL=warn")
+	up.Env = append(up.Env, env...)
 	up.Stderr = os.Stderr
 	if err := up.Start(); err != nil {
 		return r, err

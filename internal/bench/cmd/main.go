@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,6 +33,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dspipe/dspipe/events"
+	"github.com/dspipe/dspipe/internal/app"
 	"github.com/dspipe/dspipe/internal/client"
 	"github.com/dspipe/dspipe/internal/fusion"
 	"github.com/dspipe/dspipe/internal/gen"
@@ -54,8 +56,17 @@ func main() {
 	flag.IntVar(&scaleRecords, "scale-records", 100000, "conversations for the one-versus-two processors measure; 0 skips it")
 	flag.BoolVar(&withLoad, "load", true, "run the load phase (every service as its own process)")
 	fusionOnly := flag.Int("fusion-only", 0, "measure only the fusion stage on this many records and print the result as JSON (the bench runs itself so to measure it in a clean process)")
+	flag.StringVar(&flatRecords, "flat-records", "1000000,10000000", "comma-separated sizes for the memory-as-the-dataset-grows measure; empty skips it")
+	flatOnly := flag.Bool("flat-only", false, "run only the memory-as-the-dataset-grows measure and print its section")
 	scaleOnly := flag.Bool("scale-only", false, "run only the one-versus-two processors measure and print its section")
 	flag.Parse()
+	if *flatOnly {
+		if err := flatOnlyRun(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *scaleOnly {
 		if err := scaleOutOnly(); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
@@ -64,6 +75,19 @@ func main() {
 		return
 	}
 	if *fusionOnly > 0 {
+		// Under the services' soft memory limit, as the stage runs in them.
+		app.SetMemoryLimit(os.Getenv)
+		if cpuProfile != "" {
+			f, err := os.Create(cpuProfile)
+			if err == nil {
+				err = pprof.StartCPUProfile(f)
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "bench:", err)
+				os.Exit(1)
+			}
+			defer pprof.StopCPUProfile()
+		}
 		r, err := fusionCost(*fusionOnly)
 		if err == nil {
 			err = json.NewEncoder(os.Stdout).Encode(r)
@@ -123,6 +147,7 @@ type result struct {
 	fusion        []fusionResult
 	restart       []restartPoint
 	scaleOut      []scaleOutRun
+	flat          []flatRun
 }
 
 // fusionResult is the fusion stage's cost on some number of conversations.
@@ -262,6 +287,9 @@ func run(out string, records int, micro string) error {
 		if res.scaleOut, err = scaleOut(ctx, dir, dbURL); err != nil {
 			return fmt.Errorf("scale-out: %w", err)
 		}
+	}
+	if res.flat, err = flatMemory(ctx, dir, dbURL); err != nil {
+		return err
 	}
 	brokerPort, apiPort := freePort(), freePort()
 	schema := fmt.Sprintf("bench_%d", time.Now().Unix())
@@ -590,6 +618,9 @@ func writeReport(path string, r result, micro string) error {
 	b.WriteString("Processes: `bin/dsctl broker` (the embedded kfake broker with a data directory) and `bin/dsctl up` (api, ingest, processor, projector) with `KAFKA_BROKERS` pointing at it; Postgres 15 on loopback.\n\n")
 	writeAllStages(&b, r)
 	writeScaleOut(&b, r.scaleOut, scaleRecords)
+	if len(r.flat) > 0 {
+		writeFlat(&b, r.flat)
+	}
 	b.WriteString("## The spine\n\n| measure | value | target |\n|---|---|---|\n")
 	fmt.Fprintf(&b, "| records/s through the spine (submit to `completed`, all stages that exist) | %.0f (%.1f s) | |\n", r.spineRate, r.spineSeconds)
 	fmt.Fprintf(&b, "| processor rate reported by the execution | %.0f records/s | |\n", r.processorRate)
