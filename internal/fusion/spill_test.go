@@ -134,8 +134,9 @@ func TestIDsAreKeptWhateverTheirForm(t *testing.T) {
 }
 
 // TestGroupingInPassesResolvesAlike: with the grouping budget far below
-// the records (so every grouping runs in many passes over hash shares of
-// the keys), spilled or not, the clusters are exactly those of one pass.
+// the records, a spilled index spreads every grouping over many encrypted
+// bucket files and still finds exactly the clusters of one in-memory sort;
+// an index in memory sorts in memory whatever the budget.
 func TestGroupingInPassesResolvesAlike(t *testing.T) {
 	recs := spillRecords()
 	want := resolve(recs, 0.8)

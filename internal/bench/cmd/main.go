@@ -57,6 +57,7 @@ func main() {
 	flag.BoolVar(&withLoad, "load", true, "run the load phase (every service as its own process)")
 	fusionOnly := flag.Int("fusion-only", 0, "measure only the fusion stage on this many records and print the result as JSON (the bench runs itself so to measure it in a clean process)")
 	flag.StringVar(&flatRecords, "flat-records", "1000000,10000000", "comma-separated sizes for the memory-as-the-dataset-grows measure; empty skips it")
+	fusionReport := flag.Bool("fusion-report", false, "run only the fusion measures (-fusion-records) and print their section")
 	flatOnly := flag.Bool("flat-only", false, "run only the memory-as-the-dataset-grows measure and print its section")
 	scaleOnly := flag.Bool("scale-only", false, "run only the one-versus-two processors measure and print its section")
 	flag.Parse()
@@ -72,6 +73,17 @@ func main() {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
+		return
+	}
+	if *fusionReport {
+		fs, err := fusionCosts()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		var b strings.Builder
+		writeFusion(&b, fs)
+		fmt.Print(b.String())
 		return
 	}
 	if *fusionOnly > 0 {
@@ -415,24 +427,9 @@ func run(out string, records int, micro string) error {
 		res.acquisition = append(res.acquisition, big...)
 	}
 
-	// 4b. Fusion's cost on a million conversations and more, each in a
-	// process of its own, so its heap figures are its own.
-	for _, f := range strings.Split(fusionRecords, ",") {
-		if f = strings.TrimSpace(f); f == "" || f == "0" {
-			continue
-		}
-		fmt.Fprintf(os.Stderr, "measuring fusion on %s records...\n", f)
-		cmd := exec.Command(os.Args[0], "-fusion-only", f)
-		cmd.Stderr = os.Stderr
-		b, err := cmd.Output()
-		if err != nil {
-			return fmt.Errorf("fusion measure: %w", err)
-		}
-		var fr fusionResult
-		if err := json.Unmarshal(b, &fr); err != nil {
-			return fmt.Errorf("fusion measure: %w", err)
-		}
-		res.fusion = append(res.fusion, fr)
+	// 4b. Fusion's cost on a million conversations and more.
+	if res.fusion, err = fusionCosts(); err != nil {
+		return err
 	}
 
 	// 5. Peak RSS of the service and broker processes.
@@ -743,4 +740,28 @@ func writeFusion(b *strings.Builder, fs []fusionResult) {
 		"the keepers (4 bytes a record, the union-find's parents reused), two bit sets, the grouping's 16 MB budget (keys beyond it spread " +
 		"over encrypted bucket files, one bucket sorted at a time), the plan's copies (4 bytes a record) and the merged ids (40 bytes a " +
 		"removed record).\n")
+}
+
+// fusionCosts measures fusion at each size of fusionRecords, each in a
+// process of its own, so its heap figures are its own.
+func fusionCosts() ([]fusionResult, error) {
+	var out []fusionResult
+	for _, f := range strings.Split(fusionRecords, ",") {
+		if f = strings.TrimSpace(f); f == "" || f == "0" {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "measuring fusion on %s records...\n", f)
+		cmd := exec.Command(os.Args[0], "-fusion-only", f)
+		cmd.Stderr = os.Stderr
+		b, err := cmd.Output()
+		if err != nil {
+			return nil, fmt.Errorf("fusion measure: %w", err)
+		}
+		var fr fusionResult
+		if err := json.Unmarshal(b, &fr); err != nil {
+			return nil, fmt.Errorf("fusion measure: %w", err)
+		}
+		out = append(out, fr)
+	}
+	return out, nil
 }
