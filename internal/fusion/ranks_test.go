@@ -62,16 +62,7 @@ func TestRanksInRunsResolveAsRanksOneByOne(t *testing.T) {
 
 	defer func(b int) { groupBudget = b }(groupBudget)
 	groupBudget = 97
-	var z Index
-	z.SpillBeyond(t.TempDir(), 100)
-	defer z.Close()
-	for _, r := range recs {
-		f, _ := Compute(r.msgs, nil)
-		z.Add(&f, r.rank)
-	}
-	spilled, err := z.Resolve(0.8)
-	require.NoError(t, err)
-	require.Equal(t, inRuns, spilled)
+	require.Equal(t, inRuns, resolveSpilled(t, recs, 0.8))
 }
 
 // TestRankPlaces: a record's place is its rank's place among all, ties

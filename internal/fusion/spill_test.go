@@ -145,6 +145,13 @@ func TestGroupingInPassesResolvesAlike(t *testing.T) {
 	groupBudget = 97
 	require.Equal(t, want, resolve(recs, 0.8), "in memory")
 	require.Equal(t, exactOnly, resolve(recs, 1), "exact only")
+	require.Equal(t, want, resolveSpilled(t, recs, 0.8), "spilled")
+}
+
+// resolveSpilled clusters recs in an index that spills beyond 100
+// records.
+func resolveSpilled(t *testing.T, recs []rec, threshold float64) Result {
+	t.Helper()
 	var x Index
 	x.SpillBeyond(t.TempDir(), 100)
 	defer x.Close()
@@ -152,7 +159,7 @@ func TestGroupingInPassesResolvesAlike(t *testing.T) {
 		f, _ := Compute(r.msgs, nil)
 		x.Add(&f, r.rank)
 	}
-	got, err := x.Resolve(0.8)
+	got, err := x.Resolve(threshold)
 	require.NoError(t, err)
-	require.Equal(t, want, got, "spilled")
+	return got
 }

@@ -81,21 +81,11 @@ func writeFlat(b *strings.Builder, runs []flatRun) {
 
 // flatOnlyRun runs the flat-memory measure alone and prints its section.
 func flatOnlyRun() error {
-	dir, err := os.MkdirTemp("", "dspipe-bench")
-	if err != nil {
+	return onlySection(func(ctx context.Context, dir, dbURL string, b *strings.Builder) error {
+		runs, err := flatMemory(ctx, dir, dbURL)
+		if err == nil {
+			writeFlat(b, runs)
+		}
 		return err
-	}
-	defer os.RemoveAll(dir)
-	dbURL := os.Getenv("DATABASE_URL")
-	if dbURL == "" {
-		dbURL = "postgres://postgres@127.0.0.1:55432/postgres?sslmode=disable"
-	}
-	runs, err := flatMemory(context.Background(), dir, dbURL)
-	if err != nil {
-		return err
-	}
-	var b strings.Builder
-	writeFlat(&b, runs)
-	fmt.Print(b.String())
-	return nil
+	})
 }

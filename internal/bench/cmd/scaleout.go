@@ -43,6 +43,18 @@ type scaleOutRun struct {
 
 // scaleOutOnly runs the scale-out measure alone and prints its section.
 func scaleOutOnly() error {
+	return onlySection(func(ctx context.Context, dir, dbURL string, b *strings.Builder) error {
+		runs, err := scaleOut(ctx, dir, dbURL)
+		if err == nil {
+			writeScaleOut(b, runs, scaleRecords)
+		}
+		return err
+	})
+}
+
+// onlySection runs one measure in a temporary directory of its own and
+// prints the section it writes.
+func onlySection(measure func(ctx context.Context, dir, dbURL string, b *strings.Builder) error) error {
 	dir, err := os.MkdirTemp("", "dspipe-bench")
 	if err != nil {
 		return err
@@ -52,12 +64,10 @@ func scaleOutOnly() error {
 	if dbURL == "" {
 		dbURL = "postgres://postgres@127.0.0.1:55432/postgres?sslmode=disable"
 	}
-	runs, err := scaleOut(context.Background(), dir, dbURL)
-	if err != nil {
+	var b strings.Builder
+	if err := measure(context.Background(), dir, dbURL, &b); err != nil {
 		return err
 	}
-	var b strings.Builder
-	writeScaleOut(&b, runs, scaleRecords)
 	fmt.Print(b.String())
 	return nil
 }
