@@ -437,9 +437,9 @@ func (x *Index) Resolve(threshold float64) (Result, error) {
 	// connected components of the similar pairs, each kept by its best
 	// ranked record.
 	isExact := newBits(n)
-	if err := x.group(n, func(i int32, exact uint64, _ *packed, add func(uint64)) { add(exact) }, func(first, other int32) {
-		union(first, other)
-		isExact.set(other)
+	if err := x.group(n, func(i int32, exact uint64, _ *packed, add func(uint64)) { add(exact) }, func(first, other *keyed) {
+		union(first.i, other.i)
+		isExact.set(other.i)
 	}); err != nil {
 		return Result{}, err
 	}
@@ -456,9 +456,10 @@ func (x *Index) Resolve(threshold float64) (Result, error) {
 				}
 				add(key)
 			}
-		}, func(j, i int32) {
-			if find(j) != find(i) && x.similar(int(j), int(i)) >= threshold+Margin {
-				union(j, i)
+		}, func(j, i *keyed) {
+			if find(j.i) != find(i.i) && sketchAllows(j.sketch, i.sketch, threshold+Margin) &&
+				x.similar(int(j.i), int(i.i)) >= threshold+Margin {
+				union(j.i, i.i)
 			}
 		})
 		if err != nil {
@@ -498,7 +499,7 @@ func (x *Index) Resolve(threshold float64) (Result, error) {
 		if keeper[i] == i {
 			add(exact)
 		}
-	}, func(best, i int32) { keeper[i] = best }); err != nil {
+	}, func(best, i *keyed) { keeper[i.i] = best.i }); err != nil {
 		return Result{}, err
 	}
 	res := Result{Keeper: keeper}
@@ -529,22 +530,46 @@ func (x *Index) Resolve(threshold float64) (Result, error) {
 // group reads every record's features once, lets keys add the keys it is
 // grouped under (about entries in all), and calls fn for each group as
 // eachGroup does.
-func (x *Index) group(entries int, keys func(i int32, exact uint64, s *packed, add func(uint64)), fn func(first, other int32)) error {
+func (x *Index) group(entries int, keys func(i int32, exact uint64, s *packed, add func(uint64)), fn func(first, other *keyed)) error {
 	dir := x.spillDir
 	if x.spill == nil {
 		dir = ""
 	}
 	g := newGrouping(dir, entries)
-	var at, i int32
-	add := func(key uint64) { g.add(keyed{key, at, i}) }
+	var e keyed
+	add := func(key uint64) {
+		e.key = key
+		g.add(e)
+	}
 	if err := x.each(func(r int32, exact uint64, s *packed) {
-		at, i = x.ranks.place(r), r
+		e = keyed{at: x.ranks.place(r), i: r, sketch: sketch(s)}
 		keys(r, exact, s, add)
 	}); err != nil {
 		_ = g.close()
 		return err
 	}
 	return g.each(fn)
+}
+
+// sketch is the low bit of each packed signature value. Two records'
+// sketches agree wherever their values do, so the share of agreeing bits
+// is never below their similarity: a pair whose sketches agree on too
+// few bits is not similar enough, decided without reading a signature
+// back from disk. Unrelated conversations agree on about half the bits
+// beyond their similarity, so the pairs the bands bring together that are
+// not alike are mostly turned away here.
+func sketch(s *packed) uint64 {
+	var b uint64
+	for k, v := range s {
+		b |= uint64(v&1) << k
+	}
+	return b
+}
+
+// sketchAllows says whether two sketches leave the similarity of their
+// records at or above t possible.
+func sketchAllows(a, b uint64, t float64) bool {
+	return float64(mathbits.OnesCount64(^(a^b)))/NumPerm >= t
 }
 
 // bits is a set of record indexes.

@@ -11,21 +11,24 @@ import (
 	"github.com/dspipe/dspipe/internal/crypt"
 )
 
-// groupBudget is how many (key, place, record) entries one grouping sorts
-// in memory at a time: 16 MB.
-var groupBudget = 1 << 20
+// groupBudget is how many entries one grouping sorts in memory at a time:
+// 16 MB.
+var groupBudget = 700_000
 
-// keyed is a record under a key, with its place in rank order.
+// keyed is a record under a key, with its place in rank order and its
+// sketch (the low bit of each packed signature value; see
+// Index.Resolve).
 type keyed struct {
-	key uint64
-	at  int32
-	i   int32
+	key    uint64
+	at     int32
+	i      int32
+	sketch uint64
 }
 
-const keyedBytes = 16
+const keyedBytes = 24
 
 // blockEntries is how many entries a bucket gathers before they are
-// sealed and written as one block: 16 KB.
+// sealed and written as one block: 24 KB.
 const blockEntries = 1024
 
 // grouping collects (key, place, record) entries and hands them back
@@ -116,6 +119,7 @@ func (g *grouping) flush(b int) {
 		g.buf = binary.LittleEndian.AppendUint64(g.buf, e.key)
 		g.buf = binary.LittleEndian.AppendUint32(g.buf, uint32(e.at))
 		g.buf = binary.LittleEndian.AppendUint32(g.buf, uint32(e.i))
+		g.buf = binary.LittleEndian.AppendUint64(g.buf, e.sketch)
 	}
 	g.out = g.aead.Seal(g.out[:0], nonce(int(g.sealed)), g.buf, nil)
 	out := g.out
@@ -129,10 +133,10 @@ func (g *grouping) flush(b int) {
 	g.pending[b] = es[:0]
 }
 
-// each calls fn with the first record of each group of equal keys, in
-// rank order, and each other record of the group, in rank order. It
+// each calls fn with the first entry of each group of equal keys, in
+// rank order, and each other entry of the group, in rank order. It
 // removes the file.
-func (g *grouping) each(fn func(first, other int32)) error {
+func (g *grouping) each(fn func(first, other *keyed)) error {
 	defer g.close()
 	if g.err != nil {
 		return g.err
@@ -161,7 +165,7 @@ func (g *grouping) each(fn func(first, other int32)) error {
 			}
 			for k := 0; k < len(plain); k += keyedBytes {
 				es = append(es, keyed{binary.LittleEndian.Uint64(plain[k:]), int32(binary.LittleEndian.Uint32(plain[k+8:])),
-					int32(binary.LittleEndian.Uint32(plain[k+12:]))})
+					int32(binary.LittleEndian.Uint32(plain[k+12:])), binary.LittleEndian.Uint64(plain[k+16:])})
 			}
 		}
 		g.blocks[b] = nil
@@ -182,9 +186,9 @@ func (g *grouping) close() error {
 }
 
 // eachGroup sorts ks by key, then by place in rank order, and calls fn
-// with the first record of each group of equal keys and each other
-// record of the group, in rank order.
-func eachGroup(ks []keyed, fn func(first, other int32)) {
+// with the first entry of each group of equal keys and each other entry
+// of the group, in rank order.
+func eachGroup(ks []keyed, fn func(first, other *keyed)) {
 	slices.SortFunc(ks, func(a, b keyed) int {
 		switch {
 		case a.key < b.key:
@@ -197,7 +201,7 @@ func eachGroup(ks []keyed, fn func(first, other int32)) {
 	for g := 0; g < len(ks); {
 		e := g + 1
 		for e < len(ks) && ks[e].key == ks[g].key {
-			fn(ks[g].i, ks[e].i)
+			fn(&ks[g], &ks[e])
 			e++
 		}
 		g = e
