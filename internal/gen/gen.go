@@ -102,6 +102,10 @@ type Generator struct {
 	PIIRate, CrisisRate, DemographicRate, LowQualityRate float64
 	// Skew, when set, makes every demographic mention this group's.
 	Skew string
+	// MaxTurns, when set, cuts every conversation to at most this many
+	// turns (at least two): short records for measures that count
+	// records, not text.
+	MaxTurns int
 }
 
 // New returns a generator with the default rates.
@@ -158,6 +162,9 @@ func (g *Generator) Next() Conversation {
 		for i, n := 0, 1+g.rng.IntN(7)+g.rng.IntN(5); i < n; i++ {
 			c.Turns = append(c.Turns, Turn{"user", g.userTurn(topic, used)}, Turn{"assistant", g.supporterTurn(topic, used)})
 		}
+	}
+	if g.MaxTurns > 0 && len(c.Turns) > max(g.MaxTurns, 2) {
+		c.Turns = c.Turns[:max(g.MaxTurns, 2)]
 	}
 	g.plantLowQuality(&c)
 	return c

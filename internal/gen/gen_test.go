@@ -194,3 +194,21 @@ func TestFusionRemovesWhatWasPlanted(t *testing.T) {
 	t.Logf("fusion removed %.2f%% of %d (%d exact, %d near)", 100*share, n, r.RemovedExact, r.RemovedNear)
 	require.InDelta(t, 0.10, share, 0.01)
 }
+
+// TestMaxTurnsCutsConversations: with MaxTurns every conversation has at
+// most that many turns (never fewer than two), the user's first, and some
+// reach it.
+func TestMaxTurnsCutsConversations(t *testing.T) {
+	for _, limit := range []int{1, 2, 4} {
+		g := New(5)
+		g.MaxTurns, g.LowQualityRate = limit, 0 // a planted empty exchange comes after the cut
+		want, longest := max(limit, 2), 0
+		for range 500 {
+			c := g.Next()
+			require.Equal(t, "user", c.Turns[0].Role)
+			require.GreaterOrEqual(t, len(c.Turns), 2)
+			longest = max(longest, len(c.Turns))
+		}
+		require.Equal(t, want, longest, "MaxTurns %d", limit)
+	}
+}

@@ -31,6 +31,9 @@ type Options struct {
 	// Array writes JSON formats as one JSON array per file (.json) instead
 	// of JSON lines.
 	Array bool
+	// MaxTurns cuts every conversation to at most this many turns (0: as
+	// generated); see Generator.MaxTurns.
+	MaxTurns int
 }
 
 // Summary describes what was written.
@@ -63,7 +66,7 @@ func Write(o Options) (Summary, error) {
 		return Summary{}, err
 	}
 	g := New(o.Seed)
-	g.Skew = o.Skew
+	g.Skew, g.MaxTurns = o.Skew, o.MaxTurns
 	var files []*sourceFile
 	var sum Summary
 	for i := 0; i < o.Sources; i++ {

@@ -24,9 +24,12 @@ var flatRecords string
 // services as the pipeline runs them, with the stages that hold something
 // per record on (fusion, output; acquisition, validation and
 // standardisation) and the detectors off: they hold counters, not records,
-// and would make the ten-million run take most of an hour. Each size gets
-// a fresh broker, services process and dataset (zstd-compressed, to spare
-// the disk), deleted after its run.
+// and would make the ten-million run take most of an hour. Conversations
+// are cut to two turns: what the services hold per record does not depend
+// on its length, and ten million full-length conversations fill more disk
+// than the embedded broker's data directory here can take (27 GB after
+// five of the ten million). Each size gets a fresh broker, services
+// process and dataset (zstd-compressed), deleted after its run.
 func flatMemory(ctx context.Context, dir, dbURL string) ([]flatRun, error) {
 	var runs []flatRun
 	for _, f := range strings.Split(flatRecords, ",") {
@@ -37,7 +40,7 @@ func flatMemory(ctx context.Context, dir, dbURL string) ([]flatRun, error) {
 		fmt.Fprintf(os.Stderr, "flat memory: generating %d conversations...\n", n)
 		data := filepath.Join(dir, fmt.Sprintf("data-flat-%d", n))
 		sum, err := gen.Write(gen.Options{Dir: data, Records: n, Sources: 3, Format: "chatml", Compression: "zstd", Seed: 21,
-			DupRate: 0.05, NearDupRate: 0.05})
+			DupRate: 0.05, NearDupRate: 0.05, MaxTurns: 2})
 		if err != nil {
 			return nil, err
 		}
@@ -65,7 +68,9 @@ func flatMemory(ctx context.Context, dir, dbURL string) ([]flatRun, error) {
 func writeFlat(b *strings.Builder, runs []flatRun) {
 	b.WriteString("\n## Memory as the dataset grows\n\n")
 	b.WriteString("One execution per size on a fresh broker (kfake, its own process) and services process (api, ingest, processor, projector), " +
-		"generated conversations in three zstd-compressed sources, 5% exact and 5% near duplicates planted. The stages that hold something " +
+		"generated conversations cut to two turns (what the services hold per record does not depend on its length; ten million " +
+		"full-length conversations fill more disk than the embedded broker's data directory can take here) in three zstd-compressed " +
+		"sources, 5% exact and 5% near duplicates planted. The stages that hold something " +
 		"per record run (acquisition, validation, standardisation, fusion, output); the detectors (quality, safety, bias) are off: they " +
 		"hold counters, not records, and would make the ten-million run take most of an hour. Target: services peak RSS < 300 MB at 1M and at 10M.\n\n")
 	b.WriteString("| records | input (zstd) | end to end | records/s | removed as duplicates | written | services peak RSS | broker peak RSS |\n|---|---|---|---|---|---|---|---|\n")
