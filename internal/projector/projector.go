@@ -111,7 +111,7 @@ func (p *consumer) run(ctx context.Context) error {
 			if !ok {
 				return // revoked while polling
 			}
-			applyErr = p.apply(ctx, p.store, p.topic, fp.Partition, gen, fp.Records, p.log)
+			applyErr = p.applyRetrying(ctx, fp.Partition, gen, fp.Records)
 		})
 		if applyErr != nil {
 			if ctx.Err() != nil {
@@ -133,6 +133,35 @@ func (p *consumer) run(ctx context.Context) error {
 				return nil
 			}
 		}
+	}
+}
+
+// applyTries is how many times a batch is applied in place before the
+// projector falls back to claiming its partitions again.
+const applyTries = 6
+
+// applyRetrying applies one partition's batch, trying it again in place
+// when Postgres failed it (a dropped connection, a restart): applying a
+// batch is idempotent (events at or below an execution's projected seq,
+// and access events already chained, are skipped), and the batch's
+// generation fences it if the partition moved meanwhile. Going through a
+// rebalance for every dropped connection costs seconds each time, which
+// under repeated faults starves the read models: seen in
+// TestProjectorRecoversFromDroppedDatabaseConnections, where the API,
+// waiting for the execution to be projected, refused its feed for two
+// minutes.
+func (p *consumer) applyRetrying(ctx context.Context, partition, gen int32, recs []*kgo.Record) error {
+	wait := 20 * time.Millisecond
+	for try := 1; ; try++ {
+		err := p.apply(ctx, p.store, p.topic, partition, gen, recs, p.log)
+		if err == nil || errors.Is(err, store.ErrFenced) || ctx.Err() != nil || try == applyTries {
+			return err
+		}
+		p.log.Warn("projector: apply failed; trying the batch again", "topic", p.topic, "partition", partition, "try", try, "err", err)
+		if clock.Sleep(ctx, wait) != nil {
+			return ctx.Err()
+		}
+		wait *= 2
 	}
 }
 
