@@ -196,6 +196,7 @@ func (f *run) Decide(p *pipeline.Plan) error {
 			sum.KeptPerSource[s]++
 		}
 	}
+	p.Merged.Sort()
 	p.Fusion = sum
 	return nil
 }

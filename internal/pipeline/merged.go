@@ -36,6 +36,10 @@ func (m *Merged) id(k int32) []byte {
 	return m.ids[start:m.end[k]]
 }
 
+// Sort orders the entries by keeper, then id, once every id is added, so
+// that Of and All only read (Of sorts first otherwise).
+func (m *Merged) Sort() { m.sort() }
+
 // sort orders the entries by keeper, then id.
 func (m *Merged) sort() {
 	if m.order != nil || len(m.keeper) == 0 {
