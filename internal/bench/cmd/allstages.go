@@ -42,7 +42,14 @@ func allStages(ctx context.Context, dir, dbURL string, files []string, env ...st
 	brokerPort, apiPort := freePort(), freePort()
 	schema := fmt.Sprintf("bench_all_%d", time.Now().Unix())
 	defer store.DropSchema(context.Background(), dbURL, schema)
-	broker := exec.Command("bin/dsctl", "broker", "-port", strconv.Itoa(brokerPort), "-data-dir", filepath.Join(dir, "broker-all"))
+	// A broker and an output root of this run's own, removed after it: a
+	// broker started on an earlier run's data directory loads its records.
+	own, err := os.MkdirTemp(dir, "all-")
+	if err != nil {
+		return r, err
+	}
+	defer os.RemoveAll(own)
+	broker := exec.Command("bin/dsctl", "broker", "-port", strconv.Itoa(brokerPort), "-data-dir", filepath.Join(own, "broker"))
 	broker.Stderr = os.Stderr
 	if err := broker.Start(); err != nil {
 		return r, err
@@ -50,7 +57,7 @@ func allStages(ctx context.Context, dir, dbURL string, files []string, env ...st
 	defer func() { _ = broker.Process.Signal(syscall.SIGTERM); _ = broker.Wait() }()
 	up := exec.Command("bin/dsctl", "up")
 	up.Env = append(os.Environ(), "KAFKA_BROKERS=127.0.0.1:"+strconv.Itoa(brokerPort), "DSPIPE_API_ADDR=127.0.0.1:"+strconv.Itoa(apiPort),
-		"DSPIPE_DB_SCHEMA="+schema, "DATABASE_URL="+dbURL, "DSPIPE_LOCAL_ROOTS="+dir, "DSPIPE_OUTPUT_ROOT="+filepath.Join(dir, "out-all"),
+		"DSPIPE_DB_SCHEMA="+schema, "DATABASE_URL="+dbURL, "DSPIPE_LOCAL_ROOTS="+dir, "DSPIPE_OUTPUT_ROOT="+filepath.Join(own, "out"),
 		"DSPIPE_LOG_LEVEL=warn")
 	up.Env = append(up.Env, env...)
 	up.Stderr = os.Stderr

@@ -54,8 +54,6 @@ func flatMemory(ctx context.Context, dir, dbURL string) ([]flatRun, error) {
 		r, err := allStages(ctx, dir, dbURL, sum.Files, "ENABLE_SAFETY_VALIDATION=false", "ENABLE_QUALITY_ASSESSMENT=false",
 			"ENABLE_BIAS_DETECTION=false")
 		_ = os.RemoveAll(data)
-		_ = os.RemoveAll(filepath.Join(dir, "broker-all"))
-		_ = os.RemoveAll(filepath.Join(dir, "out-all"))
 		if err != nil {
 			return nil, fmt.Errorf("flat memory at %d: %w", n, err)
 		}
@@ -82,6 +80,7 @@ func writeFlat(b *strings.Builder, runs []flatRun) {
 		fmt.Fprintf(b, "| %d | %.2f GB | %.1f s | %.0f | %d | %d | %.0f MB (%s) | %.0f MB |\n", r.Records, r.InputGB, r.Seconds,
 			float64(r.Records)/r.Seconds, r.RemovedDuplicates, r.Output, r.ServicesRSSMB, verdict, r.BrokerRSSMB)
 	}
+	b.WriteString("\n")
 }
 
 // flatOnlyRun runs the flat-memory measure alone and prints its section.
