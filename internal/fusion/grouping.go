@@ -1,14 +1,9 @@
 package fusion
 
 import (
-	"crypto/cipher"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"os"
 	"slices"
-
-	"github.com/dspipe/dspipe/internal/crypt"
 )
 
 // groupBudget is how many entries one grouping sorts in memory at a time:
@@ -34,30 +29,24 @@ const blockEntries = 1024
 // grouping collects (key, place, record) entries and hands them back
 // grouped by key, each group in rank order. Up to groupBudget entries it
 // sorts them in memory. Beyond, when it has a directory, it spreads them
-// by key over buckets of about groupBudget entries in an encrypted
-// temporary file (the keys derive from conversation text), then sorts one
-// bucket at a time: a group's entries share a bucket, so memory is one
-// bucket and a block a bucket, however many records there are.
+// by key over buckets of about groupBudget entries, written as blocks to
+// an encrypted temporary file (a sealedFile: the keys derive from
+// conversation text), then sorts one bucket at a time: a group's entries
+// share a bucket, so memory is one bucket and a block a bucket, however
+// many records there are.
 type grouping struct {
 	parts   int
 	mem     []keyed   // one part
 	pending [][]keyed // a block per bucket, being filled
-	blocks  [][]block // where each bucket's blocks are
-	file    *os.File
-	aead    cipher.AEAD
-	end     int64
-	sealed  uint64 // blocks written (each one's nonce)
+	blocks  [][]int   // each bucket's blocks, by number in file
+	file    *sealedFile
 	buf     []byte
-	out     []byte
 	err     error
 }
 
-// block is one sealed block of a bucket.
-type block struct {
-	off   int64
-	n     int32
-	nonce uint64
-}
+// A block is its entries' count, then blockEntries entries (the last of
+// a bucket padded).
+const blockBytes = 4 + blockEntries*keyedBytes
 
 // newGrouping expects about entries entries; dir is where buckets go
 // ("": everything stays in memory).
@@ -71,18 +60,9 @@ func newGrouping(dir string, entries int) *grouping {
 		g.mem = make([]keyed, 0, entries)
 		return g
 	}
-	g.pending, g.blocks = make([][]keyed, parts), make([][]block, parts)
-	a, err := crypt.NewAEAD(crypt.NewKey())
-	if err != nil {
-		g.err = err
-		return g
-	}
-	f, err := os.CreateTemp(dir, ".fusion-*")
-	if err != nil {
-		g.err = fmt.Errorf("fusion: spill the grouping: %w", err)
-		return g
-	}
-	g.file, g.aead = f, a
+	g.pending, g.blocks = make([][]keyed, parts), make([][]int, parts)
+	g.file, g.err = newSealedFile(dir, blockBytes)
+	g.buf = make([]byte, blockBytes)
 	return g
 }
 
@@ -107,30 +87,24 @@ func (g *grouping) add(k keyed) {
 	}
 }
 
-// flush seals bucket b's pending entries and appends them to the file.
+// flush seals bucket b's pending entries as the file's next block.
 func (g *grouping) flush(b int) {
 	es := g.pending[b]
-	if len(es) == 0 || g.err != nil {
-		g.pending[b] = es[:0]
-		return
-	}
-	g.buf = g.buf[:0]
-	for _, e := range es {
-		g.buf = binary.LittleEndian.AppendUint64(g.buf, e.key)
-		g.buf = binary.LittleEndian.AppendUint32(g.buf, uint32(e.at))
-		g.buf = binary.LittleEndian.AppendUint32(g.buf, uint32(e.i))
-		g.buf = binary.LittleEndian.AppendUint64(g.buf, e.sketch)
-	}
-	g.out = g.aead.Seal(g.out[:0], nonce(int(g.sealed)), g.buf, nil)
-	out := g.out
-	if _, err := g.file.WriteAt(out, g.end); err != nil {
-		g.err = fmt.Errorf("fusion: spill the grouping: %w", err)
-		return
-	}
-	g.blocks[b] = append(g.blocks[b], block{off: g.end, n: int32(len(es)), nonce: g.sealed})
-	g.end += int64(len(out))
-	g.sealed++
 	g.pending[b] = es[:0]
+	if len(es) == 0 || g.err != nil {
+		return
+	}
+	clear(g.buf)
+	binary.LittleEndian.PutUint32(g.buf, uint32(len(es)))
+	for k, e := range es {
+		at := g.buf[4+k*keyedBytes:]
+		binary.LittleEndian.PutUint64(at, e.key)
+		binary.LittleEndian.PutUint32(at[8:], uint32(e.at))
+		binary.LittleEndian.PutUint32(at[12:], uint32(e.i))
+		binary.LittleEndian.PutUint64(at[16:], e.sketch)
+	}
+	g.blocks[b] = append(g.blocks[b], g.file.n)
+	g.file.add(g.buf)
 }
 
 // each calls fn with the first entry of each group of equal keys, in
@@ -149,38 +123,33 @@ func (g *grouping) each(fn func(first, other *keyed)) error {
 		g.flush(b)
 		g.pending[b] = nil
 	}
+	if err := g.file.finish(); err != nil {
+		return fmt.Errorf("fusion: spill the grouping: %w", err)
+	}
 	var es []keyed
-	var sealed []byte
 	for b := range g.parts {
 		es = es[:0]
-		for _, bl := range g.blocks[b] {
-			size := int(bl.n)*keyedBytes + g.aead.Overhead()
-			sealed = slices.Grow(sealed[:0], size)[:size]
-			if _, err := g.file.ReadAt(sealed, bl.off); err != nil {
-				return fmt.Errorf("fusion: read the grouping back: %w", err)
-			}
-			plain, err := g.aead.Open(sealed[:0], nonce(int(bl.nonce)), sealed, nil)
+		for _, n := range g.blocks[b] {
+			plain, err := g.file.at(n)
 			if err != nil {
-				return fmt.Errorf("fusion: grouping block: %w", err)
+				return err
 			}
-			for k := 0; k < len(plain); k += keyedBytes {
-				es = append(es, keyed{binary.LittleEndian.Uint64(plain[k:]), int32(binary.LittleEndian.Uint32(plain[k+8:])),
-					int32(binary.LittleEndian.Uint32(plain[k+12:])), binary.LittleEndian.Uint64(plain[k+16:])})
+			count := int(binary.LittleEndian.Uint32(plain))
+			for k := range count {
+				at := plain[4+k*keyedBytes:]
+				es = append(es, keyed{binary.LittleEndian.Uint64(at), int32(binary.LittleEndian.Uint32(at[8:])),
+					int32(binary.LittleEndian.Uint32(at[12:])), binary.LittleEndian.Uint64(at[16:])})
 			}
 		}
 		g.blocks[b] = nil
 		eachGroup(es, fn)
 	}
-	return g.err
+	return nil
 }
 
 // close removes the file, if any.
 func (g *grouping) close() error {
-	if g.file == nil {
-		return nil
-	}
-	name := g.file.Name()
-	err := errors.Join(g.file.Close(), os.Remove(name))
+	err := g.file.close()
 	g.file = nil
 	return err
 }

@@ -84,10 +84,9 @@ func (p *Processor) gather(ctx context.Context, x *execState, dir string, want i
 // removing what a crashed attempt of the same execution left there.
 func newGathered(dir string, x *execState, parts int) (*gathered, error) {
 	prefix := ".gather-" + x.id + "-"
-	if old, _ := filepath.Glob(filepath.Join(dir, prefix+"*")); len(old) > 0 {
-		for _, o := range old {
-			_ = os.RemoveAll(o)
-		}
+	old, _ := filepath.Glob(filepath.Join(dir, prefix+"*"))
+	for _, o := range old {
+		_ = os.RemoveAll(o)
 	}
 	d, err := os.MkdirTemp(dir, prefix+"*")
 	if err != nil {
