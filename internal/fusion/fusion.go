@@ -29,8 +29,8 @@
 // the index holds only its ranks, as runs (a few bytes a source). Deciding
 // then holds 4 bytes a record (the keepers, reusing the union-find's
 // parents), two bits a record, and a fixed grouping budget: the keys
-// grouped beyond it are spread over encrypted bucket files and sorted one
-// bucket at a time.
+// grouped beyond it are spread by bucket over an encrypted temporary
+// file and sorted one bucket at a time.
 package fusion
 
 import (

@@ -134,8 +134,8 @@ func TestIDsAreKeptWhateverTheirForm(t *testing.T) {
 }
 
 // TestGroupingInPassesResolvesAlike: with the grouping budget far below
-// the records, a spilled index spreads every grouping over many encrypted
-// bucket files and still finds exactly the clusters of one in-memory sort;
+
+
 // an index in memory sorts in memory whatever the budget.
 func TestGroupingInPassesResolvesAlike(t *testing.T) {
 	recs := spillRecords()

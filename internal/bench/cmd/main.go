@@ -738,7 +738,7 @@ func writeFusion(b *strings.Builder, fs []fusionResult) {
 	b.WriteString("\nHeld per record while observing: nothing but the ranks' runs (a run per source and per gap in its positions); the features " +
 		"(exact hash and signature, 152 bytes sealed) and the record id (32) are on disk, encrypted, beyond 100,000 records. Deciding holds " +
 		"the keepers (4 bytes a record, the union-find's parents reused), two bit sets, the grouping's 16 MB budget (keys beyond it spread " +
-		"over encrypted bucket files, one bucket sorted at a time), the plan's copies (4 bytes a record) and the merged ids (44 bytes a " +
+		"by bucket over an encrypted temporary file, one bucket sorted at a time), the plan's copies (4 bytes a record) and the merged ids (44 bytes a " +
 		"removed record).\n")
 }
 
