@@ -134,9 +134,9 @@ func TestIDsAreKeptWhateverTheirForm(t *testing.T) {
 }
 
 // TestGroupingInPassesResolvesAlike: with the grouping budget far below
-
-
-// an index in memory sorts in memory whatever the budget.
+// the records, a spilled index spreads every grouping over many buckets
+// of an encrypted file and still finds exactly the clusters of one sort in
+// memory; an index in memory sorts in memory whatever the budget.
 func TestGroupingInPassesResolvesAlike(t *testing.T) {
 	recs := spillRecords()
 	want := resolve(recs, 0.8)
