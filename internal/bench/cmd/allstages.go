@@ -26,6 +26,8 @@ type allStagesResult struct {
 	Stages            []stageTime
 	ServicesRSSMB     float64
 	BrokerRSSMB       float64
+	// CPU seconds the services and the broker spent on the execution.
+	ServicesCPU, BrokerCPU float64
 	Valid, Output     int64
 	RemovedDuplicates int64
 }
@@ -59,6 +61,11 @@ func allStages(ctx context.Context, dir, dbURL string, files []string, env ...st
 	up.Env = append(os.Environ(), "KAFKA_BROKERS=127.0.0.1:"+strconv.Itoa(brokerPort), "DSPIPE_API_ADDR=127.0.0.1:"+strconv.Itoa(apiPort),
 		"DSPIPE_DB_SCHEMA="+schema, "DATABASE_URL="+dbURL, "DSPIPE_LOCAL_ROOTS="+dir, "DSPIPE_OUTPUT_ROOT="+filepath.Join(own, "out"),
 		"DSPIPE_LOG_LEVEL=warn")
+	pprofPort := 0
+	if cpuProfile != "" { // the services' profile over the run's first 30 seconds (bench -cpuprofile)
+		pprofPort = freePort()
+		up.Env = append(up.Env, "DSPIPE_PPROF_ADDR=127.0.0.1:"+strconv.Itoa(pprofPort))
+	}
 	up.Env = append(up.Env, env...)
 	up.Stderr = os.Stderr
 	if err := up.Start(); err != nil {
@@ -69,11 +76,20 @@ func allStages(ctx context.Context, dir, dbURL string, files []string, env ...st
 	if err := waitHealthy(ctx, c); err != nil {
 		return r, err
 	}
+	cpu0, bcpu0 := cpuSeconds(up.Process.Pid), cpuSeconds(broker.Process.Pid)
+	if pprofPort != 0 {
+		go func() {
+			if err := fetchProfile(pprofPort, cpuProfile+".all", 30); err != nil {
+				fmt.Fprintln(os.Stderr, "every-stage profile:", err)
+			}
+		}()
+	}
 	id, final, secs, err := runExecution(ctx, c, files)
 	if err != nil {
 		return r, err
 	}
 	r.Seconds = secs
+	r.ServicesCPU, r.BrokerCPU = cpuSeconds(up.Process.Pid)-cpu0, cpuSeconds(broker.Process.Pid)-bcpu0
 	if final.Data["status"] != "completed" {
 		return r, fmt.Errorf("every stage on: execution ended %v: %v", final.Data["status"], final.Data["error"])
 	}

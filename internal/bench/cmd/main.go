@@ -60,7 +60,15 @@ func main() {
 	fusionReport := flag.Bool("fusion-report", false, "run only the fusion measures (-fusion-records) and print their section")
 	flatOnly := flag.Bool("flat-only", false, "run only the memory-as-the-dataset-grows measure and print its section")
 	scaleOnly := flag.Bool("scale-only", false, "run only the one-versus-two processors measure and print its section")
+	allOnly := flag.Bool("all-only", false, "run only the every-stage measure (-all-records) and print its section")
 	flag.Parse()
+	if *allOnly {
+		if err := allOnlyRun(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *flatOnly {
 		if err := flatOnlyRun(); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
@@ -272,18 +280,10 @@ func run(out string, records int, micro string) error {
 	// generator's default duplicate rates).
 	allFiles, allRecs, allBytes := sum.Files, records, res.inputBytes
 	if allRecords > 0 && allRecords != records {
-		fmt.Fprintf(os.Stderr, "generating %d conversations for every stage...\n", allRecords)
-		all, err := gen.Write(gen.Options{Dir: filepath.Join(dir, "data-all"), Records: allRecords, Sources: 3, Format: "chatml", Seed: 7,
-			DupRate: 0.05, NearDupRate: 0.05})
-		if err != nil {
+		if allFiles, allBytes, err = allDataset(dir); err != nil {
 			return err
 		}
-		allFiles, allRecs, allBytes = all.Files, allRecords, 0
-		for _, f := range all.Files {
-			if st, err := os.Stat(f); err == nil {
-				allBytes += st.Size()
-			}
-		}
+		allRecs = allRecords
 	}
 	fmt.Fprintln(os.Stderr, "running every stage...")
 	if res.all, err = allStages(ctx, dir, dbURL, allFiles); err != nil {
@@ -588,6 +588,42 @@ func statusMB(pid int, key string) float64 {
 	return -1
 }
 
+// allDataset writes the every-stage run's dataset (allRecords
+// conversations, 5% exact and 5% near duplicates planted): its files and
+// their bytes.
+func allDataset(dir string) ([]string, int64, error) {
+	fmt.Fprintf(os.Stderr, "generating %d conversations for every stage...\n", allRecords)
+	all, err := gen.Write(gen.Options{Dir: filepath.Join(dir, "data-all"), Records: allRecords, Sources: 3, Format: "chatml", Seed: 7,
+		DupRate: 0.05, NearDupRate: 0.05})
+	if err != nil {
+		return nil, 0, err
+	}
+	var size int64
+	for _, f := range all.Files {
+		if st, err := os.Stat(f); err == nil {
+			size += st.Size()
+		}
+	}
+	return all.Files, size, nil
+}
+
+// allOnlyRun runs only the every-stage measure and prints its section.
+func allOnlyRun() error {
+	return onlySection(func(ctx context.Context, dir, dbURL string, b *strings.Builder) error {
+		files, size, err := allDataset(dir)
+		if err != nil {
+			return err
+		}
+		var res result
+		if res.all, err = allStages(ctx, dir, dbURL, files); err != nil {
+			return err
+		}
+		res.all.Records, res.all.InputBytes = allRecords, size
+		writeAllStages(b, res)
+		return nil
+	})
+}
+
 // writeAllStages is the section of the run with every stage on.
 func writeAllStages(b *strings.Builder, r result) {
 	a := r.all
@@ -601,6 +637,8 @@ func writeAllStages(b *strings.Builder, r result) {
 		fmt.Fprintf(b, "| %s | %.1f s (%.0f records/s) | |\n", s.Stage, s.Seconds, float64(a.Records)/s.Seconds)
 	}
 	fmt.Fprintf(b, "| valid records / duplicates removed / written | %d / %d / %d | |\n", a.Valid, a.RemovedDuplicates, a.Output)
+	fmt.Fprintf(b, "| CPU per record until completion: services process / broker process | %.1f µs / %.1f µs | |\n",
+		a.ServicesCPU/float64(a.Records)*1e6, a.BrokerCPU/float64(a.Records)*1e6)
 	fmt.Fprintf(b, "| peak RSS of the services process / the broker | %.0f MB / %.0f MB | services < 300 MB %s |\n\n", a.ServicesRSSMB, a.BrokerRSSMB, mark(a.ServicesRSSMB < 300))
 	b.WriteString("The record stages run together on each record, so they share one duration (from the first record to the last); fusion and balancing run in the output stage's first pass, so the output stage's time includes theirs.\n\n")
 }
