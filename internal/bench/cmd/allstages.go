@@ -20,16 +20,16 @@ import (
 // on (the defaults): its time end to end, each stage's, and the peak RSS of
 // the services and the broker.
 type allStagesResult struct {
-	Records           int
-	InputBytes        int64
-	Seconds           float64
-	Stages            []stageTime
-	ServicesRSSMB     float64
-	BrokerRSSMB       float64
+	Records       int
+	InputBytes    int64
+	Seconds       float64
+	Stages        []stageTime
+	ServicesRSSMB float64
+	BrokerRSSMB   float64
 	// CPU seconds the services and the broker spent on the execution.
 	ServicesCPU, BrokerCPU float64
-	Valid, Output     int64
-	RemovedDuplicates int64
+	Valid, Output          int64
+	RemovedDuplicates      int64
 }
 
 type stageTime struct {
