@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	_ "net/http/pprof" // served only when DSPIPE_PPROF_ADDR is set
@@ -47,10 +48,21 @@ func Logger(cfg config.Config) *slog.Logger {
 // the heap grow, which keeps the services' RSS flat on any dataset size.
 const DefaultMemoryLimit = 192 << 20
 
-// SetMemoryLimit applies DefaultMemoryLimit unless GOMEMLIMIT is set.
+// DefaultGCPercent is the garbage collector's target when GOGC is unset
+// and a memory limit is in force. The limit, not the percentage, bounds
+// the heap: with Go's default of 100 the collector ran several times
+// more often than the limit needs, about 5% of the services' CPU with
+// every stage on (docs/BENCHMARKS.md), for the same peak RSS.
+const DefaultGCPercent = 400
+
+// SetMemoryLimit applies DefaultMemoryLimit unless GOMEMLIMIT is set, and
+// DefaultGCPercent unless GOGC is set or there is no limit.
 func SetMemoryLimit(getenv func(string) string) {
 	if getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(DefaultMemoryLimit)
+	}
+	if getenv("GOGC") == "" && debug.SetMemoryLimit(-1) < math.MaxInt64 {
+		debug.SetGCPercent(DefaultGCPercent)
 	}
 }
 
