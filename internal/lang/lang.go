@@ -64,6 +64,64 @@ var index = func() map[string]uint8 {
 	return m
 }()
 
+// short holds the function words of up to 8 bytes (all but a few), each
+// packed into a uint64, in an open-addressing table: a lookup is a
+// multiplication and a compare or two, where the map hashes the word and
+// compares its bytes. Longer words go to index.
+var short = func() *packedTable {
+	t := &packedTable{}
+	for w, set := range index {
+		if len(w) <= 8 {
+			t.put(pack([]byte(w)), set)
+		}
+	}
+	return t
+}()
+
+const packedBits = 12 // 4096 slots for about 700 words
+
+type packedTable struct {
+	keys [1 << packedBits]uint64
+	sets [1 << packedBits]uint8
+}
+
+// pack is w's bytes in a uint64, little-endian; len(w) is 1..8. No word
+// holds a zero byte, so the packing is unique.
+func pack(w []byte) uint64 {
+	var k uint64
+	for i, c := range w {
+		k |= uint64(c) << (8 * i)
+	}
+	return k
+}
+
+func slot(k uint64) uint64 { return k * 0x9e3779b97f4a7c15 >> (64 - packedBits) }
+
+func (t *packedTable) put(k uint64, set uint8) {
+	i := slot(k)
+	for t.keys[i] != 0 && t.keys[i] != k {
+		i = (i + 1) & (1<<packedBits - 1)
+	}
+	t.keys[i], t.sets[i] = k, set
+}
+
+// lookup is the candidates that use word w (lower-cased), 0 for none.
+func lookup(w []byte) uint8 {
+	if len(w) == 0 {
+		return 0
+	}
+	if len(w) > 8 {
+		return index[string(w)]
+	}
+	k := pack(w)
+	for i := slot(k); short.keys[i] != 0; i = (i + 1) & (1<<packedBits - 1) {
+		if short.keys[i] == k {
+			return short.sets[i]
+		}
+	}
+	return 0
+}
+
 // MaxWords is how many words of a text are looked at.
 const MaxWords = 150
 
@@ -162,7 +220,7 @@ func Detect(text string) Result {
 	var hits [8]int
 	var sc scripts
 	words := scan(text, &sc, func(w []byte) {
-		if set, ok := index[string(w)]; ok {
+		if set := lookup(w); set != 0 {
 			for k := range Candidates {
 				if set&(1<<k) != 0 {
 					hits[k]++
@@ -213,7 +271,7 @@ func FunctionWords(text, code string) (words, hits int) {
 	}
 	var sc scripts
 	words = scan(text, &sc, func(w []byte) {
-		if index[string(w)]&bit != 0 {
+		if lookup(w)&bit != 0 {
 			hits++
 		}
 	})

@@ -57,3 +57,18 @@ func BenchmarkDetect(b *testing.B) {
 		Detect(text)
 	}
 }
+
+// The packed table answers as the map does, for every function word and
+// for words that are none.
+func TestLookupAgreesWithTheIndex(t *testing.T) {
+	for w, set := range index {
+		if got := lookup([]byte(w)); got != set {
+			t.Errorf("%q: %08b, want %08b", w, got, set)
+		}
+	}
+	for _, w := range []string{"", "x", "thee", "therapist", "abcdefgh", "zzzzzzzzz", "tha", "c'es", "th"} {
+		if got := lookup([]byte(w)); got != index[w] {
+			t.Errorf("%q: %08b, want %08b", w, got, index[w])
+		}
+	}
+}

@@ -158,11 +158,16 @@ func Assess(msgs []stage.Message, emptyDropped int) Result {
 	dups, copied := 0, 0.0
 	var prevUser []uint64
 	gibberish := 0
+	// The turns' word hashes, one after another, are the text's: turns
+	// are joined by a line break, which ends a word.
+	hashes := make([]uint64, 0, len(text)/5+1)
 	for _, m := range msgs {
 		if m.Role == stage.RoleSystem {
 			continue
 		}
-		hs := wordHashes(m.Content, nil)
+		from := len(hashes)
+		hashes = wordHashes(m.Content, hashes)
+		hs := hashes[from:len(hashes):len(hashes)]
 		th := turnHash(hs)
 		if len(hs) > 0 && slices.Contains(seen, th) {
 			dups++
@@ -201,7 +206,7 @@ func Assess(msgs []stage.Message, emptyDropped int) Result {
 	}
 
 	// Word-level rules over the whole conversation.
-	ws := wordStats(text)
+	ws := wordStats(text, hashes)
 	r.Signals["words"] = float64(ws.words)
 	if ws.words > 0 {
 		r.Signals["alpha_word_share"] = round3(float64(ws.alpha) / float64(ws.words))
@@ -365,8 +370,9 @@ func wordHashes(text string, hs []uint64) []uint64 {
 }
 
 // wordStats measures the words of text: how many hold a letter, their mean
-// length, and the repetition figures of gramStats.
-func wordStats(text string) stats {
+// length, and the repetition figures of gramStats over hashes, the
+// wordHashes of text.
+func wordStats(text string, hashes []uint64) stats {
 	var st stats
 	in, letters := false, 0
 	for i := 0; i <= len(text); i++ {
@@ -386,7 +392,7 @@ func wordStats(text string) stats {
 			letters++
 		}
 	}
-	g := gramStats(wordHashes(text, make([]uint64, 0, st.words)))
+	g := gramStats(hashes)
 	st.top2, st.dup5 = g.top2, g.dup5
 	return st
 }
