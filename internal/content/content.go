@@ -216,8 +216,9 @@ var selfHarmMethod = terms(1.0, false, "how to kill yourself, how to kill myself
 var selfHarmTalk = terms(0.6, true, "suicid, self harm, self-harm, selfharm, self injur, self-injur, cutting, kill myself, end my life, want to die, wanna die, kys, "+
 	"kill yourself, overdos, slit, wrists, hang myself, anorexi, bulimi, my death, wish i was dead, wish i were dead, wish for death, razor, scars")
 
-// incitement tells the reader to harm or kill themselves.
-var incitement = textmatch.New(exact("kill yourself", "kys", "go die", "you should die", "just die", "hang yourself",
+// incitement tells the reader to harm or kill themselves; its phrases
+// ride the one pass of count.
+var incitement = (exact("kill yourself", "kys", "go die", "you should die", "just die", "hang yourself",
 	"slit your wrists", "end your life", "off yourself", "unalive yourself", "do the world a favor and die", "drink bleach"))
 
 // exact makes whole-word phrases ("go die" is not "go dieting").
@@ -275,7 +276,7 @@ var (
 	categoryOfSet = map[int]string{setSexual: Sexual, setHate: Hate, setHarassment: Harassment, setViolence: Violence, setGraphic: ViolenceGraphic}
 	allTerms      []term
 	ownerSet      []int  // -1: a hostility cue
-	cueKind       []int8 // per phrase: its hostility cue kind, -1 for none
+	cueKind       []int8 // per phrase: its hostility cue kind, -1 for none, cueIncitement
 	allMatcher    *textmatch.Matcher
 )
 
@@ -300,14 +301,25 @@ func init() {
 			ps = append(ps, textmatch.Phrase{Text: w})
 		}
 	}
+	for _, p := range incitement {
+		allTerms = append(allTerms, term{text: p.Text})
+		ownerSet = append(ownerSet, -1)
+		cueKind = append(cueKind, cueIncitement)
+		ps = append(ps, p)
+	}
 	allMatcher = textmatch.New(ps)
 }
+
+// cueIncitement marks the incitement phrases in cueKind.
+const cueIncitement = -2
 
 // tally is each set's summed weight and match count; each term counts at
 // most three times, so one repeated word cannot dominate.
 type tally struct {
 	weight [numSets]float64
 	n      [numSets]int
+	// incitement says an incitement phrase occurs.
+	incitement bool
 }
 
 func count(s string, cues *cueScan) tally {
@@ -319,6 +331,9 @@ func count(s string, cues *cueScan) tally {
 			if cues != nil {
 				cues.add(int(k), start)
 			}
+			return
+		} else if k == cueIncitement {
+			t.incitement = true
 			return
 		}
 		for _, b := range benign {
@@ -515,7 +530,7 @@ func assess(text string, responder bool, graded *crisis.Result) Result {
 		r.Codes = append(r.Codes, "self_harm.instructions")
 		score = math.Max(score, 0.8)
 	}
-	if incitement.Any(s) {
+	if t.incitement {
 		r.SelfHarmIncitement = true
 		r.Codes = append(r.Codes, "self_harm.incitement")
 		score = math.Max(score, 0.7)
