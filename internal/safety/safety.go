@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/dspipe/dspipe/internal/content"
 	"github.com/dspipe/dspipe/internal/crisis"
@@ -138,7 +140,14 @@ var userRoles = map[string]bool{stage.RoleUser: true}
 // organisation is not an identifier of a person (Safe Harbor does not
 // list it), and in a path it is most often a file name taken for one
 // ("chatml.jsonl"): masking it would break the provenance for nothing.
+//
+// Every record of a source carries the same location, so the answer is
+// remembered per location (the spans, never the text they cover) for up
+// to uriCacheSize locations; callers must not change the slice.
 func identifiersIn(uri string) []pii.Span {
+	if v, ok := uriSpans.Load(uri); ok {
+		return v.([]pii.Span)
+	}
 	spans := pii.Detect(uri)
 	out := spans[:0]
 	for _, sp := range spans {
@@ -146,8 +155,20 @@ func identifiersIn(uri string) []pii.Span {
 			out = append(out, sp)
 		}
 	}
+	if uriCached.Add(1) <= uriCacheSize {
+		uriSpans.Store(uri, out)
+	}
 	return out
 }
+
+// uriSpans maps a record's source location to identifiersIn's answer;
+// uriCached counts the locations stored, which stop at uriCacheSize.
+var (
+	uriSpans  sync.Map
+	uriCached atomic.Int64
+)
+
+const uriCacheSize = 4096
 
 // Apply masks the record in place and annotates it.
 func Apply(rec *stage.Record, s Settings, salt []byte) Outcome {

@@ -17,8 +17,12 @@ func TestProvenanceKeepsFileNamesAndLosesPeople(t *testing.T) {
 		"local:data/source-1-chatml.jsonl":           "local:data/source-1-chatml.jsonl",
 		"local:exports/jane.doe@example.com/a.jsonl": "local:exports/[EMAIL]/a.jsonl",
 	} {
-		rec := stage.Record{ID: "r", Source: stage.Provenance{URI: uri}, Messages: []stage.Message{{Role: "user", Content: "hello there"}}}
-		Apply(&rec, s, []byte("salt"))
-		require.Equal(t, want, rec.Source.URI)
+		// The second record from the same place takes the remembered
+		// answer: masked the same.
+		for range 2 {
+			rec := stage.Record{ID: "r", Source: stage.Provenance{URI: uri}, Messages: []stage.Message{{Role: "user", Content: "hello there"}}}
+			Apply(&rec, s, []byte("salt"))
+			require.Equal(t, want, rec.Source.URI)
+		}
 	}
 }
