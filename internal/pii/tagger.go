@@ -402,7 +402,7 @@ func (m *tagger) static(f []uint32, tw []tword, i int) []uint32 {
 	add(hnum(hnum(seed(fBefore), uint64(t.before)), b2u(t.cap)))
 	add(hnum(seed(fAfter), uint64(t.after)))
 	add(hnum(hnum(seed(fGaz), uint64(t.gaz)), b2u(t.cap)))
-	add(hnum(seed(fCommon), b2u(t.common)<<2|b2u(proper(titleCase(l)))<<1|b2u(t.cap)))
+	add(hnum(seed(fCommon), b2u(t.common)<<2|b2u(properTitle(l))<<1|b2u(t.cap)))
 	add(hnum(seed(fRule), uint64(t.rule)<<1|b2u(t.strong)))
 	add(hnum(hnum(seed(fRuleShape), uint64(t.rule)), uint64(t.shape)))
 	start := t.before == '^' || t.before == '\n' || t.before == '.' || t.before == '!' || t.before == '?' || t.before == ':' || t.before == '"'
@@ -441,6 +441,20 @@ func b2u(b bool) uint64 {
 	return 0
 }
 
+// properTitle reports whether the proper-noun list holds l with its
+// first ASCII letter upper-cased ("john" → "John"), without building the
+// string: the lookup of a converted byte slice does not allocate.
+func properTitle(l string) bool {
+	if l == "" || l[0] < 'a' || l[0] > 'z' || len(l) > 64 {
+		return proper(titleCase(l))
+	}
+	var buf [64]byte
+	b := append(buf[:0], l...)
+	b[0] -= 32
+	loadLex()
+	return propers[string(b)]
+}
+
 // titleCase upper-cases the first ASCII letter ("john" → "John"), the
 // form the proper-noun list holds.
 func titleCase(l string) string {
@@ -462,7 +476,7 @@ func allowed(prev, tag uint8) bool {
 func (m *tagger) best(f []uint32, prev uint8, scores *[nTags]int32) uint8 {
 	*scores = [nTags]int32{}
 	for _, b := range f {
-		w := m.weights[int(b)*nTags : int(b)*nTags+nTags]
+		w := (*[nTags]int16)(m.weights[int(b)*nTags:]) // one bounds check, the loop unrolled
 		for k := range scores {
 			scores[k] += int32(w[k])
 		}
