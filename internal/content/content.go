@@ -387,7 +387,7 @@ func benignSpans(s string) [][2]int {
 func squash(x float64) float64 { return 1 - math.Exp(-x) }
 
 // Assess scores one text.
-func Assess(text string) Result { return assess(text, false, nil) }
+func Assess(text string) Result { return assess(text, textmatch.Normalise(text), false, nil) }
 
 // AssessResponder scores a counsellor's or supporter's turn (the
 // assistant role of a counselling dataset): such a turn is counselling by
@@ -395,17 +395,22 @@ func Assess(text string) Result { return assess(text, false, nil) }
 // words it has, and the crisis words it names are the client's subject,
 // not its writer's disclosure. Explicit words, threats, instructions and
 // abuse still flag it.
-func AssessResponder(text string) Result { return assess(text, true, nil) }
+func AssessResponder(text string) Result { return assess(text, textmatch.Normalise(text), true, nil) }
 
 // AssessGraded is Assess (or AssessResponder) for a text whose crisis
 // grade is known (crisis.AssessEach graded it with its conversation's
 // other turns): the grader does not run again.
 func AssessGraded(text string, responder bool, cr crisis.Result) Result {
-	return assess(text, responder, &cr)
+	return assess(text, textmatch.Normalise(text), responder, &cr)
 }
 
-func assess(text string, responder bool, graded *crisis.Result) Result {
-	s := textmatch.Normalise(text)
+// AssessNormalised is AssessGraded given textmatch.Normalise(text) too.
+func AssessNormalised(text, norm string, responder bool, cr crisis.Result) Result {
+	return assess(text, norm, responder, &cr)
+}
+
+// assess judges text; s is textmatch.Normalise(text).
+func assess(text, s string, responder bool, graded *crisis.Result) Result {
 	r := Result{Categories: map[string]float64{}, Codes: []string{}}
 	cb := cueBufs.Get().(*[]sentenceCues)
 	cues := cueScan{s: s, out: (*cb)[:0]}

@@ -395,6 +395,18 @@ func Assess(texts []string) Result {
 // would, and the texts whose together[i] is true as one writer's turns,
 // as Assess would: one pass over each text for both.
 func AssessEach(texts []string, together []bool) (Result, []Result) {
+	norms := make([]string, len(texts))
+	for i, t := range texts {
+		norms[i] = textmatch.Normalise(t)
+	}
+	return AssessEachNormalised(norms, together)
+}
+
+// AssessEachNormalised is AssessEach over texts already passed through
+// textmatch.Normalise (the safety stage normalises each turn once for
+// crisis and content).
+func AssessEachNormalised(norms []string, together []bool) (Result, []Result) {
+	texts := norms
 	n := 0
 	for _, t := range together {
 		if t {
@@ -408,7 +420,7 @@ func AssessEach(texts []string, together []bool) (Result, []Result) {
 	for i, t := range texts {
 		post := newTally()
 		mine := i < len(together) && together[i]
-		scan(t, func(h hit) {
+		scanNormalised(t, func(h hit) {
 			post.codes[h.code] = true
 			post.add(h)
 			if mine {
@@ -428,8 +440,10 @@ func AssessEach(texts []string, together []bool) (Result, []Result) {
 }
 
 // scan calls fn with every weighed phrase of a text, sentence by sentence.
-func scan(t string, fn func(hit)) {
-	norm := textmatch.Normalise(t)
+func scan(t string, fn func(hit)) { scanNormalised(textmatch.Normalise(t), fn) }
+
+// scanNormalised is scan over textmatch.Normalise's result.
+func scanNormalised(norm string, fn func(hit)) {
 	supporter := &support{text: norm}
 	for _, sent := range sentences(norm) {
 		for _, h := range assessSentence(sent, supporter) {

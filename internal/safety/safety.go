@@ -18,6 +18,7 @@ import (
 	"github.com/dspipe/dspipe/internal/pii"
 	"github.com/dspipe/dspipe/internal/settings"
 	"github.com/dspipe/dspipe/internal/stage"
+	"github.com/dspipe/dspipe/internal/textmatch"
 )
 
 // Version of the safety stage's logic, in lineage and the manifest.
@@ -218,19 +219,21 @@ func apply(rec *stage.Record, original []stage.Message, s Settings, salt []byte)
 	}
 	// One crisis pass over every turn: each turn's own grade (for content)
 	// and the user's turns together (the conversation's grade).
-	texts := make([]string, len(original))
+	// Both read each turn lower-cased and without apostrophes: one
+	// normalisation serves both.
+	norms := make([]string, len(original))
 	users := make([]bool, len(original))
 	for i, msg := range original {
-		texts[i], users[i] = msg.Content, userRoles[msg.Role]
+		norms[i], users[i] = textmatch.Normalise(msg.Content), userRoles[msg.Role]
 	}
 	var graded []crisis.Result
-	o.Crisis, graded = crisis.AssessEach(texts, users)
+	o.Crisis, graded = crisis.AssessEachNormalised(norms, users)
 	if o.Crisis.Score >= s.CrisisThreshold && crisis.Rank(o.Crisis.Level) >= crisis.Rank(crisis.Ideation) {
 		o.Flags = append(o.Flags, FlagCrisis)
 	}
 	o.Content = map[string]float64{}
 	for i, msg := range original {
-		c := content.AssessGraded(msg.Content, msg.Role == stage.RoleAssistant, graded[i])
+		c := content.AssessNormalised(msg.Content, norms[i], msg.Role == stage.RoleAssistant, graded[i])
 		for k, v := range c.Categories {
 			o.Content[k] = max(o.Content[k], v)
 		}
