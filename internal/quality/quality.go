@@ -118,6 +118,11 @@ func Assess(msgs []stage.Message, emptyDropped int) Result {
 	}
 	var turns, users, assistants int
 	var all strings.Builder
+	size := 0
+	for _, m := range msgs {
+		size += len(m.Content) + 1
+	}
+	all.Grow(size)
 	for _, m := range msgs {
 		if m.Role == stage.RoleSystem {
 			continue
