@@ -35,6 +35,10 @@ type run struct {
 	sel     Selection
 }
 
+// TextFree: a record's group is its source, metadata or bias
+// annotation, never its text.
+func (b *run) TextFree() {}
+
 func (b *run) Observe(r *pipeline.StagedRecord) {
 	b.sel.Add(b.set.Seed, r.ID, b.groupOf(r))
 }

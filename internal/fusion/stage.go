@@ -161,6 +161,10 @@ func (f *run) DecodePrepared(b []byte) (any, error) {
 // bufs recycles Prepare's word buffers.
 var bufs = sync.Pool{New: func() any { return new([]uint64) }}
 
+// TextFree: Observe reads the messages only when the features did not
+// travel with the record.
+func (f *run) TextFree() {}
+
 func (f *run) Observe(r *pipeline.StagedRecord) {
 	ft, ok := r.Prepared.(*Features)
 	if !ok {

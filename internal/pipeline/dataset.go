@@ -43,6 +43,15 @@ type PreparedCodec interface {
 	DecodePrepared(b []byte) (any, error)
 }
 
+// TextFree is a dataset run whose Observe reads no message text once its
+// Preparer's work is in r.Prepared (or that reads none at all): when every
+// active run is one and every prepared work travelled with the record,
+// the output's first pass leaves the records' messages undecoded (nil).
+type TextFree interface {
+	DatasetRun
+	TextFree()
+}
+
 // Plan is what the dataset stages decide about the staged records, by
 // Index: how many times each is written (0 when a stage removed it or
 // left it out, more than 1 when it is repeated), which ids a kept record

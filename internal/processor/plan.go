@@ -119,13 +119,31 @@ func (p *Processor) prepareStaged(x *execState, it *stagedItem, active []pipelin
 		it.err = err
 		return
 	}
-	var rec struct {
-		ID          string                     `json:"id"`
-		Messages    []stage.Message            `json:"messages"`
-		Metadata    map[string]string          `json:"metadata"`
-		Annotations map[string]json.RawMessage `json:"annotations"`
+	// The work that travelled with the record first: when it is all there
+	// and no stage reads text, the messages (most of the record) are
+	// skipped, not decoded.
+	it.prepared = make([]any, len(preparers))
+	textFree := true
+	for k, pr := range preparers {
+		if _, ok := active[k].Run.(pipeline.TextFree); !ok {
+			textFree = false
+		}
+		if pr == nil {
+			continue
+		}
+		if v, ok := p.openPrepared(x, it, active[k].Name, pr); ok {
+			it.prepared[k] = v
+		} else {
+			textFree = false
+		}
 	}
-	if err := json.Unmarshal(v, &rec); err != nil {
+	var rec stagedFields
+	if textFree {
+		err = json.Unmarshal(v, &rec.withoutText)
+	} else {
+		err = json.Unmarshal(v, &rec)
+	}
+	if err != nil {
 		it.err = fmt.Errorf("staged record at offset %d: %w", it.offset, err)
 		return
 	}
@@ -135,17 +153,24 @@ func (p *Processor) prepareStaged(x *execState, it *stagedItem, active []pipelin
 	}
 	it.rec = pipeline.StagedRecord{ID: rec.ID, Source: it.m.Source, Priority: prio, Position: it.m.Position,
 		Messages: rec.Messages, Metadata: rec.Metadata, Annotations: rec.Annotations}
-	it.prepared = make([]any, len(preparers))
 	for k, pr := range preparers {
-		if pr == nil {
-			continue
+		if pr != nil && it.prepared[k] == nil {
+			it.prepared[k] = pr.Prepare(&it.rec)
 		}
-		if v, ok := p.openPrepared(x, it, active[k].Name, pr); ok {
-			it.prepared[k] = v
-			continue
-		}
-		it.prepared[k] = pr.Prepare(&it.rec)
 	}
+}
+
+// stagedFields are the parts of a staged record the dataset stages read;
+// withoutText leaves the messages out.
+type stagedFields struct {
+	withoutText
+	Messages []stage.Message `json:"messages"`
+}
+
+type withoutText struct {
+	ID          string                     `json:"id"`
+	Metadata    map[string]string          `json:"metadata"`
+	Annotations map[string]json.RawMessage `json:"annotations"`
 }
 
 // openPrepared opens and decodes a dataset stage's work that travelled with

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/pipeline"
@@ -132,3 +133,57 @@ func TestOutputWriterAbortLeavesNothing(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "{\"id\":\"a\"}\n", string(b))
 }
+
+// TestFirstPassSkipsTextOnlyWhenNothingReadsIt: with fusion's features
+// travelling with the record and no stage that reads text, the output's
+// first pass leaves the messages undecoded and observes the features it
+// was given; without them (or with a stage that reads text) it decodes
+// the messages and fusion computes the same features itself.
+func TestFirstPassSkipsTextOnlyWhenNothingReadsIt(t *testing.T) {
+	req := events.Request{Sources: []events.SourceSpec{{Type: "local"}}, Fusion: json.RawMessage(`{"near_threshold":0.8}`),
+		Processing: map[string]json.RawMessage{"balancing": json.RawMessage(`{"key":"metadata.group","targets":{"g1":1}}`)}}
+	active := pipeline.ResolveDataset(stages.Dataset(), req, pipeline.Env{FusionEnabled: true})
+	require.Len(t, active, 2)
+	preparers := make([]pipeline.Preparer, len(active))
+	for k, a := range active {
+		preparers[k], _ = a.Run.(pipeline.Preparer)
+	}
+	require.NotNil(t, preparers[0], "fusion prepares")
+	codec := preparers[0].(pipeline.PreparedCodec)
+	msgs := conv("I have not slept properly for weeks.", "That sounds exhausting.")
+	value, err := json.Marshal(map[string]any{"id": "r1", "messages": msgs, "metadata": map[string]string{"group": "g1"}})
+	require.NoError(t, err)
+	own := codec.Prepare(&pipeline.StagedRecord{Messages: msgs})
+	frame := appendFrame(nil, 0, wire.Meta{}, 0, value, []kgo.RecordHeader{{Key: preparedHeader + active[0].Name, Value: codec.EncodePrepared(own)}})
+	travelled := frame[frameHeader+len(value):]
+
+	p := &Processor{}
+	x := testExec(req)
+	it := stagedItem{value: value, sealedPrep: travelled}
+	p.prepareStaged(x, &it, active, preparers)
+	require.NoError(t, it.err)
+	require.Nil(t, it.rec.Messages, "no stage reads text: the messages stay undecoded")
+	require.Equal(t, "r1", it.rec.ID)
+	require.Equal(t, "g1", it.rec.Metadata["group"])
+	require.Equal(t, own, it.prepared[0])
+
+	it = stagedItem{value: value}
+	p.prepareStaged(x, &it, active, preparers)
+	require.NoError(t, it.err)
+	require.Equal(t, msgs, it.rec.Messages, "no features travelled: fusion needs the text")
+	require.Equal(t, own, it.prepared[0], "and computes the same features")
+
+	withReader := append([]pipeline.DatasetActive{{Name: "reader", Run: textReader{}}}, active...)
+	it = stagedItem{value: value, sealedPrep: travelled}
+	p.prepareStaged(x, &it, withReader, append([]pipeline.Preparer{nil}, preparers...))
+	require.NoError(t, it.err)
+	require.Equal(t, msgs, it.rec.Messages, "a stage that reads text gets it")
+}
+
+// textReader is a dataset run that reads message text in Observe.
+type textReader struct{}
+
+func (textReader) Observe(*pipeline.StagedRecord) {}
+func (textReader) Decide(*pipeline.Plan) error    { return nil }
+func (textReader) Close() error                   { return nil }
+func (textReader) Manifest() (string, any)        { return "1", nil }

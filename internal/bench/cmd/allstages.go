@@ -62,7 +62,7 @@ func allStages(ctx context.Context, dir, dbURL string, files []string, env ...st
 		"DSPIPE_DB_SCHEMA="+schema, "DATABASE_URL="+dbURL, "DSPIPE_LOCAL_ROOTS="+dir, "DSPIPE_OUTPUT_ROOT="+filepath.Join(own, "out"),
 		"DSPIPE_LOG_LEVEL=warn")
 	pprofPort := 0
-	if cpuProfile != "" { // the services' profile over the run's first 30 seconds (bench -cpuprofile)
+	if cpuProfile != "" { // the services' profile (bench -cpuprofile, -cpuprofile-after, -cpuprofile-seconds)
 		pprofPort = freePort()
 		up.Env = append(up.Env, "DSPIPE_PPROF_ADDR=127.0.0.1:"+strconv.Itoa(pprofPort))
 	}
@@ -79,7 +79,8 @@ func allStages(ctx context.Context, dir, dbURL string, files []string, env ...st
 	cpu0, bcpu0 := cpuSeconds(up.Process.Pid), cpuSeconds(broker.Process.Pid)
 	if pprofPort != 0 {
 		go func() {
-			if err := fetchProfile(pprofPort, cpuProfile+".all", 30); err != nil {
+			time.Sleep(cpuProfileAfter)
+			if err := fetchProfile(pprofPort, cpuProfile+".all", cpuProfileSeconds); err != nil {
 				fmt.Fprintln(os.Stderr, "every-stage profile:", err)
 			}
 		}()

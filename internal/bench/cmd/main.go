@@ -47,7 +47,9 @@ func main() {
 	out := flag.String("out", "docs/BENCHMARKS.md", "report to write")
 	records := flag.Int("records", 200000, "conversations in the generated dataset")
 	micro := flag.String("micro", "", "file with `go test -bench` output to append")
-	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the services process during the spine run to this file")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the services process during the spine run to this file (and of the every-stage run to this file.all)")
+	flag.DurationVar(&cpuProfileAfter, "cpuprofile-after", 0, "start the every-stage run's profile this long after submission")
+	flag.IntVar(&cpuProfileSeconds, "cpuprofile-seconds", 30, "seconds the every-stage run's profile lasts (it must end before the run)")
 	flag.Float64Var(&acqJSONLGB, "acq-jsonl-gb", 2, "GB of JSONL text (zstd-compressed) for the acquisition benchmark; 0 skips it")
 	flag.Float64Var(&acqParquetGB, "acq-parquet-gb", 1, "GB of Parquet file for the acquisition benchmark; 0 skips it")
 	flag.StringVar(&fusionRecords, "fusion-records", "1000000,10000000", "comma-separated record counts for the fusion cost measure; empty skips it")
@@ -134,14 +136,16 @@ func freePort() int {
 }
 
 var (
-	cpuProfile     string
-	acqJSONLGB     float64
-	acqParquetGB   float64
-	withLoad       bool
-	fusionRecords  string
-	allRecords     int
-	restartRecords int
-	scaleRecords   int
+	cpuProfile        string
+	cpuProfileAfter   time.Duration
+	cpuProfileSeconds int
+	acqJSONLGB        float64
+	acqParquetGB      float64
+	withLoad          bool
+	fusionRecords     string
+	allRecords        int
+	restartRecords    int
+	scaleRecords      int
 )
 
 type result struct {
