@@ -275,16 +275,34 @@ func round3(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }
 // cannot hold a phrase (all-capitals text aside).
 var anchors = []string{"orem ipsum", "erms of", "rivacy", "ookie", "avascript", "anguage model", "lick here", "ubscribe", "ights reserved"}
 
-// hasBoilerplate looks for the boilerplate phrases, ignoring ASCII case.
-func hasBoilerplate(text string) bool {
-	found := false
+// anchorPairs has a bit for the first two bytes of every anchor.
+var anchorPairs = func() (t [1 << 16 / 64]uint64) {
 	for _, a := range anchors {
-		if strings.Contains(text, a) {
-			found = true
-			break
+		k := uint16(a[0])<<8 | uint16(a[1])
+		t[k>>6] |= 1 << (k & 63)
+	}
+	return t
+}()
+
+// hasAnchor reports whether text holds an anchor: one pass that looks up
+// each pair of bytes and compares only where an anchor could start (where
+// a search per anchor stops at every common letter, nine times).
+func hasAnchor(text string) bool {
+	for i := 0; i+1 < len(text); i++ {
+		if k := uint16(text[i])<<8 | uint16(text[i+1]); anchorPairs[k>>6]&(1<<(k&63)) != 0 {
+			for _, a := range anchors {
+				if strings.HasPrefix(text[i:], a) {
+					return true
+				}
+			}
 		}
 	}
-	if !found {
+	return false
+}
+
+// hasBoilerplate looks for the boilerplate phrases, ignoring ASCII case.
+func hasBoilerplate(text string) bool {
+	if !hasAnchor(text) {
 		return false
 	}
 	for i := 0; i < len(text); i++ {

@@ -110,3 +110,19 @@ func BenchmarkQualityAssess(b *testing.B) {
 		Assess(msgs, 0)
 	}
 }
+
+// hasAnchor finds what a search for each anchor finds.
+func TestHasAnchorAgreesWithASearchPerAnchor(t *testing.T) {
+	texts := []string{"", "l", "Lorem Ipsum dolor", "see our Privacy Policy", "COOKIE POLICY", "we use cookies here",
+		"as an AI language model I", "Click Here!", "subscribe", "All Rights Reserved.", "orem", "xxorem ipsumxx",
+		"nothing to see", "terms of", "Terms Of Use", "javascrip", "JavaScript required", "rivac", "ookie"}
+	for _, s := range texts {
+		want := false
+		for _, a := range anchors {
+			want = want || strings.Contains(s, a)
+		}
+		if got := hasAnchor(s); got != want {
+			t.Errorf("%q: %v, want %v", s, got, want)
+		}
+	}
+}
