@@ -92,6 +92,15 @@ func ordinalNumber(w string) bool {
 // with month names (March 3, 2020; 3rd of March; March 2020). A year
 // alone is not an identifier under Safe Harbor and is kept, and so is a
 // weekday alone ("see you Monday").
+// monthStart has the first byte of every entry of months: most words
+// start with another and need no lookup.
+var monthStart = func() (t [256]bool) {
+	for m := range months {
+		t[m[0]] = true
+	}
+	return t
+}()
+
 func scanDates(d *doc, out []Span) []Span {
 	s := d.s
 	for _, r := range d.runs {
@@ -125,7 +134,7 @@ func scanDates(d *doc, out []Span) []Span {
 		if n := w.end - w.start; n < 3 || n > 9 {
 			continue
 		}
-		if lw := d.lower[w.start:w.end]; !months[lw] || (lw == "may" && w.text != "May") || (len(w.text) <= 4 && !startsUpper(w.text)) {
+		if lw := d.lower[w.start:w.end]; !monthStart[lw[0]] || !months[lw] || (lw == "may" && w.text != "May") || (len(w.text) <= 4 && !startsUpper(w.text)) {
 			continue
 		}
 		start, end := w.start, w.end

@@ -139,11 +139,15 @@ func scanURLs(d *doc, out []Span) []Span {
 			start = i
 		case isAlnum(s[i]):
 			// A bare domain: name.tld with a known TLD, optionally a path.
-			j := i
+			j, dots := i, false
 			for j < len(s) && (isAlnum(s[j]) || s[j] == '.' || s[j] == '-') {
+				dots = dots || s[j] == '.'
 				j++
 			}
-			host := strings.TrimRight(lower[i:j], ".-")
+			host := ""
+			if dots { // most words hold no dot and can be no domain
+				host = trimDotsDashes(lower[i:j])
+			}
 			if d := strings.LastIndexByte(host, '.'); d > 0 && commonTLDs[host[d+1:]] && strings.Count(host, ".") <= 4 && !allDigitsDots(host) &&
 				(j >= len(s) || s[j] != '@') && (i == 0 || s[i-1] != '@') && hasLetter(host[:d]) {
 				start = i
@@ -170,6 +174,14 @@ func scanURLs(d *doc, out []Span) []Span {
 		}
 	}
 	return out
+}
+
+// trimDotsDashes is strings.TrimRight(s, ".-") without building a cutset.
+func trimDotsDashes(s string) string {
+	for len(s) > 0 && (s[len(s)-1] == '.' || s[len(s)-1] == '-') {
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 func hasLetter(s string) bool {
