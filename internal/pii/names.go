@@ -121,6 +121,28 @@ var personCues = []string{"my name is", "name is", "named", "called", "i'm", "i 
 var placeCues = []string{"in", "from", "at", "near", "to", "visit", "visiting", "moved to", "live in", "lives in", "living in",
 	"born in", "grew up in", "based in", "city of", "town of", "located in", "travel to", "trip to", "serving", "around", "where:"}
 
+// placesByFirst is multiWordPlaces by first byte, in the list's order.
+var placesByFirst = func() (t [256][]string) {
+	for _, p := range multiWordPlaces {
+		t[p[0]] = append(t[p[0]], p)
+	}
+	return t
+}()
+
+// unchangedByUpper reports strings.ToUpper(w) == w without building the
+// upper-cased copy when w is ASCII.
+func unchangedByUpper(w string) bool {
+	for i := 0; i < len(w); i++ {
+		switch c := w[i]; {
+		case c >= utf8.RuneSelf:
+			return strings.ToUpper(w) == w
+		case c >= 'a' && c <= 'z':
+			return false
+		}
+	}
+	return true
+}
+
 type token struct {
 	start, end int
 	text       string
@@ -138,7 +160,7 @@ func tokenize(toks []token, s, lower string, ws []word) []token {
 		if strings.HasPrefix(w.text, "I'") || strings.HasPrefix(w.text, "I’") {
 			t.cap = false // I'm, I've, I'd, I'll
 		}
-		t.allCaps = t.cap && strings.ToUpper(w.text) == w.text && utf8.RuneCountInString(w.text) >= 2 && !isNumber(w.text)
+		t.allCaps = t.cap && unchangedByUpper(w.text) && utf8.RuneCountInString(w.text) >= 2 && !isNumber(w.text)
 		if utf8.RuneCountInString(w.text) == 1 && t.cap {
 			t.initial = true
 			if w.end < len(s) && s[w.end] == '.' {
@@ -169,8 +191,8 @@ func scanNames(d *doc, out []Span) []Span {
 		if !startsUpper(w.text) {
 			continue
 		}
-		for _, p := range multiWordPlaces {
-			if lower[w.start] != p[0] || !strings.HasPrefix(lower[w.start:], p) {
+		for _, p := range placesByFirst[lower[w.start]] {
+			if !strings.HasPrefix(lower[w.start:], p) {
 				continue
 			}
 			if off := w.start + len(p); off == len(s) || !wordChar(s[off]) {

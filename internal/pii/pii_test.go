@@ -158,3 +158,12 @@ func TestPlacesByTheirNounOrPreposition(t *testing.T) {
 	require.Contains(t, got, "LOCATION:Ostrava")
 	require.Contains(t, types("Yesterday Mr. Halvorsen said the tower was closed."), "PERSON:Halvorsen")
 }
+
+// unchangedByUpper answers as comparing with strings.ToUpper does.
+func TestUnchangedByUpper(t *testing.T) {
+	for _, w := range []string{"", "A", "a", "NASA", "NaSA", "ÉCOLE", "École", "ÉCOLe", "eÉ", "123", "I'M", "ĲSSEL", "ß"} {
+		if got, want := unchangedByUpper(w), strings.ToUpper(w) == w; got != want {
+			t.Errorf("%q: %v, want %v", w, got, want)
+		}
+	}
+}
