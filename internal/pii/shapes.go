@@ -271,6 +271,14 @@ var fullStreetTypes = map[string]bool{"street": true, "avenue": true, "road": tr
 var streetPrefixes = map[string]bool{"rua": true, "via": true, "calle": true, "rue": true, "avenida": true, "avenue": true, "viale": true,
 	"piazza": true, "plaza": true, "strada": true, "ulica": true, "ul": true, "carrer": true, "praça": true, "travessa": true, "largo": true}
 
+// prefixStart has the first byte of every street prefix.
+var prefixStart = func() (t [256]bool) {
+	for p := range streetPrefixes {
+		t[p[0]] = true
+	}
+	return t
+}()
+
 var streetEndings = []string{"katu", "tie", "vej", "gade", "gatan", "vägen", "väg", "straße", "strasse", "straat", "weg", "laan", "gasse",
 	"platz", "allee", "veien", "gata", "stræde", "vænget", "tori", "polku", "kuja"}
 
@@ -316,6 +324,8 @@ func scanAddresses(d *doc, out []Span) []Span {
 		w := ws[i]
 		start, end := -1, -1
 		l := d.lower[w.start:w.end]
+		up := startsUpper(w.text)
+		street := up && streetTypes[l] // the one lookup the cases below share
 		switch {
 		case isNumber(w.text) && len(w.text) <= 6:
 			// 123 [Name words] Street-type, or 123 Name words 45 (the
@@ -355,8 +365,8 @@ func scanAddresses(d *doc, out []Span) []Span {
 			if start < 0 {
 				i = first
 			}
-		case (startsUpper(w.text) || i+1 < len(ws) && startsUpper(ws[i+1].text)) && streetPrefixes[l] && len(l) >= 2 ||
-			startsUpper(w.text) && !streetTypes[l] && isStreetWord(w.text):
+		case len(l) >= 2 && prefixStart[l[0]] && (up || i+1 < len(ws) && startsUpper(ws[i+1].text)) && streetPrefixes[l] ||
+			up && !street && isStreetWord(w.text):
 			// Rua do Arenque 1634, Koskikatu 25, ul. Miła 53
 			for k := i; k < len(ws) && k <= i+6 && (k == i || sameLine(s, ws[k-1].end, ws[k].start)); k++ {
 				if isNumber(ws[k].text) && k > i {
@@ -371,12 +381,12 @@ func scanAddresses(d *doc, out []Span) []Span {
 					break
 				}
 			}
-		case startsUpper(w.text) && !streetTypes[l] && namedStreet(d, i) > i:
+		case up && !street && namedStreet(d, i) > i:
 			// "shows on Isaac Lodge Street": no number, a cue before.
 			k := namedStreet(d, i)
 			start, end = w.start, ws[k].end
 			i = k
-		case startsUpper(w.text) && !streetTypes[l] && numberWithin(ws, i, 4) && addressCue(lower[max(0, w.start-40):w.start]):
+		case up && !street && numberWithin(ws, i, 4) && addressCue(lower[max(0, w.start-40):w.start]):
 			// "lives at Maneeži 75", "corner of Dalbraut 99"
 			for k := i + 1; k < len(ws) && k <= i+4 && sameLine(s, ws[k-1].end, ws[k].start); k++ {
 				if isNumber(ws[k].text) && len(ws[k].text) <= 4 {
