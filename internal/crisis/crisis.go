@@ -10,7 +10,7 @@
 package crisis
 
 import (
-	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -41,7 +41,11 @@ func Rank(level string) int {
 	return 0
 }
 
-var levelScore = map[string]float64{None: 0, Indicator: 0.3, Ideation: 0.6, Behavior: 0.8, Attempt: 0.95}
+// levels are the levels by Rank, and levelScore their scores.
+var (
+	levels     = [...]string{None, Indicator, Ideation, Behavior, Attempt}
+	levelScore = [...]float64{0, 0.3, 0.6, 0.8, 0.95}
+)
 
 // Result is the assessment of one text or conversation.
 type Result struct {
@@ -378,7 +382,7 @@ func Assess(texts []string) Result {
 	for i, t := range texts {
 		post := newTally()
 		scan(t, func(h hit) {
-			all.codes[h.code] = true
+			all.code(h.code)
 			post.add(h)
 			all.add(h)
 		})
@@ -421,10 +425,10 @@ func AssessEachNormalised(norms []string, together []bool) (Result, []Result) {
 		post := newTally()
 		mine := i < len(together) && together[i]
 		scanNormalised(t, func(h hit) {
-			post.codes[h.code] = true
+			post.code(h.code)
 			post.add(h)
 			if mine {
-				all.codes[h.code] = true
+				all.code(h.code)
 				all.add(h)
 			}
 		})
@@ -456,35 +460,39 @@ func scanNormalised(norm string, fn func(hit)) {
 func (t *tally) result(evidence []Evidence) Result {
 	res := Result{Level: None, Indicators: []string{}, Evidence: evidence, Disclosed: t.disclosed >= 0.6}
 	res.Level, res.Score = t.decide()
-	for c := range t.codes {
-		res.Indicators = append(res.Indicators, c)
-	}
+	res.Indicators = append(res.Indicators, t.codes...)
 	sort.Strings(res.Indicators)
 	return res
 }
 
-// tally is the strongest weight and the number of hits per level.
+// tally is the strongest weight and the number of hits per level (by
+// Rank), and the codes seen, once each.
 type tally struct {
-	best      map[string]float64
-	counts    map[string]int
-	codes     map[string]bool
+	best      [len(levels)]float64
+	counts    [len(levels)]int
+	codes     []string
 	disclosed float64 // the strongest weight at ideation or above
 }
 
-func newTally() *tally {
-	return &tally{best: map[string]float64{}, counts: map[string]int{}, codes: map[string]bool{}}
+func newTally() *tally { return &tally{} }
+
+func (t *tally) code(c string) {
+	if !slices.Contains(t.codes, c) {
+		t.codes = append(t.codes, c)
+	}
 }
 
 func (t *tally) add(h hit) {
 	if h.weight <= 0 {
 		return
 	}
-	if Rank(h.level) >= Rank(Ideation) {
+	r := Rank(h.level)
+	if r >= Rank(Ideation) {
 		t.disclosed = max(t.disclosed, h.weight)
 	}
-	t.counts[h.level]++
-	if h.weight > t.best[h.level] {
-		t.best[h.level] = h.weight
+	t.counts[r]++
+	if h.weight > t.best[r] {
+		t.best[r] = h.weight
 	}
 }
 
@@ -506,24 +514,24 @@ const indicatorFloor = 0.3
 // the writer (weight ≥ 0.3), because a missed ideation costs more than a
 // second look; any indicator counts.
 func (t *tally) decide() (string, float64) {
-	best := maps.Clone(t.best)
-	counts := maps.Clone(t.counts)
-	for _, lv := range []string{Attempt, Behavior} {
-		if w := best[lv]; w > 0 && !(w >= 0.75 || (w >= 0.4 && counts[lv] >= 2)) {
-			best[Ideation] = max(best[Ideation], w)
-			counts[Ideation]++
+	best, counts := t.best, t.counts // copies
+	attempt, behavior, ideation, indicator := Rank(Attempt), Rank(Behavior), Rank(Ideation), Rank(Indicator)
+	for _, r := range []int{attempt, behavior} {
+		if w := best[r]; w > 0 && !(w >= 0.75 || (w >= 0.4 && counts[r] >= 2)) {
+			best[ideation] = max(best[ideation], w)
+			counts[ideation]++
 		}
 	}
-	for _, lv := range []string{Attempt, Behavior, Ideation, Indicator} {
-		w := best[lv]
-		if w >= 0.75 || (w >= 0.4 && counts[lv] >= 2) || (lv == Ideation && w >= 0.3) || (lv == Indicator && w >= indicatorFloor) {
-			return lv, levelScore[lv] * min(1, 0.85+0.05*float64(counts[lv]))
+	for _, r := range []int{attempt, behavior, ideation, indicator} {
+		w := best[r]
+		if w >= 0.75 || (w >= 0.4 && counts[r] >= 2) || (r == ideation && w >= 0.3) || (r == indicator && w >= indicatorFloor) {
+			return levels[r], levelScore[r] * min(1, 0.85+0.05*float64(counts[r]))
 		}
 	}
 	// Weak signals still raise the score a little.
 	var score float64
-	for lv, w := range best {
-		score = max(score, levelScore[lv]*w*0.5)
+	for r, w := range best {
+		score = max(score, levelScore[r]*w*0.5)
 	}
 	return None, score
 }
