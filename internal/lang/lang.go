@@ -15,6 +15,7 @@
 package lang
 
 import (
+	"encoding/binary"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -113,10 +114,13 @@ func lookup(w []byte) uint8 {
 	if len(w) > 8 {
 		return index[string(w)]
 	}
-	k := pack(w)
-	for i := slot(k); short.keys[i] != 0; i = (i + 1) & (1<<packedBits - 1) {
-		if short.keys[i] == k {
-			return short.sets[i]
+	return short.find(pack(w))
+}
+
+func (t *packedTable) find(k uint64) uint8 {
+	for i := slot(k); t.keys[i] != 0; i = (i + 1) & (1<<packedBits - 1) {
+		if t.keys[i] == k {
+			return t.sets[i]
 		}
 	}
 	return 0
@@ -219,15 +223,28 @@ func scan(text string, sc *scripts, fn func(w []byte)) (words int) {
 func Detect(text string) Result {
 	var hits [8]int
 	var sc scripts
-	words := scan(text, &sc, func(w []byte) {
-		if set := lookup(w); set != 0 {
-			for k := range Candidates {
-				if set&(1<<k) != 0 {
-					hits[k]++
-				}
+	count := func(set uint8) {
+		for k := range Candidates {
+			if set&(1<<k) != 0 {
+				hits[k]++
 			}
 		}
-	})
+	}
+	var words int
+	if isASCII(text) {
+		// No script but Latin: the letters need no counting.
+		words = scanASCII(text, func(set uint8) {
+			if set != 0 {
+				count(set)
+			}
+		})
+	} else {
+		words = scan(text, &sc, func(w []byte) {
+			if set := lookup(w); set != 0 {
+				count(set)
+			}
+		})
+	}
 	r := Result{Lang: Unknown, Words: words}
 	if nonLatin := sc.cyr + sc.arab + sc.han + sc.other; nonLatin > sc.latin {
 		switch max(sc.cyr, sc.arab, sc.han, sc.other) {
@@ -269,6 +286,14 @@ func FunctionWords(text, code string) (words, hits int) {
 			bit = 1 << i
 		}
 	}
+	if isASCII(text) {
+		words = scanASCII(text, func(set uint8) {
+			if set&bit != 0 {
+				hits++
+			}
+		})
+		return words, hits
+	}
 	var sc scripts
 	words = scan(text, &sc, func(w []byte) {
 		if lookup(w)&bit != 0 {
@@ -276,4 +301,54 @@ func FunctionWords(text, code string) (words, hits int) {
 		}
 	})
 	return words, hits
+}
+
+// isASCII reports whether text is all ASCII, eight bytes at a time.
+func isASCII(text string) bool {
+	i := 0
+	for ; i+8 <= len(text); i += 8 {
+		if binary.LittleEndian.Uint64([]byte(text[i:i+8]))&0x8080808080808080 != 0 {
+			return false
+		}
+	}
+	for ; i < len(text); i++ {
+		if text[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// scanASCII is scan for ASCII text: the same words (runs of letters and
+// apostrophes), each packed as it is read and passed as its set of
+// candidates (lookup's answer), with no buffer and no script counts.
+func scanASCII(text string, fn func(set uint8)) (words int) {
+	for i := 0; i < len(text) && words < MaxWords; {
+		if c := text[i]; !isLetter(c) && c != '\'' {
+			i++
+			continue
+		}
+		var k uint64
+		n := 0
+		for ; i < len(text); i++ {
+			c := text[i]
+			if !isLetter(c) && c != '\'' {
+				break
+			}
+			if c != '\'' {
+				c |= 0x20
+			}
+			if n < 8 {
+				k |= uint64(c) << (8 * n)
+			}
+			n++
+		}
+		words++
+		var set uint8
+		if n <= 8 { // no function word is longer (TestLookupAgreesWithTheIndex)
+			set = short.find(k)
+		}
+		fn(set)
+	}
+	return words
 }

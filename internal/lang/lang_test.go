@@ -1,6 +1,7 @@
 package lang
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -59,9 +60,13 @@ func BenchmarkDetect(b *testing.B) {
 }
 
 // The packed table answers as the map does, for every function word and
-// for words that are none.
+// for words that are none; no function word is longer than 8 bytes, as
+// scanASCII assumes.
 func TestLookupAgreesWithTheIndex(t *testing.T) {
 	for w, set := range index {
+		if len(w) > 8 {
+			t.Errorf("%q: longer than 8 bytes", w)
+		}
 		if got := lookup([]byte(w)); got != set {
 			t.Errorf("%q: %08b, want %08b", w, got, set)
 		}
@@ -69,6 +74,30 @@ func TestLookupAgreesWithTheIndex(t *testing.T) {
 	for _, w := range []string{"", "x", "thee", "therapist", "abcdefgh", "zzzzzzzzz", "tha", "c'es", "th"} {
 		if got := lookup([]byte(w)); got != index[w] {
 			t.Errorf("%q: %08b, want %08b", w, got, index[w])
+		}
+	}
+}
+
+// The ASCII scan sees the words, and their candidates, that scan does.
+func TestScanASCIIAgreesWithScan(t *testing.T) {
+	texts := []string{"", "'", "I'm fine, THE end", "don't  stop 'til it's done", "a1b2 c--d e'f'g '' x",
+		"supercalifragilistic words and the longest ones", strings.Repeat("the cat and a dog ", 40)}
+	for _, text := range texts {
+		var want []uint8
+		var sc scripts
+		n := scan(text, &sc, func(w []byte) { want = append(want, lookup(w)) })
+		var got []uint8
+		m := scanASCII(text, func(set uint8) { got = append(got, set) })
+		if n != m || !slices.Equal(got, want) {
+			t.Errorf("%q: %d words %v, want %d %v", text, m, got, n, want)
+		}
+		if !isASCII(text) {
+			t.Errorf("%q: not ASCII?", text)
+		}
+	}
+	for _, text := range []string{"héllo", "abcdefgh\u00e9", "plain text that is long enough ’"} {
+		if isASCII(text) {
+			t.Errorf("%q: ASCII?", text)
 		}
 	}
 }
