@@ -163,15 +163,16 @@ func Assess(msgs []stage.Message, emptyDropped int) Result {
 	dups, copied := 0, 0.0
 	var prevUser []uint64
 	gibberish := 0
-	// The turns' word hashes, one after another, are the text's: turns
-	// are joined by a line break, which ends a word.
+	// The turns' word hashes and counts, one after another, are the
+	// text's: turns are joined by a line break, which ends a word.
 	hashes := make([]uint64, 0, len(text)/5+1)
+	var ws stats
 	for _, m := range msgs {
 		if m.Role == stage.RoleSystem {
 			continue
 		}
 		from := len(hashes)
-		hashes = wordHashes(m.Content, hashes)
+		hashes = wordHashes(m.Content, hashes, &ws)
 		hs := hashes[from:len(hashes):len(hashes)]
 		th := turnHash(hs)
 		if len(hs) > 0 && slices.Contains(seen, th) {
@@ -211,7 +212,7 @@ func Assess(msgs []stage.Message, emptyDropped int) Result {
 	}
 
 	// Word-level rules over the whole conversation.
-	ws := wordStats(text, hashes)
+	ws.gramStats(hashes)
 	r.Signals["words"] = float64(ws.words)
 	if ws.words > 0 {
 		r.Signals["alpha_word_share"] = round3(float64(ws.alpha) / float64(ws.words))
@@ -363,21 +364,34 @@ type stats struct {
 }
 
 // wordHashes appends the hash of each space-separated word of text (ASCII
-// lower-cased, punctuation ignored) to hs.
-func wordHashes(text string, hs []uint64) []uint64 {
+// lower-cased, punctuation ignored) to hs, and counts into st the words,
+// those that hold a letter, and their letters.
+func wordHashes(text string, hs []uint64, st *stats) []uint64 {
 	in := false
 	var h uint64
+	letters := 0
+	end := func() {
+		hs = append(hs, h)
+		st.words++
+		if letters > 0 {
+			st.alpha++
+			st.letters += letters
+		}
+		in, letters = false, 0
+	}
 	for i := 0; i < len(text); i++ {
 		c := text[i]
 		if c == ' ' || c == '\n' || c == '\t' || c == '\r' {
 			if in {
-				hs = append(hs, h)
-				in = false
+				end()
 			}
 			continue
 		}
 		if !in {
 			in, h = true, 14695981039346656037
+		}
+		if c|0x20 >= 'a' && c|0x20 <= 'z' || c >= 0x80 {
+			letters++
 		}
 		if c >= 'A' && c <= 'Z' {
 			c |= 0x20
@@ -387,37 +401,15 @@ func wordHashes(text string, hs []uint64) []uint64 {
 		}
 	}
 	if in {
-		hs = append(hs, h)
+		end()
 	}
 	return hs
 }
 
-// wordStats measures the words of text: how many hold a letter, their mean
-// length, and the repetition figures of gramStats over hashes, the
-// wordHashes of text.
-func wordStats(text string, hashes []uint64) stats {
-	var st stats
-	in, letters := false, 0
-	for i := 0; i <= len(text); i++ {
-		if i == len(text) || text[i] == ' ' || text[i] == '\n' || text[i] == '\t' || text[i] == '\r' {
-			if in {
-				st.words++
-				if letters > 0 {
-					st.alpha++
-					st.letters += letters
-				}
-				in, letters = false, 0
-			}
-			continue
-		}
-		in = true
-		if c := text[i] | 0x20; c >= 'a' && c <= 'z' || text[i] >= 0x80 {
-			letters++
-		}
-	}
+// gramStats sets st's repetition figures from the text's word hashes.
+func (st *stats) gramStats(hashes []uint64) {
 	g := gramStats(hashes)
 	st.top2, st.dup5 = g.top2, g.dup5
-	return st
 }
 
 // gramStats is the share of words in the most frequent 2-gram and the
