@@ -340,14 +340,15 @@ func overlap(a, b []uint64) float64 {
 	if slices.Equal(a, b) {
 		return 1
 	}
-	grams := make([]uint64, 0, len(a))
+	t := gramTables.Get().(*gramTable)
+	defer gramTables.Put(t)
+	t.reset(len(a))
 	for i := 0; i+3 <= len(a); i++ {
-		grams = append(grams, (a[i]*31+a[i+1])*31+a[i+2])
+		t.add((a[i]*31+a[i+1])*31 + a[i+2])
 	}
-	slices.Sort(grams)
 	hit := 0
 	for i := 0; i+3 <= len(b); i++ {
-		if _, ok := slices.BinarySearch(grams, (b[i]*31+b[i+1])*31+b[i+2]); ok {
+		if t.has((b[i]*31+b[i+1])*31 + b[i+2]) {
 			hit++
 		}
 	}
@@ -475,6 +476,18 @@ func (t *gramTable) reset(n int) {
 	t.keys, t.counts, t.used = t.keys[:size], t.counts[:size], t.used[:size]
 	clear(t.used)
 	t.mask = uint64(size - 1)
+}
+
+// has reports whether key was added.
+func (t *gramTable) has(key uint64) bool {
+	i := (key * 0x9e3779b97f4a7c15 >> 17) & t.mask
+	for t.used[i] {
+		if t.keys[i] == key {
+			return true
+		}
+		i = (i + 1) & t.mask
+	}
+	return false
 }
 
 // add counts key once more and returns its count.
