@@ -53,9 +53,7 @@ type Span struct {
 // Detect returns the identifiers in text, sorted, not overlapping.
 func Detect(text string) []Span {
 	d := docs.Get().(*doc)
-	d.s, d.lower = text, asciiLower(text)
-	d.words = appendWords(d.words[:0], text)
-	d.runs = numberRuns(text)
+	d.load(text)
 	spans := detectSpans(d)
 	out := resolve(d, spans)
 	// Keep the buffers, not the text.
@@ -75,6 +73,7 @@ var docs = sync.Pool{New: func() any { return &doc{} }}
 // buffers a call reuses.
 type doc struct {
 	s, lower string
+	digits   bool // s holds a digit
 	words    []word
 	runs     []numRun
 	toks     []token
@@ -85,6 +84,15 @@ type doc struct {
 	tw       []tword
 	tags     []uint8
 	feats    []uint32
+}
+
+// load computes what every scanner needs from text (training builds its
+// documents the same way).
+func (d *doc) load(text string) {
+	d.s, d.lower = text, asciiLower(text)
+	d.words = appendWords(d.words[:0], text)
+	d.runs = numberRuns(text)
+	d.digits = hasDigit(text)
 }
 
 // detectSpans runs every scanner over d, unresolved: the structured

@@ -114,7 +114,7 @@ func scanDates(d *doc, out []Span) []Span {
 		}
 	}
 	// ISO dates with an optional time: 1992-11-12 07:04:41.
-	for i := 0; i+10 <= len(s); i++ {
+	for i := 0; d.digits && i+10 <= len(s); i++ {
 		if (i > 0 && isAlnum(s[i-1])) || !isoDate(s[i:i+10]) {
 			continue
 		}
@@ -386,7 +386,7 @@ func scanAddresses(d *doc, out []Span) []Span {
 			k := namedStreet(d, i)
 			start, end = w.start, ws[k].end
 			i = k
-		case up && !street && numberWithin(ws, i, 4) && addressCue(lower[max(0, w.start-40):w.start]):
+		case d.digits && up && !street && numberWithin(ws, i, 4) && addressCue(lower[max(0, w.start-40):w.start]): // a number needs a digit
 			// "lives at Maneeži 75", "corner of Dalbraut 99"
 			for k := i + 1; k < len(ws) && k <= i+4 && sameLine(s, ws[k-1].end, ws[k].start); k++ {
 				if isNumber(ws[k].text) && len(ws[k].text) <= 4 {

@@ -17,19 +17,45 @@ func wordChar(c byte) bool { return isAlnum(c) || c >= 0x80 }
 
 // scanStructured finds the identifiers that have a shape: email, URL, IP,
 // card, SSN, phone, account, IDs, dates, ages, ZIP codes and addresses.
+//
+// A scanner that needs a byte the text lacks (an email or handle its @, a
+// handle its @ or /, an IPv6 address its colon; numbers, IBANs, coded
+// identifiers and ages a digit) is skipped: it would find nothing, and
+// most turns hold none of them.
 func scanStructured(d *doc, out []Span) []Span {
-	out = scanEmails(d, out)
-	out = scanHandles(d, out)
+	at := strings.IndexByte(d.s, '@') >= 0
+	if at {
+		out = scanEmails(d, out)
+	}
+	if at || strings.IndexByte(d.s, '/') >= 0 {
+		out = scanHandles(d, out)
+	}
 	out = scanURLs(d, out)
-	out = scanIPv6(d, out)
-	out = scanNumbers(d, out)
-	out = scanIBAN(d, out)
-	out = scanContextIDs(d, out)
+	if strings.IndexByte(d.s, ':') >= 0 {
+		out = scanIPv6(d, out)
+	}
+	if d.digits {
+		out = scanNumbers(d, out)
+		out = scanIBAN(d, out)
+		out = scanContextIDs(d, out)
+	}
 	out = scanDates(d, out)
-	out = scanAges(d, out)
+	if d.digits {
+		out = scanAges(d, out)
+	}
 	out = scanAddresses(d, out)
 	out = scanMilitaryAndCorners(d, out)
 	return out
+}
+
+// hasDigit reports whether s holds an ASCII digit.
+func hasDigit(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i]-'0' <= 9 {
+			return true
+		}
+	}
+	return false
 }
 
 func scanEmails(d *doc, out []Span) []Span {

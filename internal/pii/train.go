@@ -379,9 +379,8 @@ func (m *tagger) prepareSent(s conllSent) trainSent {
 		b.WriteString(t)
 	}
 	text := b.String()
-	d := &doc{s: text, lower: asciiLower(text)}
-	d.words = appendWords(nil, text)
-	d.runs = numberRuns(text)
+	d := &doc{}
+	d.load(text)
 	spans := scanNames(d, scanStructured(d, nil))
 	ts := trainSent{tw: m.prepare(nil, text, d.lower, d.words, spans)}
 	k := 0
