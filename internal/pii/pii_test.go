@@ -167,3 +167,13 @@ func TestUnchangedByUpper(t *testing.T) {
 		}
 	}
 }
+
+// Every state code is two capitals, as lowerPlaces checks before the
+// lookup.
+func TestStateCodesAreTwoCapitals(t *testing.T) {
+	for c := range stateCodes {
+		if len(c) != 2 || c[0] < 'A' || c[0] > 'Z' || c[1] < 'A' || c[1] > 'Z' {
+			t.Errorf("%q", c)
+		}
+	}
+}

@@ -571,7 +571,7 @@ func lowerPlaces(d *doc, out []Span) []Span {
 		}
 		w := d.words[i]
 		if (!t.cap || isAllCapsWord(w.text)) && placeByCue(d, i) ||
-			len(w.text) == 2 && stateCodes[w.text] && endsWithAny(trimOpeners(d.lower[max(0, w.start-16):w.start]), stateCues) {
+			len(w.text) == 2 && w.text[0]-'A' < 26 && w.text[1]-'A' < 26 && stateCodes[w.text] && endsWithAny(trimOpeners(d.lower[max(0, w.start-16):w.start]), stateCues) {
 			out = append(out, Span{w.start, w.end, Location, 0.55})
 		}
 	}
