@@ -8,6 +8,7 @@ package safety
 import (
 	"encoding/json"
 	"fmt"
+	gojson "github.com/goccy/go-json"
 	"slices"
 	"strings"
 	"sync"
@@ -258,7 +259,7 @@ func apply(rec *stage.Record, original []stage.Message, s Settings, salt []byte)
 	if o.Flags == nil {
 		o.Flags = []string{}
 	}
-	b, _ := json.Marshal(Annotation{PII: o.PII, Masking: s.PIIMasking, Crisis: o.Crisis, Content: o.Content, Flags: o.Flags, Quarantined: o.Quarantined})
+	b, _ := gojson.Marshal(Annotation{PII: o.PII, Masking: s.PIIMasking, Crisis: o.Crisis, Content: o.Content, Flags: o.Flags, Quarantined: o.Quarantined})
 	if rec.Annotations == nil {
 		rec.Annotations = map[string]json.RawMessage{}
 	}
