@@ -6,6 +6,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/dspipe/dspipe/internal/gen"
 )
 
 // types returns "TYPE:text" for each span, for readable assertions.
@@ -110,6 +112,27 @@ func BenchmarkPIIDetect(b *testing.B) {
 	b.SetBytes(int64(len(text)))
 	for i := 0; i < b.N; i++ {
 		Detect(text)
+	}
+}
+
+// BenchmarkPIIDetectTurns runs Detect on the turns of generated
+// conversations, one at a time as the safety stage does: most hold no
+// identifier, unlike BenchmarkPIIDetect's text.
+func BenchmarkPIIDetectTurns(b *testing.B) {
+	g := gen.New(7)
+	var turns []string
+	var size int64
+	for range 300 {
+		for _, t := range g.Next().Turns {
+			turns = append(turns, t.Content)
+			size += int64(len(t.Content))
+		}
+	}
+	b.SetBytes(size / int64(len(turns)))
+	i := 0
+	for b.Loop() {
+		Detect(turns[i%len(turns)])
+		i++
 	}
 }
 

@@ -697,9 +697,10 @@ func writeReport(path string, r result, micro string) error {
 		writeLoad(&b, *r.load)
 	}
 	if micro != "" {
-		b.WriteString("\n## Analyzers, per core\n\nEach analyzer on generated conversation text, one goroutine (`go test -bench`). Target: ≥ 20 MB/s of text per core.\n\n")
+		b.WriteString("\n## Analyzers, per core\n\nEach analyzer on a counselling-style text written for the benchmark (PII detection also on the turns of generated conversations, one at a time, as the safety stage runs it), one goroutine (`go test -bench`). Target: ≥ 20 MB/s of text per core.\n\n")
 		b.WriteString("| analyzer | MB/s | target |\n|---|---|---|\n")
-		for _, a := range []struct{ name, bench string }{{"PII detection (`dsctl analyze pii`)", "BenchmarkPIIDetect"},
+		for _, a := range []struct{ name, bench string }{{"PII detection (`dsctl analyze pii`), a text dense in identifiers", "BenchmarkPIIDetect"},
+			{"PII detection, generated conversation turns", "BenchmarkPIIDetectTurns"},
 			{"crisis grading (`dsctl analyze crisis`)", "BenchmarkCrisisAssess"}, {"content safety (`dsctl analyze content`)", "BenchmarkContentAssess"},
 			{"quality, language id included (`dsctl analyze quality`)", "BenchmarkQualityAssess"}, {"bias mentions (`dsctl analyze bias`)", "BenchmarkBiasDetect"},
 			{"language id alone (`internal/lang`, first 150 words)", "BenchmarkDetect"},
