@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	json "github.com/goccy/go-json"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -273,8 +274,11 @@ func (p *Processor) precompute(recs []*kgo.Record) []outcome {
 	return out
 }
 
-// eachParallel calls fn for 0..n-1 on every core, in contiguous shares
-// (one goroutine for fewer than 64 items).
+// eachParallel calls fn for 0..n-1 on every core (one goroutine for fewer
+// than 64 items). The cores take small runs of items as they finish the
+// last, not a fixed share each: records differ in cost (a long
+// conversation takes many times a short one), and a core with a fixed
+// share of the cheap ones would sit idle until the other finished.
 func eachParallel(n int, fn func(i int)) {
 	workers := runtime.GOMAXPROCS(0)
 	if n < 64 || workers < 2 {
@@ -283,16 +287,23 @@ func eachParallel(n int, fn func(i int)) {
 		}
 		return
 	}
+	const run = 8
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	chunk := (n + workers - 1) / workers
-	for w := 0; w < n; w += chunk {
+	for range workers {
 		wg.Add(1)
-		go func(from, to int) {
+		go func() {
 			defer wg.Done()
-			for i := from; i < to; i++ {
-				fn(i)
+			for {
+				from := int(next.Add(run)) - run
+				if from >= n {
+					return
+				}
+				for i := from; i < min(from+run, n); i++ {
+					fn(i)
+				}
 			}
-		}(w, min(w+chunk, n))
+		}()
 	}
 	wg.Wait()
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -187,3 +188,15 @@ func (textReader) Observe(*pipeline.StagedRecord) {}
 func (textReader) Decide(*pipeline.Plan) error    { return nil }
 func (textReader) Close() error                   { return nil }
 func (textReader) Manifest() (string, any)        { return "1", nil }
+
+// TestEachParallelCallsEveryIndexOnce: however many items, each index is
+// worked exactly once.
+func TestEachParallelCallsEveryIndexOnce(t *testing.T) {
+	for _, n := range []int{0, 1, 63, 64, 65, 1000, 1001, 4099} {
+		calls := make([]atomic.Int32, n)
+		eachParallel(n, func(i int) { calls[i].Add(1) })
+		for i := range calls {
+			require.EqualValues(t, 1, calls[i].Load(), "n=%d index %d", n, i)
+		}
+	}
+}
