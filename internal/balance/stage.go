@@ -35,9 +35,17 @@ type run struct {
 	sel     Selection
 }
 
-// TextFree: a record's group is its source, metadata or bias
+// Reads: a record's group is its source, a metadata value or its bias
 // annotation, never its text.
-func (b *run) TextFree() {}
+func (b *run) Reads() pipeline.Fields {
+	switch {
+	case strings.HasPrefix(b.set.Key, "metadata."):
+		return pipeline.FieldMetadata
+	case strings.HasPrefix(b.set.Key, "bias."):
+		return pipeline.FieldAnnotations
+	}
+	return 0
+}
 
 func (b *run) Observe(r *pipeline.StagedRecord) {
 	b.sel.Add(b.set.Seed, r.ID, b.groupOf(r))

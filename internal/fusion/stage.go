@@ -161,9 +161,9 @@ func (f *run) DecodePrepared(b []byte) (any, error) {
 // bufs recycles Prepare's word buffers.
 var bufs = sync.Pool{New: func() any { return new([]uint64) }}
 
-// TextFree: Observe reads the messages only when the features did not
-// travel with the record.
-func (f *run) TextFree() {}
+// Reads: with its features there, Observe reads the record's id alone
+// (the messages only when the features did not travel with the record).
+func (f *run) Reads() pipeline.Fields { return 0 }
 
 func (f *run) Observe(r *pipeline.StagedRecord) {
 	ft, ok := r.Prepared.(*Features)

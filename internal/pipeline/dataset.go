@@ -43,13 +43,26 @@ type PreparedCodec interface {
 	DecodePrepared(b []byte) (any, error)
 }
 
-// TextFree is a dataset run whose Observe reads no message text once its
-// Preparer's work is in r.Prepared (or that reads none at all): when every
-// active run is one and every prepared work travelled with the record,
-// the output's first pass leaves the records' messages undecoded (nil).
-type TextFree interface {
+// Fields are the parts of a staged record that a dataset run's Observe
+// reads besides its id, source, priority, position and prepared work.
+type Fields uint8
+
+const (
+	FieldMessages Fields = 1 << iota
+	FieldMetadata
+	FieldAnnotations
+	AllFields = FieldMessages | FieldMetadata | FieldAnnotations
+)
+
+// FieldReader is a dataset run that says which Fields its Observe reads
+// once its Preparer's work is in r.Prepared. The output's first pass
+// skips the fields no active run reads (the messages, most of a record,
+// and with fusion alone all but the id); a run that is not a
+// FieldReader, or whose prepared work did not travel with the record,
+// gets them all.
+type FieldReader interface {
 	DatasetRun
-	TextFree()
+	Reads() Fields
 }
 
 // Plan is what the dataset stages decide about the staged records, by

@@ -119,14 +119,16 @@ func (p *Processor) prepareStaged(x *execState, it *stagedItem, active []pipelin
 		it.err = err
 		return
 	}
-	// The work that travelled with the record first: when it is all there
-	// and no stage reads text, the messages (most of the record) are
-	// skipped, not decoded.
+	// The work that travelled with the record first: when it is all there,
+	// only the fields the active stages read are decoded (the messages,
+	// most of the record, are skipped by fusion and balancing).
 	it.prepared = make([]any, len(preparers))
-	textFree := true
+	var need pipeline.Fields
 	for k, pr := range preparers {
-		if _, ok := active[k].Run.(pipeline.TextFree); !ok {
-			textFree = false
+		if fr, ok := active[k].Run.(pipeline.FieldReader); ok {
+			need |= fr.Reads()
+		} else {
+			need = pipeline.AllFields
 		}
 		if pr == nil {
 			continue
@@ -134,15 +136,10 @@ func (p *Processor) prepareStaged(x *execState, it *stagedItem, active []pipelin
 		if v, ok := p.openPrepared(x, it, active[k].Name, pr); ok {
 			it.prepared[k] = v
 		} else {
-			textFree = false
+			need = pipeline.AllFields // the stage prepares the record itself
 		}
 	}
-	var rec stagedFields
-	if textFree {
-		err = json.Unmarshal(v, &rec.withoutText)
-	} else {
-		err = json.Unmarshal(v, &rec)
-	}
+	rec, err := decodeStaged(v, need)
 	if err != nil {
 		it.err = fmt.Errorf("staged record at offset %d: %w", it.offset, err)
 		return
@@ -160,17 +157,38 @@ func (p *Processor) prepareStaged(x *execState, it *stagedItem, active []pipelin
 	}
 }
 
-// stagedFields are the parts of a staged record the dataset stages read;
-// withoutText leaves the messages out.
+// stagedFields are the parts of a staged record the dataset stages read.
 type stagedFields struct {
-	withoutText
-	Messages []stage.Message `json:"messages"`
-}
-
-type withoutText struct {
 	ID          string                     `json:"id"`
+	Messages    []stage.Message            `json:"messages"`
 	Metadata    map[string]string          `json:"metadata"`
 	Annotations map[string]json.RawMessage `json:"annotations"`
+}
+
+// decodeStaged decodes a staged record's id and at least the fields in
+// need; the decoder skips the others without building them.
+func decodeStaged(v []byte, need pipeline.Fields) (stagedFields, error) {
+	var rec stagedFields
+	switch {
+	case need&pipeline.FieldMessages != 0:
+		err := json.Unmarshal(v, &rec)
+		return rec, err
+	case need == 0:
+		var r struct {
+			ID string `json:"id"`
+		}
+		err := json.Unmarshal(v, &r)
+		rec.ID = r.ID
+		return rec, err
+	}
+	var r struct {
+		ID          string                     `json:"id"`
+		Metadata    map[string]string          `json:"metadata"`
+		Annotations map[string]json.RawMessage `json:"annotations"`
+	}
+	err := json.Unmarshal(v, &r)
+	rec.ID, rec.Metadata, rec.Annotations = r.ID, r.Metadata, r.Annotations
+	return rec, err
 }
 
 // openPrepared opens and decodes a dataset stage's work that travelled with

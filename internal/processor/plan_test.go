@@ -135,59 +135,70 @@ func TestOutputWriterAbortLeavesNothing(t *testing.T) {
 	require.Equal(t, "{\"id\":\"a\"}\n", string(b))
 }
 
-// TestFirstPassSkipsTextOnlyWhenNothingReadsIt: with fusion's features
-// travelling with the record and no stage that reads text, the output's
-// first pass leaves the messages undecoded and observes the features it
-// was given; without them (or with a stage that reads text) it decodes
-// the messages and fusion computes the same features itself.
-func TestFirstPassSkipsTextOnlyWhenNothingReadsIt(t *testing.T) {
-	req := events.Request{Sources: []events.SourceSpec{{Type: "local"}}, Fusion: json.RawMessage(`{"near_threshold":0.8}`),
-		Processing: map[string]json.RawMessage{"balancing": json.RawMessage(`{"key":"metadata.group","targets":{"g1":1}}`)}}
-	active := pipeline.ResolveDataset(stages.Dataset(), req, pipeline.Env{FusionEnabled: true})
-	require.Len(t, active, 2)
-	preparers := make([]pipeline.Preparer, len(active))
-	for k, a := range active {
-		preparers[k], _ = a.Run.(pipeline.Preparer)
-	}
-	require.NotNil(t, preparers[0], "fusion prepares")
-	codec := preparers[0].(pipeline.PreparedCodec)
+// TestFirstPassDecodesOnlyWhatTheStagesRead: with fusion's features
+// travelling with the record, the output's first pass decodes only the
+// fields the active stages read: the id alone for fusion, the metadata
+// too when balancing groups by a metadata value, never the messages. It
+// observes the features it was given. Without them (or with a stage that
+// reads every field) it decodes the whole record and fusion computes the
+// same features itself.
+func TestFirstPassDecodesOnlyWhatTheStagesRead(t *testing.T) {
 	msgs := conv("I have not slept properly for weeks.", "That sounds exhausting.")
-	value, err := json.Marshal(map[string]any{"id": "r1", "messages": msgs, "metadata": map[string]string{"group": "g1"}})
+	value, err := json.Marshal(map[string]any{"id": "r1", "messages": msgs, "metadata": map[string]string{"group": "g1"},
+		"annotations": map[string]any{"quality": map[string]float64{"score": 1}}})
 	require.NoError(t, err)
-	own := codec.Prepare(&pipeline.StagedRecord{Messages: msgs})
-	frame := appendFrame(nil, 0, wire.Meta{}, 0, value, []kgo.RecordHeader{{Key: preparedHeader + active[0].Name, Value: codec.EncodePrepared(own)}})
-	travelled := frame[frameHeader+len(value):]
-
 	p := &Processor{}
-	x := testExec(req)
-	it := stagedItem{value: value, sealedPrep: travelled}
-	p.prepareStaged(x, &it, active, preparers)
-	require.NoError(t, it.err)
-	require.Nil(t, it.rec.Messages, "no stage reads text: the messages stay undecoded")
-	require.Equal(t, "r1", it.rec.ID)
-	require.Equal(t, "g1", it.rec.Metadata["group"])
-	require.Equal(t, own, it.prepared[0])
+	for _, c := range []struct {
+		name      string
+		balancing string
+		metadata  bool
+	}{{"fusion alone", "", false}, {"and balancing by metadata", `{"key":"metadata.group","targets":{"g1":1}}`, true}} {
+		req := events.Request{Sources: []events.SourceSpec{{Type: "local"}}, Fusion: json.RawMessage(`{"near_threshold":0.8}`)}
+		if c.balancing != "" {
+			req.Processing = map[string]json.RawMessage{"balancing": json.RawMessage(c.balancing)}
+		}
+		active := pipeline.ResolveDataset(stages.Dataset(), req, pipeline.Env{FusionEnabled: true})
+		preparers := make([]pipeline.Preparer, len(active))
+		for k, a := range active {
+			preparers[k], _ = a.Run.(pipeline.Preparer)
+		}
+		require.NotNil(t, preparers[0], "fusion prepares")
+		codec := preparers[0].(pipeline.PreparedCodec)
+		own := codec.Prepare(&pipeline.StagedRecord{Messages: msgs})
+		frame := appendFrame(nil, 0, wire.Meta{}, 0, value, []kgo.RecordHeader{{Key: preparedHeader + active[0].Name, Value: codec.EncodePrepared(own)}})
+		travelled := frame[frameHeader+len(value):]
+		x := testExec(req)
 
-	it = stagedItem{value: value}
-	p.prepareStaged(x, &it, active, preparers)
-	require.NoError(t, it.err)
-	require.Equal(t, msgs, it.rec.Messages, "no features travelled: fusion needs the text")
-	require.Equal(t, own, it.prepared[0], "and computes the same features")
+		it := stagedItem{value: value, sealedPrep: travelled}
+		p.prepareStaged(x, &it, active, preparers)
+		require.NoError(t, it.err, c.name)
+		require.Equal(t, "r1", it.rec.ID, c.name)
+		require.Nil(t, it.rec.Messages, "%s: no stage reads text: the messages stay undecoded", c.name)
+		require.Equal(t, c.metadata, it.rec.Metadata["group"] == "g1", "%s: metadata decoded only when read", c.name)
+		require.Equal(t, own, it.prepared[0], c.name)
 
-	withReader := append([]pipeline.DatasetActive{{Name: "reader", Run: textReader{}}}, active...)
-	it = stagedItem{value: value, sealedPrep: travelled}
-	p.prepareStaged(x, &it, withReader, append([]pipeline.Preparer{nil}, preparers...))
-	require.NoError(t, it.err)
-	require.Equal(t, msgs, it.rec.Messages, "a stage that reads text gets it")
+		it = stagedItem{value: value}
+		p.prepareStaged(x, &it, active, preparers)
+		require.NoError(t, it.err, c.name)
+		require.Equal(t, msgs, it.rec.Messages, "%s: no features travelled: fusion needs the text", c.name)
+		require.Equal(t, own, it.prepared[0], "%s: and computes the same features", c.name)
+
+		withReader := append([]pipeline.DatasetActive{{Name: "reader", Run: allReader{}}}, active...)
+		it = stagedItem{value: value, sealedPrep: travelled}
+		p.prepareStaged(x, &it, withReader, append([]pipeline.Preparer{nil}, preparers...))
+		require.NoError(t, it.err, c.name)
+		require.Equal(t, msgs, it.rec.Messages, "%s: a stage that reads every field gets them", c.name)
+		require.NotNil(t, it.rec.Annotations["quality"], c.name)
+	}
 }
 
-// textReader is a dataset run that reads message text in Observe.
-type textReader struct{}
+// allReader is a dataset run that does not say what it reads.
+type allReader struct{}
 
-func (textReader) Observe(*pipeline.StagedRecord) {}
-func (textReader) Decide(*pipeline.Plan) error    { return nil }
-func (textReader) Close() error                   { return nil }
-func (textReader) Manifest() (string, any)        { return "1", nil }
+func (allReader) Observe(*pipeline.StagedRecord) {}
+func (allReader) Decide(*pipeline.Plan) error    { return nil }
+func (allReader) Close() error                   { return nil }
+func (allReader) Manifest() (string, any)        { return "1", nil }
 
 // TestEachParallelCallsEveryIndexOnce: however many items, each index is
 // worked exactly once.

@@ -49,7 +49,7 @@ func main() {
 	micro := flag.String("micro", "", "file with `go test -bench` output to append")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the services process during the spine run to this file (and of the every-stage run to this file.all)")
 	flag.DurationVar(&cpuProfileAfter, "cpuprofile-after", 0, "start the every-stage run's profile this long after submission")
-	flag.IntVar(&cpuProfileSeconds, "cpuprofile-seconds", 30, "seconds the every-stage run's profile lasts (it must end before the run)")
+	flag.IntVar(&cpuProfileSeconds, "cpuprofile-seconds", 30, "seconds the every-stage and scale-out runs' profiles last (they must end before the run)")
 	flag.Float64Var(&acqJSONLGB, "acq-jsonl-gb", 2, "GB of JSONL text (zstd-compressed) for the acquisition benchmark; 0 skips it")
 	flag.Float64Var(&acqParquetGB, "acq-parquet-gb", 1, "GB of Parquet file for the acquisition benchmark; 0 skips it")
 	flag.StringVar(&fusionRecords, "fusion-records", "1000000,10000000", "comma-separated record counts for the fusion cost measure; empty skips it")

@@ -148,12 +148,12 @@ func runWithProcessors(ctx context.Context, dir, dbURL string, files []string, n
 		return r, err
 	}
 	var processors []*exec.Cmd
-	pprofPort := 0
+	var pprofPorts []int
 	for i := range n {
 		extra := []string{"GOMAXPROCS=1", "DSPIPE_INSTANCE_ID=bench-" + strconv.Itoa(i)}
-		if i == 0 && cpuProfile != "" {
-			pprofPort = freePort()
-			extra = append(extra, "DSPIPE_PPROF_ADDR=127.0.0.1:"+strconv.Itoa(pprofPort))
+		if cpuProfile != "" {
+			pprofPorts = append(pprofPorts, freePort())
+			extra = append(extra, "DSPIPE_PPROF_ADDR=127.0.0.1:"+strconv.Itoa(pprofPorts[i]))
 		}
 		p, err := start("processor", extra...)
 		if err != nil {
@@ -177,10 +177,11 @@ func runWithProcessors(ctx context.Context, dir, dbURL string, files []string, n
 	for i, p := range processors {
 		cpu0[i] = cpuSeconds(p.Process.Pid)
 	}
-	if pprofPort != 0 { // the first processor's profile over the run (bench -cpuprofile)
+	for i, port := range pprofPorts { // each processor's profile (bench -cpuprofile, -cpuprofile-after, -cpuprofile-seconds)
 		go func() {
-			path := fmt.Sprintf("%s.scale%d", cpuProfile, n)
-			if err := fetchProfile(pprofPort, path, 30); err != nil {
+			time.Sleep(cpuProfileAfter)
+			path := fmt.Sprintf("%s.scale%d.p%d", cpuProfile, n, i)
+			if err := fetchProfile(port, path, cpuProfileSeconds); err != nil {
 				fmt.Fprintln(os.Stderr, "scale-out profile:", err)
 			}
 		}()
