@@ -40,11 +40,11 @@ type run struct {
 func (b *run) Reads() pipeline.Fields {
 	switch {
 	case strings.HasPrefix(b.set.Key, "metadata."):
-		return pipeline.FieldMetadata
+		return pipeline.FieldID | pipeline.FieldMetadata
 	case strings.HasPrefix(b.set.Key, "bias."):
-		return pipeline.FieldAnnotations
+		return pipeline.FieldID | pipeline.FieldAnnotations
 	}
-	return 0
+	return pipeline.FieldID
 }
 
 func (b *run) Observe(r *pipeline.StagedRecord) {

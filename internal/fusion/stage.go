@@ -124,6 +124,13 @@ func isLowerHex(s string) bool {
 	return true
 }
 
+// prepared is a record's features with its id: what Observe needs, so
+// that a record whose work travelled with it need not be decoded.
+type prepared struct {
+	Features
+	id string
+}
+
 // Prepare computes a record's features (its exact hash and signature),
 // on whichever core the caller runs it.
 func (f *run) Prepare(r *pipeline.StagedRecord) any {
@@ -131,49 +138,56 @@ func (f *run) Prepare(r *pipeline.StagedRecord) any {
 	ft, buf := Compute(r.Messages, *bp)
 	*bp = buf
 	bufs.Put(bp)
-	return &ft
+	return &prepared{ft, r.ID}
 }
 
-// EncodePrepared packs a record's features: the exact hash, then the
-// signature, big-endian.
+// preparedSize is the packed features' size before the id.
+const preparedSize = 8 + 4*NumPerm
+
+// EncodePrepared packs a record's features and id: the exact hash, the
+// signature (big-endian), then the id.
 func (f *run) EncodePrepared(v any) []byte {
-	ft := v.(*Features)
-	b := make([]byte, 0, 8+4*NumPerm)
-	b = binary.BigEndian.AppendUint64(b, ft.Exact)
-	for _, x := range ft.Sig {
+	pr := v.(*prepared)
+	b := make([]byte, 0, preparedSize+len(pr.id))
+	b = binary.BigEndian.AppendUint64(b, pr.Exact)
+	for _, x := range pr.Sig {
 		b = binary.BigEndian.AppendUint32(b, x)
 	}
-	return b
+	return append(b, pr.id...)
 }
 
-// DecodePrepared unpacks what EncodePrepared packed.
+// DecodePrepared unpacks what EncodePrepared packed. Work packed without
+// an id (by a version before the id travelled) does not decode: the
+// record is then decoded and prepared again.
 func (f *run) DecodePrepared(b []byte) (any, error) {
-	if len(b) != 8+4*NumPerm {
-		return nil, fmt.Errorf("fusion: prepared features of %d bytes, want %d", len(b), 8+4*NumPerm)
+	if len(b) <= preparedSize {
+		return nil, fmt.Errorf("fusion: prepared features of %d bytes, want more than %d", len(b), preparedSize)
 	}
-	ft := &Features{Exact: binary.BigEndian.Uint64(b)}
-	for i := range ft.Sig {
-		ft.Sig[i] = binary.BigEndian.Uint32(b[8+4*i:])
+	pr := &prepared{Features: Features{Exact: binary.BigEndian.Uint64(b)}, id: string(b[preparedSize:])}
+	for i := range pr.Sig {
+		pr.Sig[i] = binary.BigEndian.Uint32(b[8+4*i:])
 	}
-	return ft, nil
+	return pr, nil
 }
 
 // bufs recycles Prepare's word buffers.
 var bufs = sync.Pool{New: func() any { return new([]uint64) }}
 
-// Reads: with its features there, Observe reads the record's id alone
-// (the messages only when the features did not travel with the record).
+// Reads: with its prepared work there, Observe reads nothing of the
+// record (the work holds its id); without it, the messages and the id.
 func (f *run) Reads() pipeline.Fields { return 0 }
 
 func (f *run) Observe(r *pipeline.StagedRecord) {
-	ft, ok := r.Prepared.(*Features)
-	if !ok {
+	ft, id := (*Features)(nil), r.ID
+	if pr, ok := r.Prepared.(*prepared); ok {
+		ft, id = &pr.Features, pr.id
+	} else {
 		var own Features
 		own, f.buf = Compute(r.Messages, f.buf)
 		ft = &own
 	}
 	f.idx.Add(ft, Rank{Priority: r.Priority, Source: r.Source, Position: r.Position})
-	f.ids.add(r.ID)
+	f.ids.add(id)
 }
 
 // Decide keeps one record of each duplicate cluster and records what it

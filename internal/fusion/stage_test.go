@@ -60,3 +60,19 @@ func TestPreparedRecordsDecideAlike(t *testing.T) {
 		t.Fatalf("records prepared elsewhere decided differently:\n%v %v\n%v %v", c.Copies, c.Merged.All(), b.Copies, b.Merged.All())
 	}
 }
+
+// Work packed before the id travelled with it does not decode, so the
+// output's first pass decodes and prepares that record again.
+func TestPreparedWithoutAnIDDoesNotDecode(t *testing.T) {
+	run := Stage{}.Resolve(events.Request{Sources: make([]events.SourceSpec, 1)}, pipeline.Env{FusionEnabled: true})
+	defer run.Close()
+	c := run.(pipeline.PreparedCodec)
+	if _, err := c.DecodePrepared(make([]byte, preparedSize)); err == nil {
+		t.Fatal("features without an id decoded")
+	}
+	r := pipeline.StagedRecord{ID: "abc", Messages: []stage.Message{{Role: "user", Content: "hello there"}}}
+	v, err := c.DecodePrepared(c.EncodePrepared(c.Prepare(&r)))
+	if err != nil || v.(*prepared).id != "abc" {
+		t.Fatalf("round trip: %v %v", v, err)
+	}
+}

@@ -44,22 +44,23 @@ type PreparedCodec interface {
 }
 
 // Fields are the parts of a staged record that a dataset run's Observe
-// reads besides its id, source, priority, position and prepared work.
+// reads besides its index, source, priority, position and prepared work.
 type Fields uint8
 
 const (
-	FieldMessages Fields = 1 << iota
+	FieldID Fields = 1 << iota
+	FieldMessages
 	FieldMetadata
 	FieldAnnotations
-	AllFields = FieldMessages | FieldMetadata | FieldAnnotations
+	AllFields = FieldID | FieldMessages | FieldMetadata | FieldAnnotations
 )
 
 // FieldReader is a dataset run that says which Fields its Observe reads
 // once its Preparer's work is in r.Prepared. The output's first pass
-// skips the fields no active run reads (the messages, most of a record,
-// and with fusion alone all but the id); a run that is not a
-// FieldReader, or whose prepared work did not travel with the record,
-// gets them all.
+// skips the fields no active run reads (the messages, most of a record;
+// with fusion alone the whole record, which it then neither opens nor
+// decodes); a run that is not a FieldReader, or whose prepared work did
+// not travel with the record, gets them all.
 type FieldReader interface {
 	DatasetRun
 	Reads() Fields

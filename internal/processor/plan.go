@@ -114,14 +114,10 @@ type stagedItem struct {
 // stages' Prepare on it, or opens what the processor that ran the record
 // stages prepared. It changes nothing but the item.
 func (p *Processor) prepareStaged(x *execState, it *stagedItem, active []pipeline.DatasetActive, preparers []pipeline.Preparer) {
-	v, err := p.openStaged(x, it.m, it.value)
-	if err != nil {
-		it.err = err
-		return
-	}
 	// The work that travelled with the record first: when it is all there,
 	// only the fields the active stages read are decoded (the messages,
-	// most of the record, are skipped by fusion and balancing).
+	// most of the record, are skipped by fusion and balancing; with fusion
+	// alone the record is not even opened).
 	it.prepared = make([]any, len(preparers))
 	var need pipeline.Fields
 	for k, pr := range preparers {
@@ -139,10 +135,17 @@ func (p *Processor) prepareStaged(x *execState, it *stagedItem, active []pipelin
 			need = pipeline.AllFields // the stage prepares the record itself
 		}
 	}
-	rec, err := decodeStaged(v, need)
-	if err != nil {
-		it.err = fmt.Errorf("staged record at offset %d: %w", it.offset, err)
-		return
+	var rec stagedFields
+	if need != 0 {
+		v, err := p.openStaged(x, it.m, it.value)
+		if err != nil {
+			it.err = err
+			return
+		}
+		if rec, err = decodeStaged(v, need); err != nil {
+			it.err = fmt.Errorf("staged record at offset %d: %w", it.offset, err)
+			return
+		}
 	}
 	prio := 0
 	if it.m.Source >= 0 && it.m.Source < len(x.req.Sources) {
@@ -173,7 +176,7 @@ func decodeStaged(v []byte, need pipeline.Fields) (stagedFields, error) {
 	case need&pipeline.FieldMessages != 0:
 		err := json.Unmarshal(v, &rec)
 		return rec, err
-	case need == 0:
+	case need&^pipeline.FieldID == 0:
 		var r struct {
 			ID string `json:"id"`
 		}

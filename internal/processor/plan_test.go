@@ -135,11 +135,11 @@ func TestOutputWriterAbortLeavesNothing(t *testing.T) {
 	require.Equal(t, "{\"id\":\"a\"}\n", string(b))
 }
 
-// TestFirstPassDecodesOnlyWhatTheStagesRead: with fusion's features
-// travelling with the record, the output's first pass decodes only the
-// fields the active stages read: the id alone for fusion, the metadata
-// too when balancing groups by a metadata value, never the messages. It
-// observes the features it was given. Without them (or with a stage that
+// TestFirstPassDecodesOnlyWhatTheStagesRead: with fusion's features (and
+// the record's id) travelling with the record, the output's first pass
+// decodes only the fields the active stages read: nothing for fusion
+// alone, the id and metadata when balancing groups by a metadata value,
+// never the messages. It observes the work it was given. Without them (or with a stage that
 // reads every field) it decodes the whole record and fusion computes the
 // same features itself.
 func TestFirstPassDecodesOnlyWhatTheStagesRead(t *testing.T) {
@@ -164,7 +164,7 @@ func TestFirstPassDecodesOnlyWhatTheStagesRead(t *testing.T) {
 		}
 		require.NotNil(t, preparers[0], "fusion prepares")
 		codec := preparers[0].(pipeline.PreparedCodec)
-		own := codec.Prepare(&pipeline.StagedRecord{Messages: msgs})
+		own := codec.Prepare(&pipeline.StagedRecord{ID: "r1", Messages: msgs})
 		frame := appendFrame(nil, 0, wire.Meta{}, 0, value, []kgo.RecordHeader{{Key: preparedHeader + active[0].Name, Value: codec.EncodePrepared(own)}})
 		travelled := frame[frameHeader+len(value):]
 		x := testExec(req)
@@ -172,7 +172,7 @@ func TestFirstPassDecodesOnlyWhatTheStagesRead(t *testing.T) {
 		it := stagedItem{value: value, sealedPrep: travelled}
 		p.prepareStaged(x, &it, active, preparers)
 		require.NoError(t, it.err, c.name)
-		require.Equal(t, "r1", it.rec.ID, c.name)
+		require.Equal(t, c.metadata, it.rec.ID == "r1", "%s: the id decoded only when a stage reads it (fusion's work carries it)", c.name)
 		require.Nil(t, it.rec.Messages, "%s: no stage reads text: the messages stay undecoded", c.name)
 		require.Equal(t, c.metadata, it.rec.Metadata["group"] == "g1", "%s: metadata decoded only when read", c.name)
 		require.Equal(t, own, it.prepared[0], c.name)
