@@ -42,7 +42,7 @@ type Config struct {
 	RequestTimeout   time.Duration // DATASET_REQUEST_TIMEOUT seconds, 600
 	FeedsPerUser     int           // DSPIPE_WS_FEEDS_PER_USER, 64: live WebSocket feeds one user may hold open
 	MaxConcurrent    int           // MAX_CONCURRENT_DATASET_PROCESSING, 5
-	SnapshotEvery    int           // DSPIPE_SNAPSHOT_EVERY, 200: events of a partition between processor state snapshots
+	SnapshotEvery    int           // DSPIPE_SNAPSHOT_EVERY, 50: events of a partition between processor state snapshots
 	ExecutionTimeout time.Duration // DATASET_EXECUTION_TIMEOUT_MINUTES, 120
 	RetryAttempts    int           // DATASET_RETRY_ATTEMPTS, 2
 	RetryBase        time.Duration // DSPIPE_RETRY_BASE_MS, 1000: the first retry's backoff
@@ -132,7 +132,7 @@ func Load(getenv func(string) string) (Config, error) {
 		RequestTimeout:   time.Duration(intVar(getenv, "DATASET_REQUEST_TIMEOUT", 600, 1, 86400, &errs)) * time.Second,
 		FeedsPerUser:     intVar(getenv, "DSPIPE_WS_FEEDS_PER_USER", 64, 1, 100000, &errs),
 		MaxConcurrent:    intVar(getenv, "MAX_CONCURRENT_DATASET_PROCESSING", 5, 1, 1000, &errs),
-		SnapshotEvery:    intVar(getenv, "DSPIPE_SNAPSHOT_EVERY", 200, 1, 1000000, &errs),
+		SnapshotEvery:    intVar(getenv, "DSPIPE_SNAPSHOT_EVERY", 50, 1, 1000000, &errs),
 		ExecutionTimeout: time.Duration(intVar(getenv, "DATASET_EXECUTION_TIMEOUT_MINUTES", 120, 1, 7*24*60, &errs)) * time.Minute,
 		RetryAttempts:    intVar(getenv, "DATASET_RETRY_ATTEMPTS", 2, 0, 20, &errs),
 		RetryBase:        time.Duration(intVar(getenv, "DSPIPE_RETRY_BASE_MS", 1000, 1, 600000, &errs)) * time.Millisecond,

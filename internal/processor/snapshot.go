@@ -29,7 +29,7 @@ import (
 
 // DefaultSnapshotEvery is how many events of a partition may follow its
 // latest snapshot before the next is written.
-const DefaultSnapshotEvery = 200
+const DefaultSnapshotEvery = 50
 
 // settled is a finished execution as the processor keeps it: its id (to
 // ignore late records), owner, chain head, reviews (a review may be
