@@ -58,10 +58,11 @@ func (p *Processor) observeStaged(ctx context.Context, x *execState, g *gathered
 	for k, a := range active {
 		preparers[k], _ = a.Run.(pipeline.Preparer)
 	}
+	reads := fieldsRead(active)
 	batch := make([]stagedItem, 0, observeBatch)
 	n := 0
 	flush := func() error {
-		eachParallel(len(batch), func(i int) { p.prepareStaged(x, &batch[i], active, preparers) })
+		eachParallel(len(batch), func(i int) { p.prepareStaged(x, &batch[i], active, preparers, reads) })
 		for i := range batch {
 			it := &batch[i]
 			if it.err != nil {
@@ -110,22 +111,32 @@ type stagedItem struct {
 	err        error
 }
 
+// fieldsRead is the fields of a staged record the active dataset stages
+// read when their prepared work is there.
+func fieldsRead(active []pipeline.DatasetActive) pipeline.Fields {
+	var f pipeline.Fields
+	for _, a := range active {
+		fr, ok := a.Run.(pipeline.FieldReader)
+		if !ok {
+			return pipeline.AllFields
+		}
+		f |= fr.Reads()
+	}
+	return f
+}
+
 // prepareStaged opens and decodes one staged record and runs the dataset
 // stages' Prepare on it, or opens what the processor that ran the record
-// stages prepared. It changes nothing but the item.
-func (p *Processor) prepareStaged(x *execState, it *stagedItem, active []pipeline.DatasetActive, preparers []pipeline.Preparer) {
+// stages prepared; reads is fieldsRead(active). It changes nothing but
+// the item.
+func (p *Processor) prepareStaged(x *execState, it *stagedItem, active []pipeline.DatasetActive, preparers []pipeline.Preparer, reads pipeline.Fields) {
 	// The work that travelled with the record first: when it is all there,
 	// only the fields the active stages read are decoded (the messages,
 	// most of the record, are skipped by fusion and balancing; with fusion
 	// alone the record is not even opened).
 	it.prepared = make([]any, len(preparers))
-	var need pipeline.Fields
+	need := reads
 	for k, pr := range preparers {
-		if fr, ok := active[k].Run.(pipeline.FieldReader); ok {
-			need |= fr.Reads()
-		} else {
-			need = pipeline.AllFields
-		}
 		if pr == nil {
 			continue
 		}

@@ -170,7 +170,7 @@ func TestFirstPassDecodesOnlyWhatTheStagesRead(t *testing.T) {
 		x := testExec(req)
 
 		it := stagedItem{value: value, sealedPrep: travelled}
-		p.prepareStaged(x, &it, active, preparers)
+		p.prepareStaged(x, &it, active, preparers, fieldsRead(active))
 		require.NoError(t, it.err, c.name)
 		require.Equal(t, c.metadata, it.rec.ID == "r1", "%s: the id decoded only when a stage reads it (fusion's work carries it)", c.name)
 		require.Nil(t, it.rec.Messages, "%s: no stage reads text: the messages stay undecoded", c.name)
@@ -178,14 +178,14 @@ func TestFirstPassDecodesOnlyWhatTheStagesRead(t *testing.T) {
 		require.Equal(t, own, it.prepared[0], c.name)
 
 		it = stagedItem{value: value}
-		p.prepareStaged(x, &it, active, preparers)
+		p.prepareStaged(x, &it, active, preparers, fieldsRead(active))
 		require.NoError(t, it.err, c.name)
 		require.Equal(t, msgs, it.rec.Messages, "%s: no features travelled: fusion needs the text", c.name)
 		require.Equal(t, own, it.prepared[0], "%s: and computes the same features", c.name)
 
 		withReader := append([]pipeline.DatasetActive{{Name: "reader", Run: allReader{}}}, active...)
 		it = stagedItem{value: value, sealedPrep: travelled}
-		p.prepareStaged(x, &it, withReader, append([]pipeline.Preparer{nil}, preparers...))
+		p.prepareStaged(x, &it, withReader, append([]pipeline.Preparer{nil}, preparers...), fieldsRead(withReader))
 		require.NoError(t, it.err, c.name)
 		require.Equal(t, msgs, it.rec.Messages, "%s: a stage that reads every field gets them", c.name)
 		require.NotNil(t, it.rec.Annotations["quality"], c.name)
