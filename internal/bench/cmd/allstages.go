@@ -13,6 +13,7 @@ import (
 
 	"github.com/dspipe/dspipe/events"
 	"github.com/dspipe/dspipe/internal/client"
+	"github.com/dspipe/dspipe/internal/kafka"
 	"github.com/dspipe/dspipe/internal/store"
 )
 
@@ -37,60 +38,95 @@ type stageTime struct {
 	Seconds float64
 }
 
+// ownServices is a broker and a services process (`dsctl up`) of one
+// measure's own: their own data directory, output root and schema,
+// removed by stop.
+type ownServices struct {
+	broker, up *exec.Cmd
+	c          *client.Client
+	kc         kafka.Config
+	// pprofPort serves the services' profile when the bench has
+	// -cpuprofile (0 otherwise).
+	pprofPort int
+	stops     []func()
+}
+
+// stop ends the processes and removes what they wrote, last started first.
+func (o *ownServices) stop() {
+	for i := len(o.stops) - 1; i >= 0; i-- {
+		o.stops[i]()
+	}
+}
+
+// startOwnServices starts a broker and services of their own under dir
+// (env, KEY=value, sets the services' stages) and waits until they answer.
+// On error what started is already stopped.
+func startOwnServices(ctx context.Context, dir, dbURL, name string, env ...string) (o *ownServices, err error) {
+	o = &ownServices{}
+	defer func() {
+		if err != nil {
+			o.stop()
+		}
+	}()
+	brokerPort, apiPort := freePort(), freePort()
+	schema := fmt.Sprintf("bench_%s_%d", name, time.Now().Unix())
+	o.stops = append(o.stops, func() { store.DropSchema(context.Background(), dbURL, schema) })
+	// A broker and an output root of this run's own, removed after it: a
+	// broker started on an earlier run's data directory loads its records.
+	own, err := os.MkdirTemp(dir, name+"-")
+	if err != nil {
+		return o, err
+	}
+	o.stops = append(o.stops, func() { _ = os.RemoveAll(own) })
+	o.broker = exec.Command("bin/dsctl", "broker", "-port", strconv.Itoa(brokerPort), "-data-dir", filepath.Join(own, "broker"))
+	o.broker.Stderr = os.Stderr
+	if err := o.broker.Start(); err != nil {
+		return o, err
+	}
+	o.stops = append(o.stops, func() { _ = o.broker.Process.Signal(syscall.SIGTERM); _ = o.broker.Wait() })
+	o.up = exec.Command("bin/dsctl", "up")
+	o.up.Env = append(os.Environ(), "KAFKA_BROKERS=127.0.0.1:"+strconv.Itoa(brokerPort), "DSPIPE_API_ADDR=127.0.0.1:"+strconv.Itoa(apiPort),
+		"DSPIPE_DB_SCHEMA="+schema, "DATABASE_URL="+dbURL, "DSPIPE_LOCAL_ROOTS="+dir, "DSPIPE_OUTPUT_ROOT="+filepath.Join(own, "out"),
+		"DSPIPE_LOG_LEVEL=warn")
+	if cpuProfile != "" { // the services' profile (bench -cpuprofile, -cpuprofile-after, -cpuprofile-seconds)
+		o.pprofPort = freePort()
+		o.up.Env = append(o.up.Env, "DSPIPE_PPROF_ADDR=127.0.0.1:"+strconv.Itoa(o.pprofPort))
+	}
+	o.up.Env = append(o.up.Env, env...)
+	o.up.Stderr = os.Stderr
+	if err := o.up.Start(); err != nil {
+		return o, err
+	}
+	o.stops = append(o.stops, func() { _ = o.up.Process.Signal(syscall.SIGTERM); _ = o.up.Wait() })
+	o.c = client.New("http://127.0.0.1:"+strconv.Itoa(apiPort), "dev-admin-token")
+	o.kc = kafka.Config{Brokers: []string{"127.0.0.1:" + strconv.Itoa(brokerPort)}, Partitions: kafka.DefaultPartitions, Replication: 1}
+	return o, waitHealthy(ctx, o.c)
+}
+
 // allStages runs the request on a fresh broker and services process with
 // the stages at their defaults (all on), or as env (KEY=value) sets them.
 func allStages(ctx context.Context, dir, dbURL string, files []string, env ...string) (allStagesResult, error) {
 	var r allStagesResult
-	brokerPort, apiPort := freePort(), freePort()
-	schema := fmt.Sprintf("bench_all_%d", time.Now().Unix())
-	defer store.DropSchema(context.Background(), dbURL, schema)
-	// A broker and an output root of this run's own, removed after it: a
-	// broker started on an earlier run's data directory loads its records.
-	own, err := os.MkdirTemp(dir, "all-")
+	o, err := startOwnServices(ctx, dir, dbURL, "all", env...)
 	if err != nil {
 		return r, err
 	}
-	defer os.RemoveAll(own)
-	broker := exec.Command("bin/dsctl", "broker", "-port", strconv.Itoa(brokerPort), "-data-dir", filepath.Join(own, "broker"))
-	broker.Stderr = os.Stderr
-	if err := broker.Start(); err != nil {
-		return r, err
-	}
-	defer func() { _ = broker.Process.Signal(syscall.SIGTERM); _ = broker.Wait() }()
-	up := exec.Command("bin/dsctl", "up")
-	up.Env = append(os.Environ(), "KAFKA_BROKERS=127.0.0.1:"+strconv.Itoa(brokerPort), "DSPIPE_API_ADDR=127.0.0.1:"+strconv.Itoa(apiPort),
-		"DSPIPE_DB_SCHEMA="+schema, "DATABASE_URL="+dbURL, "DSPIPE_LOCAL_ROOTS="+dir, "DSPIPE_OUTPUT_ROOT="+filepath.Join(own, "out"),
-		"DSPIPE_LOG_LEVEL=warn")
-	pprofPort := 0
-	if cpuProfile != "" { // the services' profile (bench -cpuprofile, -cpuprofile-after, -cpuprofile-seconds)
-		pprofPort = freePort()
-		up.Env = append(up.Env, "DSPIPE_PPROF_ADDR=127.0.0.1:"+strconv.Itoa(pprofPort))
-	}
-	up.Env = append(up.Env, env...)
-	up.Stderr = os.Stderr
-	if err := up.Start(); err != nil {
-		return r, err
-	}
-	defer func() { _ = up.Process.Signal(syscall.SIGTERM); _ = up.Wait() }()
-	c := client.New("http://127.0.0.1:"+strconv.Itoa(apiPort), "dev-admin-token")
-	if err := waitHealthy(ctx, c); err != nil {
-		return r, err
-	}
-	cpu0, bcpu0 := cpuSeconds(up.Process.Pid), cpuSeconds(broker.Process.Pid)
-	if pprofPort != 0 {
+	defer o.stop()
+	cpu0, bcpu0 := cpuSeconds(o.up.Process.Pid), cpuSeconds(o.broker.Process.Pid)
+	if o.pprofPort != 0 {
 		go func() {
 			time.Sleep(cpuProfileAfter)
-			if err := fetchProfile(pprofPort, cpuProfile+".all", cpuProfileSeconds); err != nil {
+			if err := fetchProfile(o.pprofPort, cpuProfile+".all", cpuProfileSeconds); err != nil {
 				fmt.Fprintln(os.Stderr, "every-stage profile:", err)
 			}
 		}()
 	}
-	id, final, secs, err := runExecution(ctx, c, files)
+	id, final, secs, err := runExecution(ctx, o.c, files)
 	if err != nil {
 		return r, err
 	}
 	r.Seconds = secs
-	r.ServicesCPU, r.BrokerCPU = cpuSeconds(up.Process.Pid)-cpu0, cpuSeconds(broker.Process.Pid)-bcpu0
+	r.ServicesCPU, r.BrokerCPU = cpuSeconds(o.up.Process.Pid)-cpu0, cpuSeconds(o.broker.Process.Pid)-bcpu0
 	if final.Data["status"] != "completed" {
 		return r, fmt.Errorf("every stage on: execution ended %v: %v", final.Data["status"], final.Data["error"])
 	}
@@ -114,7 +150,7 @@ func allStages(ctx context.Context, dir, dbURL string, files []string, env ...st
 	}
 	// The feed's last event reaches the read models a moment later.
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		if err := c.Do(ctx, "GET", "/statistics/"+id, nil, &stats); err != nil {
+		if err := o.c.Do(ctx, "GET", "/statistics/"+id, nil, &stats); err != nil {
 			return r, err
 		}
 		if stats.Status == "completed" && len(stats.OutputFiles) > 0 {
@@ -137,7 +173,7 @@ func allStages(ctx context.Context, dir, dbURL string, files []string, env ...st
 			r.Output = f.Records
 		}
 	}
-	r.ServicesRSSMB, r.BrokerRSSMB = peakRSS(up.Process.Pid), peakRSS(broker.Process.Pid)
+	r.ServicesRSSMB, r.BrokerRSSMB = peakRSS(o.up.Process.Pid), peakRSS(o.broker.Process.Pid)
 	return r, nil
 }
 

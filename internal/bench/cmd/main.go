@@ -65,40 +65,18 @@ func main() {
 	allOnly := flag.Bool("all-only", false, "run only the every-stage measure (-all-records) and print its section")
 	restartOnly := flag.Bool("restart-only", false, "run only the restart measure and print its section")
 	flag.Parse()
-	if *restartOnly {
-		if err := restartOnlyRun(); err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
+	for _, only := range []struct {
+		set bool
+		run func() error
+	}{{*restartOnly, restartOnlyRun}, {*allOnly, allOnlyRun}, {*flatOnly, flatOnlyRun}, {*scaleOnly, scaleOutOnly}} {
+		if only.set {
+			exitOn(only.run())
+			return
 		}
-		return
-	}
-	if *allOnly {
-		if err := allOnlyRun(); err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
-		}
-		return
-	}
-	if *flatOnly {
-		if err := flatOnlyRun(); err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
-		}
-		return
-	}
-	if *scaleOnly {
-		if err := scaleOutOnly(); err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
-		}
-		return
 	}
 	if *fusionReport {
 		fs, err := fusionCosts()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
-		}
+		exitOn(err)
 		var b strings.Builder
 		writeFusion(&b, fs)
 		fmt.Print(b.String())
@@ -112,27 +90,31 @@ func main() {
 			if err == nil {
 				err = pprof.StartCPUProfile(f)
 			}
-			if err != nil {
-				fmt.Fprintln(os.Stderr, "bench:", err)
-				os.Exit(1)
-			}
+			exitOn(err)
 			defer pprof.StopCPUProfile()
 		}
 		r, err := fusionCost(*fusionOnly)
 		if err == nil {
 			err = json.NewEncoder(os.Stdout).Encode(r)
 		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
-		}
+		exitOn(err)
 		return
 	}
-	if err := run(*out, *records, *micro); err != nil {
+	exitOn(run(*out, *records, *micro))
+}
+
+// exitOn ends the bench with err's message and status 1, unless err is nil.
+func exitOn(err error) {
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
+
+// spineEnv switches the services to the spine alone: the spine figure is
+// the spine's own (issue 2's definition); the detectors' cost is in the
+// every-stage run and the micro-benchmarks.
+var spineEnv = []string{"ENABLE_SAFETY_VALIDATION=false", "ENABLE_QUALITY_ASSESSMENT=false", "ENABLE_BIAS_DETECTION=false", "ENABLE_FUSION=false"}
 
 func freePort() int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -336,13 +318,8 @@ func run(out string, records int, micro string) error {
 		"DSPIPE_LOCAL_ROOTS="+dir,
 		"DSPIPE_OUTPUT_ROOT="+filepath.Join(dir, "out"),
 		"DSPIPE_LOG_LEVEL=warn",
-		// The spine figure is the spine's own (issue 2's definition); the
-		// safety stage's cost is in the micro-benchmarks below.
-		"ENABLE_SAFETY_VALIDATION=false",
-		"ENABLE_QUALITY_ASSESSMENT=false",
-		"ENABLE_BIAS_DETECTION=false",
-		"ENABLE_FUSION=false",
 	)
+	cmd.Env = append(cmd.Env, spineEnv...)
 	pprofPort := 0
 	if cpuProfile != "" {
 		pprofPort = freePort()

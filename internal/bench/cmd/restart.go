@@ -3,21 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/dspipe/dspipe/internal/client"
 	"github.com/dspipe/dspipe/internal/gen"
 	"github.com/dspipe/dspipe/internal/kafka"
 	"github.com/dspipe/dspipe/internal/processor"
-	"github.com/dspipe/dspipe/internal/store"
 )
 
 // restartPoint is what a processor restart replays after a number of
@@ -118,31 +113,12 @@ func writeRestart(b *strings.Builder, pts []restartPoint, records int) {
 // services of its own, and prints its section.
 func restartOnlyRun() error {
 	return onlySection(func(ctx context.Context, dir, dbURL string, b *strings.Builder) error {
-		brokerPort, apiPort := freePort(), freePort()
-		schema := fmt.Sprintf("bench_restart_%d", time.Now().Unix())
-		defer store.DropSchema(context.Background(), dbURL, schema)
-		broker := exec.Command("bin/dsctl", "broker", "-port", strconv.Itoa(brokerPort), "-data-dir", filepath.Join(dir, "broker"))
-		broker.Stderr = os.Stderr
-		if err := broker.Start(); err != nil {
+		o, err := startOwnServices(ctx, dir, dbURL, "restart", spineEnv...)
+		if err != nil {
 			return err
 		}
-		defer func() { _ = broker.Process.Signal(syscall.SIGTERM); _ = broker.Wait() }()
-		up := exec.Command("bin/dsctl", "up")
-		up.Env = append(os.Environ(), "KAFKA_BROKERS=127.0.0.1:"+strconv.Itoa(brokerPort), "DSPIPE_API_ADDR=127.0.0.1:"+strconv.Itoa(apiPort),
-			"DSPIPE_DB_SCHEMA="+schema, "DATABASE_URL="+dbURL, "DSPIPE_LOCAL_ROOTS="+dir, "DSPIPE_OUTPUT_ROOT="+filepath.Join(dir, "out"),
-			"DSPIPE_LOG_LEVEL=warn", "ENABLE_SAFETY_VALIDATION=false", "ENABLE_QUALITY_ASSESSMENT=false", "ENABLE_BIAS_DETECTION=false",
-			"ENABLE_FUSION=false")
-		up.Stderr = os.Stderr
-		if err := up.Start(); err != nil {
-			return err
-		}
-		defer func() { _ = up.Process.Signal(syscall.SIGTERM); _ = up.Wait() }()
-		c := client.New("http://127.0.0.1:"+strconv.Itoa(apiPort), "dev-admin-token")
-		if err := waitHealthy(ctx, c); err != nil {
-			return err
-		}
-		kc := kafka.Config{Brokers: []string{"127.0.0.1:" + strconv.Itoa(brokerPort)}, Partitions: kafka.DefaultPartitions, Replication: 1}
-		pts, err := restartCost(ctx, dir, c, kc, restartRecords)
+		defer o.stop()
+		pts, err := restartCost(ctx, dir, o.c, o.kc, restartRecords)
 		if err == nil {
 			writeRestart(b, pts, restartRecords)
 		}
