@@ -111,7 +111,9 @@ func scanExecution(row pgx.Row) (Execution, error) {
 
 // Execution returns one execution.
 func (s *Store) Execution(ctx context.Context, id string) (Execution, error) {
-	x, err := scanExecution(s.pool.QueryRow(ctx, `SELECT `+executionCols+` FROM executions WHERE execution_id=$1`, id))
+	x, err := readAgain(ctx, s, func() (Execution, error) {
+		return scanExecution(s.pool.QueryRow(ctx, `SELECT `+executionCols+` FROM executions WHERE execution_id=$1`, id))
+	})
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return x, fmt.Errorf("store: execution: %w", err)
 	}
@@ -243,12 +245,18 @@ func (s *Store) Alerts(ctx context.Context, id string) ([]Alert, error) {
 // EventsSince returns up to limit audited events of an execution with seq
 // greater than since, in order, byte for byte as published.
 func (s *Store) EventsSince(ctx context.Context, id string, since uint64, limit int) ([][]byte, error) {
-	rows, err := s.pool.Query(ctx, `SELECT envelope FROM audit_events WHERE execution_id=$1 AND seq > $2 ORDER BY seq LIMIT $3`,
-		id, int64(since), limit)
+	out, err := readAgain(ctx, s, func() ([][]byte, error) {
+		rows, err := s.pool.Query(ctx, `SELECT envelope FROM audit_events WHERE execution_id=$1 AND seq > $2 ORDER BY seq LIMIT $3`,
+			id, int64(since), limit)
+		if err != nil {
+			return nil, err
+		}
+		return pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	})
 	if err != nil {
 		return nil, fmt.Errorf("store: events since: %w", err)
 	}
-	return pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	return out, nil
 }
 
 // Snapshot renders every read model as canonical text, ordered, so two

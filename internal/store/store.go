@@ -7,15 +7,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"net/url"
 	"regexp"
+	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/golang-migrate/migrate/v4"
 	_ "github.com/golang-migrate/migrate/v4/database/pgx/v5" // pgx5:// driver
 	"github.com/golang-migrate/migrate/v4/source/iofs"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dspipe/dspipe/migrations"
@@ -68,6 +73,34 @@ func Open(ctx context.Context, databaseURL, schema string) (*Store, error) {
 		return nil, err
 	}
 	return &Store{pool: pool, schema: schema}, nil
+}
+
+// readAgain runs a read-only query of s again when the connection it ran
+// on is one the database had ended (an administrator's
+// pg_terminate_backend, a restart, a failover). The pool pings only
+// connections idle for more than a second, so right after such an end it
+// can hand out every idle one dead; a failed query drops its connection
+// from the pool, so as many tries as the pool holds connections, and one
+// more, reach a live one. Reads are safe to repeat; writes are not
+// retried here.
+func readAgain[T any](ctx context.Context, s *Store, read func() (T, error)) (T, error) {
+	v, err := read()
+	for try := int32(0); try < s.pool.Config().MaxConns && err != nil && connectionEnded(err) && ctx.Err() == nil; try++ {
+		v, err = read()
+	}
+	return v, err
+}
+
+// connectionEnded reports an error that says the connection, not the
+// query, failed.
+func connectionEnded(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		// 57P01-57P03: the server ended the session; class 08: connection exceptions.
+		return pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03" || strings.HasPrefix(pe.Code, "08")
+	}
+	return pgconn.SafeToRetry(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 func migrateUp(databaseURL, schema string) error {

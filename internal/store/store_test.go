@@ -2,9 +2,11 @@ package store_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dspipe/dspipe/events"
@@ -151,4 +153,37 @@ func TestDatasetCostsAreMeasuredFromCompletedExecutions(t *testing.T) {
 	require.InDelta(t, 0.6, c.WithFusion, 1e-9)  // 0.6, 0.5, 0.9
 	require.InDelta(t, 0.5, c.FusionShare, 1e-9) // 0.5, 0.4, 0.667
 	require.InDelta(t, 0.3, c.OutputOnly, 1e-9)  // 0.3, 0.2, 0.4
+}
+
+// TestReadsOutliveAConnectionTheDatabaseEnded: the pool pings only
+// connections idle for more than a second, so right after the database
+// ends its backends (pg_terminate_backend, a restart) it hands out a dead
+// one. The API's reads (an execution, its events) then take a fresh
+// connection instead of failing: a feed's dial must not be refused for as
+// long as connections keep being ended.
+func TestReadsOutliveAConnectionTheDatabaseEnded(t *testing.T) {
+	t.Parallel()
+	st, schema := testenv.Schema(t)
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, testenv.DatabaseURL())
+	require.NoError(t, err)
+	defer admin.Close(ctx)
+	for range 5 {
+		// Fill the pool with idle connections, then end them all.
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() { defer wg.Done(); _, _ = st.EventsSince(ctx, "ds_none", 0, 10) }()
+		}
+		wg.Wait()
+		var n int
+		require.NoError(t, admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`,
+			"dspipe-"+schema).Scan(&n))
+		require.Positive(t, n)
+		time.Sleep(20 * time.Millisecond)
+		_, err := st.Execution(ctx, "ds_none")
+		require.ErrorIs(t, err, store.ErrNotFound, "a read on an ended connection is read again on a live one")
+		_, err = st.EventsSince(ctx, "ds_none", 0, 10)
+		require.NoError(t, err)
+	}
 }
