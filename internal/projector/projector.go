@@ -150,14 +150,30 @@ const applyTries = 6
 // TestProjectorRecoversFromDroppedDatabaseConnections, where the API,
 // waiting for the execution to be projected, refused its feed for two
 // minutes.
+//
+// Each try after a failure applies the rest of the batch in transactions
+// a quarter the size of the last: each stores its partition's offset, so
+// what one applied stays applied, and under faults that end every
+// connection within a few milliseconds a long transaction may never
+// finish while short ones do (the same test, once the backlog made the
+// whole batch's transaction longer than the fault's period).
 func (p *consumer) applyRetrying(ctx context.Context, partition, gen int32, recs []*kgo.Record) error {
 	wait := 20 * time.Millisecond
+	size := len(recs)
 	for try := 1; ; try++ {
-		err := p.apply(ctx, p.store, p.topic, partition, gen, recs, p.log)
+		var err error
+		for len(recs) > 0 && err == nil {
+			n := min(size, len(recs))
+			if err = p.apply(ctx, p.store, p.topic, partition, gen, recs[:n], p.log); err == nil {
+				recs = recs[n:]
+			}
+		}
 		if err == nil || errors.Is(err, store.ErrFenced) || ctx.Err() != nil || try == applyTries {
 			return err
 		}
-		p.log.Warn("projector: apply failed; trying the batch again", "topic", p.topic, "partition", partition, "try", try, "err", err)
+		size = max(1, size/4)
+		p.log.Warn("projector: apply failed; trying the rest of the batch again", "topic", p.topic, "partition", partition, "try", try,
+			"left", len(recs), "per_transaction", size, "err", err)
 		if clock.Sleep(ctx, wait) != nil {
 			return ctx.Err()
 		}
